@@ -1,0 +1,135 @@
+"""Settings: one pydantic-settings class, prefix ``BILLPAY_``, built once and passed down.
+
+Nothing here builds an engine or a client; ``Settings()`` only reads the environment.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+# The deterministic sandbox identities live in billpay.sandbox.identities; the defaults below
+# point at a sandbox on localhost:8765 so that `make demo` works with no configuration.
+SANDBOX_PORT = 8765
+SANDBOX_NETWORK_PASSPHRASE = "billpay sandbox network ; 2026"
+
+
+class UnknownReferencePolicy(StrEnum):
+    REFUND = "refund"
+    HOLD = "hold"
+
+
+def _csv_list(value: object) -> object:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="BILLPAY_", extra="ignore")
+
+    # --- database -------------------------------------------------------------------------
+    database_url: str | None = Field(
+        default=None,
+        description="postgresql:// or postgresql+psycopg:// URL; unset = embedded PostgreSQL",
+    )
+    data_dir: Path = Field(default=Path(".billpay"), description="local state folder")
+    pgdata: Path | None = Field(
+        default=None, description="embedded PostgreSQL data folder (default <data_dir>/pgdata)"
+    )
+    db_pool_size: int = 5
+
+    # --- orders ---------------------------------------------------------------------------
+    order_ttl_seconds: int = 600
+    service_fee_naira: Decimal = Decimal("0")
+    min_amount_naira: Decimal = Decimal("50")
+    max_amount_naira: Decimal = Decimal("500000")
+
+    # --- Stellar / cNGN -------------------------------------------------------------------
+    horizon_url: str = f"http://127.0.0.1:{SANDBOX_PORT}/horizon"
+    network_passphrase: str = SANDBOX_NETWORK_PASSPHRASE
+    system_account: str = ""
+    system_secret: SecretStr = SecretStr("")
+    cngn_asset_code: str = "cNGN"
+    cngn_issuer: str = ""
+    ingest_start_cursor: str | None = Field(
+        default=None, description="Horizon paging token to start from when no cursor is stored"
+    )
+    ingest_page_budget: int = 10
+    unknown_reference_policy: UnknownReferencePolicy = UnknownReferencePolicy.REFUND
+    refund_timeout_seconds: int = 120
+    stellar_base_fee: int = 100
+    horizon_timeout_seconds: float = 10.0
+
+    # --- providers ------------------------------------------------------------------------
+    flutterwave_base_url: str = f"http://127.0.0.1:{SANDBOX_PORT}/flutterwave/v3"
+    flutterwave_secret_key: SecretStr = SecretStr("")
+    flutterwave_webhook_hash: SecretStr = SecretStr("")
+    vtpass_base_url: str = f"http://127.0.0.1:{SANDBOX_PORT}/vtpass/api"
+    vtpass_api_key: SecretStr = SecretStr("")
+    vtpass_public_key: SecretStr = SecretStr("")
+    vtpass_secret_key: SecretStr = SecretStr("")
+    provider_connect_timeout_seconds: float = 5.0
+    provider_read_timeout_seconds: float = 30.0
+    provider_concurrency: int = Field(
+        default=16, description="max concurrent calls per provider, across flow runs"
+    )
+    callback_url: str | None = None
+    route_electricity: Annotated[list[str], NoDecode] = ["flutterwave", "vtpass"]
+    route_airtime: Annotated[list[str], NoDecode] = ["vtpass", "flutterwave"]
+    route_data: Annotated[list[str], NoDecode] = ["vtpass", "flutterwave"]
+    route_cable_tv: Annotated[list[str], NoDecode] = ["vtpass", "flutterwave"]
+    route_water: Annotated[list[str], NoDecode] = ["flutterwave"]
+
+    # --- pipeline -------------------------------------------------------------------------
+    batch_size: int = 50
+    lease_seconds: int = 120
+    retry_backoff_seconds: Annotated[list[int], NoDecode] = [10, 60, 300]
+    max_retries: int = 3
+    requery_backoff_seconds: Annotated[list[int], NoDecode] = [5, 15, 30, 60, 120, 300]
+    pending_alert_seconds: int = Field(
+        default=3600, description="a provider_processing bill older than this is surfaced"
+    )
+    stuck_after_seconds: int = 900
+
+    # --- notifications --------------------------------------------------------------------
+    webhook_url: str | None = None
+    webhook_secret: SecretStr = SecretStr("")
+    notify_max_attempts: int = 5
+    notify_backoff_seconds: Annotated[list[int], NoDecode] = [5, 30, 120, 600]
+
+    @field_validator(
+        "route_electricity",
+        "route_airtime",
+        "route_data",
+        "route_cable_tv",
+        "route_water",
+        "retry_backoff_seconds",
+        "requery_backoff_seconds",
+        "notify_backoff_seconds",
+        mode="before",
+    )
+    @classmethod
+    def _split_csv(cls, value: object) -> object:
+        return _csv_list(value)
+
+    @property
+    def pgdata_dir(self) -> Path:
+        return (self.pgdata or self.data_dir / "pgdata").resolve()
+
+    def route_for(self, bill_type: str) -> list[str]:
+        return list(getattr(self, f"route_{bill_type}"))
+
+    def backoff_for_retry(self, retry_number: int) -> int:
+        """Seconds to wait before retry ``retry_number`` (1-based); the last step repeats."""
+        steps = self.retry_backoff_seconds or [10]
+        return steps[min(max(retry_number, 1), len(steps)) - 1]
+
+    def backoff_for_requery(self, requery_number: int) -> int:
+        steps = self.requery_backoff_seconds or [5]
+        return steps[min(max(requery_number, 1), len(steps)) - 1]
