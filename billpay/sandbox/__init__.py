@@ -1,0 +1,1 @@
+"""Local simulators of Flutterwave, VTpass and Horizon speaking the real wire formats."""
