@@ -1,0 +1,142 @@
+"""The ``billpay`` command line (typer). Commands build settings and clients once, here."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated, Any
+
+import typer
+
+from billpay.config import Settings
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="Pay Nigerian bills with cNGN.")
+db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
+order_app = typer.Typer(no_args_is_help=True, help="Bill orders.")
+app.add_typer(db_app, name="db")
+app.add_typer(order_app, name="order")
+
+
+def _fail(message: str, code: int = 2) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _print_json(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2, default=str))
+
+
+def _database(settings: Settings):  # noqa: ANN202 - Database, imported lazily for a fast --help
+    from billpay.store import connect
+
+    return connect(settings)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply the sql/ migrations not yet applied (idempotent, safe to run concurrently)."""
+    from billpay.store.migrations import upgrade
+
+    settings = Settings()
+    db = _database(settings)
+    try:
+        applied = upgrade(db.url)
+    finally:
+        db.dispose()
+    typer.echo(f"applied: {', '.join(applied)}" if applied else "schema is up to date")
+
+
+@db_app.command("url")
+def db_url() -> None:
+    """Print the database URL in use (password hidden)."""
+    db = _database(Settings())
+    typer.echo(db.url.render_as_string(hide_password=True))
+    db.dispose()
+
+
+@order_app.command("create")
+def order_create(
+    bill_type: Annotated[str, typer.Option("--bill-type", help="electricity|airtime|data|cable_tv|water")],
+    biller: Annotated[str, typer.Option(help="ikeja-electric, mtn, mtn-data, dstv, ...")],
+    account: Annotated[str, typer.Option(help="meter, phone, smart card or water account")],
+    amount: Annotated[str, typer.Option(help="naira, e.g. 5000 or 5000.50")],
+    phone: Annotated[str, typer.Option(help="customer phone for receipts")],
+    account_type: Annotated[str | None, typer.Option("--account-type", help="prepaid|postpaid")] = None,
+    product: Annotated[str | None, typer.Option(help="data plan / bouquet variation code")] = None,
+    network: Annotated[str | None, typer.Option(help="override the network (ported numbers)")] = None,
+    email: Annotated[str | None, typer.Option()] = None,
+) -> None:
+    """Create a pending order and print where and what to pay."""
+    from billpay.intake import IntakeError, OrderRequest, create_order, validate
+
+    settings = Settings()
+    request = OrderRequest(
+        bill_type=bill_type, biller=biller, account=account, amount=amount, phone=phone,
+        account_type=account_type, product=product, network=network, email=email,
+    )
+    try:
+        validate(request, settings)  # before touching the database: bad input stores nothing
+    except IntakeError as exc:
+        _fail(str(exc))
+    db = _database(settings)
+    try:
+        _print_json(create_order(db, settings, request))
+    except IntakeError as exc:
+        _fail(str(exc))
+    finally:
+        db.dispose()
+
+
+@order_app.command("show")
+def order_show(reference: str) -> None:
+    """Print an order, its status and its transitions as JSON."""
+    from billpay.intake import describe
+    from billpay.store import bills
+
+    db = _database(Settings())
+    try:
+        row = bills.get_by_reference(db, reference.strip().upper())
+        if row is None:
+            _fail(f"reference: no order {reference!r}", 1)
+        _print_json(describe(row, bills.events_for(db, row["id"])))
+    finally:
+        db.dispose()
+
+
+@app.command()
+def sandbox(
+    port: Annotated[int, typer.Option(help="port on 127.0.0.1")] = 8765,
+    host: str = "127.0.0.1",
+    print_env: Annotated[bool, typer.Option("--print-env", help="print export lines and exit")] = False,
+    latency_ms: Annotated[int, typer.Option(help="added latency per provider call")] = 0,
+    failure_rate: Annotated[float, typer.Option(help="share of pay calls that fail")] = 0.0,
+) -> None:
+    """Serve the Flutterwave, VTpass and Horizon simulators."""
+    from billpay.sandbox.app import SandboxOptions, create_app, sandbox_env
+
+    if print_env:
+        for key, value in sandbox_env(port, host).items():
+            typer.echo(f"export {key}={_shell_quote(value)}")
+        return
+    import uvicorn
+
+    options = SandboxOptions(latency_ms=latency_ms, failure_rate=failure_rate)
+    uvicorn.run(create_app(options), host=host, port=port, log_level="warning")
+
+
+def _shell_quote(value: str) -> str:
+    import shlex
+
+    return shlex.quote(value)
+
+
+@app.command()
+def demo() -> None:
+    """The main job end to end on embedded defaults (see README)."""
+    from billpay.demo import run_demo
+
+    sys.exit(run_demo())
+
+
+def main() -> None:  # pragma: no cover - console script entry
+    app()

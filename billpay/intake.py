@@ -1,0 +1,193 @@
+"""Order intake: validate what a user asked for, price it in cNGN, store a pending order."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from billpay.config import Settings
+from billpay.money import MoneyError, format_cngn, kobo_to_cngn, naira_to_kobo
+from billpay.orders import BillType, memo_for
+from billpay.store import Database
+from billpay.store import bills as bill_store
+
+
+class IntakeError(ValueError):
+    """Bad order input; ``field`` names what to fix. Nothing has been stored."""
+
+    def __init__(self, field: str, message: str, code: str = "invalid_input") -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+        self.code = code
+
+
+@dataclass(frozen=True)
+class OrderRequest:
+    bill_type: str
+    biller: str
+    account: str
+    amount: str
+    phone: str
+    account_type: str | None = None
+    product: str | None = None
+    network: str | None = None
+    email: str | None = None
+
+
+@dataclass(frozen=True)
+class ValidOrder:
+    bill_type: BillType
+    biller: str
+    account_number: str
+    account_type: str | None
+    product_code: str | None
+    network: str | None
+    phone: str
+    email: str | None
+    amount_kobo: int
+
+
+def validate(request: OrderRequest, settings: Settings) -> ValidOrder:
+    from billpay import accounts
+
+    try:
+        bill_type = BillType(request.bill_type.strip().lower())
+    except ValueError:
+        choices = ", ".join(t.value for t in BillType)
+        raise IntakeError("bill_type", f"must be one of {choices}", "invalid_bill_type") from None
+    biller = request.biller.strip().lower()
+    if not biller:
+        raise IntakeError("biller", "is required", "invalid_biller")
+    try:
+        amount_kobo = naira_to_kobo(request.amount)
+    except MoneyError as exc:
+        raise IntakeError("amount", str(exc), "invalid_amount") from None
+    low, high = naira_to_kobo(settings.min_amount_naira), naira_to_kobo(settings.max_amount_naira)
+    if not low <= amount_kobo <= high:
+        raise IntakeError(
+            "amount",
+            f"must be between {settings.min_amount_naira} and {settings.max_amount_naira} naira",
+            "invalid_amount",
+        )
+    account_type = request.account_type.strip().lower() if request.account_type else None
+    if bill_type is BillType.ELECTRICITY and account_type not in ("prepaid", "postpaid"):
+        raise IntakeError("account_type", "must be prepaid or postpaid for electricity",
+                          "invalid_account_type")
+    if bill_type in (BillType.DATA, BillType.CABLE_TV) and not request.product:
+        raise IntakeError("product", f"a plan/bouquet code is required for {bill_type}",
+                          "invalid_product")
+    try:
+        phone = accounts.parse_phone(request.phone)
+        email = _validate_email(request.email)
+        account_number = accounts.validate_account(bill_type, biller, request.account, account_type)
+        network = None
+        if bill_type in (BillType.AIRTIME, BillType.DATA):
+            resolved = accounts.resolve_network(request.account, request.network)
+            if resolved is None:
+                raise IntakeError("network", "cannot tell the network from the number; pass --network",
+                                  "unknown_network")
+            network = str(resolved)
+            if biller not in _network_billers(network):
+                raise IntakeError("biller", f"{biller!r} does not match network {network}",
+                                  "invalid_biller")
+    except accounts.ValidationError as exc:
+        raise IntakeError(exc.field, exc.message, exc.code) from None
+    return ValidOrder(
+        bill_type=bill_type,
+        biller=biller,
+        account_number=account_number,
+        account_type=account_type,
+        product_code=request.product.strip() if request.product else None,
+        network=network,
+        phone=phone.local,
+        email=email,
+        amount_kobo=amount_kobo,
+    )
+
+
+def _network_billers(network: str) -> set[str]:
+    return {network, f"{network}-data"}
+
+
+def _validate_email(email: str | None) -> str | None:
+    if email is None or not email.strip():
+        return None
+    email = email.strip()
+    local, _, domain = email.partition("@")
+    if not local or "." not in domain or " " in email or len(email) > 254:
+        raise IntakeError("email", f"{email!r} is not an email address", "invalid_email")
+    return email
+
+
+def create_order(db: Database, settings: Settings, request: OrderRequest) -> dict[str, Any]:
+    """Validate, price and store one order; returns the payment instructions."""
+    order = validate(request, settings)
+    if not settings.system_account or not settings.cngn_issuer:
+        raise IntakeError(
+            "settings", "BILLPAY_SYSTEM_ACCOUNT and BILLPAY_CNGN_ISSUER must be set", "not_configured"
+        )
+    fee_kobo = naira_to_kobo(settings.service_fee_naira)
+    row = bill_store.create_order(
+        db,
+        bill_type=order.bill_type,
+        biller=order.biller,
+        account_number=order.account_number,
+        account_type=order.account_type,
+        product_code=order.product_code,
+        network=order.network,
+        phone=order.phone,
+        email=order.email,
+        amount_kobo=order.amount_kobo,
+        fee_kobo=fee_kobo,
+        amount_cngn=kobo_to_cngn(order.amount_kobo + fee_kobo),
+        ttl=timedelta(seconds=settings.order_ttl_seconds),
+    )
+    return payment_instructions(row, settings)
+
+
+def payment_instructions(row: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    return {
+        "reference": row["reference"],
+        "memo": memo_for(row["reference"]),
+        "amount_cngn": format_cngn(row["amount_cngn"]),
+        "destination": settings.system_account,
+        "asset_code": settings.cngn_asset_code,
+        "asset_issuer": settings.cngn_issuer,
+        "expires_at": _iso(row["expires_at"]),
+    }
+
+
+def _iso(value: datetime) -> str:
+    return value.isoformat()
+
+
+def describe(row: dict[str, Any], events: list[dict[str, Any]]) -> dict[str, Any]:
+    """``billpay order show``: the order, its state and its transitions, JSON-ready."""
+    from billpay.tokens import format_token
+
+    out: dict[str, Any] = {}
+    for key, value in row.items():
+        if key in ("claimed_by", "claimed_until"):
+            continue
+        if isinstance(value, datetime):
+            value = _iso(value)
+        elif isinstance(value, Decimal):
+            value = format_cngn(value) if key == "amount_cngn" else str(value)
+        out[key] = value
+    if out.get("token"):
+        out["token"] = format_token(out["token"])
+    out["memo"] = memo_for(row["reference"])
+    out["events"] = [
+        {
+            "from": e["from_state"],
+            "to": e["to_state"],
+            "at": _iso(e["at"]),
+            "actor": e["actor"],
+            "detail": e["detail"],
+        }
+        for e in events
+    ]
+    return out
