@@ -1,0 +1,297 @@
+"""What every bill provider adapter promises: the Protocol, typed results and the error taxonomy.
+
+How the pipeline reads results (the whole contract):
+
+``verify_account(order) -> AccountCheck`` never raises for anything the provider says or for
+transport trouble:
+
+- ``valid is True``: go on and pay (``customer_name``, ``min_amount_kobo``... may be set).
+- ``valid is False``: the provider says the account is wrong (``error_class`` is
+  ``ACCOUNT_INVALID``): move to ``account_invalid`` and refund.
+- ``valid is None``: we could not tell. ``error_class`` says why: ``TRANSIENT`` or
+  ``INSUFFICIENT_FLOAT`` -> retry later; ``CONFIGURATION`` -> alert (and try the next provider or
+  retry later), never refund; ``PERMANENT`` -> this provider cannot serve the product, try the
+  next provider.
+
+Airtime and data need no provider check: ``valid=True`` with ``call=None`` (no HTTP call made).
+
+``pay(order, reference) -> PaymentResult`` and ``requery(order, reference) -> PaymentResult``
+never raise either. ``outcome``:
+
+- ``SUCCESS``: delivered; ``token``/``units`` set for prepaid electricity.
+- ``PENDING``: accepted, not final: requery later with the same reference.
+- ``UNKNOWN``: we do not know whether the provider charged us (timeout, 5xx, garbage, duplicate
+  reference): requery later with the same reference. Never pay again under a new reference.
+- ``FAILED``: definitively not delivered and not charged; ``error_class`` decides what next:
+  ``TRANSIENT`` -> new attempt later (same or next provider); ``INSUFFICIENT_FLOAT`` -> alert,
+  retry later or next provider, never refund on the first failure; ``CONFIGURATION`` -> alert,
+  never auto-refund; ``PERMANENT`` -> next provider, else refund; ``ACCOUNT_INVALID`` -> refund.
+
+On ``PENDING``/``UNKNOWN`` the ``error_class`` may carry a hint (e.g. ``CONFIGURATION`` when a
+requery was refused for bad credentials) but the outcome is still open.
+
+``ProviderError`` (``NotSupported``) is raised only for programming errors: asking a provider for
+a bill it does not support (routing prevents this) or calling Paystack at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any, Protocol, runtime_checkable
+from zoneinfo import ZoneInfo
+
+from billpay.orders import BillOrder, BillType
+from billpay.tokens import extract_token, mask_account, mask_token
+
+LAGOS = ZoneInfo("Africa/Lagos")
+REFERENCE_STAMP_FORMAT = "%Y%m%d%H%M"  # VTpass: the first 12 chars of a request_id
+# How long after an attempt was created a provider's "no such transaction" is believed. Before
+# that, the request may simply not be recorded yet, so it stays PENDING.
+NOT_FOUND_GRACE = timedelta(minutes=10)
+
+
+class PaymentOutcome(StrEnum):
+    SUCCESS = "success"
+    PENDING = "pending"
+    FAILED = "failed"
+    UNKNOWN = "unknown"
+
+
+class ErrorClass(StrEnum):
+    TRANSIENT = "transient"  # retry later
+    PERMANENT = "permanent"  # this bill cannot be paid here: next provider or refund
+    ACCOUNT_INVALID = "account_invalid"  # refund
+    INSUFFICIENT_FLOAT = "insufficient_float"  # our provider wallet is low: alert, retry later
+    CONFIGURATION = "configuration"  # credentials / IP whitelist: alert, never auto-refund
+
+
+class Operation(StrEnum):
+    VERIFY = "verify"
+    PAY = "pay"
+    REQUERY = "requery"
+    CATALOGUE = "catalogue"
+
+
+@dataclass(frozen=True, slots=True)
+class CallRecord:
+    """One HTTP exchange with a provider, as stored in ``provider_attempts`` (no secrets)."""
+
+    provider: str
+    operation: str
+    reference: str | None
+    started_at: datetime
+    finished_at: datetime
+    latency_ms: int
+    outcome: str
+    error_class: str | None
+    http_status: int | None
+    response_summary: dict[str, Any] = field(default_factory=dict)
+
+    def as_row(self) -> dict[str, Any]:
+        return {
+            "provider": self.provider,
+            "operation": self.operation,
+            "reference": self.reference,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "latency_ms": self.latency_ms,
+            "outcome": self.outcome,
+            "error_class": self.error_class,
+            "http_status": self.http_status,
+            "response_summary": self.response_summary,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class AccountCheck:
+    valid: bool | None
+    customer_name: str | None = None
+    address: str | None = None
+    arrears_kobo: int | None = None
+    min_amount_kobo: int | None = None
+    max_amount_kobo: int | None = None
+    reason_code: str | None = None
+    message: str | None = None
+    error_class: ErrorClass | None = None
+    call: CallRecord | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentResult:
+    outcome: PaymentOutcome
+    error_class: ErrorClass | None = None
+    token: str | None = None  # 20 bare digits; display with billpay.tokens.format_token
+    units: str | None = None
+    provider_reference: str | None = None  # theirs (VTpass transactionId, Flutterwave flw_ref)
+    reason_code: str | None = None  # provider code, e.g. "016", or ours, e.g. "read_timeout"
+    message: str | None = None
+    call: CallRecord | None = None
+    amount_kobo: int | None = None  # what the provider says it charged, when it says
+    provider_time: datetime | None = None
+
+    @property
+    def is_final(self) -> bool:
+        return self.outcome in (PaymentOutcome.SUCCESS, PaymentOutcome.FAILED)
+
+    @property
+    def needs_requery(self) -> bool:
+        return self.outcome in (PaymentOutcome.PENDING, PaymentOutcome.UNKNOWN)
+
+
+@dataclass(frozen=True, slots=True)
+class Product:
+    """A catalogue entry: a data plan, a bouquet, an electricity/airtime item."""
+
+    provider: str
+    biller: str
+    code: str  # the provider's code (VTpass variation_code, Flutterwave item_code)
+    name: str
+    amount_kobo: int | None  # None: the customer chooses the amount
+    fee_kobo: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Catalogue:
+    products: tuple[Product, ...]
+    call: CallRecord | None = None
+    error_class: ErrorClass | None = None
+    message: str | None = None
+
+
+class ProviderError(Exception):
+    def __init__(
+        self, error_class: ErrorClass, message: str, call: CallRecord | None = None
+    ) -> None:
+        super().__init__(message)
+        self.error_class = error_class
+        self.message = message
+        self.call = call
+
+
+class NotSupported(ProviderError):
+    """The provider offers no such bill (a routing bug) or no bills at all (Paystack)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(ErrorClass.PERMANENT, message)
+
+
+@runtime_checkable
+class BillProvider(Protocol):
+    name: str
+
+    def supports(self, bill_type: BillType | str, biller: str) -> bool: ...
+
+    def verify_account(self, order: BillOrder) -> AccountCheck: ...
+
+    def pay(self, order: BillOrder, reference: str) -> PaymentResult: ...
+
+    def requery(self, order: BillOrder, reference: str) -> PaymentResult: ...
+
+    def catalogue(self, biller: str) -> Catalogue: ...
+
+
+# --- attempt references -------------------------------------------------------------------
+
+
+def make_attempt_reference(bill_reference: str, attempt_no: int, now: datetime) -> str:
+    """The provider reference of one pay attempt, fixed before the HTTP call and reused by every
+    requery: Lagos ``YYYYMMDDHHII`` + bill reference + ``"A"`` + attempt number.
+
+    ``make_attempt_reference("7K3M9QZ2XA", 1, now)`` -> ``"2026112614307K3M9QZ2XAA1"``. It is
+    alphanumeric and starts with VTpass's required timestamp, so it doubles as the VTpass
+    ``request_id`` and the Flutterwave ``reference``.
+    """
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    if attempt_no < 1:
+        raise ValueError("attempt_no starts at 1")
+    stamp = now.astimezone(LAGOS).strftime(REFERENCE_STAMP_FORMAT)
+    suffix = "".join(c for c in bill_reference if c.isascii() and c.isalnum())
+    return f"{stamp}{suffix}A{attempt_no}"
+
+
+def reference_created_at(reference: str) -> datetime | None:
+    """The creation minute encoded in an attempt reference (UTC), or None if it has none."""
+    try:
+        stamp = datetime.strptime(reference[:12], REFERENCE_STAMP_FORMAT)
+    except ValueError:
+        return None
+    return stamp.replace(tzinfo=LAGOS).astimezone(UTC)
+
+
+def not_found_is_definitive(reference: str, now: datetime) -> bool:
+    """Whether "no such transaction" for ``reference`` can be believed (see NOT_FOUND_GRACE)."""
+    created = reference_created_at(reference)
+    # A stamp is minute-resolution and truncated: add a minute so we never decide early.
+    return created is not None and now - created >= NOT_FOUND_GRACE + timedelta(minutes=1)
+
+
+# --- shared helpers for adapters ----------------------------------------------------------
+
+
+def naira_amount(order: BillOrder) -> int | str:
+    """The amount in naira for a JSON body: an int when whole, else a 2-decimal string."""
+    naira = order.amount_naira
+    return int(naira) if naira == naira.to_integral_value() else f"{naira:.2f}"
+
+
+def kobo_from_naira(value: object) -> int | None:
+    """Provider amounts (naira, numbers or strings, maybe empty) to kobo; None when absent/odd."""
+    if value is None or isinstance(value, bool) or value == "":
+        return None
+    try:
+        amount = Decimal(str(value).replace(",", "").strip())
+    except ArithmeticError:
+        return None
+    if not amount.is_finite():
+        return None
+    return int((amount * 100).to_integral_value())
+
+
+_SECRET_KEY_PARTS = ("key", "secret", "authorization", "password", "hash", "pin")
+_TOKEN_KEY_PARTS = ("token", "purchased_code", "extra", "kct")
+_ACCOUNT_KEYS = {
+    "customer",
+    "customer_id",
+    "billerscode",
+    "phone",
+    "phone_number",
+    "unique_element",
+    "meter_number",
+    "smartcard_number",
+    "account_number",
+}
+_MAX_STRING = 200
+_MAX_ITEMS = 20
+
+
+def _redact_value(key: str, value: Any, depth: int) -> Any:
+    lowered = key.lower()
+    if any(part in lowered for part in _SECRET_KEY_PARTS):
+        return "[redacted]"
+    if any(part in lowered for part in _TOKEN_KEY_PARTS) and value not in (None, "", "N/A"):
+        token = extract_token(value)
+        return mask_token(token) if token else "[redacted]"
+    if lowered in _ACCOUNT_KEYS and isinstance(value, str | int):
+        return mask_account(str(value))
+    return redact(value, depth + 1)
+
+
+def redact(body: Any, depth: int = 0) -> Any:
+    """A copy of a provider body safe to store and log: no keys, masked tokens and accounts,
+    long strings and lists cut, nesting limited."""
+    if depth > 4:
+        return "[...]"
+    if isinstance(body, Mapping):
+        return {str(k): _redact_value(str(k), v, depth) for k, v in list(body.items())[:50]}
+    if isinstance(body, list):
+        return [redact(item, depth + 1) for item in body[:_MAX_ITEMS]]
+    if isinstance(body, str):
+        return body[:_MAX_STRING]
+    if isinstance(body, int | float | bool) or body is None:
+        return body
+    return str(body)[:_MAX_STRING]

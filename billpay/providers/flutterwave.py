@@ -1,0 +1,388 @@
+"""Flutterwave v3 bill payments: validate, pay, status (requery) and catalogue.
+
+Outcome rules (the full table is docs/providers.md):
+
+- Pay ``status: "success"``: SUCCESS, except PENDING when the message says it is still
+  processing or when a prepaid meter got no token yet (the status lookup brings it later).
+- Pay ``status: "error"`` with a 4xx: Flutterwave rejected the request, so FAILED, classed by
+  its message; a duplicate-reference error is UNKNOWN (the first request may have gone through).
+- 401/403: FAILED CONFIGURATION; 429: FAILED TRANSIENT; 5xx, timeouts, dropped connections,
+  bodies that are not the JSON envelope: UNKNOWN. Connect errors: FAILED TRANSIENT (not sent).
+- Status (``GET /bills/{reference}``) has no per-bill status field in the docs. A record found
+  for our reference means Flutterwave took the payment: SUCCESS for bills without a token, and
+  for prepaid electricity SUCCESS once a token is present, PENDING until then. If a ``status``
+  field does appear (webhook shape: success / fail), it wins. "Not found" is FAILED (TRANSIENT,
+  nothing was charged) only when the attempt is older than ``NOT_FOUND_GRACE``; before that
+  it is PENDING. Anything else is UNKNOWN: never FAILED when in doubt.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+from billpay.accounts import parse_phone
+from billpay.orders import BillOrder, BillType
+from billpay.providers.base import (
+    AccountCheck,
+    Catalogue,
+    ErrorClass,
+    NotSupported,
+    Operation,
+    PaymentOutcome,
+    PaymentResult,
+    Product,
+    ProviderError,
+    kobo_from_naira,
+    naira_amount,
+    not_found_is_definitive,
+)
+from billpay.providers.http import Exchange, HttpAdapter
+from billpay.providers.routing import (
+    FLUTTERWAVE_CATEGORY,
+    biller_supported,
+    find_biller,
+    provider_product,
+)
+from billpay.tokens import extract_token
+
+PHONE_BILLS = (BillType.AIRTIME, BillType.DATA)
+_PENDING_WORDS = ("pending", "processing", "in progress", "queued")
+_NOT_FOUND_WORDS = ("not found", "no transaction", "does not exist", "no record", "invalid ref")
+_SUCCESS_STATUSES = ("success", "successful", "completed", "delivered")
+_FAILED_STATUSES = ("fail", "failed", "reversed", "error", "declined")
+# First match wins; matched against the lower-cased error message.
+_ERROR_RULES: tuple[tuple[tuple[str, ...], ErrorClass | None], ...] = (
+    (("duplicate", "already exist", "already been used", "already used"), None),  # UNKNOWN
+    (("insufficient", "low balance", "wallet balance"), ErrorClass.INSUFFICIENT_FLOAT),
+    (("authoriz", "api key", "secret key", "whitelist", "ip address"), ErrorClass.CONFIGURATION),
+    (("amount", "minimum", "maximum", "limit"), ErrorClass.PERMANENT),
+    (("customer", "meter", "smart card", "smartcard", "account no"), ErrorClass.ACCOUNT_INVALID),
+)  # fmt: skip
+
+
+def classify_error_message(message: str) -> ErrorClass | None:
+    """Error class of a Flutterwave ``status: "error"`` message; None means outcome unknown
+    (duplicate reference). Unrecognised messages are PERMANENT."""
+    lowered = (message or "").lower()
+    for words, error_class in _ERROR_RULES:
+        if any(word in lowered for word in words):
+            return error_class
+    return ErrorClass.PERMANENT
+
+
+def _envelope(ex: Exchange) -> tuple[str, str, Any] | None:
+    """(status, message, data) of a Flutterwave JSON envelope, or None for anything else."""
+    body = ex.body
+    if not isinstance(body, dict) or not isinstance(body.get("status"), str):
+        return None
+    return body["status"].lower(), str(body.get("message") or ""), body.get("data")
+
+
+def _needs_token(order: BillOrder) -> bool:
+    return order.bill_type == BillType.ELECTRICITY and (order.account_type or "") == "prepaid"
+
+
+def _transport_failure(ex: Exchange, operation: str) -> PaymentResult | None:
+    """Outcome for exchanges without a usable Flutterwave answer, or None to parse on."""
+    is_pay = operation == Operation.PAY
+    if ex.transport_error:
+        if is_pay and ex.nothing_sent:
+            return PaymentResult(
+                PaymentOutcome.FAILED, ErrorClass.TRANSIENT, reason_code=ex.transport_error
+            )
+        return PaymentResult(
+            PaymentOutcome.UNKNOWN, ErrorClass.TRANSIENT, reason_code=ex.transport_error
+        )
+    status = ex.status or 0
+    if status in (401, 403):
+        outcome = PaymentOutcome.FAILED if is_pay else PaymentOutcome.UNKNOWN
+        return PaymentResult(outcome, ErrorClass.CONFIGURATION, reason_code=f"http_{status}")
+    if status == 429:
+        outcome = PaymentOutcome.FAILED if is_pay else PaymentOutcome.UNKNOWN
+        return PaymentResult(outcome, ErrorClass.TRANSIENT, reason_code="http_429")
+    if status >= 500:
+        return PaymentResult(
+            PaymentOutcome.UNKNOWN, ErrorClass.TRANSIENT, reason_code=f"http_{status}"
+        )
+    if _envelope(ex) is None:
+        return PaymentResult(
+            PaymentOutcome.UNKNOWN, ErrorClass.TRANSIENT, reason_code="unparseable"
+        )
+    return None
+
+
+def _delivered(order: BillOrder, data: dict[str, Any], message: str) -> PaymentResult:
+    token = extract_token(
+        {"recharge_token": data.get("recharge_token"), "extra": data.get("extra")}
+    )
+    explicit = str(data.get("status") or "").lower()
+    common = {
+        "token": token if order.bill_type == BillType.ELECTRICITY else None,
+        "units": _units(data),
+        "provider_reference": _str(
+            data.get("flw_ref") or data.get("reference") or data.get("tx_ref")
+        ),
+        "message": message,
+        "amount_kobo": kobo_from_naira(data.get("amount")),
+        "provider_time": _parse_time(data.get("transaction_date")),
+    }
+    if explicit in _FAILED_STATUSES:
+        return PaymentResult(
+            PaymentOutcome.FAILED, ErrorClass.PERMANENT, reason_code=explicit, **common
+        )
+    if explicit and explicit not in _SUCCESS_STATUSES:
+        pending = any(word in explicit for word in _PENDING_WORDS)
+        outcome = PaymentOutcome.PENDING if pending else PaymentOutcome.UNKNOWN
+        return PaymentResult(outcome, reason_code=explicit, **common)
+    if not explicit and any(word in message.lower() for word in _PENDING_WORDS):
+        return PaymentResult(PaymentOutcome.PENDING, reason_code="processing", **common)
+    if _needs_token(order) and not token:
+        return PaymentResult(PaymentOutcome.PENDING, reason_code="token_pending", **common)
+    return PaymentResult(PaymentOutcome.SUCCESS, reason_code=explicit or "success", **common)
+
+
+def _units(data: dict[str, Any]) -> str | None:
+    extra = data.get("extra")
+    for value in (data.get("units"), extra.get("units") if isinstance(extra, dict) else None):
+        if value not in (None, "", "N/A"):
+            return str(value)
+    return None
+
+
+def _str(value: object) -> str | None:
+    return None if value in (None, "") else str(value)
+
+
+def _parse_time(value: object) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def pay_result(order: BillOrder, ex: Exchange) -> PaymentResult:
+    """Map a pay exchange to a result (without the call record)."""
+    early = _transport_failure(ex, Operation.PAY)
+    if early is not None:
+        return early
+    status, message, data = _envelope(ex)  # type: ignore[misc]
+    if status == "success" and 200 <= (ex.status or 0) < 300:
+        return _delivered(order, data if isinstance(data, dict) else {}, message)
+    if status == "error":
+        error_class = classify_error_message(message)
+        if error_class is None:
+            return PaymentResult(
+                PaymentOutcome.UNKNOWN, reason_code="duplicate_reference", message=message
+            )
+        return PaymentResult(
+            PaymentOutcome.FAILED, error_class, reason_code="error", message=message
+        )
+    return PaymentResult(PaymentOutcome.UNKNOWN, reason_code=f"status_{status}", message=message)
+
+
+def _find_record(data: Any, reference: str) -> dict[str, Any] | None:
+    if isinstance(data, dict):
+        return data
+    if isinstance(data, list):
+        for item in data:
+            if isinstance(item, dict) and item.get("customer_reference") == reference:
+                return item
+    return None
+
+
+def requery_result(order: BillOrder, reference: str, ex: Exchange, now: datetime) -> PaymentResult:
+    """Map a ``GET /bills/{reference}`` exchange to a result (without the call record)."""
+    early = _transport_failure(ex, Operation.REQUERY)
+    if early is not None:
+        return early
+    status, message, data = _envelope(ex)  # type: ignore[misc]
+    not_found = ex.status == 404 or any(w in message.lower() for w in _NOT_FOUND_WORDS)
+    if status != "success" and not_found:
+        if not_found_is_definitive(reference, now):
+            return PaymentResult(
+                PaymentOutcome.FAILED,
+                ErrorClass.TRANSIENT,
+                reason_code="not_found",
+                message=message,
+            )
+        return PaymentResult(PaymentOutcome.PENDING, reason_code="not_found_yet", message=message)
+    record = _find_record(data, reference) if status == "success" else None
+    if record is None:
+        return PaymentResult(
+            PaymentOutcome.UNKNOWN, reason_code=f"status_{status}", message=message
+        )
+    theirs = record.get("customer_reference")
+    if theirs not in (None, "", reference):
+        return PaymentResult(
+            PaymentOutcome.UNKNOWN, reason_code="reference_mismatch", message=message
+        )
+    return _delivered(order, record, message)
+
+
+class FlutterwaveProvider(HttpAdapter):
+    name = "flutterwave"
+
+    def __init__(self, settings: Any, client: Any = None, *, clock: Any = None) -> None:
+        super().__init__(settings, client)
+        self._clock = clock or (lambda: datetime.now(UTC))
+
+    def _base_url(self) -> str:
+        return self._settings.flutterwave_base_url
+
+    def _headers(self, method: str) -> dict[str, str]:
+        secret = self._settings.flutterwave_secret_key.get_secret_value()
+        return {"Authorization": f"Bearer {secret}"}
+
+    def supports(self, bill_type: BillType | str, biller: str) -> bool:
+        return biller_supported(self.name, bill_type, biller)
+
+    def _codes(self, order: BillOrder) -> tuple[str, str | None]:
+        biller = find_biller(order.biller)
+        if biller is None or not self.supports(order.bill_type, order.biller):
+            raise NotSupported(f"flutterwave does not sell {order.bill_type} {order.biller}")
+        return str(biller.flutterwave_biller_code), provider_product(order, self.name)
+
+    def verify_account(self, order: BillOrder) -> AccountCheck:
+        biller_code, item = self._codes(order)
+        if order.bill_type in PHONE_BILLS:
+            return AccountCheck(valid=True, message="no provider check for phone bills")
+        if item is None:
+            return AccountCheck(
+                valid=None, error_class=ErrorClass.PERMANENT, reason_code="no_item_code"
+            )
+        params = {"code": biller_code, "customer": order.account_number}
+        ex = self._send("GET", f"/bill-items/{item}/validate", params=params)
+        check = verify_result(ex)
+        outcome = {True: "valid", False: "invalid", None: "unknown"}[check.valid]
+        error_class = check.error_class.value if check.error_class else None
+        call = self._record(Operation.VERIFY, order.reference, ex, outcome, error_class)
+        return replace(check, call=call)
+
+    def _customer_id(self, order: BillOrder) -> str:
+        if order.bill_type in PHONE_BILLS:
+            return parse_phone(order.account_number).e164
+        return order.account_number
+
+    def pay(self, order: BillOrder, reference: str) -> PaymentResult:
+        biller_code, item = self._codes(order)
+        if item is None:
+            return PaymentResult(
+                PaymentOutcome.FAILED, ErrorClass.PERMANENT, reason_code="no_item_code"
+            )
+        body: dict[str, Any] = {
+            "country": "NG",
+            "customer_id": self._customer_id(order),
+            "amount": naira_amount(order),
+            "reference": reference,
+        }
+        if self._settings.callback_url:
+            body["callback_url"] = self._settings.callback_url
+        ex = self._send("POST", f"/billers/{biller_code}/items/{item}/payment", body=body)
+        return self._with_call(Operation.PAY, reference, ex, pay_result(order, ex))
+
+    def requery(self, order: BillOrder, reference: str) -> PaymentResult:
+        self._codes(order)
+        ex = self._send("GET", f"/bills/{reference}")
+        result = requery_result(order, reference, ex, self._clock())
+        return self._with_call(Operation.REQUERY, reference, ex, result)
+
+    def _with_call(
+        self, operation: str, reference: str, ex: Exchange, result: PaymentResult
+    ) -> PaymentResult:
+        error_class = result.error_class.value if result.error_class else None
+        call = self._record(operation, reference, ex, result.outcome.value, error_class)
+        return replace(result, call=call)
+
+    # --- catalogue ------------------------------------------------------------------------
+
+    def catalogue(self, biller: str) -> Catalogue:
+        entry = find_biller(biller)
+        if entry is None or entry.flutterwave_biller_code is None:
+            raise NotSupported(f"flutterwave does not sell {biller}")
+        ex = self._send("GET", f"/billers/{entry.flutterwave_biller_code}/items")
+        envelope = _envelope(ex)
+        ok = envelope is not None and envelope[0] == "success" and isinstance(envelope[2], list)
+        call = self._record(Operation.CATALOGUE, None, ex, "success" if ok else "failed", None)
+        if not ok:
+            return Catalogue(
+                (), call, ErrorClass.TRANSIENT, message=envelope[1] if envelope else None
+            )
+        items = [item for item in envelope[2] if isinstance(item, dict)]  # type: ignore[index]
+        products = tuple(_product(entry.code, item) for item in items)
+        return Catalogue(products, call)
+
+    def categories(self) -> list[dict[str, Any]]:
+        """``GET /top-bill-categories?country=NG`` (raises ProviderError when unavailable)."""
+        return self._list("/top-bill-categories", {"country": "NG"})
+
+    def billers(self, bill_type: BillType | str) -> list[dict[str, Any]]:
+        category = FLUTTERWAVE_CATEGORY[BillType(bill_type)]
+        return self._list(f"/bills/{category}/billers", {"country": "NG"})
+
+    def _list(self, path: str, params: dict[str, str]) -> list[dict[str, Any]]:
+        ex = self._send("GET", path, params=params)
+        envelope = _envelope(ex)
+        if envelope is None or envelope[0] != "success" or not isinstance(envelope[2], list):
+            call = self._record(Operation.CATALOGUE, None, ex, "failed", ErrorClass.TRANSIENT)
+            raise ProviderError(ErrorClass.TRANSIENT, f"flutterwave {path} unavailable", call)
+        return [item for item in envelope[2] if isinstance(item, dict)]
+
+
+def _product(biller: str, item: dict[str, Any]) -> Product:
+    amount = kobo_from_naira(item.get("amount"))
+    return Product(
+        provider="flutterwave",
+        biller=biller,
+        code=str(item.get("item_code") or ""),
+        name=str(item.get("name") or item.get("biller_name") or ""),
+        amount_kobo=amount or None,  # 0 means the customer sets the amount
+        fee_kobo=kobo_from_naira(item.get("fee")) or 0,
+    )
+
+
+def verify_result(ex: Exchange) -> AccountCheck:
+    """Map a validate exchange to an account check (without the call record)."""
+    if ex.transport_error or (ex.status or 0) >= 500 or ex.status == 429:
+        reason = ex.transport_error or f"http_{ex.status}"
+        return AccountCheck(valid=None, error_class=ErrorClass.TRANSIENT, reason_code=reason)
+    if ex.status in (401, 403):
+        return AccountCheck(
+            valid=None, error_class=ErrorClass.CONFIGURATION, reason_code=f"http_{ex.status}"
+        )
+    envelope = _envelope(ex)
+    if envelope is None:
+        return AccountCheck(valid=None, error_class=ErrorClass.TRANSIENT, reason_code="unparseable")
+    status, message, data = envelope
+    if status == "success" and isinstance(data, dict):
+        return _validated(data, message)
+    error_class = classify_error_message(message) or ErrorClass.PERMANENT
+    if error_class == ErrorClass.ACCOUNT_INVALID:
+        return AccountCheck(
+            valid=False, error_class=error_class, reason_code="invalid_customer", message=message
+        )
+    return AccountCheck(valid=None, error_class=error_class, reason_code="error", message=message)
+
+
+def _validated(data: dict[str, Any], message: str) -> AccountCheck:
+    code = str(data.get("response_code") or "00")
+    if code not in ("00", "0"):
+        return AccountCheck(
+            valid=False,
+            error_class=ErrorClass.ACCOUNT_INVALID,
+            reason_code=code,
+            message=str(data.get("response_message") or message),
+        )
+    return AccountCheck(
+        valid=True,
+        customer_name=_str(data.get("name")),
+        address=_str(data.get("address")),
+        min_amount_kobo=kobo_from_naira(data.get("minimum")) or None,  # 0: no minimum
+        max_amount_kobo=kobo_from_naira(data.get("maximum")) or None,
+        reason_code=code,
+        message=str(data.get("response_message") or message),
+    )

@@ -1,0 +1,255 @@
+"""One HTTP exchange with a provider: request in, (status, parsed body, timing) or a transport
+failure out. No outcome decisions here; adapters map the exchange to results.
+
+Retry rule: only GETs are retried, and only when the request provably never got an answer
+because the connection failed (connect errors, dropped connections). POSTs are sent once: a
+payment is never repeated at the HTTP level.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Self
+
+import httpx
+
+from billpay.config import Settings
+from billpay.providers.base import CallRecord, redact
+
+GET_RETRIES = 2  # extra tries after the first, GET only
+GET_RETRY_PAUSE_SECONDS = 0.2
+
+
+class TransportKind:
+    CONNECT = "connect_error"  # nothing was sent
+    CONNECT_TIMEOUT = "connect_timeout"  # nothing was sent
+    READ_TIMEOUT = "read_timeout"  # sent; outcome unknown
+    WRITE_TIMEOUT = "write_timeout"  # maybe partly sent; outcome unknown
+    DROPPED = "connection_dropped"  # sent; the connection broke before an answer
+    OTHER = "transport_error"
+
+
+@dataclass(frozen=True, slots=True)
+class Exchange:
+    """What happened on the wire. Exactly one of ``status`` / ``transport_error`` is set."""
+
+    started_at: datetime
+    finished_at: datetime
+    latency_ms: int
+    status: int | None = None
+    body: Any = None  # parsed JSON, or None when absent or unparseable
+    text: str = ""  # first characters of the raw body, for diagnosis
+    transport_error: str | None = None
+
+    @property
+    def parsed(self) -> bool:
+        return self.body is not None
+
+    @property
+    def nothing_sent(self) -> bool:
+        return self.transport_error in (TransportKind.CONNECT, TransportKind.CONNECT_TIMEOUT)
+
+    def summary(self) -> dict[str, Any]:
+        """Fallback summary for bodies that are not JSON (HTML error pages, empty bodies)."""
+        if self.transport_error:
+            return {"transport_error": self.transport_error}
+        return {"body_excerpt": self.text[:200]}
+
+
+def timeout_from(settings: Settings) -> httpx.Timeout:
+    read = settings.provider_read_timeout_seconds
+    connect = settings.provider_connect_timeout_seconds
+    return httpx.Timeout(connect=connect, read=read, write=read, pool=connect)
+
+
+def build_client(settings: Settings) -> httpx.Client:
+    return httpx.Client(
+        timeout=timeout_from(settings),
+        limits=httpx.Limits(max_connections=max(settings.provider_concurrency, 1) * 2),
+        headers={"Accept": "application/json", "User-Agent": "billpay/0.1"},
+    )
+
+
+def _classify(exc: httpx.TransportError) -> str:
+    if isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout):
+        return TransportKind.CONNECT_TIMEOUT
+    if isinstance(exc, httpx.ConnectError):
+        return TransportKind.CONNECT
+    if isinstance(exc, httpx.ReadTimeout):
+        return TransportKind.READ_TIMEOUT
+    if isinstance(exc, httpx.WriteTimeout):
+        return TransportKind.WRITE_TIMEOUT
+    if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError | httpx.WriteError):
+        return TransportKind.DROPPED
+    return TransportKind.OTHER
+
+
+def _parse(response: httpx.Response) -> Any:
+    text = response.text
+    if not text.strip():
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
+
+
+def _exchange_once(
+    client: httpx.Client,
+    method: str,
+    url: str,
+    *,
+    headers: Mapping[str, str],
+    params: Mapping[str, str] | None,
+    body: Any,
+    timeout: httpx.Timeout,
+) -> Exchange:
+    started_at = datetime.now(UTC)
+    clock = time.monotonic()
+    try:
+        response = client.request(
+            method, url, headers=dict(headers), params=params, json=body, timeout=timeout
+        )
+    except httpx.TransportError as exc:
+        return _finish(started_at, clock, transport_error=_classify(exc))
+    return _finish(
+        started_at, clock, status=response.status_code, body=_parse(response), text=response.text
+    )
+
+
+def _finish(started_at: datetime, clock: float, **fields: Any) -> Exchange:
+    latency_ms = int((time.monotonic() - clock) * 1000)
+    text = fields.pop("text", "") or ""
+    return Exchange(
+        started_at=started_at,
+        finished_at=datetime.now(UTC),
+        latency_ms=latency_ms,
+        text=text[:500],
+        **fields,
+    )
+
+
+def exchange(
+    client: httpx.Client,
+    method: str,
+    url: str,
+    *,
+    headers: Mapping[str, str],
+    timeout: httpx.Timeout,
+    params: Mapping[str, str] | None = None,
+    body: Any = None,
+) -> Exchange:
+    """Send one request; GETs are retried a little when the connection itself failed."""
+    tries = 1 + (GET_RETRIES if method.upper() == "GET" else 0)
+    first: Exchange | None = None
+    for attempt in range(tries):
+        if attempt:
+            time.sleep(GET_RETRY_PAUSE_SECONDS * attempt)
+        result = _exchange_once(
+            client, method, url, headers=headers, params=params, body=body, timeout=timeout
+        )
+        first = first or result
+        retryable = result.nothing_sent or result.transport_error == TransportKind.DROPPED
+        if not retryable:
+            break
+    # Timing covers every try, so latency reflects what the caller waited.
+    return Exchange(
+        started_at=first.started_at if first else result.started_at,
+        finished_at=result.finished_at,
+        latency_ms=int((result.finished_at - (first or result).started_at).total_seconds() * 1000),
+        status=result.status,
+        body=result.body,
+        text=result.text,
+        transport_error=result.transport_error,
+    )
+
+
+def call_record(
+    provider: str,
+    operation: str,
+    reference: str | None,
+    exchange_: Exchange,
+    *,
+    outcome: str,
+    error_class: str | None,
+    summary: dict[str, Any] | None,
+) -> CallRecord:
+    return CallRecord(
+        provider=provider,
+        operation=operation,
+        reference=reference,
+        started_at=exchange_.started_at,
+        finished_at=exchange_.finished_at,
+        latency_ms=exchange_.latency_ms,
+        outcome=outcome,
+        error_class=error_class,
+        http_status=exchange_.status,
+        response_summary=summary if summary is not None else exchange_.summary(),
+    )
+
+
+class HttpAdapter:
+    """Shared plumbing for the HTTP adapters: one injected client, timeouts from settings."""
+
+    name: str = ""
+
+    def __init__(self, settings: Settings, client: httpx.Client | None = None) -> None:
+        self._settings = settings
+        self._owns_client = client is None
+        self._client = client if client is not None else build_client(settings)
+        self._timeout = timeout_from(settings)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Self:
+        return cls(settings)
+
+    def close(self) -> None:
+        if self._owns_client:
+            self._client.close()
+
+    def _base_url(self) -> str:
+        raise NotImplementedError
+
+    def _headers(self, method: str) -> dict[str, str]:
+        raise NotImplementedError
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        body: Any = None,
+    ) -> Exchange:
+        return exchange(
+            self._client,
+            method,
+            self._base_url().rstrip("/") + path,
+            headers=self._headers(method),
+            timeout=self._timeout,
+            params=params,
+            body=body,
+        )
+
+    def _record(
+        self,
+        operation: str,
+        reference: str | None,
+        exchange_: Exchange,
+        outcome: str,
+        error_class: str | None,
+    ) -> CallRecord:
+        summary = redact(exchange_.body) if isinstance(exchange_.body, dict) else None
+        return call_record(
+            self.name,
+            operation,
+            reference,
+            exchange_,
+            outcome=outcome,
+            error_class=error_class,
+            summary=summary,
+        )

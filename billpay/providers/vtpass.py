@@ -1,0 +1,382 @@
+"""VTpass: merchant-verify, pay, requery and service variations.
+
+Key off ``code``, never the HTTP status (VTpass answers most errors with HTTP 200). The code
+table below is the single source of the mapping; docs/providers.md renders it for humans.
+VTpass's own rule, which we follow: an unexpected response, a timeout or no response means
+"pending": requery with the same ``request_id``, never pay again.
+
+The ``request_id`` is the attempt reference itself (``make_attempt_reference`` already starts
+with the Lagos ``YYYYMMDDHHII`` stamp), so a requery days later reproduces it exactly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from billpay.orders import BillOrder, BillType
+from billpay.providers.base import (
+    LAGOS,
+    REFERENCE_STAMP_FORMAT,
+    AccountCheck,
+    Catalogue,
+    ErrorClass,
+    NotSupported,
+    Operation,
+    PaymentOutcome,
+    PaymentResult,
+    Product,
+    kobo_from_naira,
+    naira_amount,
+    not_found_is_definitive,
+    reference_created_at,
+)
+from billpay.providers.http import Exchange, HttpAdapter
+from billpay.providers.routing import biller_supported, find_biller, provider_product
+from billpay.tokens import extract_token
+
+Outcome = PaymentOutcome
+Err = ErrorClass
+
+
+@dataclass(frozen=True, slots=True)
+class CodeRule:
+    outcome: PaymentOutcome  # on pay
+    error_class: ErrorClass | None
+    meaning: str
+
+
+# Every code REFERENCE.md lists (plus 020/028 from VTpass's public list). "000" is decided by the
+# inner transaction status and 015 on requery by the attempt's age; see below.
+VTPASS_CODES: dict[str, CodeRule] = {
+    "000": CodeRule(Outcome.SUCCESS, None, "processed: read content.transactions.status"),
+    "099": CodeRule(Outcome.PENDING, None, "transaction processing: requery"),
+    "089": CodeRule(Outcome.PENDING, None, "request is still processing: requery"),
+    "016": CodeRule(Outcome.FAILED, Err.PERMANENT, "transaction failed"),
+    "040": CodeRule(Outcome.FAILED, Err.PERMANENT, "transaction reversed (our wallet refunded)"),
+    "091": CodeRule(Outcome.FAILED, Err.TRANSIENT, "transaction not processed, not charged"),
+    "014": CodeRule(Outcome.UNKNOWN, None, "request id already exists: requery it"),
+    "015": CodeRule(
+        Outcome.FAILED, Err.TRANSIENT, "invalid/unknown request id: nothing was recorded"
+    ),
+    "018": CodeRule(Outcome.FAILED, Err.INSUFFICIENT_FLOAT, "low wallet balance"),
+    "019": CodeRule(Outcome.FAILED, Err.TRANSIENT, "likely duplicate: same account within 30 s"),
+    "010": CodeRule(Outcome.FAILED, Err.PERMANENT, "variation code does not exist"),
+    "011": CodeRule(Outcome.FAILED, Err.PERMANENT, "invalid arguments"),
+    "012": CodeRule(Outcome.FAILED, Err.PERMANENT, "product does not exist"),
+    "013": CodeRule(Outcome.FAILED, Err.PERMANENT, "below minimum amount"),
+    "017": CodeRule(Outcome.FAILED, Err.PERMANENT, "above maximum amount"),
+    "020": CodeRule(Outcome.SUCCESS, None, "biller confirmed (verify)"),
+    "021": CodeRule(Outcome.FAILED, Err.CONFIGURATION, "our VTpass account is locked"),
+    "022": CodeRule(Outcome.FAILED, Err.CONFIGURATION, "our VTpass account is suspended"),
+    "023": CodeRule(Outcome.FAILED, Err.CONFIGURATION, "API access not enabled for our account"),
+    "024": CodeRule(Outcome.FAILED, Err.CONFIGURATION, "our VTpass account is inactive"),
+    "027": CodeRule(Outcome.FAILED, Err.CONFIGURATION, "IP not whitelisted"),
+    "028": CodeRule(Outcome.FAILED, Err.CONFIGURATION, "product not whitelisted on our account"),
+    "030": CodeRule(Outcome.FAILED, Err.TRANSIENT, "biller not reachable"),
+    "034": CodeRule(Outcome.FAILED, Err.TRANSIENT, "service suspended"),
+    "035": CodeRule(Outcome.FAILED, Err.TRANSIENT, "service inactive"),
+    "083": CodeRule(Outcome.UNKNOWN, Err.TRANSIENT, "system error: requery"),
+    "085": CodeRule(
+        Outcome.FAILED, Err.TRANSIENT, "improper request id: a new attempt gets a fresh one"
+    ),
+    "087": CodeRule(Outcome.FAILED, Err.CONFIGURATION, "invalid credentials"),
+}
+# On requery only these codes say something about the transaction itself; any other code is a
+# refusal of the requery (credentials, system error...) and leaves the outcome UNKNOWN.
+REQUERY_DEFINITIVE = frozenset({"000", "099", "089", "016", "040", "091"})
+
+TRANSACTION_STATUS: dict[str, tuple[PaymentOutcome, ErrorClass | None]] = {
+    "delivered": (Outcome.SUCCESS, None),
+    "successful": (Outcome.SUCCESS, None),
+    "failed": (Outcome.FAILED, Err.PERMANENT),
+    "reversed": (Outcome.FAILED, Err.PERMANENT),
+    "initiated": (Outcome.PENDING, None),
+    "pending": (Outcome.PENDING, None),
+}
+
+
+def vtpass_request_id(reference: str, created_at: datetime) -> str:
+    """The VTpass ``request_id`` for an attempt: Lagos ``YYYYMMDDHHII`` of ``created_at`` then the
+    reference's alphanumerics. A reference that already starts with a stamp (from
+    ``make_attempt_reference``) is used as it is, so pay and requery agree."""
+    clean = "".join(c for c in reference if c.isascii() and c.isalnum())
+    if reference_created_at(clean) is not None:
+        return clean
+    if created_at.tzinfo is None:
+        raise ValueError("created_at must be timezone-aware")
+    return created_at.astimezone(LAGOS).strftime(REFERENCE_STAMP_FORMAT) + clean
+
+
+def _request_id(reference: str) -> str:
+    created = reference_created_at(reference)
+    if created is None:
+        raise ValueError("VTpass needs an attempt reference from make_attempt_reference()")
+    return vtpass_request_id(reference, created)
+
+
+def _code(body: Any) -> str | None:
+    if not isinstance(body, dict) or body.get("code") in (None, ""):
+        return None
+    return str(body["code"]).strip().zfill(3)
+
+
+def _transaction(body: dict[str, Any]) -> dict[str, Any]:
+    content = body.get("content")
+    tx = content.get("transactions") if isinstance(content, dict) else None
+    return tx if isinstance(tx, dict) else {}
+
+
+def _text(value: object) -> str | None:
+    return None if value in (None, "", "N/A") else str(value)
+
+
+def parse_transaction_date(value: object) -> datetime | None:
+    """ISO string, or ``{"date": "2019-07-23 10:17:16.000000", "timezone": "Africa/Lagos"}``."""
+    zone: Any = UTC
+    if isinstance(value, dict):
+        zone = LAGOS if value.get("timezone") == "Africa/Lagos" else UTC
+        value = value.get("date")
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=zone)
+
+
+def _details(order: BillOrder, body: dict[str, Any]) -> dict[str, Any]:
+    tx = _transaction(body)
+    token = None
+    if order.bill_type == BillType.ELECTRICITY:
+        candidates = (
+            body.get("token"),
+            body.get("purchased_code"),
+            body.get("mainToken"),
+            tx.get("extras"),
+            tx.get("token"),
+        )
+        token = next((t for t in map(extract_token, candidates) if t), None)
+    return {
+        "token": token,
+        "units": _text(body.get("units") or tx.get("units")),
+        "provider_reference": _text(tx.get("transactionId") or body.get("transactionId")),
+        "message": _text(body.get("response_description")),
+        "amount_kobo": kobo_from_naira(body.get("amount") or tx.get("amount")),
+        "provider_time": parse_transaction_date(body.get("transaction_date")),
+    }
+
+
+def _processed(order: BillOrder, body: dict[str, Any]) -> PaymentResult:
+    """A ``000`` answer: the inner transaction status decides."""
+    details = _details(order, body)
+    status = str(_transaction(body).get("status") or "").strip().lower()
+    if not status:
+        # Older airtime answers carry no content: only the description says it worked.
+        described = "SUCCESS" in (details["message"] or "").upper()
+        status = "delivered" if described else "pending"
+    outcome, error_class = TRANSACTION_STATUS.get(status, (Outcome.UNKNOWN, None))
+    needs_token = order.bill_type == BillType.ELECTRICITY and order.account_type == "prepaid"
+    if outcome == Outcome.SUCCESS and needs_token and not details["token"]:
+        return PaymentResult(Outcome.PENDING, reason_code="000:token_pending", **details)
+    return PaymentResult(outcome, error_class, reason_code=f"000:{status}", **details)
+
+
+def _no_code(ex: Exchange, is_pay: bool) -> PaymentResult:
+    """No VTpass code: transport trouble, auth walls, HTML pages, empty bodies."""
+    if ex.transport_error:
+        if is_pay and ex.nothing_sent:
+            return PaymentResult(Outcome.FAILED, Err.TRANSIENT, reason_code=ex.transport_error)
+        return PaymentResult(Outcome.UNKNOWN, Err.TRANSIENT, reason_code=ex.transport_error)
+    if is_pay and ex.status in (401, 403):
+        return PaymentResult(Outcome.FAILED, Err.CONFIGURATION, reason_code=f"http_{ex.status}")
+    if is_pay and ex.status == 429:
+        return PaymentResult(Outcome.FAILED, Err.TRANSIENT, reason_code="http_429")
+    hint = Err.CONFIGURATION if ex.status in (401, 403) else Err.TRANSIENT
+    return PaymentResult(Outcome.UNKNOWN, hint, reason_code=f"http_{ex.status}_no_code")
+
+
+def pay_result(order: BillOrder, ex: Exchange) -> PaymentResult:
+    code = _code(ex.body)
+    if code is None:
+        return _no_code(ex, is_pay=True)
+    body: dict[str, Any] = ex.body
+    if code == "000":
+        return _processed(order, body)
+    rule = VTPASS_CODES.get(code)
+    details = _details(order, body)
+    if rule is None or rule.outcome == Outcome.SUCCESS:  # unexpected code: requery decides
+        return PaymentResult(Outcome.UNKNOWN, reason_code=code, **details)
+    return PaymentResult(rule.outcome, rule.error_class, reason_code=code, **details)
+
+
+def requery_result(order: BillOrder, reference: str, ex: Exchange, now: datetime) -> PaymentResult:
+    code = _code(ex.body)
+    if code is None:
+        return _no_code(ex, is_pay=False)
+    body: dict[str, Any] = ex.body
+    details = _details(order, body)
+    if code == "000":
+        return _processed(order, body)
+    if code == "015":
+        # VTpass has no record of this request id: it was never received, so never charged. A
+        # request sent a moment ago may not be recorded yet, so believe it only after a while.
+        if not_found_is_definitive(reference, now):
+            return PaymentResult(Outcome.FAILED, Err.TRANSIENT, reason_code="015", **details)
+        return PaymentResult(Outcome.PENDING, reason_code="015:too_early", **details)
+    rule = VTPASS_CODES.get(code)
+    if rule is None or code not in REQUERY_DEFINITIVE:
+        hint = rule.error_class if rule else None
+        return PaymentResult(Outcome.UNKNOWN, hint, reason_code=code, **details)
+    return PaymentResult(rule.outcome, rule.error_class, reason_code=code, **details)
+
+
+def verify_result(ex: Exchange) -> AccountCheck:
+    code = _code(ex.body)
+    if code is None:
+        result = _no_code(ex, is_pay=False)
+        return AccountCheck(
+            valid=None, error_class=result.error_class, reason_code=result.reason_code
+        )
+    body: dict[str, Any] = ex.body
+    message = _text(body.get("response_description"))
+    if code in ("000", "020"):
+        content = body.get("content")
+        return _verified(content if isinstance(content, dict) else {}, code, message)
+    rule = VTPASS_CODES.get(code)
+    error_class = rule.error_class if rule and rule.error_class else Err.TRANSIENT
+    return AccountCheck(valid=None, error_class=error_class, reason_code=code, message=message)
+
+
+def _verified(content: dict[str, Any], code: str, message: str | None) -> AccountCheck:
+    error = content.get("error")
+    if content.get("WrongBillersCode") in (True, "true", "True", 1) or error:
+        return AccountCheck(
+            valid=False,
+            error_class=Err.ACCOUNT_INVALID,
+            reason_code=f"{code}:wrong_billers_code",
+            message=_text(error) or message,
+        )
+    minimum = content.get("Min_Purchase_Amount") or content.get("Minimum_Amount")
+    return AccountCheck(
+        valid=True,
+        customer_name=_text(content.get("Customer_Name")),
+        address=_text(content.get("Address")),
+        arrears_kobo=kobo_from_naira(content.get("Customer_Arrears")),
+        min_amount_kobo=kobo_from_naira(minimum),
+        max_amount_kobo=kobo_from_naira(content.get("Max_Purchase_Amount")),
+        reason_code=code,
+        message=message,
+    )
+
+
+class VTpassProvider(HttpAdapter):
+    name = "vtpass"
+
+    def __init__(self, settings: Any, client: Any = None, *, clock: Any = None) -> None:
+        super().__init__(settings, client)
+        self._clock = clock or (lambda: datetime.now(UTC))
+
+    def _base_url(self) -> str:
+        return self._settings.vtpass_base_url
+
+    def _headers(self, method: str) -> dict[str, str]:
+        s = self._settings
+        second = ("public-key", s.vtpass_public_key)
+        if method.upper() != "GET":
+            second = ("secret-key", s.vtpass_secret_key)
+        return {
+            "api-key": s.vtpass_api_key.get_secret_value(),
+            second[0]: second[1].get_secret_value(),
+        }
+
+    def supports(self, bill_type: BillType | str, biller: str) -> bool:
+        return biller_supported(self.name, bill_type, biller)
+
+    def _service_id(self, order: BillOrder) -> str:
+        biller = find_biller(order.biller)
+        if biller is None or not self.supports(order.bill_type, order.biller):
+            raise NotSupported(f"vtpass does not sell {order.bill_type} {order.biller}")
+        return str(biller.vtpass_service_id)
+
+    def verify_account(self, order: BillOrder) -> AccountCheck:
+        service_id = self._service_id(order)
+        if order.bill_type in (BillType.AIRTIME, BillType.DATA):
+            return AccountCheck(valid=True, message="no provider check for phone bills")
+        body = {"billersCode": order.account_number, "serviceID": service_id}
+        if order.bill_type == BillType.ELECTRICITY:
+            body["type"] = order.account_type or ""
+        ex = self._send("POST", "/merchant-verify", body=body)
+        check = verify_result(ex)
+        outcome = {True: "valid", False: "invalid", None: "unknown"}[check.valid]
+        error_class = check.error_class.value if check.error_class else None
+        return replace(
+            check, call=self._record(Operation.VERIFY, order.reference, ex, outcome, error_class)
+        )
+
+    def pay_body(self, order: BillOrder, reference: str) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "request_id": _request_id(reference),
+            "serviceID": self._service_id(order),
+            "amount": naira_amount(order),
+            "phone": order.phone,
+        }
+        if order.bill_type == BillType.AIRTIME:
+            body["phone"] = order.account_number
+            return body
+        body["billersCode"] = order.account_number
+        variation = provider_product(order, self.name)
+        if variation:
+            body["variation_code"] = variation
+        if order.bill_type == BillType.CABLE_TV:
+            body["subscription_type"] = order.extra.get("subscription_type", "change")
+        return body
+
+    def pay(self, order: BillOrder, reference: str) -> PaymentResult:
+        body = self.pay_body(order, reference)
+        ex = self._send("POST", "/pay", body=body)
+        return self._with_call(Operation.PAY, reference, ex, pay_result(order, ex))
+
+    def requery(self, order: BillOrder, reference: str) -> PaymentResult:
+        self._service_id(order)
+        ex = self._send("POST", "/requery", body={"request_id": _request_id(reference)})
+        result = requery_result(order, reference, ex, self._clock())
+        return self._with_call(Operation.REQUERY, reference, ex, result)
+
+    def _with_call(
+        self, operation: str, reference: str, ex: Exchange, result: PaymentResult
+    ) -> PaymentResult:
+        error_class = result.error_class.value if result.error_class else None
+        call = self._record(operation, reference, ex, result.outcome.value, error_class)
+        return replace(result, call=call)
+
+    def catalogue(self, biller: str) -> Catalogue:
+        entry = find_biller(biller)
+        if entry is None or entry.vtpass_service_id is None:
+            raise NotSupported(f"vtpass does not sell {biller}")
+        ex = self._send("GET", "/service-variations", params={"serviceID": entry.vtpass_service_id})
+        content = ex.body.get("content") if isinstance(ex.body, dict) else None
+        variations = None
+        if isinstance(content, dict):
+            variations = content.get("variations", content.get("varations"))
+        ok = isinstance(variations, list)
+        call = self._record(Operation.CATALOGUE, None, ex, "success" if ok else "failed", None)
+        if not ok:
+            return Catalogue((), call, Err.TRANSIENT, message=f"code {_code(ex.body)}")
+        rows = [v for v in variations if isinstance(v, dict)]  # type: ignore[union-attr]
+        products = tuple(_product(entry.code, v) for v in rows)
+        return Catalogue(products, call)
+
+
+def _product(biller: str, variation: dict[str, Any]) -> Product:
+    fixed = str(variation.get("fixedPrice") or "").lower() in ("yes", "true", "1")
+    amount = kobo_from_naira(variation.get("variation_amount"))
+    return Product(
+        provider="vtpass",
+        biller=biller,
+        code=str(variation.get("variation_code") or ""),
+        name=str(variation.get("name") or ""),
+        amount_kobo=amount if fixed and amount else None,
+    )
