@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from typing import Annotated, Any
 
 import typer
@@ -128,14 +127,6 @@ def _shell_quote(value: str) -> str:
     import shlex
 
     return shlex.quote(value)
-
-
-@app.command()
-def demo() -> None:
-    """The main job end to end on embedded defaults (see README)."""
-    from billpay.demo import run_demo
-
-    sys.exit(run_demo())
 
 
 def main() -> None:  # pragma: no cover - console script entry

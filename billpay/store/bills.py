@@ -53,7 +53,9 @@ _MAX_REFERENCE_TRIES = 5
 def set_actor(conn: Connection, actor: str | None, detail: str | None = None) -> None:
     """Attribute the events the trigger writes in this transaction."""
     conn.execute(
-        sa.text("SELECT set_config('billpay.actor', :actor, true), set_config('billpay.detail', :detail, true)"),
+        sa.text(
+            "SELECT set_config('billpay.actor', :actor, true), set_config('billpay.detail', :detail, true)"
+        ),
         {"actor": actor or "", "detail": detail or ""},
     )
 
@@ -94,9 +96,10 @@ def create_order(
         params["reference"] = new_reference()
         with db.begin() as conn:
             set_actor(conn, actor)
-            row = conn.execute(
-                sa.text(
-                    """
+            row = (
+                conn.execute(
+                    sa.text(
+                        """
                     INSERT INTO bill_payments (reference, bill_type, biller, product_code,
                         account_number, account_type, network, customer_phone, customer_email,
                         amount_kobo, fee_kobo, amount_cngn, expires_at)
@@ -106,9 +109,12 @@ def create_order(
                     ON CONFLICT ON CONSTRAINT bill_payments_reference_key DO NOTHING
                     RETURNING *
                     """
-                ),
-                params,
-            ).mappings().first()
+                    ),
+                    params,
+                )
+                .mappings()
+                .first()
+            )
         if row is not None:
             return dict(row)
     raise RuntimeError("could not allocate a unique order reference")
@@ -116,17 +122,23 @@ def create_order(
 
 def get_by_reference(db: Database, reference: str) -> dict[str, Any] | None:
     with db.connect() as conn:
-        row = conn.execute(
-            sa.text("SELECT * FROM bill_payments WHERE reference = :ref"), {"ref": reference}
-        ).mappings().first()
+        row = (
+            conn.execute(
+                sa.text("SELECT * FROM bill_payments WHERE reference = :ref"), {"ref": reference}
+            )
+            .mappings()
+            .first()
+        )
         return dict(row) if row else None
 
 
 def get_by_id(conn: Connection, bill_id: int, *, for_update: bool = False) -> dict[str, Any] | None:
     lock = " FOR UPDATE" if for_update else ""
-    row = conn.execute(
-        sa.text(f"SELECT * FROM bill_payments WHERE id = :id{lock}"), {"id": bill_id}
-    ).mappings().first()
+    row = (
+        conn.execute(sa.text(f"SELECT * FROM bill_payments WHERE id = :id{lock}"), {"id": bill_id})
+        .mappings()
+        .first()
+    )
     return dict(row) if row else None
 
 
@@ -142,7 +154,9 @@ def events_for(db: Database, bill_id: int) -> list[dict[str, Any]]:
         return [dict(row) for row in rows]
 
 
-def append_event(conn: Connection, bill_id: int, state: BillState | str, actor: str, detail: str) -> None:
+def append_event(
+    conn: Connection, bill_id: int, state: BillState | str, actor: str, detail: str
+) -> None:
     """An audit note that is not a transition (e.g. a requery that found the bill still pending)."""
     conn.execute(
         sa.text(
@@ -164,9 +178,10 @@ def claim(
     if queue not in BILL_QUEUES:
         raise ValueError(f"unknown queue {queue!r}")
     with db.begin() as conn:
-        rows = conn.execute(
-            sa.text(
-                f"""
+        rows = (
+            conn.execute(
+                sa.text(
+                    f"""
                 WITH picked AS (
                     SELECT id FROM {queue}
                     ORDER BY id
@@ -180,9 +195,12 @@ def claim(
                  WHERE b.id = picked.id
                 RETURNING b.*
                 """
-            ),
-            {"limit": limit, "worker": worker, "lease": lease_seconds},
-        ).mappings().all()
+                ),
+                {"limit": limit, "worker": worker, "lease": lease_seconds},
+            )
+            .mappings()
+            .all()
+        )
     return sorted((dict(row) for row in rows), key=lambda row: row["id"])
 
 
@@ -202,24 +220,21 @@ def release(db: Database, bill_ids: Iterable[int], *, worker: str) -> int:
         return result.rowcount
 
 
-def release_all(db: Database, *, worker: str) -> int:
+def release_all(db: Database, *, worker_prefix: str) -> int:
+    """Give back every lease held by workers whose id starts with ``worker_prefix`` (this
+    process on SIGTERM): the rows are claimable again at once instead of after the lease."""
+    pattern = worker_prefix.replace("%", r"\%").replace("_", r"\_") + "%"
+    released = 0
     with db.begin() as conn:
-        bills = conn.execute(
-            sa.text(
-                "UPDATE bill_payments SET claimed_by = NULL, claimed_until = NULL"
-                " WHERE claimed_by = :worker"
-            ),
-            {"worker": worker},
-        ).rowcount
-        for table in ("refunds", "notifications"):
-            conn.execute(
+        for table in ("bill_payments", "refunds", "notifications"):
+            released += conn.execute(
                 sa.text(
                     f"UPDATE {table} SET claimed_by = NULL, claimed_until = NULL"
-                    " WHERE claimed_by = :worker"
+                    " WHERE claimed_by LIKE :pattern"
                 ),
-                {"worker": worker},
-            )
-    return bills
+                {"pattern": pattern},
+            ).rowcount
+    return released
 
 
 def transition(
@@ -267,11 +282,15 @@ def transition(
 def update_fields(
     conn: Connection, bill_id: int, state: BillState, *, worker: str | None = None, **fields: Any
 ) -> bool:
-    """Set processing fields without a state change, guarded by the expected state."""
+    """Set processing fields without a state change, guarded by the expected state.
+
+    ``updated_at`` is left alone on purpose: it means "last state change", which is what the
+    stuck view measures.
+    """
     unknown = set(fields) - TRANSITION_COLUMNS - {"claimed_until", "claimed_by"}
     if unknown:
         raise ValueError(f"cannot set {sorted(unknown)}")
-    assignments = [_assign(name, value) for name, value in fields.items()] + ["updated_at = now()"]
+    assignments = [_assign(name, value) for name, value in fields.items()]
     guard = " AND claimed_by = :worker" if worker else ""
     params: dict[str, Any] = {"id": bill_id, "state": str(state), "worker": worker}
     params.update({f"f_{name}": _sql_value(value) for name, value in fields.items()})
@@ -290,12 +309,15 @@ def transition_to_refund(conn: Connection, bill_id: int, reason: str, *, actor: 
     set_actor(conn, actor, reason)
     return bool(
         conn.execute(
-            sa.text("SELECT transition_bill_to_refund(:id, :reason)"), {"id": bill_id, "reason": reason}
+            sa.text("SELECT transition_bill_to_refund(:id, :reason)"),
+            {"id": bill_id, "reason": reason},
         ).scalar()
     )
 
 
-def mark_ready_for_retry(conn: Connection, bill_id: int, backoff_seconds: int, *, actor: str, detail: str) -> bool:
+def mark_ready_for_retry(
+    conn: Connection, bill_id: int, backoff_seconds: int, *, actor: str, detail: str
+) -> bool:
     set_actor(conn, actor, detail)
     return bool(
         conn.execute(
@@ -309,9 +331,10 @@ def expire_due_orders(db: Database, *, actor: str, limit: int = 500) -> list[str
     """``pending_payment`` past ``expires_at`` -> ``expired``; returns the references."""
     with db.begin() as conn:
         set_actor(conn, actor, "no payment before expiry")
-        rows = conn.execute(
-            sa.text(
-                """
+        rows = (
+            conn.execute(
+                sa.text(
+                    """
                 WITH due AS (
                     SELECT id FROM queue_expire_orders ORDER BY expires_at LIMIT :limit
                     FOR UPDATE SKIP LOCKED
@@ -320,9 +343,12 @@ def expire_due_orders(db: Database, *, actor: str, limit: int = 500) -> list[str
                   FROM due WHERE b.id = due.id AND b.status = 'pending_payment'
                 RETURNING b.reference
                 """
-            ),
-            {"limit": limit},
-        ).scalars().all()
+                ),
+                {"limit": limit},
+            )
+            .scalars()
+            .all()
+        )
     return list(rows)
 
 

@@ -1,0 +1,135 @@
+"""Notification messages per bill type, and their delivery (signed webhook, or the log).
+
+Customer messages carry the electricity token (the user needs it); what is logged never does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import httpx
+
+from billpay.money import format_naira
+from billpay.tokens import format_token, mask_account, mask_token
+
+log = logging.getLogger(__name__)
+
+SIGNATURE_HEADER = "X-Billpay-Signature"
+
+REFUND_REASONS = {
+    "amount_mismatch": "the amount sent did not match the order",
+    "order_not_payable": "the order was no longer payable (expired or already paid)",
+    "unknown_reference": "the payment memo did not name a bill order",
+    "account_invalid": "the provider could not verify the account",
+}
+
+
+@dataclass(frozen=True)
+class Message:
+    kind: str
+    audience: str
+    reference: str | None
+    text: str  # what the user or operator reads
+    log_text: str  # the same with tokens and accounts masked
+
+    def body(self, notification_id: int, data: Mapping[str, Any]) -> dict[str, Any]:
+        return {
+            "id": notification_id,
+            "kind": self.kind,
+            "audience": self.audience,
+            "reference": self.reference,
+            "message": self.text,
+            "data": dict(data),
+        }
+
+
+def render(kind: str, audience: str, payload: Mapping[str, Any]) -> Message:
+    reference = payload.get("reference")
+    if kind == "bill_completed":
+        text, log_text = _completed(payload)
+    elif kind == "bill_refunded":
+        text = log_text = _refunded(payload)
+    else:
+        text = log_text = _operator_alert(kind, payload)
+    return Message(kind, audience, reference, text, log_text)
+
+
+def _completed(p: Mapping[str, Any]) -> tuple[str, str]:
+    amount = format_naira(int(p.get("amount_kobo") or 0))
+    bill_type = p.get("bill_type")
+    account = str(p.get("account_number") or "")
+    ref = p.get("reference")
+    if bill_type == "electricity":
+        token = p.get("token")
+        units = f", {p['units']} units" if p.get("units") else ""
+        meter = f"meter {account}"
+        if token:
+            text = f"{ref}: {amount} {p.get('biller')} token {format_token(token)} for {meter}{units}."
+            masked = f"{ref}: {amount} {p.get('biller')} token {mask_token(token)} for meter {mask_account(account)}{units}."
+            return text, masked
+        text = f"{ref}: {amount} paid to {p.get('biller')} for {meter} ({p.get('account_type') or 'postpaid'})."
+        return text, text.replace(account, mask_account(account))
+    if bill_type in ("airtime", "data"):
+        what = "airtime" if bill_type == "airtime" else f"data ({p.get('product_code')})"
+        text = f"{ref}: {amount} {what} delivered to {mask_account(account)}."
+        return text, text
+    if bill_type == "cable_tv":
+        text = f"{ref}: {p.get('biller')} {p.get('product_code') or ''} renewed for smart card {mask_account(account)} ({amount})."
+        return text, text
+    text = f"{ref}: {amount} paid to {p.get('biller')} for account {mask_account(account)}."
+    return text, text
+
+
+def _refunded(p: Mapping[str, Any]) -> str:
+    reason = str(p.get("reason") or "")
+    human = REFUND_REASONS.get(reason.split(":")[0], reason or "the bill could not be paid")
+    amount = p.get("amount_cngn")
+    amount_text = f"{Decimal(str(amount)):,.7f} cNGN" if amount else "your cNGN"
+    tx = f" (transaction {p['tx_hash']})" if p.get("tx_hash") else ""
+    return f"{p.get('reference')}: refunded {amount_text} because {human}{tx}."
+
+
+def _operator_alert(kind: str, p: Mapping[str, Any]) -> str:
+    details = ", ".join(f"{k}={v}" for k, v in p.items() if k not in ("token",))
+    return f"ALERT {kind}: {details}"
+
+
+class DeliveryError(Exception):
+    """A delivery that did not go through; the dispatcher retries with backoff."""
+
+
+def sign(body: bytes, secret: str) -> str:
+    return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def deliver(
+    message: Message,
+    body: dict[str, Any],
+    *,
+    webhook_url: str | None,
+    secret: str,
+    client: httpx.Client | None,
+) -> str:
+    """Send to the webhook (JSON, HMAC-SHA256 signature header) or, with none set, to the log.
+    Returns where it went; raises DeliveryError on a failure worth retrying."""
+    if not webhook_url:
+        log.info("notify %s %s: %s", message.audience, message.kind, message.log_text)
+        return "log"
+    raw = json.dumps(body, default=str, separators=(",", ":")).encode()
+    headers = {"Content-Type": "application/json", SIGNATURE_HEADER: sign(raw, secret)}
+    try:
+        assert client is not None
+        response = client.post(webhook_url, content=raw, headers=headers)
+    except httpx.HTTPError as exc:
+        raise DeliveryError(f"webhook unreachable: {type(exc).__name__}") from exc
+    if response.status_code >= 300:
+        raise DeliveryError(f"webhook answered HTTP {response.status_code}")
+    log.info("notified %s %s via webhook: %s", message.audience, message.kind, message.log_text)
+    return "webhook"

@@ -1,0 +1,96 @@
+"""Provider calls as rows of ``provider_attempts``. A pay attempt is written and committed
+before its HTTP call, so a crash at any later line leaves a reference to requery."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+
+def start_pay_attempt(
+    conn: Connection,
+    *,
+    bill_id: int,
+    provider: str,
+    reference: str,
+    attempt_no: int,
+    is_fallback: bool,
+) -> int:
+    return conn.execute(
+        sa.text(
+            "INSERT INTO provider_attempts (bill_payment_id, provider, operation, reference,"
+            " attempt_no, is_fallback, started_at) VALUES (:bill, :provider, 'pay', :ref, :no,"
+            " :fallback, clock_timestamp()) RETURNING id"
+        ),
+        {
+            "bill": bill_id,
+            "provider": provider,
+            "ref": reference,
+            "no": attempt_no,
+            "fallback": is_fallback,
+        },
+    ).scalar_one()
+
+
+def finish_attempt(conn: Connection, attempt_id: int, call: Any) -> None:
+    """Fill in a started attempt from a ``CallRecord`` (latency, outcome, status, summary)."""
+    conn.execute(
+        sa.text(
+            "UPDATE provider_attempts SET finished_at = :finished, latency_ms = :latency,"
+            " outcome = :outcome, error_class = :error_class, http_status = :http_status,"
+            " response_summary = CAST(:summary AS jsonb) WHERE id = :id"
+        ),
+        {
+            "id": attempt_id,
+            "finished": call.finished_at,
+            "latency": call.latency_ms,
+            "outcome": call.outcome,
+            "error_class": call.error_class,
+            "http_status": call.http_status,
+            "summary": json.dumps(call.response_summary or {}, default=str),
+        },
+    )
+
+
+def record_call(
+    conn: Connection, bill_id: int | None, call: Any, *, attempt_no: int | None = None
+) -> int:
+    """A verify or requery call, written after it returned."""
+    return conn.execute(
+        sa.text(
+            "INSERT INTO provider_attempts (bill_payment_id, provider, operation, reference,"
+            " attempt_no, started_at, finished_at, latency_ms, outcome, error_class, http_status,"
+            " response_summary) VALUES (:bill, :provider, :operation, :ref, :no, :started,"
+            " :finished, :latency, :outcome, :error_class, :http_status, CAST(:summary AS jsonb))"
+            " RETURNING id"
+        ),
+        {
+            "bill": bill_id,
+            "provider": call.provider,
+            "operation": call.operation,
+            "ref": call.reference,
+            "no": attempt_no,
+            "started": call.started_at,
+            "finished": call.finished_at,
+            "latency": call.latency_ms,
+            "outcome": call.outcome,
+            "error_class": call.error_class,
+            "http_status": call.http_status,
+            "summary": json.dumps(call.response_summary or {}, default=str),
+        },
+    ).scalar_one()
+
+
+def pay_attempts(conn: Connection, bill_id: int) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        sa.text(
+            "SELECT id, provider, reference, attempt_no, outcome, error_class, started_at,"
+            " finished_at, is_fallback FROM provider_attempts"
+            " WHERE bill_payment_id = :bill AND operation = 'pay' ORDER BY id"
+        ),
+        {"bill": bill_id},
+    ).mappings()
+    return [dict(row) for row in rows]

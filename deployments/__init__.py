@@ -1,0 +1,1 @@
+"""How the flows run: the one registry of deployments (schedules, parameters, concurrency)."""

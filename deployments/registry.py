@@ -1,0 +1,115 @@
+"""The single source of every deployment's schedule, parameters and concurrency.
+
+``billpay serve`` builds its deployments from this list and ``prefect.yaml`` is rendered from it
+(``billpay deployments yaml``); tests/unit/test_deployments.py proves the committed prefect.yaml
+matches, so the two cannot drift.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Any
+
+WORK_POOL = "billpay"
+DEFAULT_TAGS = ("billpay",)
+
+
+@dataclass(frozen=True)
+class DeploymentSpec:
+    name: str
+    entrypoint: str  # "flows/bills.py:process_bills"
+    description: str
+    interval_seconds: int | None = None
+    cron: str | None = None
+    timezone: str | None = None
+    parameters: dict[str, Any] = field(default_factory=dict)
+    concurrency_limit: int | None = 1
+    collision_strategy: str = "CANCEL_NEW"
+
+    def load_flow(self) -> Any:
+        path, _, attr = self.entrypoint.partition(":")
+        module = importlib.import_module(path.removesuffix(".py").replace("/", "."))
+        return getattr(module, attr)
+
+    def as_yaml_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "name": self.name,
+            "description": self.description,
+            "entrypoint": self.entrypoint,
+            "tags": list(DEFAULT_TAGS),
+            "parameters": dict(self.parameters),
+            "work_pool": {"name": WORK_POOL},
+            "schedules": [],
+        }
+        if self.interval_seconds is not None:
+            out["schedules"].append({"interval": self.interval_seconds, "active": True})
+        if self.cron is not None:
+            schedule: dict[str, Any] = {"cron": self.cron, "active": True}
+            if self.timezone:
+                schedule["timezone"] = self.timezone
+            out["schedules"].append(schedule)
+        if self.concurrency_limit is not None:
+            out["concurrency_limit"] = {
+                "limit": self.concurrency_limit,
+                "collision_strategy": self.collision_strategy,
+            }
+        return out
+
+
+PIPELINE: tuple[DeploymentSpec, ...] = (
+    DeploymentSpec("ingest-payments", "flows/payments.py:ingest_payments",
+                   "Read new Horizon payments, store them once, match them to orders",
+                   interval_seconds=10),
+    DeploymentSpec("process-bills", "flows/bills.py:process_bills",
+                   "Verify accounts, pay, requery pending, run due retries", interval_seconds=10),
+    DeploymentSpec("process-refunds", "flows/refunds.py:process_refunds",
+                   "Build, sign, submit and confirm cNGN refunds", interval_seconds=10),
+    DeploymentSpec("dispatch-notifications", "flows/notifications.py:dispatch_notifications",
+                   "Deliver receipts and operator alerts (signed webhook or log)",
+                   interval_seconds=10),
+    DeploymentSpec("expire-orders", "flows/expire.py:expire_orders",
+                   "Expire unpaid orders past their expiry", interval_seconds=60),
+    DeploymentSpec("reprocess-stuck", "flows/stuck.py:reprocess_stuck",
+                   "Manual: re-drive a chosen batch (requeue, requery or refund); dry run first",
+                   parameters={"dry_run": True}, concurrency_limit=None),
+)
+
+
+def report_specs() -> tuple[DeploymentSpec, ...]:
+    """The reporting deployments, declared beside their flows (deployments/reports.py)."""
+    try:
+        from deployments.reports import REPORT_DEPLOYMENTS
+    except ImportError:
+        return ()
+    specs = []
+    for item in REPORT_DEPLOYMENTS:
+        module, _, attr = str(item["flow"]).partition(":")
+        specs.append(DeploymentSpec(
+            name=item["name"],
+            entrypoint=f"{module.replace('.', '/')}.py:{attr}",
+            description=item.get("description", item["name"]),
+            interval_seconds=item.get("interval_seconds"),
+            cron=item.get("cron"),
+            timezone=item.get("timezone"),
+            parameters=dict(item.get("parameters", {})),
+        ))
+    return tuple(specs)
+
+
+def all_specs() -> tuple[DeploymentSpec, ...]:
+    return PIPELINE + report_specs()
+
+
+def render_prefect_yaml() -> str:
+    import yaml
+
+    document = {
+        "name": "billpay",
+        "prefect-version": "3.4.0",
+        "pull": [{"prefect.deployments.steps.set_working_directory": {"directory": "{{ $BILLPAY_HOME }}"}}],
+        "deployments": [spec.as_yaml_dict() for spec in all_specs()],
+    }
+    header = ("# Generated from deployments/registry.py by `billpay deployments yaml > prefect.yaml`.\n"
+              "# Do not edit by hand: tests/unit/test_deployments.py fails when the two differ.\n")
+    return header + yaml.safe_dump(document, sort_keys=False, width=100)

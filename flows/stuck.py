@@ -1,0 +1,45 @@
+"""``reprocess-stuck`` (manual): re-drive a chosen batch. The parameters become a form in the UI;
+``dry_run`` is on by default and only reports what would be done."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_markdown_artifact
+
+from billpay import stuck
+from billpay.store import attempts as attempt_store
+from tasks.bills import processor
+from tasks.runtime import get_runtime
+
+
+@flow(name="reprocess-stuck")
+def reprocess_stuck(
+    references: list[str] | None = None,
+    state: str | None = None,
+    older_than_minutes: int = 15,
+    action: Literal["requeue", "requery", "refund"] = "requeue",
+    limit: int = 50,
+    dry_run: bool = True,
+) -> dict[str, Any]:
+    runtime = get_runtime()
+    logger = get_run_logger()
+    chosen = stuck.Action(action)
+    rows = stuck.find(runtime.db, references=references, state=state,
+                      older_than_minutes=older_than_minutes, limit=limit)
+    worker = runtime.worker_id()
+    proc = processor(worker)
+    plans = []
+    for row in rows:
+        with runtime.db.connect() as conn:
+            attempts = len(attempt_store.pay_attempts(conn, row["id"]))
+        item = stuck.plan(row, chosen, pay_attempts=attempts)
+        if item.allowed and not dry_run:
+            item.done = stuck.apply(runtime.db, proc, item, chosen, actor=f"reprocess-stuck:{worker}")
+        plans.append(item)
+        logger.info("%s %s: %s%s", item.reference, item.status, item.why,
+                    f" -> {item.done}" if item.done else "")
+    create_markdown_artifact(markdown=stuck.markdown(plans, chosen, dry_run),
+                             key="reprocess-stuck", description="what reprocess-stuck found and did")
+    return {"action": action, "dry_run": dry_run, "bills": [p.as_row() for p in plans]}

@@ -1,0 +1,55 @@
+"""Per-bill tasks of ``process-bills``: verify, pay, requery, retry. Names carry the bill
+reference so an operator can find a bill's runs in the UI."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from billpay.processing import NeedsAttention, Processor, StepResult
+from tasks.policy import retry_on_transient
+from tasks.runtime import get_runtime
+
+COMMON = dict(
+    retries=2,
+    retry_delay_seconds=[1, 5],
+    retry_condition_fn=retry_on_transient,
+    timeout_seconds=120,
+    persist_result=False,
+    cache_policy=NO_CACHE,
+)
+
+
+def processor(worker: str) -> Processor:
+    runtime = get_runtime()
+    return Processor(db=runtime.db, settings=runtime.settings, router=runtime.router,
+                     worker=worker, guard=runtime.slots)
+
+
+def _finish(result: StepResult) -> dict[str, Any]:
+    if result.alert:
+        # The bill is saved in a correct, resumable state; fail the task so the UI shows it.
+        raise NeedsAttention(result.alert)
+    return result.as_dict()
+
+
+@task(name="verify-account", task_run_name="verify-{reference}", **COMMON)
+def verify_account(bill_id: int, reference: str, worker: str) -> dict[str, Any]:
+    return _finish(processor(worker).verify(bill_id))
+
+
+@task(name="pay-bill", task_run_name="pay-{reference}", **COMMON)
+def pay_bill(bill_id: int, reference: str, worker: str) -> dict[str, Any]:
+    return _finish(processor(worker).pay(bill_id))
+
+
+@task(name="requery-bill", task_run_name="requery-{reference}", **COMMON)
+def requery_bill(bill_id: int, reference: str, worker: str) -> dict[str, Any]:
+    return _finish(processor(worker).requery(bill_id))
+
+
+@task(name="retry-bill", task_run_name="retry-{reference}", **COMMON)
+def retry_bill(bill_id: int, reference: str, worker: str) -> dict[str, Any]:
+    return _finish(processor(worker).retry(bill_id))
