@@ -18,6 +18,7 @@ Outcome rules (the full table is docs/providers.md):
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -143,11 +144,16 @@ def _delivered(order: BillOrder, data: dict[str, Any], message: str) -> PaymentR
     return PaymentResult(PaymentOutcome.SUCCESS, reason_code=explicit or "success", **common)
 
 
+_UNITS_IN_TEXT = re.compile(r"units?\s*[:=]?\s*([0-9][0-9.,]*\s*(?:kwh)?)", re.IGNORECASE)
+
+
 def _units(data: dict[str, Any]) -> str | None:
     extra = data.get("extra")
     for value in (data.get("units"), extra.get("units") if isinstance(extra, dict) else None):
         if value not in (None, "", "N/A"):
             return str(value)
+    if isinstance(extra, str) and (match := _UNITS_IN_TEXT.search(extra)):
+        return match.group(1).strip()
     return None
 
 

@@ -106,14 +106,12 @@ def _exchange_once(
     headers: Mapping[str, str],
     params: Mapping[str, str] | None,
     body: Any,
-    timeout: httpx.Timeout,
 ) -> Exchange:
     started_at = datetime.now(UTC)
     clock = time.monotonic()
     try:
-        response = client.request(
-            method, url, headers=dict(headers), params=params, json=body, timeout=timeout
-        )
+        # The client carries the timeouts (build_client); an injected client brings its own.
+        response = client.request(method, url, headers=dict(headers), params=params, json=body)
     except httpx.TransportError as exc:
         return _finish(started_at, clock, transport_error=_classify(exc))
     return _finish(
@@ -139,7 +137,6 @@ def exchange(
     url: str,
     *,
     headers: Mapping[str, str],
-    timeout: httpx.Timeout,
     params: Mapping[str, str] | None = None,
     body: Any = None,
 ) -> Exchange:
@@ -149,9 +146,7 @@ def exchange(
     for attempt in range(tries):
         if attempt:
             time.sleep(GET_RETRY_PAUSE_SECONDS * attempt)
-        result = _exchange_once(
-            client, method, url, headers=headers, params=params, body=body, timeout=timeout
-        )
+        result = _exchange_once(client, method, url, headers=headers, params=params, body=body)
         first = first or result
         retryable = result.nothing_sent or result.transport_error == TransportKind.DROPPED
         if not retryable:
@@ -180,7 +175,7 @@ def call_record(
 ) -> CallRecord:
     return CallRecord(
         provider=provider,
-        operation=operation,
+        operation=str(operation),
         reference=reference,
         started_at=exchange_.started_at,
         finished_at=exchange_.finished_at,
@@ -201,7 +196,6 @@ class HttpAdapter:
         self._settings = settings
         self._owns_client = client is None
         self._client = client if client is not None else build_client(settings)
-        self._timeout = timeout_from(settings)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Self:
@@ -230,7 +224,6 @@ class HttpAdapter:
             method,
             self._base_url().rstrip("/") + path,
             headers=self._headers(method),
-            timeout=self._timeout,
             params=params,
             body=body,
         )
