@@ -16,7 +16,6 @@ COMMON = dict(
     retries=2,
     retry_delay_seconds=[1, 5],
     retry_condition_fn=retry_on_transient,
-    timeout_seconds=120,
     persist_result=False,
     cache_policy=NO_CACHE,
 )

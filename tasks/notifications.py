@@ -14,7 +14,7 @@ from tasks.runtime import get_runtime
 
 
 @task(name="deliver-notification", task_run_name="notify-{reference}", retries=1,
-      retry_delay_seconds=2, retry_condition_fn=retry_on_transient, timeout_seconds=60,
+      retry_delay_seconds=2, retry_condition_fn=retry_on_transient,
       persist_result=False, cache_policy=NO_CACHE)
 def deliver_notification(row: dict[str, Any], reference: str, worker: str) -> dict[str, Any]:
     runtime = get_runtime()

