@@ -231,8 +231,8 @@ def _success_rate_rows(frame: pd.DataFrame | None) -> pd.DataFrame:
     ).astype({"paid": "int64", "completed": "int64", "refunded": "int64"})
     out["settled"] = out["completed"] + out["refunded"]
     out["in_flight"] = out["paid"] - out["settled"]
-    out["success_rate"] = [ratio(c, s) for c, s in zip(out["completed"], out["settled"])]
-    out["refund_rate"] = [ratio(r, s) for r, s in zip(out["refunded"], out["settled"])]
+    out["success_rate"] = [ratio(c, s) for c, s in zip(out["completed"], out["settled"], strict=True)]
+    out["refund_rate"] = [ratio(r, s) for r, s in zip(out["refunded"], out["settled"], strict=True)]
     reasons = _counts_by(frame[frame["is_refunded"]], keys, "refund_reason")
     out["refunds_by_reason"] = [reasons.get(key, {}) for key in out.index]
     for column in ("time_to_complete_p50_s", "time_to_complete_p95_s"):
@@ -355,17 +355,23 @@ def _provider_rows(done: pd.DataFrame, tokens: pd.DataFrame) -> pd.DataFrame:
     )
     for column in [*counts, "with_outcome"]:
         out[column] = out[column].fillna(0).astype("int64")
-    out["success_rate"] = [ratio(s, n) for s, n in zip(out["success"], out["with_outcome"])]
+    out["success_rate"] = [ratio(s, n) for s, n in zip(out["success"], out["with_outcome"], strict=True)]
     is_pay = out.index.get_level_values("operation") == "pay"
     pay_attempts = out["pay_attempts"].fillna(0)
     requeried = out["pay_attempts_requeried"].fillna(0)
     out["requery_share"] = [
-        ratio(r, n) if pay else None for r, n, pay in zip(requeried, pay_attempts, is_pay)
+        ratio(r, n) if pay else None for r, n, pay in zip(requeried, pay_attempts, is_pay, strict=True)
     ]
-    out["pay_attempts_requeried"] = [int(r) if pay else None for r, pay in zip(requeried, is_pay)]
-    out["tokens_delivered"] = [
-        int(t) if pay else None for t, pay in zip(out["tokens_delivered"].fillna(0), is_pay)
-    ]
+    # object columns: ints where the metric applies, None where it does not (not NaN)
+    out["pay_attempts_requeried"] = pd.Series(
+        [int(r) if pay else None for r, pay in zip(requeried, is_pay, strict=True)],
+        index=out.index, dtype=object,
+    )
+    out["tokens_delivered"] = pd.Series(
+        [int(t) if pay else None
+         for t, pay in zip(out["tokens_delivered"].fillna(0), is_pay, strict=True)],
+        index=out.index, dtype=object,
+    )
     classes = _counts_by(done, keys, "error_class") if not done.empty else {}
     out["error_classes"] = [classes.get(key, {}) for key in out.index]
     for column in ("latency_p50_ms", "latency_p95_ms", "latency_p99_ms",
@@ -586,7 +592,7 @@ def render_trend_png(
     figure = Figure(figsize=(8, 2.6 * len(panels)), dpi=80)
     FigureCanvasAgg(figure)
     axes = figure.subplots(len(panels), 1, sharex=True, squeeze=False)[:, 0]
-    for axis, (column, label) in zip(axes, panels):
+    for axis, (column, label) in zip(axes, panels, strict=True):
         for name, part in series.groupby(group, sort=True):
             axis.plot(part["day"], part[column].astype(float), marker="o", label=str(name))
         axis.set_ylabel(label)

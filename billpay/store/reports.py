@@ -1,0 +1,355 @@
+"""Report reads and writes: the frames ``billpay.reports`` computes from, and its snapshots.
+
+Reads select only the columns the reports use, stream in chunks (a server-side cursor) and
+shrink each chunk to compact dtypes (categories, one-byte booleans) before the next arrives, so
+a million provider attempts fit in a few tens of MB. The metrics themselves are pandas'.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+import time
+import tracemalloc
+from collections.abc import Iterator, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+from pandas.api.types import union_categoricals
+
+from billpay import reports
+from billpay.store.engine import Database
+
+CHUNK_ROWS = 200_000
+
+_CATEGORY_COLUMNS = {
+    "bills": ("bill_type", "biller", "status", "provider", "refund_reason"),
+    "attempts": ("provider", "operation", "outcome", "error_class"),
+}
+
+# ref_key: a 64-bit hash of (provider, reference), so that matching a pay attempt with its
+# requeries costs 8 bytes a row instead of a Python string.
+READ_ATTEMPTS = sa.text(
+    """
+    SELECT provider, operation, outcome, error_class,
+           latency_ms::double precision AS latency_ms,
+           is_fallback,
+           started_at,
+           finished_at IS NOT NULL AS finished,
+           CASE WHEN operation IN ('pay', 'requery') AND reference IS NOT NULL
+                THEN hashtextextended(provider || ':' || reference, 0) ELSE 0 END AS ref_key
+      FROM provider_attempts
+     WHERE started_at >= :since AND started_at < :until
+    """
+)
+
+READ_BILLS = sa.text(
+    """
+    SELECT bill_type, biller, status, provider, refund_reason, amount_cngn, paid_at, completed_at
+      FROM bill_payments
+     WHERE paid_at >= :since AND paid_at < :until
+    """
+)
+
+DELETE_SUCCESS_RATE_SNAPSHOT = sa.text(
+    "DELETE FROM report_success_rate WHERE as_of = :as_of AND window_label = :window_label"
+)
+DELETE_PROVIDER_SNAPSHOT = sa.text(
+    "DELETE FROM report_provider_performance WHERE as_of = :as_of AND window_label = :window_label"
+)
+
+# The latest earlier snapshot of each window (what "changed" is measured against).
+_PREVIOUS_SNAPSHOT = """
+    SELECT r.* FROM {table} r
+      JOIN (SELECT window_label, max(as_of) AS as_of FROM {table}
+             WHERE as_of < :as_of AND window_label = ANY(:labels)
+             GROUP BY window_label) p USING (window_label, as_of)
+     ORDER BY r.window_label, {order}
+"""
+_HISTORY = """
+    SELECT * FROM {table}
+     WHERE window_label = :window_label AND as_of >= :since AND as_of <= :until
+     ORDER BY as_of, {order}
+"""
+_TABLES = {
+    "success_rate": ("report_success_rate", reports.SUCCESS_RATE_COLUMNS, "bill_type, biller"),
+    "provider": ("report_provider_performance", reports.PROVIDER_COLUMNS, "provider, operation"),
+}
+_JSON_COLUMNS = frozenset({"refunds_by_reason", "error_classes"})
+
+
+# --- reads --------------------------------------------------------------------------------
+
+
+def _chunks(db: Database, query: sa.TextClause, params: dict[str, Any],
+            chunk_rows: int) -> Iterator[pd.DataFrame]:
+    with db.connect() as conn:
+        conn = conn.execution_options(stream_results=True, max_row_buffer=chunk_rows)
+        yield from pd.read_sql(query, conn, params=params, chunksize=chunk_rows)
+
+
+def _compact(chunk: pd.DataFrame, categories: Sequence[str]) -> pd.DataFrame:
+    for column in categories:
+        chunk[column] = chunk[column].astype("category")
+    return chunk
+
+
+def _concat(chunks: list[pd.DataFrame], categories: Sequence[str],
+            columns: Sequence[str]) -> pd.DataFrame:
+    if not chunks:
+        return pd.DataFrame({c: pd.Series(dtype="category" if c in categories else "object")
+                             for c in columns})
+    if len(chunks) == 1:
+        return chunks[0]
+    # Chunks have different category sets; concat would fall back to object columns.
+    merged = {c: union_categoricals([chunk[c] for chunk in chunks]) for c in categories}
+    frame = pd.concat([chunk.drop(columns=list(categories)) for chunk in chunks],
+                      ignore_index=True)
+    for column in categories:
+        frame[column] = merged[column]
+    return frame[list(columns)]
+
+
+def _utc(frame: pd.DataFrame, columns: Sequence[str]) -> None:
+    for column in columns:
+        frame[column] = pd.to_datetime(frame[column], utc=True)
+
+
+def read_attempts(db: Database, since: datetime, until: datetime, *,
+                  chunk_rows: int = CHUNK_ROWS) -> pd.DataFrame:
+    """Provider attempts started in ``[since, until)``, in the shape ``billpay.reports`` takes."""
+    categories = _CATEGORY_COLUMNS["attempts"]
+    columns = ["provider", "operation", "outcome", "error_class", "latency_ms", "is_fallback",
+               "started_at", "finished", "ref_key"]
+    chunks = []
+    for chunk in _chunks(db, READ_ATTEMPTS, {"since": since, "until": until}, chunk_rows):
+        chunk["latency_ms"] = chunk["latency_ms"].astype("float64")
+        chunk["is_fallback"] = chunk["is_fallback"].astype(bool)
+        chunk["finished"] = chunk["finished"].astype(bool)
+        chunk["ref_key"] = chunk["ref_key"].astype("int64")
+        chunks.append(_compact(chunk, categories))
+    frame = _concat(chunks, categories, columns)
+    _utc(frame, ["started_at"])
+    if frame.empty:
+        frame = frame.astype({"latency_ms": "float64", "is_fallback": bool, "finished": bool,
+                              "ref_key": "int64"})
+    return frame
+
+
+def read_bills(db: Database, since: datetime, until: datetime, *,
+               chunk_rows: int = CHUNK_ROWS) -> pd.DataFrame:
+    """Bills whose cNGN arrived (paid_at) in ``[since, until)``; amount_cngn stays Decimal."""
+    categories = _CATEGORY_COLUMNS["bills"]
+    columns = ["bill_type", "biller", "status", "provider", "refund_reason", "amount_cngn",
+               "paid_at", "completed_at"]
+    chunks = [
+        _compact(chunk, categories)
+        for chunk in _chunks(db, READ_BILLS, {"since": since, "until": until}, chunk_rows)
+    ]
+    frame = _concat(chunks, categories, columns)
+    frame["amount_cngn"] = frame["amount_cngn"].astype(object)
+    _utc(frame, ["paid_at", "completed_at"])
+    return frame
+
+
+def database_now(db: Database) -> datetime:
+    with db.connect() as conn:
+        return conn.execute(sa.text("SELECT now()")).scalar_one()
+
+
+# --- snapshots ----------------------------------------------------------------------------
+
+
+def _row_params(row: dict[str, Any]) -> dict[str, Any]:
+    params = {}
+    for column, value in row.items():
+        if column in _JSON_COLUMNS:
+            value = json.dumps(value or {}, sort_keys=True)
+        elif isinstance(value, pd.Timestamp):
+            value = value.to_pydatetime()
+        elif hasattr(value, "item"):  # numpy scalar
+            value = value.item()
+        if isinstance(value, float) and value != value:
+            value = None
+        params[column] = value
+    return params
+
+
+def _insert(table: str, columns: Sequence[str]) -> sa.TextClause:
+    values = ", ".join(
+        f"CAST(:{c} AS jsonb)" if c in _JSON_COLUMNS else f":{c}" for c in columns
+    )
+    return sa.text(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({values})")
+
+
+def _write_snapshot(db: Database, kind: str, report: pd.DataFrame,
+                    delete: sa.TextClause) -> int:
+    """Replace the snapshot(s) in ``report`` (one per (as_of, window_label)) in one transaction:
+    a rerun for the same as_of leaves exactly one snapshot."""
+    table, columns, _ = _TABLES[kind]
+    rows = [_row_params(row) for row in report[list(columns)].to_dict(orient="records")]
+    snapshots = {(row["as_of"], row["window_label"]) for row in rows}
+    with db.begin() as conn:
+        for as_of, label in sorted(snapshots):
+            conn.execute(delete, {"as_of": as_of, "window_label": label})
+        if rows:
+            conn.execute(_insert(table, columns), rows)
+    return len(rows)
+
+
+def write_success_rate_snapshot(db: Database, report: pd.DataFrame) -> int:
+    return _write_snapshot(db, "success_rate", report, DELETE_SUCCESS_RATE_SNAPSHOT)
+
+
+def write_provider_snapshot(db: Database, report: pd.DataFrame) -> int:
+    return _write_snapshot(db, "provider", report, DELETE_PROVIDER_SNAPSHOT)
+
+
+def _read_snapshot(db: Database, kind: str, template: str, params: dict[str, Any]) -> pd.DataFrame:
+    table, columns, order = _TABLES[kind]
+    query = sa.text(template.format(table=table, order=order))
+    with db.connect() as conn:
+        result = conn.execute(query, params)
+        frame = pd.DataFrame(result.mappings().all(), columns=list(result.keys()))
+    if frame.empty:
+        return pd.DataFrame(columns=list(columns))
+    for column in ("as_of", "window_start", "window_end"):
+        frame[column] = pd.to_datetime(frame[column], utc=True)
+    return frame[list(columns)]
+
+
+def previous_success_rate_snapshot(db: Database, as_of: datetime,
+                                   labels: Sequence[str]) -> pd.DataFrame:
+    return _read_snapshot(db, "success_rate", _PREVIOUS_SNAPSHOT,
+                          {"as_of": as_of, "labels": list(labels)})
+
+
+def previous_provider_snapshot(db: Database, as_of: datetime,
+                               labels: Sequence[str]) -> pd.DataFrame:
+    return _read_snapshot(db, "provider", _PREVIOUS_SNAPSHOT,
+                          {"as_of": as_of, "labels": list(labels)})
+
+
+def success_rate_history(db: Database, window_label: str, since: datetime,
+                         until: datetime) -> pd.DataFrame:
+    return _read_snapshot(db, "success_rate", _HISTORY,
+                          {"window_label": window_label, "since": since, "until": until})
+
+
+def provider_history(db: Database, window_label: str, since: datetime,
+                     until: datetime) -> pd.DataFrame:
+    return _read_snapshot(db, "provider", _HISTORY,
+                          {"window_label": window_label, "since": since, "until": until})
+
+
+# --- benchmark ----------------------------------------------------------------------------
+
+# Synthetic attempts: 2 providers x (verify, pay, requery) with a spread of outcomes, latencies
+# and error classes; every 10th pay is a fallback; a requery follows the call before it.
+_SEED_ATTEMPTS = sa.text(
+    """
+    INSERT INTO provider_attempts (provider, operation, reference, started_at, finished_at,
+                                   latency_ms, outcome, error_class, is_fallback)
+    SELECT p.provider,
+           o.operation,
+           'bench-' || :run || '-' || CASE WHEN o.operation = 'requery' THEN g - 1 ELSE g END,
+           t.started_at,
+           t.started_at + make_interval(secs => t.latency / 1000.0),
+           t.latency,
+           CASE WHEN g % 20 = 0 THEN 'failed' WHEN g % 31 = 0 THEN 'unknown'
+                WHEN g % 17 = 0 THEN 'pending' ELSE 'success' END,
+           CASE WHEN g % 20 = 0 THEN (ARRAY['timeout', 'upstream_5xx', 'declined'])[1 + g % 3]
+                WHEN g % 31 = 0 THEN 'timeout' END,
+           o.operation = 'pay' AND g % 10 = 0
+      FROM generate_series(1, :rows) AS g
+      CROSS JOIN LATERAL (SELECT (ARRAY['bench-flutterwave', 'bench-vtpass'])[1 + g % 2]
+                                 AS provider) p
+      CROSS JOIN LATERAL (SELECT CASE WHEN g % 7 = 3 THEN 'requery'
+                                      WHEN g % 3 = 0 THEN 'verify' ELSE 'pay' END
+                                 AS operation) o
+      CROSS JOIN LATERAL (SELECT :until - make_interval(secs => ((:rows - g) % 604800)::double precision)
+                                 AS started_at,
+                                 (50 + (g * 7919) % 3000)::integer AS latency) t
+    """
+)
+_DELETE_SEEDED = sa.text(
+    "DELETE FROM provider_attempts WHERE reference LIKE 'bench-' || :run || '-%'"
+)
+
+
+def seed_attempts(db: Database, rows: int, *, until: datetime, run: str) -> float:
+    """Insert ``rows`` synthetic provider attempts over the 7 days before ``until``;
+    returns the seconds it took."""
+    started = time.perf_counter()
+    with db.begin() as conn:
+        conn.execute(_SEED_ATTEMPTS, {"rows": rows, "until": until, "run": run})
+    with db.connect() as conn:
+        conn.execute(sa.text("ANALYZE provider_attempts"))
+        conn.commit()
+    return time.perf_counter() - started
+
+
+def _maxrss_mb() -> float:
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / (1024 * 1024) if sys.platform == "darwin" else rss / 1024
+
+
+def _provider_report_once(db: Database, windows: Sequence[reports.Window]) -> tuple[int, int]:
+    since, until = reports.covering(windows)
+    attempts = read_attempts(db, since, until)
+    bills = read_bills(db, since, until)
+    report = reports.provider_performance_report(attempts, bills, windows)
+    return len(attempts), len(report)
+
+
+def bench_reports(
+    db: Database,
+    rows: int = 1_000_000,
+    *,
+    windows: Sequence[str] = reports.DEFAULT_WINDOWS,
+    measure_python_peak: bool = True,
+    cleanup: bool = True,
+) -> dict[str, Any]:
+    """Seed ``rows`` provider attempts (INSERT ... SELECT generate_series) into ``db`` and time
+    the provider-performance report over them (read in chunks + pandas, every window).
+
+    Returns seconds (seed, read+report), the process's max-RSS growth during the report and,
+    with ``measure_python_peak``, a second run's tracemalloc peak (Python + numpy allocations;
+    tracemalloc slows that run, so its time is not the one reported). Seeded rows are tagged
+    ``bench-<run>-*`` and deleted afterwards unless ``cleanup`` is false.
+    """
+    run = f"{time.time_ns():x}"
+    as_of = database_now(db) + timedelta(seconds=1)
+    seeded_seconds = seed_attempts(db, rows, until=as_of - timedelta(seconds=1), run=run)
+    windows_ = reports.rolling_windows(windows, as_of)
+    try:
+        rss_before = _maxrss_mb()
+        started = time.perf_counter()
+        attempts_read, report_rows = _provider_report_once(db, windows_)
+        report_seconds = time.perf_counter() - started
+        result: dict[str, Any] = {
+            "rows": rows,
+            "attempts_read": attempts_read,
+            "report_rows": report_rows,
+            "windows": list(windows),
+            "seed_seconds": round(seeded_seconds, 3),
+            "report_seconds": round(report_seconds, 3),
+            "max_rss_growth_mb": round(_maxrss_mb() - rss_before, 1),
+            "max_rss_mb": round(_maxrss_mb(), 1),
+        }
+        if measure_python_peak:
+            tracemalloc.start()
+            try:
+                _provider_report_once(db, windows_)
+                _, peak = tracemalloc.get_traced_memory()
+            finally:
+                tracemalloc.stop()
+            result["python_peak_mb"] = round(peak / (1024 * 1024), 1)
+    finally:
+        if cleanup:
+            with db.begin() as conn:
+                conn.execute(_DELETE_SEEDED, {"run": run})
+    return result
