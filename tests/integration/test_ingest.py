@@ -194,7 +194,9 @@ def test_crash_inside_the_page_transaction_replays_without_duplicates(
                 f"""
                 CREATE FUNCTION crash() RETURNS trigger LANGUAGE plpgsql AS $$
                 BEGIN
-                    IF NEW.operation_id = '{last_op}' THEN RAISE EXCEPTION 'simulated crash'; END IF;
+                    IF NEW.operation_id = '{last_op}' THEN
+                        RAISE EXCEPTION 'simulated crash';
+                    END IF;
                     RETURN NEW;
                 END $$;
                 CREATE TRIGGER crash BEFORE INSERT ON incoming_payments

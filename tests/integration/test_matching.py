@@ -14,7 +14,7 @@ from stellar_sdk import MuxedAccount
 from billpay.config import Settings, UnknownReferencePolicy
 from billpay.orders import BillType
 from billpay.sandbox import identities as ids
-from billpay.stellar import MatchOutcome, match_payments
+from billpay.stellar import match_payments
 from billpay.stellar.ingest import IncomingPayment
 from billpay.store import bills
 from billpay.store.engine import Database
