@@ -272,7 +272,7 @@ _SEED_ATTEMPTS = sa.text(
                                  AS operation) o
       CROSS JOIN LATERAL (SELECT :until - make_interval(secs => ((:rows - g) % 604800)::double precision)
                                  AS started_at,
-                                 (50 + (g * 7919) % 3000)::integer AS latency) t
+                                 (50 + (g::bigint * 7919) % 3000)::integer AS latency) t
     """
 )
 _DELETE_SEEDED = sa.text(
