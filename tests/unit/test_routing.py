@@ -1,0 +1,138 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+
+from billpay.config import Settings
+from billpay.orders import BillOrder, BillType
+from billpay.providers import BillProvider, ProviderRouter, build_providers
+from billpay.providers.base import make_attempt_reference, reference_created_at
+from billpay.providers.routing import BILLERS, find_biller, provider_product
+
+DISCOS = [
+    "ikeja-electric", "eko-electric", "kano-electric", "portharcourt-electric", "jos-electric",
+    "ibadan-electric", "kaduna-electric", "abuja-electric", "enugu-electric", "benin-electric",
+    "aba-electric", "yola-electric",
+]  # fmt: skip
+
+
+def order(bill_type: BillType, biller: str, **changes: Any) -> BillOrder:
+    fields: dict[str, Any] = {
+        "reference": "7K3M9QZ2XA",
+        "bill_type": bill_type,
+        "biller": biller,
+        "account_number": "1111111111111",
+        "amount_kobo": 100_000,
+        "phone": "08031234567",
+    }
+    fields.update(changes)
+    return BillOrder(**fields)
+
+
+@pytest.fixture
+def providers() -> dict[str, BillProvider]:
+    return build_providers(Settings(), client_factory=lambda name: httpx.Client())
+
+
+def names(found: list[BillProvider]) -> list[str]:
+    return [p.name for p in found]
+
+
+def test_build_providers_gives_every_adapter(providers: dict[str, BillProvider]) -> None:
+    assert set(providers) == {"flutterwave", "vtpass", "paystack"}
+    for name, provider in providers.items():
+        assert provider.name == name
+        assert isinstance(provider, BillProvider)
+
+
+def test_route_follows_settings_order(providers: dict[str, BillProvider]) -> None:
+    router = ProviderRouter(providers, Settings())
+    assert names(router.route(order(BillType.ELECTRICITY, "ikeja-electric"))) == [
+        "flutterwave",
+        "vtpass",
+    ]
+    assert names(router.route(order(BillType.AIRTIME, "mtn"))) == ["vtpass", "flutterwave"]
+    swapped = ProviderRouter(providers, Settings(route_airtime="flutterwave,vtpass"))
+    assert names(swapped.route(order(BillType.AIRTIME, "mtn"))) == ["flutterwave", "vtpass"]
+
+
+def test_route_keeps_only_providers_that_sell_the_bill(
+    providers: dict[str, BillProvider],
+) -> None:
+    settings = Settings(route_water="paystack,vtpass,flutterwave,nobody")
+    router = ProviderRouter(providers, settings)
+    assert names(router.route(order(BillType.WATER, "lagos-water"))) == ["flutterwave"]
+    assert router.route(order(BillType.WATER, "atlantis-water")) == []
+    assert router.route(order(BillType.CABLE_TV, "mtn")) == []  # wrong type for that biller
+
+
+def test_paystack_is_never_routed(providers: dict[str, BillProvider]) -> None:
+    settings = Settings(route_airtime="paystack,vtpass")
+    router = ProviderRouter(providers, settings)
+    assert names(router.route(order(BillType.AIRTIME, "mtn"))) == ["vtpass"]
+
+
+def test_next_provider_for_fallback(providers: dict[str, BillProvider]) -> None:
+    router = ProviderRouter(providers, Settings())
+    bill = order(BillType.ELECTRICITY, "eko-electric", account_type="prepaid")
+    first = router.next_provider(bill, None)
+    assert first is not None and first.name == "flutterwave"
+    second = router.next_provider(bill, "flutterwave")
+    assert second is not None and second.name == "vtpass"
+    assert router.next_provider(bill, "vtpass") is None
+    assert router.next_provider(bill, "paystack") is None
+    assert router.first_provider(order(BillType.WATER, "nowhere")) is None
+
+
+@pytest.mark.parametrize("disco", DISCOS)
+def test_every_disco_is_sold_by_both_providers(
+    providers: dict[str, BillProvider], disco: str
+) -> None:
+    assert providers["vtpass"].supports(BillType.ELECTRICITY, disco)
+    assert providers["flutterwave"].supports(BillType.ELECTRICITY, disco)
+    assert BILLERS[disco].vtpass_service_id == disco
+    for account_type in ("prepaid", "postpaid"):
+        bill = order(BillType.ELECTRICITY, disco, account_type=account_type)
+        assert provider_product(bill, "vtpass") == account_type
+        assert provider_product(bill, "flutterwave")
+
+
+def test_vtpass_service_ids_for_phone_bills() -> None:
+    expected = {"mtn": "mtn", "airtel": "airtel", "glo": "glo", "9mobile": "etisalat",
+                "mtn-data": "mtn-data", "airtel-data": "airtel-data", "glo-data": "glo-data",
+                "etisalat-data": "etisalat-data", "dstv": "dstv", "gotv": "gotv",
+                "startimes": "startimes"}  # fmt: skip
+    assert {code: BILLERS[code].vtpass_service_id for code in expected} == expected
+    assert find_biller("9mobile-data") is BILLERS["etisalat-data"]
+    assert find_biller("etisalat") is BILLERS["9mobile"]
+
+
+def test_flutterwave_codes_are_unique_per_product() -> None:
+    items = [p.flutterwave for b in BILLERS.values() for p in b.plans if p.flutterwave]
+    assert len(items) == len(set(items))
+    billers = [b.flutterwave_biller_code for b in BILLERS.values() if b.flutterwave_biller_code]
+    assert len(billers) == len(set(billers))
+
+
+def test_products_map_per_provider_and_unknown_codes_pass_through() -> None:
+    padi = order(BillType.CABLE_TV, "dstv", product_code="dstv-padi")
+    assert provider_product(padi, "vtpass") == "dstv-padi"
+    assert provider_product(padi, "flutterwave") == "CB141"
+    native = order(BillType.DATA, "mtn-data", product_code="mtn-40gb-10000")
+    assert provider_product(native, "vtpass") == "mtn-40gb-10000"
+    assert provider_product(order(BillType.AIRTIME, "mtn"), "flutterwave") == "AT099"
+    assert provider_product(order(BillType.AIRTIME, "mtn"), "vtpass") is None
+
+
+def test_attempt_reference_is_lagos_stamped_and_reversible() -> None:
+    now = datetime(2026, 11, 26, 23, 59, 30, tzinfo=UTC)  # 00:59 on the 27th in Lagos
+    reference = make_attempt_reference("7K3M9QZ2XA", 2, now)
+    assert reference == "2026112700597K3M9QZ2XAA2"
+    assert reference.isalnum()
+    assert reference_created_at(reference) == datetime(2026, 11, 26, 23, 59, tzinfo=UTC)
+    assert reference_created_at("not-a-reference") is None
+    with pytest.raises(ValueError):
+        make_attempt_reference("X", 1, datetime(2026, 1, 1))  # naive
