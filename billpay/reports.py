@@ -60,6 +60,16 @@ PROVIDER_COLUMNS: tuple[str, ...] = (
     "time_to_token_p50_s", "time_to_token_p95_s",
 )
 
+# What a person reads first (markdown summary, terminal table); the full rows stay in tables.
+SUCCESS_RATE_SUMMARY_COLUMNS: tuple[str, ...] = (
+    "bill_type", "biller", "paid", "completed", "refunded", "in_flight", "success_rate",
+    "refund_rate", "time_to_complete_p50_s", "time_to_complete_p95_s", "cngn_volume",
+)
+PROVIDER_SUMMARY_COLUMNS: tuple[str, ...] = (
+    "provider", "operation", "calls", "success_rate", "latency_p50_ms", "latency_p95_ms",
+    "latency_p99_ms", "fallbacks", "requery_share", "time_to_token_p95_s", "error_classes",
+)
+
 
 # --- windows ------------------------------------------------------------------------------
 

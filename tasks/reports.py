@@ -21,16 +21,6 @@ from tasks.policy import retry_on_transient
 _TASK = {"cache_policy": NO_CACHE, "persist_result": False}
 _READ = {**_TASK, "retries": 2, "retry_delay_seconds": 5, "retry_condition_fn": retry_on_transient}
 
-SUCCESS_RATE_SUMMARY_COLUMNS = (
-    "bill_type", "biller", "paid", "completed", "refunded", "in_flight", "success_rate",
-    "refund_rate", "time_to_complete_p50_s", "time_to_complete_p95_s", "cngn_volume",
-)
-PROVIDER_SUMMARY_COLUMNS = (
-    "provider", "operation", "calls", "success_rate", "latency_p50_ms", "latency_p95_ms",
-    "latency_p99_ms", "fallbacks", "requery_share", "time_to_token_p95_s", "error_classes",
-)
-
-
 @task(name="read-bills-for-report", **_READ)
 def read_bills(db: Database, since: datetime, until: datetime) -> pd.DataFrame:
     return report_store.read_bills(db, since, until)
@@ -101,11 +91,12 @@ def publish_success_rate(
     series = reports.success_daily_series(bills, as_of=as_of, days=trend_days)
     chart = reports.render_trend_png(
         series, group="bill_type", title=f"Success rate by bill type, last {trend_days} days",
-        panels=[("success_rate", "success rate"), ("time_to_complete_p95_s", "p95 to complete (s)")],
+        panels=[("success_rate", "success rate"),
+                ("time_to_complete_p95_s", "p95 to complete (s)")],
     )
     markdown = reports.summary_markdown(
         title="Bill success rate", report=report, keys=keys,
-        columns=SUCCESS_RATE_SUMMARY_COLUMNS, count_column="paid", changes=changes,
+        columns=reports.SUCCESS_RATE_SUMMARY_COLUMNS, count_column="paid", changes=changes,
         change_subject="bill type or biller", chart_png=chart,
     )
     table_id = create_table_artifact(
@@ -145,7 +136,7 @@ def publish_provider_performance(
     )
     markdown = reports.summary_markdown(
         title="Provider performance", report=report, keys=keys,
-        columns=PROVIDER_SUMMARY_COLUMNS, count_column="calls", changes=changes,
+        columns=reports.PROVIDER_SUMMARY_COLUMNS, count_column="calls", changes=changes,
         change_subject="provider", chart_png=chart,
     )
     table_id = create_table_artifact(

@@ -317,3 +317,35 @@ def test_pandas_reports_agree_with_the_sql_views(db):
             assert row[column] == view[column], (view["provider"], view["operation"], column)
         for column in ("latency_p50_ms", "latency_p95_ms", "latency_p99_ms"):
             assert row[column] == pytest.approx(view[column], rel=1e-12), column
+
+
+def test_report_cli_prints_the_same_numbers(db, settings, monkeypatch):
+    import json
+
+    from typer.testing import CliRunner
+
+    from billpay.report_cli import report_app
+
+    seed_history(db)
+    monkeypatch.setenv("BILLPAY_DATABASE_URL", settings.database_url)
+    runner = CliRunner()
+    as_of = ["--as-of", AS_OF.isoformat()]
+    result = runner.invoke(report_app, ["success-rate", "--window", "1h", "--format", "json", *as_of])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.output)
+    row = next(r for r in rows if r["biller"] == "ikeja-electric")
+    assert (row["paid"], row["success_rate"], row["cngn_volume"]) == (3, "0.6667", "8000.5")
+    assert row["refunds_by_reason"] == {"provider_failed": 1}
+
+    result = runner.invoke(report_app, ["provider-performance", "-w", "24h", "-f", "csv", *as_of])
+    assert result.exit_code == 0, result.output
+    header, *lines = result.output.splitlines()
+    assert header.startswith("as_of,window_label,window_start,window_end,provider,operation,calls")
+    assert any(line.split(",")[4:7] == ["flutterwave", "pay", "5"] for line in lines)
+
+    result = runner.invoke(report_app, ["provider-performance", "--window", "15m", *as_of])
+    assert result.exit_code == 0, result.output
+    assert "no data" in result.output
+    result = runner.invoke(report_app, ["success-rate", "--window", "24h", *as_of])
+    assert result.exit_code == 0 and "Bill success rate" in result.output
+    assert runner.invoke(report_app, ["success-rate", "--window", "soon"]).exit_code == 2
