@@ -567,6 +567,8 @@ def mount_horizon(app: FastAPI, options: Any) -> SandboxLedger:
             return problem(
                 404, "Resource Missing", "The resource at the url requested was not found."
             )
+        if cursor not in (None, "", "now") and not cursor.isdigit():
+            return problem(400, "Bad Request", f"invalid cursor {cursor!r}")
         limit = max(1, min(limit, 200))
         records = ledger.payments(
             account_id, cursor, order, limit, join == "transactions", include_failed

@@ -77,6 +77,8 @@ def is_cngn_payment_to(record: dict[str, Any], account: str, code: str, issuer: 
     return (
         record.get("type") in PAYMENT_TYPES
         and record.get("to") == account
+        # A payment from the account to itself received nothing; refunding it would loop.
+        and record.get("from") != account
         and record.get("asset_type") in ("credit_alphanum4", "credit_alphanum12")
         and record.get("asset_code") == code
         and record.get("asset_issuer") == issuer

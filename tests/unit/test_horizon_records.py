@@ -135,3 +135,9 @@ def test_malformed_record_that_claims_to_be_ours_raises(settings: Settings) -> N
     record["amount"] = "not-a-number"
     with pytest.raises(ValueError):
         parse_page([record], settings)
+
+
+def test_payment_from_the_system_account_to_itself_is_not_incoming(settings: Settings) -> None:
+    record = dict(_records("horizon_payments_page1.json")[1])
+    record["from"] = SYSTEM
+    assert incoming_payment_from_record(record, SYSTEM, "cNGN", ISSUER) is None

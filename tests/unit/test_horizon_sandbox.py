@@ -205,3 +205,8 @@ def test_sandbox_accounts_lists_every_identity(client: TestClient) -> None:
     rows = client.get("/horizon/_sandbox/accounts").json()
     names = {row["name"] for row in rows}
     assert {"system", "issuer", "user1", ids.NO_TRUSTLINE_USER} <= names
+
+
+def test_invalid_cursor_is_a_bad_request(client: TestClient) -> None:
+    response = client.get(f"/horizon/accounts/{SYSTEM.account_id}/payments", params={"cursor": "x"})
+    assert response.status_code == 400
