@@ -34,6 +34,7 @@ import asyncio
 import hashlib
 import os
 import re
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -186,6 +187,9 @@ class _Sandbox:
         self.config = config
         self.transactions: dict[tuple[str, str], Transaction] = {}
         self.flw_first_answers: dict[str, tuple[int, Any]] = {}
+        # Handlers run on one event loop under uvicorn, but a TestClient shared by threads runs
+        # them on several: check-and-record must stay atomic either way.
+        self.lock = threading.Lock()
 
     async def latency(self) -> None:
         if self.options.latency_ms > 0:
@@ -375,7 +379,8 @@ def _vtpass_router(sandbox: _Sandbox) -> APIRouter:
         account = str(body.get("billersCode") or body.get("phone") or "")
         amount = _parse_amount(body.get("amount"))
         details = {"reference": request_id, "account": account, "amount": str(amount)}
-        answer, outcome = _vtpass_pay(sandbox, request, body, account, amount)
+        with sandbox.lock:
+            answer, outcome = _vtpass_pay(sandbox, request, body, account, amount)
         log("vtpass", "pay", outcome=outcome, **details)
         if isinstance(answer, Response):
             return answer
@@ -392,7 +397,8 @@ def _vtpass_router(sandbox: _Sandbox) -> APIRouter:
         if tx is None:
             log("vtpass", "requery", reference=request_id, account=None, amount=None, outcome="015")
             return _vtpass_error("015", "INVALID REQUEST ID")
-        sandbox.settle(tx)
+        with sandbox.lock:
+            sandbox.settle(tx)
         details = {"reference": request_id, "account": tx.account, "amount": str(tx.amount)}
         log("vtpass", "requery", outcome=tx.status, **details)
         return JSONResponse(_vtpass_transaction_body(tx))
@@ -618,7 +624,8 @@ def _flutterwave_router(sandbox: _Sandbox) -> APIRouter:
         account = str(body.get("customer_id") or "")
         amount = _parse_amount(body.get("amount"))
         details = {"reference": reference, "account": account, "amount": str(amount)}
-        answer, outcome = _flw_pay(sandbox, request, body, biller_code, item_code, amount)
+        with sandbox.lock:
+            answer, outcome = _flw_pay(sandbox, request, body, biller_code, item_code, amount)
         log("flutterwave", "pay", outcome=outcome, **details)
         if isinstance(answer, Response):
             return answer
@@ -641,7 +648,8 @@ def _flutterwave_router(sandbox: _Sandbox) -> APIRouter:
                 outcome="not_found",
             )
             return _flw("error", f"No transaction found with reference {reference}", None, 404)
-        sandbox.settle(tx)
+        with sandbox.lock:
+            sandbox.settle(tx)
         log(
             "flutterwave",
             "requery",
