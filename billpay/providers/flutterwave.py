@@ -55,7 +55,9 @@ _SUCCESS_STATUSES = ("success", "successful", "completed", "delivered")
 _FAILED_STATUSES = ("fail", "failed", "reversed", "error", "declined")
 # First match wins; matched against the lower-cased error message.
 _ERROR_RULES: tuple[tuple[tuple[str, ...], ErrorClass | None], ...] = (
-    (("duplicate", "already exist", "already been used", "already used"), None),  # UNKNOWN
+    # Outcome unknown: the first request may have gone through, or the biller may still act.
+    (("duplicate", "already exist", "already been used", "already used", "pending",
+      "processing", "in progress", "timeout", "timed out"), None),
     (("insufficient", "low balance", "wallet balance"), ErrorClass.INSUFFICIENT_FLOAT),
     (("authoriz", "api key", "secret key", "whitelist", "ip address"), ErrorClass.CONFIGURATION),
     (("amount", "minimum", "maximum", "limit"), ErrorClass.PERMANENT),
@@ -65,7 +67,8 @@ _ERROR_RULES: tuple[tuple[tuple[str, ...], ErrorClass | None], ...] = (
 
 def classify_error_message(message: str) -> ErrorClass | None:
     """Error class of a Flutterwave ``status: "error"`` message; None means outcome unknown
-    (duplicate reference). Unrecognised messages are PERMANENT."""
+    (duplicate reference, still processing, biller timeout). Unrecognised messages are
+    PERMANENT."""
     lowered = (message or "").lower()
     for words, error_class in _ERROR_RULES:
         if any(word in lowered for word in words):
@@ -183,7 +186,7 @@ def pay_result(order: BillOrder, ex: Exchange) -> PaymentResult:
         error_class = classify_error_message(message)
         if error_class is None:
             return PaymentResult(
-                PaymentOutcome.UNKNOWN, reason_code="duplicate_reference", message=message
+                PaymentOutcome.UNKNOWN, reason_code="ambiguous_error", message=message
             )
         return PaymentResult(
             PaymentOutcome.FAILED, error_class, reason_code="error", message=message
@@ -366,7 +369,7 @@ def verify_result(ex: Exchange) -> AccountCheck:
     status, message, data = envelope
     if status == "success" and isinstance(data, dict):
         return _validated(data, message)
-    error_class = classify_error_message(message) or ErrorClass.PERMANENT
+    error_class = classify_error_message(message) or ErrorClass.TRANSIENT
     if error_class == ErrorClass.ACCOUNT_INVALID:
         return AccountCheck(
             valid=False, error_class=error_class, reason_code="invalid_customer", message=message
