@@ -74,7 +74,7 @@ def build_client(settings: Settings) -> httpx.Client:
     )
 
 
-def _classify(exc: httpx.TransportError) -> str:
+def _classify(exc: httpx.RequestError) -> str:
     if isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout):
         return TransportKind.CONNECT_TIMEOUT
     if isinstance(exc, httpx.ConnectError):
@@ -112,7 +112,7 @@ def _exchange_once(
     try:
         # The client carries the timeouts (build_client); an injected client brings its own.
         response = client.request(method, url, headers=dict(headers), params=params, json=body)
-    except httpx.TransportError as exc:
+    except httpx.RequestError as exc:  # transport errors, but also undecodable bodies
         return _finish(started_at, clock, transport_error=_classify(exc))
     return _finish(
         started_at, clock, status=response.status_code, body=_parse(response), text=response.text
@@ -142,20 +142,19 @@ def exchange(
 ) -> Exchange:
     """Send one request; GETs are retried a little when the connection itself failed."""
     tries = 1 + (GET_RETRIES if method.upper() == "GET" else 0)
-    first: Exchange | None = None
-    for attempt in range(tries):
-        if attempt:
-            time.sleep(GET_RETRY_PAUSE_SECONDS * attempt)
-        result = _exchange_once(client, method, url, headers=headers, params=params, body=body)
-        first = first or result
+    result = _exchange_once(client, method, url, headers=headers, params=params, body=body)
+    started_at = result.started_at
+    for attempt in range(1, tries):
         retryable = result.nothing_sent or result.transport_error == TransportKind.DROPPED
         if not retryable:
             break
+        time.sleep(GET_RETRY_PAUSE_SECONDS * attempt)
+        result = _exchange_once(client, method, url, headers=headers, params=params, body=body)
     # Timing covers every try, so latency reflects what the caller waited.
     return Exchange(
-        started_at=first.started_at if first else result.started_at,
+        started_at=started_at,
         finished_at=result.finished_at,
-        latency_ms=int((result.finished_at - (first or result).started_at).total_seconds() * 1000),
+        latency_ms=int((result.finished_at - started_at).total_seconds() * 1000),
         status=result.status,
         body=result.body,
         text=result.text,

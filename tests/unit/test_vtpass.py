@@ -468,3 +468,9 @@ def test_request_id_for_an_unstamped_reference_gets_the_lagos_stamp() -> None:
     assert vtpass_request_id("abc-123", NOW) == "202611261430abc123"
     late = datetime(2026, 11, 26, 23, 30, tzinfo=UTC)  # already the 27th in Lagos
     assert vtpass_request_id("X1", late) == "202611270030X1"
+
+
+def test_undecodable_body_on_pay_is_unknown(mock: respx.MockRouter, vtpass: VTpassProvider) -> None:
+    result, route = pay_answer(mock, vtpass, httpx.DecodingError("bad gzip"))
+    assert (result.outcome, result.error_class) == (U, T)
+    assert route.call_count == 1
