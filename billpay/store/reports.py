@@ -97,9 +97,19 @@ def _chunks(db: Database, query: sa.TextClause, params: dict[str, Any],
         yield from pd.read_sql(query, conn, params=params, chunksize=chunk_rows)
 
 
+def _text_category(values: pd.Series) -> pd.Series:
+    """A category column whose categories are strings whatever they looked like ("404" parses
+    as a number) or whether the chunk had any: chunks must agree to be concatenated."""
+    if not isinstance(values.dtype, pd.CategoricalDtype):
+        values = values.astype("category")
+    categories = pd.Index([str(c) for c in values.cat.categories], dtype="str")
+    return pd.Series(pd.Categorical.from_codes(values.cat.codes, categories=categories),
+                     index=values.index, name=values.name)
+
+
 def _compact(chunk: pd.DataFrame, categories: Sequence[str]) -> pd.DataFrame:
     for column in categories:
-        chunk[column] = chunk[column].astype("category")
+        chunk[column] = _text_category(chunk[column])
     return chunk
 
 
@@ -172,7 +182,7 @@ def read_attempts(db: Database, since: datetime, until: datetime, *,
                                                      utc=True)
                 chunk["is_fallback"] = chunk["is_fallback"].astype(bool)
                 chunk["finished"] = chunk["finished"].astype(bool)
-                chunks.append(chunk)
+                chunks.append(_compact(chunk, categories))
         raw.commit()
     finally:
         raw.close()

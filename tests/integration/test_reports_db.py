@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+import pandas as pd
 import pytest
 import sqlalchemy as sa
 
@@ -349,3 +350,28 @@ def test_report_cli_prints_the_same_numbers(db, settings, monkeypatch):
     result = runner.invoke(report_app, ["success-rate", "--window", "24h", *as_of])
     assert result.exit_code == 0 and "Bill success rate" in result.output
     assert runner.invoke(report_app, ["success-rate", "--window", "soon"]).exit_code == 2
+
+
+def test_reading_in_small_chunks_gives_the_same_frames(db):
+    seed_history(db)
+    with db.begin() as conn:  # an error class that looks like a number, only in a late chunk
+        conn.execute(sa.text(
+            "INSERT INTO provider_attempts (provider, operation, started_at, finished_at,"
+            " latency_ms, outcome, error_class) VALUES ('vtpass', 'verify', :t, :t, 5, 'failed',"
+            " '404')"), {"t": AS_OF - M})
+    since, until = AS_OF - 30 * D, AS_OF
+    whole = store.read_attempts(db, since, until).sort_values(["started_at", "operation"])
+    chunked = store.read_attempts(db, since, until, chunk_rows=2)
+    chunked = chunked.sort_values(["started_at", "operation"])
+    assert len(whole) == len(chunked) == len(ATTEMPTS) + 1
+    for column in ("provider", "operation", "outcome", "error_class"):
+        assert isinstance(chunked[column].dtype, pd.CategoricalDtype)
+        assert chunked[column].astype(object).tolist() == whole[column].astype(object).tolist()
+    assert "404" in set(chunked["error_class"].dropna())
+    bills_whole = store.read_bills(db, since, until)
+    bills_chunked = store.read_bills(db, since, until, chunk_rows=3)
+    assert sorted(bills_chunked["amount_cngn"]) == sorted(bills_whole["amount_cngn"])
+    windows = reports.rolling_windows(["7d"], AS_OF)
+    assert reports.provider_performance_report(chunked, bills_chunked, windows).equals(
+        reports.provider_performance_report(whole, bills_whole, windows)
+    )
