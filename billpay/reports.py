@@ -139,6 +139,10 @@ def ratio(numerator: int, denominator: int) -> Decimal | None:
     )
 
 
+def _ratios(numerators: Iterable[Any], denominators: Iterable[Any]) -> list[Decimal | None]:
+    return [ratio(n, d) for n, d in zip(numerators, denominators, strict=True)]
+
+
 def _decimal_sum(values: Iterable[Any]) -> Decimal:
     return sum((Decimal(v) for v in values if v is not None and v == v), Decimal(0))
 
@@ -241,8 +245,8 @@ def _success_rate_rows(frame: pd.DataFrame | None) -> pd.DataFrame:
     ).astype({"paid": "int64", "completed": "int64", "refunded": "int64"})
     out["settled"] = out["completed"] + out["refunded"]
     out["in_flight"] = out["paid"] - out["settled"]
-    out["success_rate"] = [ratio(c, s) for c, s in zip(out["completed"], out["settled"], strict=True)]
-    out["refund_rate"] = [ratio(r, s) for r, s in zip(out["refunded"], out["settled"], strict=True)]
+    out["success_rate"] = _ratios(out["completed"], out["settled"])
+    out["refund_rate"] = _ratios(out["refunded"], out["settled"])
     reasons = _counts_by(frame[frame["is_refunded"]], keys, "refund_reason")
     out["refunds_by_reason"] = [reasons.get(key, {}) for key in out.index]
     for column in ("time_to_complete_p50_s", "time_to_complete_p95_s"):
@@ -365,12 +369,13 @@ def _provider_rows(done: pd.DataFrame, tokens: pd.DataFrame) -> pd.DataFrame:
     )
     for column in [*counts, "with_outcome"]:
         out[column] = out[column].fillna(0).astype("int64")
-    out["success_rate"] = [ratio(s, n) for s, n in zip(out["success"], out["with_outcome"], strict=True)]
+    out["success_rate"] = _ratios(out["success"], out["with_outcome"])
     is_pay = out.index.get_level_values("operation") == "pay"
     pay_attempts = out["pay_attempts"].fillna(0)
     requeried = out["pay_attempts_requeried"].fillna(0)
+    shares = _ratios(requeried, pay_attempts)
     out["requery_share"] = [
-        ratio(r, n) if pay else None for r, n, pay in zip(requeried, pay_attempts, is_pay, strict=True)
+        share if pay else None for share, pay in zip(shares, is_pay, strict=True)
     ]
     # object columns: ints where the metric applies, None where it does not (not NaN)
     out["pay_attempts_requeried"] = pd.Series(
@@ -576,7 +581,7 @@ def _markdown_table(rows: list[dict[str, Any]], columns: Sequence[str]) -> str:
             return "—"
         if isinstance(value, float):
             return f"{value:,.1f}"
-        return str(value).replace("|", "\\|")
+        return str(value).replace("|", "\\|").replace("*", "\\*")
 
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(fmt(row.get(c)) for c in columns) + " |" for row in rows]
@@ -597,6 +602,7 @@ def render_trend_png(
     if series.empty:
         return None
     from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.dates import DateFormatter, DayLocator
     from matplotlib.figure import Figure
 
     figure = Figure(figsize=(8, 2.6 * len(panels)), dpi=80)
@@ -607,6 +613,12 @@ def render_trend_png(
             axis.plot(part["day"], part[column].astype(float), marker="o", label=str(name))
         axis.set_ylabel(label)
         axis.grid(True, alpha=0.3)
+        if column.endswith("rate"):
+            axis.set_ylim(0, 1.05)
+    first, last = series["day"].min(), series["day"].max()
+    axes[-1].set_xlim(first - pd.Timedelta(hours=12), last + pd.Timedelta(hours=12))
+    axes[-1].xaxis.set_major_locator(DayLocator())
+    axes[-1].xaxis.set_major_formatter(DateFormatter("%d %b"))
     axes[0].set_title(title)
     axes[0].legend(loc="best", fontsize="small")
     figure.autofmt_xdate()
@@ -635,7 +647,9 @@ def summary_markdown(
     as_of = report["as_of"].max() if not report.empty else None
     lines = [f"# {title}", "", f"as of **{_cell(as_of, flat=True)}**", "", "## What changed", ""]
     if changes.empty:
-        lines.append(f"No {change_subject} moved beyond the thresholds since the previous snapshot.")
+        lines.append(
+            f"No {change_subject} moved beyond the thresholds since the previous snapshot."
+        )
     else:
         for change in to_records(changes):
             who = " / ".join(str(change[k]) for k in keys)

@@ -325,8 +325,9 @@ _SEED_ATTEMPTS = sa.text(
       CROSS JOIN LATERAL (SELECT CASE WHEN g % 7 = 3 THEN 'requery'
                                       WHEN g % 3 = 0 THEN 'verify' ELSE 'pay' END
                                  AS operation) o
-      CROSS JOIN LATERAL (SELECT :until - make_interval(secs => ((:rows - g) % 604800)::double precision)
-                                 AS started_at,
+      CROSS JOIN LATERAL (SELECT :until - make_interval(
+                                     secs => ((:rows - g) % 604800)::double precision
+                                 ) AS started_at,
                                  (50 + (g::bigint * 7919) % 3000)::integer AS latency) t
     """
 )

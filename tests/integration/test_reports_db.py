@@ -21,7 +21,8 @@ D = timedelta(days=1)
 
 # (bill_type, biller, status, provider, paid_at, seconds to complete, amount, refund_reason)
 BILLS = [
-    ("electricity", "ikeja-electric", "completed", "flutterwave", AS_OF - 30 * M, 40, "5000.5", None),
+    ("electricity", "ikeja-electric", "completed", "flutterwave", AS_OF - 30 * M, 40, "5000.5",
+     None),
     ("electricity", "ikeja-electric", "completed", "vtpass", AS_OF - 50 * M, 100, "2000", None),
     ("electricity", "ikeja-electric", "refunded", "flutterwave", AS_OF - 40 * M, None, "1000",
      "provider_failed"),
@@ -157,7 +158,8 @@ def test_success_rate_over_24_hours_and_7_days(db):
     assert electricity["time_to_complete_p50_s"] == pytest.approx(60.0)
     assert electricity["time_to_complete_p95_s"] == pytest.approx(96.0)
     total = _row(report, "24h", bill_type="*", biller="*")
-    assert (total["paid"], total["completed"], total["refunded"], total["in_flight"]) == (7, 4, 2, 1)
+    counts = (total["paid"], total["completed"], total["refunded"], total["in_flight"])
+    assert counts == (7, 4, 2, 1)
     assert total["cngn_volume"] == Decimal("11600.75")
     assert total["time_to_complete_p50_s"] == pytest.approx(50.0)
     assert total["time_to_complete_p95_s"] == pytest.approx(94.0)
@@ -331,7 +333,8 @@ def test_report_cli_prints_the_same_numbers(db, settings, monkeypatch):
     monkeypatch.setenv("BILLPAY_DATABASE_URL", settings.database_url)
     runner = CliRunner()
     as_of = ["--as-of", AS_OF.isoformat()]
-    result = runner.invoke(report_app, ["success-rate", "--window", "1h", "--format", "json", *as_of])
+    result = runner.invoke(report_app,
+                           ["success-rate", "--window", "1h", "--format", "json", *as_of])
     assert result.exit_code == 0, result.output
     rows = json.loads(result.output)
     row = next(r for r in rows if r["biller"] == "ikeja-electric")
