@@ -79,20 +79,17 @@ def validate(request: OrderRequest, settings: Settings) -> ValidOrder:
     if bill_type in (BillType.DATA, BillType.CABLE_TV) and not request.product:
         raise IntakeError("product", f"a plan/bouquet code is required for {bill_type}",
                           "invalid_product")
+    biller, product = _check_catalogue(bill_type, biller, request.product, amount_kobo)
     try:
         phone = accounts.parse_phone(request.phone)
         email = _validate_email(request.email)
         account_number = accounts.validate_account(bill_type, biller, request.account, account_type)
         network = None
         if bill_type in (BillType.AIRTIME, BillType.DATA):
-            resolved = accounts.resolve_network(request.account, request.network)
-            if resolved is None:
-                raise IntakeError("network", "cannot tell the network from the number; pass --network",
-                                  "unknown_network")
-            network = str(resolved)
+            network = str(accounts.resolve_network(request.account, request.network))
             if biller not in _network_billers(network):
-                raise IntakeError("biller", f"{biller!r} does not match network {network}",
-                                  "invalid_biller")
+                raise IntakeError("biller", f"{biller!r} is not a {network} product; the number is "
+                                  f"on {network} (pass --network for a ported number)", "invalid_biller")
     except accounts.ValidationError as exc:
         raise IntakeError(exc.field, exc.message, exc.code) from None
     return ValidOrder(
@@ -100,7 +97,7 @@ def validate(request: OrderRequest, settings: Settings) -> ValidOrder:
         biller=biller,
         account_number=account_number,
         account_type=account_type,
-        product_code=request.product.strip() if request.product else None,
+        product_code=product,
         network=network,
         phone=phone.local,
         email=email,
@@ -109,7 +106,31 @@ def validate(request: OrderRequest, settings: Settings) -> ValidOrder:
 
 
 def _network_billers(network: str) -> set[str]:
-    return {network, f"{network}-data"}
+    vtpass_name = "etisalat" if network == "9mobile" else network
+    return {network, f"{network}-data", f"{vtpass_name}-data"}
+
+
+def _check_catalogue(
+    bill_type: BillType, biller_code: str, product: str | None, amount_kobo: int
+) -> tuple[str, str | None]:
+    """The biller must be one we route, of this bill type; a fixed-price plan must be paid at
+    its price. Returns our canonical biller code and product code."""
+    from billpay.providers.routing import find_biller
+
+    biller = find_biller(biller_code)
+    if biller is None or biller.bill_type != bill_type:
+        raise IntakeError("biller", f"no {bill_type} biller {biller_code!r}", "invalid_biller")
+    if bill_type not in (BillType.DATA, BillType.CABLE_TV):
+        return biller.code, None
+    plan = biller.plan(product.strip().lower() if product else None)
+    if plan is None:
+        codes = ", ".join(p.code for p in biller.plans)
+        raise IntakeError("product", f"{product!r} is not a {biller.code} plan ({codes})",
+                          "invalid_product")
+    if plan.amount_kobo is not None and plan.amount_kobo != amount_kobo:
+        raise IntakeError("amount", f"{plan.code} costs {plan.amount_kobo // 100} naira",
+                          "invalid_amount")
+    return biller.code, plan.code
 
 
 def _validate_email(email: str | None) -> str | None:

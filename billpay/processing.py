@@ -123,16 +123,22 @@ class Processor:
             return self._verified(
                 row, AccountCheck(valid=True, message="format and network checked")
             )
-        provider = self.router.first_provider(order)
-        if provider is None:
+        providers = self.router.route(order)
+        if not providers:
             return self._to_refund_via_failure(
                 row, "no provider serves this biller", S.VERIFYING_ACCOUNT
             )
-        with self.guard(provider.name):
-            check = provider.verify_account(order)
-        if check.call is not None:
-            with self.db.begin() as conn:
-                attempt_store.record_call(conn, bill_id, check.call)
+        check = AccountCheck(valid=None)
+        for provider in providers:
+            # The first definitive answer wins; a provider that cannot answer (down, our
+            # credentials, not its product) hands over to the next one in the route.
+            with self.guard(provider.name):
+                check = provider.verify_account(order)
+            if check.call is not None:
+                with self.db.begin() as conn:
+                    attempt_store.record_call(conn, bill_id, check.call)
+            if check.valid is not None:
+                break
         if check.valid is True:
             amount_problem = _amount_outside(order, check)
             if amount_problem:

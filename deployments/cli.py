@@ -140,3 +140,7 @@ def demo(
 
 def main() -> None:  # console script
     app()
+
+
+if __name__ == "__main__":
+    main()

@@ -5,7 +5,7 @@
 CREATE VIEW queue_verify_accounts AS
     SELECT * FROM bill_payments
     WHERE (status = 'cngn_received' AND (claimed_until IS NULL OR claimed_until < now()))
-       OR (status = 'verifying_account' AND claimed_until < now()
+       OR (status = 'verifying_account' AND (claimed_until IS NULL OR claimed_until < now())
            AND (next_attempt_at IS NULL OR next_attempt_at <= now()));
 
 CREATE VIEW queue_pay_bills AS

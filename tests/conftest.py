@@ -22,7 +22,8 @@ from billpay.store.migrations import upgrade
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
-TEMPLATE = "billpay_test_template"
+# One template per test session (several sessions may share the embedded server).
+TEMPLATE = f"billpay_test_template_{os.getpid()}"
 
 
 def _server_url() -> tuple[URL, object]:

@@ -373,7 +373,8 @@ def _vtpass_router(sandbox: _Sandbox) -> APIRouter:
 
     @router.post("/pay")
     async def pay(request: Request) -> Response:
-        await sandbox.latency()
+        # A provider acts on a request it received even if the caller hangs up: the payment
+        # is recorded first and the latency is spent before answering.
         body = await _json_body(request)
         request_id = body.get("request_id")
         account = str(body.get("billersCode") or body.get("phone") or "")
@@ -382,6 +383,7 @@ def _vtpass_router(sandbox: _Sandbox) -> APIRouter:
         with sandbox.lock:
             answer, outcome = _vtpass_pay(sandbox, request, body, account, amount)
         log("vtpass", "pay", outcome=outcome, **details)
+        await sandbox.latency()
         if isinstance(answer, Response):
             return answer
         scenario, tx = answer
@@ -618,7 +620,8 @@ def _flutterwave_router(sandbox: _Sandbox) -> APIRouter:
 
     @router.post("/billers/{biller_code}/items/{item_code}/payment")
     async def pay(request: Request, biller_code: str, item_code: str) -> Response:
-        await sandbox.latency()
+        # A provider acts on a request it received even if the caller hangs up: the payment
+        # is recorded first and the latency is spent before answering.
         body = await _json_body(request)
         reference = str(body.get("reference") or "")
         account = str(body.get("customer_id") or "")
@@ -627,6 +630,7 @@ def _flutterwave_router(sandbox: _Sandbox) -> APIRouter:
         with sandbox.lock:
             answer, outcome = _flw_pay(sandbox, request, body, biller_code, item_code, amount)
         log("flutterwave", "pay", outcome=outcome, **details)
+        await sandbox.latency()
         if isinstance(answer, Response):
             return answer
         scenario, response = answer
