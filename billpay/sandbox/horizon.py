@@ -540,6 +540,18 @@ def mount_horizon(app: FastAPI, options: Any) -> SandboxLedger:
         if hasattr(options, "log_call"):
             options.log_call("horizon", operation, **details)
 
+    @router.get("/")
+    def root() -> dict[str, Any]:
+        # The sandbox closes a ledger whenever asked: the latest close time is now.
+        with ledger.lock:
+            return {
+                "horizon_version": "billpay-sandbox",
+                "history_latest_ledger": ledger.ledger,
+                "history_latest_ledger_closed_at": _iso(time.time()),
+                "core_latest_ledger": ledger.ledger,
+                "network_passphrase": ledger.passphrase,
+            }
+
     @router.get("/accounts/{account_id}")
     def get_account(account_id: str) -> Any:
         body = ledger.account_json(account_id)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 from urllib.parse import quote
@@ -174,6 +175,17 @@ class HorizonClient:
     def transaction(self, tx_hash: str) -> dict[str, Any] | None:
         """The transaction (successful or failed), or None when Horizon does not know the hash."""
         return self._get_object(f"/transactions/{quote(tx_hash)}")
+
+    def latest_ledger_closed_at(self) -> datetime | None:
+        """Close time of the latest ledger Horizon has ingested (its root resource)."""
+        body = self._get_object("/")
+        value = (body or {}).get("history_latest_ledger_closed_at")
+        if not value:
+            return None
+        try:
+            return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        except ValueError as exc:
+            raise HorizonError(HorizonErrorKind.MALFORMED, f"bad ledger time {value!r}") from exc
 
     def submit(self, envelope_xdr: str) -> SubmitOutcome:
         try:

@@ -7,8 +7,8 @@ Rules that keep a refund from being sent twice (DESIGN invariant 2):
 * After an unknown outcome (504, timeout, dropped connection) the same envelope is resubmitted or
   its hash looked up; never a new one while the old one could still land.
 * An envelope is discarded (and a new one built) only when it cannot be on the ledger: Horizon
-  rejected it and it was never sent before, or Horizon has it as failed, or its time bounds
-  passed (plus a grace for Horizon's ingestion lag) and Horizon does not know its hash.
+  rejected it and it was never sent before, or Horizon has it as failed, or Horizon's latest
+  closed ledger is later than its max_time and Horizon does not know its hash.
 * All of this runs under a PostgreSQL advisory lock on the source account, so sequence numbers
   never race across workers or processes.
 """
@@ -34,8 +34,6 @@ from billpay.store.refunds import RefundRow
 
 log = logging.getLogger(__name__)
 
-# Horizon may show a ledger's transactions a few seconds after it closed.
-EXPIRY_GRACE = timedelta(seconds=30)
 RECHECK_SUBMITTED = timedelta(seconds=5)
 RETRY_HORIZON_DOWN = timedelta(seconds=30)
 RETRY_UNDERFUNDED = timedelta(minutes=5)
@@ -340,8 +338,15 @@ _RESUBMIT: Any = object()
 
 
 def _resolve_by_hash(ctx: _Ctx, refund: RefundRow, after: str = "") -> RefundResult | None | Any:
-    """Confirm, discard (None) or say the envelope may be resubmitted (_RESUBMIT)."""
+    """Confirm, discard (None) or say the envelope may be resubmitted (_RESUBMIT).
+
+    An absent envelope is discarded only once Horizon's latest closed ledger is later than its
+    max_time: no future ledger can include it, and one that did is already ingested. The root is
+    read before the hash so that a ledger closing in between cannot be missed.
+    """
+    assert refund.max_time is not None
     try:
+        past_on_ledger = _now() >= refund.max_time and _ledger_passed(ctx, refund.max_time)
         found = ctx.horizon.transaction(refund.tx_hash or "")
     except HorizonError as exc:
         return _in_flight(ctx, refund, f"{after} hash lookup failed: {exc}".strip())
@@ -350,12 +355,17 @@ def _resolve_by_hash(ctx: _Ctx, refund: RefundRow, after: str = "") -> RefundRes
     if found is not None:
         _discard(ctx, refund, "envelope failed on the ledger", found.get("result_xdr"))
         return None
-    if _now() < refund.max_time:
-        return _RESUBMIT
-    if _now() >= refund.max_time + EXPIRY_GRACE:
+    if past_on_ledger:
         _discard(ctx, refund, "envelope expired and is not on the ledger")
         return None
-    return _in_flight(ctx, refund, "envelope just expired; waiting for Horizon to catch up")
+    if _now() < refund.max_time:
+        return _RESUBMIT
+    return _in_flight(ctx, refund, "past max_time; waiting for Horizon to close a later ledger")
+
+
+def _ledger_passed(ctx: _Ctx, max_time: datetime) -> bool:
+    closed = ctx.horizon.latest_ledger_closed_at()
+    return closed is not None and closed > max_time
 
 
 def _in_flight(ctx: _Ctx, refund: RefundRow, message: str) -> RefundResult:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qs
@@ -353,6 +353,8 @@ class FakeHorizon:
         self.submit_answers: list[httpx.Response | Exception] = []
         self.settings = settings
         self.router = router
+        self.closed_at: datetime | None = None  # None: the latest ledger closed now
+        router.get(f"{RBASE}/").mock(side_effect=self._root)
         self.account_route = router.get(url__regex=rf"{RBASE}/accounts/(?P<account>\w+)$")
         self.account_route.mock(side_effect=self._account)
         router.get(url__regex=rf"{RBASE}/transactions/(?P<h>\w+)$").mock(side_effect=self._tx)
@@ -377,6 +379,12 @@ class FakeHorizon:
                 "sequence": str(self.sequence),
                 "balances": balances,
             },
+        )
+
+    def _root(self, request: httpx.Request) -> httpx.Response:
+        closed = self.closed_at or datetime.now(UTC)
+        return httpx.Response(
+            200, json={"history_latest_ledger_closed_at": closed.strftime("%Y-%m-%dT%H:%M:%SZ")}
         )
 
     def _tx(self, request: httpx.Request, h: str) -> httpx.Response:
@@ -555,17 +563,23 @@ def test_expired_and_absent_envelope_is_rebuilt_with_the_reloaded_sequence(
     ]
 
 
-def test_just_expired_envelope_waits_for_horizon_before_rebuilding(
+def test_expired_envelope_waits_until_horizon_has_closed_a_later_ledger(
     db: Database, rsettings: Settings, rhorizon: HorizonClient, fake: FakeHorizon
 ) -> None:
     _, refund = _bill_refund(db)
     fake.submit_answers = [httpx.Response(504)]
     process_refund(db, rsettings, rhorizon, refund["id"], "r")
     with db.begin() as conn:
-        conn.execute(sa.text("UPDATE refunds SET max_time = now() - interval '1 second'"))
+        conn.execute(sa.text("UPDATE refunds SET max_time = now() - interval '1 minute'"))
+    fake.closed_at = datetime.now(UTC) - timedelta(minutes=5)  # Horizon is lagging behind
+
     result = process_refund(db, rsettings, rhorizon, refund["id"], "r")
+
     assert result.status == RefundStatus.SUBMITTED
-    assert len(fake.submissions) == 1  # neither resubmitted (too late) nor rebuilt (too early)
+    assert len(fake.submissions) == 1  # neither resubmitted (too late) nor rebuilt (may land)
+    fake.closed_at = None
+    assert process_refund(db, rsettings, rhorizon, refund["id"], "r").status == "confirmed"
+    assert len(fake.submissions) == 2  # rebuilt (identical here: same sequence, same second)
 
 
 def test_bad_seq_on_a_first_submit_reloads_the_account_and_rebuilds(

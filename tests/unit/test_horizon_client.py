@@ -140,3 +140,20 @@ def test_submit_rejected_carries_result_codes(horizon: HorizonClient) -> None:
     assert outcome.transaction_code == "tx_failed"
     assert outcome.operation_codes == ("op_no_trust",)
     assert outcome.result_codes == {"transaction": "tx_failed", "operations": ["op_no_trust"]}
+
+
+@respx.mock
+def test_latest_ledger_close_time_from_the_root(horizon: HorizonClient) -> None:
+    route = respx.get(f"{BASE}/").mock(
+        return_value=httpx.Response(
+            200,
+            json={
+                "history_latest_ledger": 7,
+                "history_latest_ledger_closed_at": "2026-11-26T07:00:05Z",
+            },
+        )
+    )
+    closed = horizon.latest_ledger_closed_at()
+    assert closed is not None and closed.isoformat() == "2026-11-26T07:00:05+00:00"
+    route.mock(return_value=httpx.Response(200, json={}))
+    assert horizon.latest_ledger_closed_at() is None
