@@ -66,6 +66,7 @@ DELETE_SUCCESS_RATE_SNAPSHOT = sa.text(
 DELETE_PROVIDER_SNAPSHOT = sa.text(
     "DELETE FROM report_provider_performance WHERE as_of = :as_of AND window_label = :window_label"
 )
+_SNAPSHOT_LOCK = sa.text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))")
 
 # The latest earlier snapshot of each window (what "changed" is measured against).
 _PREVIOUS_SNAPSHOT = """
@@ -249,6 +250,8 @@ def _write_snapshot(db: Database, kind: str, report: pd.DataFrame,
     snapshots = {(row["as_of"], row["window_label"]) for row in rows}
     with db.begin() as conn:
         for as_of, label in sorted(snapshots):
+            # Two runs writing one snapshot at once queue here instead of colliding on the key.
+            conn.execute(_SNAPSHOT_LOCK, {"key": f"{table}|{as_of.isoformat()}|{label}"})
             conn.execute(delete, {"as_of": as_of, "window_label": label})
         if rows:
             conn.execute(_insert(table, columns), rows)

@@ -378,3 +378,29 @@ def test_reading_in_small_chunks_gives_the_same_frames(db):
     assert reports.provider_performance_report(chunked, bills_chunked, windows).equals(
         reports.provider_performance_report(whole, bills_whole, windows)
     )
+
+
+def test_concurrent_writers_of_one_snapshot_leave_one_snapshot(db):
+    import threading
+
+    seed_history(db)
+    report = _providers(db, ("24h",))
+    barrier = threading.Barrier(4)
+    errors: list[BaseException] = []
+
+    def write() -> None:
+        barrier.wait()
+        try:
+            store.write_provider_snapshot(db, report)
+        except BaseException as exc:  # noqa: BLE001 - collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    with db.connect() as conn:
+        stored = conn.execute(sa.text("SELECT count(*) FROM report_provider_performance")).scalar()
+    assert stored == len(report)
