@@ -23,9 +23,10 @@ demo: $(STAMP)
 serve: $(STAMP)
 	$(BIN)/billpay serve
 
+# The UI of the Prefect server the demo used (its history is kept under .billpay/prefect).
+# Point other shells at it with: export PREFECT_API_URL=http://127.0.0.1:4200/api
 ui: $(STAMP)
-	$(BIN)/prefect config set PREFECT_API_URL=http://127.0.0.1:4200/api
-	$(BIN)/prefect server start --host 127.0.0.1 --port 4200
+	PREFECT_HOME=$(CURDIR)/.billpay/prefect $(BIN)/prefect server start --host 127.0.0.1 --port 4200
 
 sandbox: $(STAMP)
 	$(BIN)/billpay sandbox --port 8765
