@@ -13,6 +13,7 @@ from billpay.stellar.refunds import (
     RefundStatus,
     claim_refunds,
     process_refund,
+    release_held_refund,
     requeue_held_refunds,
 )
 from billpay.store.refunds import RefundRow
@@ -32,5 +33,6 @@ __all__ = [
     "ingest_payments",
     "match_payments",
     "process_refund",
+    "release_held_refund",
     "requeue_held_refunds",
 ]

@@ -172,6 +172,11 @@ def requeue_held_refunds(db: Database, limit: int = 100) -> list[int]:
     return store.requeue_held_refunds(db, RECHECKABLE_HOLDS, limit)
 
 
+def release_held_refund(db: Database, refund_id: int) -> bool:
+    """Operator action: send a held refund (e.g. ``unknown_reference`` under the hold policy)."""
+    return store.release_held_refund(db, refund_id)
+
+
 def process_refund(
     db: Database, settings: Settings, horizon: HorizonClient, refund_id: int, actor: str
 ) -> RefundResult:

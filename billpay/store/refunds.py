@@ -164,6 +164,16 @@ REQUEUE_HELD = sa.text(
 )
 
 
+RELEASE_HELD = sa.text(
+    """
+    UPDATE refunds
+       SET status = 'pending', hold_reason = NULL, next_attempt_at = NULL, updated_at = now()
+     WHERE id = :id AND status = 'held'
+    RETURNING id
+    """
+)
+
+
 class RefundConflict(RuntimeError):
     """The refund row was not in the state this step expects (another worker moved it)."""
 
@@ -331,3 +341,9 @@ def requeue_held_refunds(db: Database, reasons: list[str], limit: int = 100) -> 
     with db.begin() as conn:
         rows = conn.execute(REQUEUE_HELD, {"reasons": reasons, "limit": limit}).scalars().all()
     return sorted(rows)
+
+
+def release_held_refund(db: Database, refund_id: int) -> bool:
+    """An operator decided a held refund may go: back to pending. False if it was not held."""
+    with db.begin() as conn:
+        return conn.execute(RELEASE_HELD, {"id": refund_id}).first() is not None

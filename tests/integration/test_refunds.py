@@ -29,6 +29,7 @@ from billpay.stellar import (
     ingest_payments,
     match_payments,
     process_refund,
+    release_held_refund,
     requeue_held_refunds,
 )
 from billpay.store import bills
@@ -670,3 +671,24 @@ def test_crash_during_submit_resumes_with_the_stored_envelope(
     result = process_refund(db, rsettings, rhorizon, refund["id"], "r")
     assert result.status == RefundStatus.CONFIRMED and result.tx_hash == stored["tx_hash"]
     assert set(fake.submissions) == {stored["envelope_xdr"]}
+
+
+def test_unknown_payment_held_by_policy_is_sent_after_an_operator_releases_it(
+    db: Database,
+    stellar_settings: Settings,
+    horizon: HorizonClient,
+    web: TestClient,
+    ledger: SandboxLedger,
+) -> None:
+    hold = stellar_settings.model_copy(update={"unknown_reference_policy": "hold"})
+    refund = _refund_for(db, hold, horizon, web, "who knows", "77")
+    assert (refund["status"], refund["hold_reason"]) == ("held", "unknown_reference")
+    assert requeue_held_refunds(db) == []  # policy holds wait for a person, not a recheck
+    assert process_refund(db, hold, horizon, refund["id"], "r").status == RefundStatus.HELD
+    assert _refunds_on_ledger(ledger, USER.account_id) == []
+
+    assert release_held_refund(db, refund["id"]) is True
+    assert claim_refunds(db, "r", 10, 60)[0].id == refund["id"]
+    assert process_refund(db, hold, horizon, refund["id"], "r").status == RefundStatus.CONFIRMED
+    assert len(_refunds_on_ledger(ledger, USER.account_id)) == 1
+    assert release_held_refund(db, refund["id"]) is False
