@@ -105,6 +105,57 @@ def tick(
             typer.echo(f"tick {number}:\n{format_summary(summary)}")
 
 
+@app.command()
+def work(
+    until_idle: Annotated[bool, typer.Option(help="stop when a tick finds nothing to do")] = True,
+    max_seconds: Annotated[float, typer.Option(help="stop after this long regardless")] = 600,
+    idle_ticks: Annotated[int, typer.Option(help="extra ticks with nothing to do, timed")] = 0,
+) -> None:
+    """Run ticks back to back (a pipeline worker for benchmarks); prints one JSON line per tick
+    and a final line with this process's CPU seconds and database statements."""
+    import resource
+    import time
+
+    from tasks.runtime import get_runtime
+
+    started = time.monotonic()
+    ticks = 0
+    while time.monotonic() - started < max_seconds:
+        summary = _strip(run_tick(include_expire=False))
+        ticks += 1
+        typer.echo(json.dumps({"tick": ticks, "summary": summary}, default=str), err=False)
+        busy = sum(int(s.get("claimed", 0)) for s in summary.values() if isinstance(s, dict))
+        if busy == 0:
+            if until_idle and not _work_left(get_runtime()):
+                break
+            time.sleep(0.5)  # work is waiting for a backoff to run out
+    idle_cpu: list[float] = []
+    for _ in range(idle_ticks):
+        before = _cpu_seconds(resource)
+        run_tick(include_expire=False)
+        idle_cpu.append(_cpu_seconds(resource) - before)
+    runtime = get_runtime()
+    typer.echo(json.dumps({"done": True, "ticks": ticks, "cpu_seconds": _cpu_seconds(resource),
+                           "statements": runtime.db.stats["statements"], "idle_cpu": idle_cpu}))
+
+
+def _cpu_seconds(resource: Any) -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _work_left(runtime: Any) -> bool:
+    import sqlalchemy as sa
+
+    with runtime.db.connect() as conn:
+        return bool(conn.execute(sa.text(
+            "SELECT (SELECT count(*) FROM bill_payments WHERE status NOT IN"
+            " ('completed', 'refunded', 'expired', 'pending_payment'))"
+            " + (SELECT count(*) FROM refunds WHERE status IN ('pending', 'submitted'))"
+            " + (SELECT count(*) FROM notifications WHERE status = 'pending'"
+            "    AND next_attempt_at <= now())")).scalar_one())
+
+
 def _strip(summary: dict[str, Any]) -> dict[str, Any]:
     return {k: {kk: vv for kk, vv in v.items() if kk != "results"} if isinstance(v, dict) else v
             for k, v in summary.items()}
@@ -136,6 +187,29 @@ def demo(
     from deployments.demo import run_demo
 
     sys.exit(run_demo(time_limit=time_limit))
+
+
+@app.command()
+def bench(
+    bills: Annotated[int, typer.Option(help="orders to create and pay")] = 1000,
+    latency_ms: Annotated[int, typer.Option(help="sandbox provider latency per call")] = 200,
+    provider_concurrency: Annotated[int, typer.Option(help="max concurrent calls per provider")] = 16,
+    failure_rate: Annotated[float, typer.Option(help="share of pay calls the sandbox fails")] = 0.0,
+    workers: Annotated[int, typer.Option(help="pipeline processes")] = 1,
+    batch_size: Annotated[int, typer.Option(help="rows claimed per stage per tick")] = 200,
+    json_path: Annotated[str | None, typer.Option("--json", help="write the results here")] = None,
+    reports_rows: Annotated[int, typer.Option(help="also time the reports over this many "
+                                              "provider_attempts rows (0: skip)")] = 0,
+    max_seconds: Annotated[float, typer.Option(help="give up after this long")] = 900,
+) -> None:
+    """Run the pipeline against the sandbox and print throughput, latency, overhead, idle cost
+    and correctness counters."""
+    from deployments.bench import print_result, run_bench
+
+    result = run_bench(bills=bills, latency_ms=latency_ms, provider_concurrency=provider_concurrency,
+                       failure_rate=failure_rate, workers=workers, batch_size=batch_size,
+                       json_path=json_path, reports_rows=reports_rows, max_seconds=max_seconds)
+    print_result(result)
 
 
 def main() -> None:  # console script
