@@ -32,7 +32,7 @@ from billpay.intake import OrderRequest, create_order
 from billpay.store import engine as db_engine
 from billpay.store.migrations import upgrade
 
-console = Console()
+console = Console(width=None if sys.stdout.isatty() else 150)
 DEMO_DATABASE = "billpay_demo"
 UI_PORT = 4200
 
@@ -243,7 +243,7 @@ def _run(base: Settings, data_dir: Path, logs: Path, services: Services, started
     console.print(_final_table(plan))
     for report in ("success-rate", "provider-performance"):
         console.rule(f"report {report} (last hour)")
-        out = subprocess.run(billpay + ["report", report, "--window", "1h"], env=env,
+        out = subprocess.run(billpay + ["report", report, "--window", "1h"], env={**env, "COLUMNS": "150"},
                              capture_output=True, text=True, timeout=120)
         console.print(out.stdout or out.stderr)
     good = sum(1 for s in plan if s.final == s.expect)

@@ -20,8 +20,7 @@ COMMON = dict(retries=2, retry_delay_seconds=[1, 5], retry_condition_fn=retry_on
 @task(name="ingest-horizon-payments", **COMMON)
 def ingest_horizon_payments() -> dict[str, Any]:
     runtime = get_runtime()
-    summary = ingest.ingest_payments(runtime.db, runtime.settings, runtime.horizon,
-                                     page_limit=runtime.settings.ingest_page_budget)
+    summary = ingest.ingest_payments(runtime.db, runtime.settings, runtime.horizon)
     return asdict(summary)
 
 

@@ -76,7 +76,7 @@ def record_call(
             "started": call.started_at,
             "finished": call.finished_at,
             "latency": call.latency_ms,
-            "outcome": call.outcome,
+            "outcome": outcome,
             "error_class": call.error_class,
             "http_status": call.http_status,
             "summary": json.dumps(call.response_summary or {}, default=str),
