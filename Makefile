@@ -15,6 +15,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 test: $(STAMP)
+	$(BIN)/ruff check billpay tasks flows deployments tests
 	$(BIN)/python -m pytest -q
 
 demo: $(STAMP)

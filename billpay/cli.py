@@ -55,14 +55,20 @@ def db_url() -> None:
 
 @order_app.command("create")
 def order_create(
-    bill_type: Annotated[str, typer.Option("--bill-type", help="electricity|airtime|data|cable_tv|water")],
+    bill_type: Annotated[
+        str, typer.Option("--bill-type", help="electricity|airtime|data|cable_tv|water")
+    ],
     biller: Annotated[str, typer.Option(help="ikeja-electric, mtn, mtn-data, dstv, ...")],
     account: Annotated[str, typer.Option(help="meter, phone, smart card or water account")],
     amount: Annotated[str, typer.Option(help="naira, e.g. 5000 or 5000.50")],
     phone: Annotated[str, typer.Option(help="customer phone for receipts")],
-    account_type: Annotated[str | None, typer.Option("--account-type", help="prepaid|postpaid")] = None,
+    account_type: Annotated[
+        str | None, typer.Option("--account-type", help="prepaid|postpaid")
+    ] = None,
     product: Annotated[str | None, typer.Option(help="data plan / bouquet variation code")] = None,
-    network: Annotated[str | None, typer.Option(help="override the network (ported numbers)")] = None,
+    network: Annotated[
+        str | None, typer.Option(help="override the network (ported numbers)")
+    ] = None,
     email: Annotated[str | None, typer.Option()] = None,
 ) -> None:
     """Create a pending order and print where and what to pay."""
@@ -70,8 +76,15 @@ def order_create(
 
     settings = Settings()
     request = OrderRequest(
-        bill_type=bill_type, biller=biller, account=account, amount=amount, phone=phone,
-        account_type=account_type, product=product, network=network, email=email,
+        bill_type=bill_type,
+        biller=biller,
+        account=account,
+        amount=amount,
+        phone=phone,
+        account_type=account_type,
+        product=product,
+        network=network,
+        email=email,
     )
     try:
         validate(request, settings)  # before touching the database: bad input stores nothing
@@ -106,7 +119,9 @@ def order_show(reference: str) -> None:
 def sandbox(
     port: Annotated[int, typer.Option(help="port on 127.0.0.1")] = 8765,
     host: str = "127.0.0.1",
-    print_env: Annotated[bool, typer.Option("--print-env", help="print export lines and exit")] = False,
+    print_env: Annotated[
+        bool, typer.Option("--print-env", help="print export lines and exit")
+    ] = False,
     latency_ms: Annotated[int, typer.Option(help="added latency per provider call")] = 0,
     failure_rate: Annotated[float, typer.Option(help="share of pay calls that fail")] = 0.0,
 ) -> None:

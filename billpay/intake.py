@@ -74,11 +74,13 @@ def validate(request: OrderRequest, settings: Settings) -> ValidOrder:
         )
     account_type = request.account_type.strip().lower() if request.account_type else None
     if bill_type is BillType.ELECTRICITY and account_type not in ("prepaid", "postpaid"):
-        raise IntakeError("account_type", "must be prepaid or postpaid for electricity",
-                          "invalid_account_type")
+        raise IntakeError(
+            "account_type", "must be prepaid or postpaid for electricity", "invalid_account_type"
+        )
     if bill_type in (BillType.DATA, BillType.CABLE_TV) and not request.product:
-        raise IntakeError("product", f"a plan/bouquet code is required for {bill_type}",
-                          "invalid_product")
+        raise IntakeError(
+            "product", f"a plan/bouquet code is required for {bill_type}", "invalid_product"
+        )
     biller, product = _check_catalogue(bill_type, biller, request.product, amount_kobo)
     try:
         phone = accounts.parse_phone(request.phone)
@@ -88,8 +90,12 @@ def validate(request: OrderRequest, settings: Settings) -> ValidOrder:
         if bill_type in (BillType.AIRTIME, BillType.DATA):
             network = str(accounts.resolve_network(request.account, request.network))
             if biller not in _network_billers(network):
-                raise IntakeError("biller", f"{biller!r} is not a {network} product; the number is "
-                                  f"on {network} (pass --network for a ported number)", "invalid_biller")
+                raise IntakeError(
+                    "biller",
+                    f"{biller!r} is not a {network} product; the number is "
+                    f"on {network} (pass --network for a ported number)",
+                    "invalid_biller",
+                )
     except accounts.ValidationError as exc:
         raise IntakeError(exc.field, exc.message, exc.code) from None
     return ValidOrder(
@@ -125,11 +131,13 @@ def _check_catalogue(
     plan = biller.plan(product.strip().lower() if product else None)
     if plan is None:
         codes = ", ".join(p.code for p in biller.plans)
-        raise IntakeError("product", f"{product!r} is not a {biller.code} plan ({codes})",
-                          "invalid_product")
+        raise IntakeError(
+            "product", f"{product!r} is not a {biller.code} plan ({codes})", "invalid_product"
+        )
     if plan.amount_kobo is not None and plan.amount_kobo != amount_kobo:
-        raise IntakeError("amount", f"{plan.code} costs {plan.amount_kobo // 100} naira",
-                          "invalid_amount")
+        raise IntakeError(
+            "amount", f"{plan.code} costs {plan.amount_kobo // 100} naira", "invalid_amount"
+        )
     return biller.code, plan.code
 
 
@@ -148,7 +156,9 @@ def create_order(db: Database, settings: Settings, request: OrderRequest) -> dic
     order = validate(request, settings)
     if not settings.system_account or not settings.cngn_issuer:
         raise IntakeError(
-            "settings", "BILLPAY_SYSTEM_ACCOUNT and BILLPAY_CNGN_ISSUER must be set", "not_configured"
+            "settings",
+            "BILLPAY_SYSTEM_ACCOUNT and BILLPAY_CNGN_ISSUER must be set",
+            "not_configured",
         )
     fee_kobo = naira_to_kobo(settings.service_fee_naira)
     row = bill_store.create_order(

@@ -23,7 +23,11 @@ def _to_decimal(value: object) -> Decimal:
     if isinstance(value, bool):
         raise MoneyError("booleans are not money")
     try:
-        result = Decimal(str(value).strip().replace(",", "")) if isinstance(value, str) else Decimal(value)  # type: ignore[arg-type]
+        result = (
+            Decimal(str(value).strip().replace(",", ""))
+            if isinstance(value, str)
+            else Decimal(value)
+        )  # type: ignore[arg-type]
     except (InvalidOperation, TypeError, ValueError) as exc:
         raise MoneyError(f"not a number: {value!r}") from exc
     if not result.is_finite():

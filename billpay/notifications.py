@@ -71,7 +71,9 @@ def _completed(p: Mapping[str, Any]) -> tuple[str, str]:
         units = f", {p['units']} units" if p.get("units") else ""
         meter = f"meter {account}"
         if token:
-            text = f"{ref}: {amount} {p.get('biller')} token {format_token(token)} for {meter}{units}."
+            text = (
+                f"{ref}: {amount} {p.get('biller')} token {format_token(token)} for {meter}{units}."
+            )
             masked = f"{ref}: {amount} {p.get('biller')} token {mask_token(token)} for meter {mask_account(account)}{units}."
             return text, masked
         text = f"{ref}: {amount} paid to {p.get('biller')} for {meter} ({p.get('account_type') or 'postpaid'})."

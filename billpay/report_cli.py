@@ -14,7 +14,8 @@ from billpay import reports
 from billpay.config import Settings
 
 report_app = typer.Typer(
-    no_args_is_help=True, add_completion=False,
+    no_args_is_help=True,
+    add_completion=False,
     help="Success rate and provider performance reports (pandas, same numbers as the flows).",
 )
 
@@ -50,8 +51,9 @@ def _database() -> Any:
     return connect(Settings())
 
 
-def _print(report: Any, *, fmt: OutputFormat, title: str, columns: tuple[str, ...],
-           count_column: str) -> None:
+def _print(
+    report: Any, *, fmt: OutputFormat, title: str, columns: tuple[str, ...], count_column: str
+) -> None:
     if fmt is OutputFormat.JSON:
         typer.echo(reports.to_json(report))
         return
@@ -104,8 +106,13 @@ def success_rate(
         report = reports.success_rate_report(report_store.read_bills(db, since, until), windows)
     finally:
         db.dispose()
-    _print(report, fmt=fmt, title="Bill success rate",
-           columns=reports.SUCCESS_RATE_SUMMARY_COLUMNS, count_column="paid")
+    _print(
+        report,
+        fmt=fmt,
+        title="Bill success rate",
+        columns=reports.SUCCESS_RATE_SUMMARY_COLUMNS,
+        count_column="paid",
+    )
 
 
 @report_app.command("provider-performance")
@@ -129,5 +136,10 @@ def provider_performance(
         )
     finally:
         db.dispose()
-    _print(report, fmt=fmt, title="Provider performance",
-           columns=reports.PROVIDER_SUMMARY_COLUMNS, count_column="calls")
+    _print(
+        report,
+        fmt=fmt,
+        title="Provider performance",
+        columns=reports.PROVIDER_SUMMARY_COLUMNS,
+        count_column="calls",
+    )

@@ -48,26 +48,75 @@ _WINDOW_RE = re.compile(r"^(\d+)\s*([mhdw])$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 SUCCESS_RATE_COLUMNS: tuple[str, ...] = (
-    "as_of", "window_label", "window_start", "window_end", "bill_type", "biller",
-    "paid", "completed", "refunded", "in_flight", "settled", "success_rate", "refund_rate",
-    "refunds_by_reason", "time_to_complete_p50_s", "time_to_complete_p95_s", "cngn_volume",
+    "as_of",
+    "window_label",
+    "window_start",
+    "window_end",
+    "bill_type",
+    "biller",
+    "paid",
+    "completed",
+    "refunded",
+    "in_flight",
+    "settled",
+    "success_rate",
+    "refund_rate",
+    "refunds_by_reason",
+    "time_to_complete_p50_s",
+    "time_to_complete_p95_s",
+    "cngn_volume",
 )
 PROVIDER_COLUMNS: tuple[str, ...] = (
-    "as_of", "window_label", "window_start", "window_end", "provider", "operation",
-    "calls", "success", "pending", "failed", "unknown", "success_rate",
-    "latency_p50_ms", "latency_p95_ms", "latency_p99_ms", "error_classes", "fallbacks",
-    "pay_attempts_requeried", "requery_share", "tokens_delivered",
-    "time_to_token_p50_s", "time_to_token_p95_s",
+    "as_of",
+    "window_label",
+    "window_start",
+    "window_end",
+    "provider",
+    "operation",
+    "calls",
+    "success",
+    "pending",
+    "failed",
+    "unknown",
+    "success_rate",
+    "latency_p50_ms",
+    "latency_p95_ms",
+    "latency_p99_ms",
+    "error_classes",
+    "fallbacks",
+    "pay_attempts_requeried",
+    "requery_share",
+    "tokens_delivered",
+    "time_to_token_p50_s",
+    "time_to_token_p95_s",
 )
 
 # What a person reads first (markdown summary, terminal table); the full rows stay in tables.
 SUCCESS_RATE_SUMMARY_COLUMNS: tuple[str, ...] = (
-    "bill_type", "biller", "paid", "completed", "refunded", "in_flight", "success_rate",
-    "refund_rate", "time_to_complete_p50_s", "time_to_complete_p95_s", "cngn_volume",
+    "bill_type",
+    "biller",
+    "paid",
+    "completed",
+    "refunded",
+    "in_flight",
+    "success_rate",
+    "refund_rate",
+    "time_to_complete_p50_s",
+    "time_to_complete_p95_s",
+    "cngn_volume",
 )
 PROVIDER_SUMMARY_COLUMNS: tuple[str, ...] = (
-    "provider", "operation", "calls", "success_rate", "latency_p50_ms", "latency_p95_ms",
-    "latency_p99_ms", "fallbacks", "requery_share", "time_to_token_p95_s", "error_classes",
+    "provider",
+    "operation",
+    "calls",
+    "success_rate",
+    "latency_p50_ms",
+    "latency_p95_ms",
+    "latency_p99_ms",
+    "fallbacks",
+    "requery_share",
+    "time_to_token_p95_s",
+    "error_classes",
 )
 
 
@@ -206,9 +255,9 @@ def _success_rate_window(bills: pd.DataFrame, window: Window) -> pd.DataFrame:
             "is_completed": completed,
             "is_refunded": status.eq("refunded"),
             "time_to_complete_s": seconds.where(completed),
-            "refund_reason": paid["refund_reason"].astype(object).where(
-                paid["refund_reason"].notna(), "unspecified"
-            ),
+            "refund_reason": paid["refund_reason"]
+            .astype(object)
+            .where(paid["refund_reason"].notna(), "unspecified"),
             "amount_cngn": paid["amount_cngn"],
         }
     )
@@ -223,12 +272,23 @@ def _success_rate_rows(frame: pd.DataFrame | None) -> pd.DataFrame:
     keys = ["bill_type", "biller"]
     if frame is None:  # "no data": one overall row of zeros
         return pd.DataFrame(
-            [{
-                "bill_type": ALL, "biller": ALL, "paid": 0, "completed": 0, "refunded": 0,
-                "in_flight": 0, "settled": 0, "success_rate": None, "refund_rate": None,
-                "refunds_by_reason": {}, "time_to_complete_p50_s": None,
-                "time_to_complete_p95_s": None, "cngn_volume": Decimal(0),
-            }]
+            [
+                {
+                    "bill_type": ALL,
+                    "biller": ALL,
+                    "paid": 0,
+                    "completed": 0,
+                    "refunded": 0,
+                    "in_flight": 0,
+                    "settled": 0,
+                    "success_rate": None,
+                    "refund_rate": None,
+                    "refunds_by_reason": {},
+                    "time_to_complete_p50_s": None,
+                    "time_to_complete_p95_s": None,
+                    "cngn_volume": Decimal(0),
+                }
+            ]
         )
     if frame.empty:
         return pd.DataFrame()
@@ -320,13 +380,28 @@ def _tokens(bills: pd.DataFrame, window: Window) -> pd.DataFrame:
 
 def _provider_no_data() -> pd.DataFrame:
     return pd.DataFrame(
-        [{
-            "provider": ALL, "operation": ALL, "calls": 0, "success": 0, "pending": 0,
-            "failed": 0, "unknown": 0, "success_rate": None, "latency_p50_ms": None,
-            "latency_p95_ms": None, "latency_p99_ms": None, "error_classes": {}, "fallbacks": 0,
-            "pay_attempts_requeried": None, "requery_share": None, "tokens_delivered": None,
-            "time_to_token_p50_s": None, "time_to_token_p95_s": None,
-        }]
+        [
+            {
+                "provider": ALL,
+                "operation": ALL,
+                "calls": 0,
+                "success": 0,
+                "pending": 0,
+                "failed": 0,
+                "unknown": 0,
+                "success_rate": None,
+                "latency_p50_ms": None,
+                "latency_p95_ms": None,
+                "latency_p99_ms": None,
+                "error_classes": {},
+                "fallbacks": 0,
+                "pay_attempts_requeried": None,
+                "requery_share": None,
+                "tokens_delivered": None,
+                "time_to_token_p50_s": None,
+                "time_to_token_p95_s": None,
+            }
+        ]
     )
 
 
@@ -338,7 +413,8 @@ def _provider_rows(done: pd.DataFrame, tokens: pd.DataFrame) -> pd.DataFrame:
     else:
         grouped = done.groupby(keys, observed=True, sort=True)
         by_outcome = (
-            done.groupby([*keys, "outcome"], observed=True).size()
+            done.groupby([*keys, "outcome"], observed=True)
+            .size()
             .unstack("outcome", fill_value=0)
             .reindex(columns=list(OUTCOMES), fill_value=0)
         )
@@ -354,18 +430,25 @@ def _provider_rows(done: pd.DataFrame, tokens: pd.DataFrame) -> pd.DataFrame:
             }
         ).join(by_outcome)
         out.index = out.index.set_names(keys)
-        out.index = pd.MultiIndex.from_tuples(
-            [(str(p), str(o)) for p, o in out.index], names=keys
-        )
+        out.index = pd.MultiIndex.from_tuples([(str(p), str(o)) for p, o in out.index], names=keys)
     pay_extra = _pay_extras(done, tokens)
     if not pay_extra.empty:
         out = out.join(pay_extra, how="outer")
     if out.empty:
         return pd.DataFrame()
     out = out.reindex(
-        columns=[*counts, "with_outcome", "latency_p50_ms", "latency_p95_ms", "latency_p99_ms",
-                 "pay_attempts", "pay_attempts_requeried", "tokens_delivered",
-                 "time_to_token_p50_s", "time_to_token_p95_s"]
+        columns=[
+            *counts,
+            "with_outcome",
+            "latency_p50_ms",
+            "latency_p95_ms",
+            "latency_p99_ms",
+            "pay_attempts",
+            "pay_attempts_requeried",
+            "tokens_delivered",
+            "time_to_token_p50_s",
+            "time_to_token_p95_s",
+        ]
     )
     for column in [*counts, "with_outcome"]:
         out[column] = out[column].fillna(0).astype("int64")
@@ -380,17 +463,26 @@ def _provider_rows(done: pd.DataFrame, tokens: pd.DataFrame) -> pd.DataFrame:
     # object columns: ints where the metric applies, None where it does not (not NaN)
     out["pay_attempts_requeried"] = pd.Series(
         [int(r) if pay else None for r, pay in zip(requeried, is_pay, strict=True)],
-        index=out.index, dtype=object,
+        index=out.index,
+        dtype=object,
     )
     out["tokens_delivered"] = pd.Series(
-        [int(t) if pay else None
-         for t, pay in zip(out["tokens_delivered"].fillna(0), is_pay, strict=True)],
-        index=out.index, dtype=object,
+        [
+            int(t) if pay else None
+            for t, pay in zip(out["tokens_delivered"].fillna(0), is_pay, strict=True)
+        ],
+        index=out.index,
+        dtype=object,
     )
     classes = _counts_by(done, keys, "error_class") if not done.empty else {}
     out["error_classes"] = [classes.get(key, {}) for key in out.index]
-    for column in ("latency_p50_ms", "latency_p95_ms", "latency_p99_ms",
-                   "time_to_token_p50_s", "time_to_token_p95_s"):
+    for column in (
+        "latency_p50_ms",
+        "latency_p95_ms",
+        "latency_p99_ms",
+        "time_to_token_p50_s",
+        "time_to_token_p95_s",
+    ):
         out[column] = out[column].astype(object).map(_none_if_nan)
     return out.drop(columns=["with_outcome", "pay_attempts"]).reset_index()
 
@@ -438,7 +530,11 @@ def _local_day(moments: pd.Series, tz: str) -> pd.Series:
 
 
 def provider_daily_series(
-    attempts: pd.DataFrame, *, as_of: datetime, days: int = 7, operation: str = "pay",
+    attempts: pd.DataFrame,
+    *,
+    as_of: datetime,
+    days: int = 7,
+    operation: str = "pay",
     tz: str = REPORT_TIMEZONE,
 ) -> pd.DataFrame:
     """Per local day and provider, for one operation: calls, success rate (float) and p95
@@ -533,8 +629,10 @@ def detect_changes(
             after, before = _as_float(row[metric]), _as_float(row[f"{metric}_before"])
             if after is None or before is None:
                 continue
-            change = after - before if kind == "abs" else (
-                (after - before) / before if before else (math.inf if after else 0.0)
+            change = (
+                after - before
+                if kind == "abs"
+                else ((after - before) / before if before else (math.inf if after else 0.0))
             )
             if abs(change) >= limit:
                 found.append([*(row[k] for k in join), metric, before, after, change])

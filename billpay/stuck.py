@@ -37,16 +37,30 @@ class Plan:
     done: str = ""
 
     def as_row(self) -> dict[str, Any]:
-        return {"reference": self.reference, "status": self.status, "action": self.action,
-                "allowed": self.allowed, "why": self.why, "done": self.done}
+        return {
+            "reference": self.reference,
+            "status": self.status,
+            "action": self.action,
+            "allowed": self.allowed,
+            "why": self.why,
+            "done": self.done,
+        }
 
 
-def find(db: Database, *, references: list[str] | None, state: str | None,
-         older_than_minutes: int, limit: int) -> list[dict[str, Any]]:
+def find(
+    db: Database,
+    *,
+    references: list[str] | None,
+    state: str | None,
+    older_than_minutes: int,
+    limit: int,
+) -> list[dict[str, Any]]:
     with db.connect() as conn:
         if references:
             rows = conn.execute(
-                sa.text("SELECT * FROM bill_payments WHERE reference = ANY(:refs) ORDER BY id LIMIT :limit"),
+                sa.text(
+                    "SELECT * FROM bill_payments WHERE reference = ANY(:refs) ORDER BY id LIMIT :limit"
+                ),
                 {"refs": [r.strip().upper() for r in references], "limit": limit},
             ).mappings()
         else:
@@ -65,26 +79,39 @@ def find(db: Database, *, references: list[str] | None, state: str | None,
 
 def plan(row: dict[str, Any], action: Action, *, pay_attempts: int) -> Plan:
     status = S(row["status"])
-    base = dict(reference=row["reference"], bill_id=row["id"], status=str(status), action=str(action))
+    base = dict(
+        reference=row["reference"], bill_id=row["id"], status=str(status), action=str(action)
+    )
     if status in TERMINAL:
         return Plan(**base, allowed=False, why=f"{status} is final")
     if action is Action.REQUEUE:
         if status is S.PENDING_PAYMENT:
-            return Plan(**base, allowed=False, why="waiting for the user's payment; nothing to requeue")
+            return Plan(
+                **base, allowed=False, why="waiting for the user's payment; nothing to requeue"
+            )
         return Plan(**base, allowed=True, why="release the lease and make it due now")
     if action is Action.REQUERY:
         if status in (S.PROVIDER_PROCESSING, S.PROCESSING_BILL) and row["attempt_reference"]:
-            return Plan(**base, allowed=True, why=f"open attempt {row['attempt_reference']} at {row['provider']}")
+            return Plan(
+                **base,
+                allowed=True,
+                why=f"open attempt {row['attempt_reference']} at {row['provider']}",
+            )
         return Plan(**base, allowed=False, why="no open provider attempt to ask about")
     # refund
     if status in (S.ACCOUNT_INVALID, S.PROVIDER_FAILED):
         return Plan(**base, allowed=True, why="definitive failure: refund")
     if status is S.RETRY_SCHEDULED and not row["attempt_reference"]:
-        return Plan(**base, allowed=True, why="last attempt definitively failed: give up and refund")
+        return Plan(
+            **base, allowed=True, why="last attempt definitively failed: give up and refund"
+        )
     if status is S.VERIFYING_ACCOUNT and pay_attempts == 0:
         return Plan(**base, allowed=True, why="never sent to a provider: refund")
-    return Plan(**base, allowed=False,
-                why=f"money may have moved to a provider in {status}: requery it instead")
+    return Plan(
+        **base,
+        allowed=False,
+        why=f"money may have moved to a provider in {status}: requery it instead",
+    )
 
 
 def apply(db: Database, processor: Processor, item: Plan, action: Action, actor: str) -> str:
@@ -92,9 +119,11 @@ def apply(db: Database, processor: Processor, item: Plan, action: Action, actor:
     if action is Action.REQUEUE:
         with db.begin() as conn:
             conn.execute(
-                sa.text("UPDATE bill_payments SET claimed_by = NULL, claimed_until = NULL,"
-                        " next_attempt_at = CASE WHEN next_attempt_at IS NULL THEN NULL ELSE now() END"
-                        " WHERE id = :id"),
+                sa.text(
+                    "UPDATE bill_payments SET claimed_by = NULL, claimed_until = NULL,"
+                    " next_attempt_at = CASE WHEN next_attempt_at IS NULL THEN NULL ELSE now() END"
+                    " WHERE id = :id"
+                ),
                 {"id": item.bill_id},
             )
             bill_store.append_event(conn, item.bill_id, item.status, actor, "requeued by operator")
@@ -102,28 +131,48 @@ def apply(db: Database, processor: Processor, item: Plan, action: Action, actor:
     if action is Action.REQUERY:
         with db.begin() as conn:
             if item.status == S.PROCESSING_BILL:
-                bill_store.transition(conn, item.bill_id, S.PROCESSING_BILL, S.PROVIDER_PROCESSING,
-                                      actor=actor, detail="operator requery", next_attempt_at=None)
-            conn.execute(sa.text("UPDATE bill_payments SET claimed_by = :w, claimed_until = now() + interval '2 minutes'"
-                                 " WHERE id = :id"), {"w": processor.worker, "id": item.bill_id})
+                bill_store.transition(
+                    conn,
+                    item.bill_id,
+                    S.PROCESSING_BILL,
+                    S.PROVIDER_PROCESSING,
+                    actor=actor,
+                    detail="operator requery",
+                    next_attempt_at=None,
+                )
+            conn.execute(
+                sa.text(
+                    "UPDATE bill_payments SET claimed_by = :w, claimed_until = now() + interval '2 minutes'"
+                    " WHERE id = :id"
+                ),
+                {"w": processor.worker, "id": item.bill_id},
+            )
         return f"requeried: {processor.requery(item.bill_id).detail}"
     with db.begin() as conn:
         state = S(item.status)
         if state is S.VERIFYING_ACCOUNT:
-            bill_store.transition(conn, item.bill_id, state, S.RETRY_SCHEDULED, actor=actor, detail="operator refund")
+            bill_store.transition(
+                conn, item.bill_id, state, S.RETRY_SCHEDULED, actor=actor, detail="operator refund"
+            )
             state = S.RETRY_SCHEDULED
         if state is S.RETRY_SCHEDULED:
-            bill_store.transition(conn, item.bill_id, state, S.PROVIDER_FAILED, actor=actor, detail="operator refund")
+            bill_store.transition(
+                conn, item.bill_id, state, S.PROVIDER_FAILED, actor=actor, detail="operator refund"
+            )
         ok = bill_store.transition_to_refund(conn, item.bill_id, "operator_refund", actor=actor)
     return "sent to refund" if ok else "refund not applied (state changed meanwhile)"
 
 
 def markdown(items: list[Plan], action: Action, dry_run: bool) -> str:
-    head = f"# reprocess-stuck: {action} ({'dry run: nothing changed' if dry_run else 'applied'})\n\n"
+    head = (
+        f"# reprocess-stuck: {action} ({'dry run: nothing changed' if dry_run else 'applied'})\n\n"
+    )
     if not items:
         return head + "No bills matched.\n"
     lines = ["| reference | state | allowed | found | did |", "|---|---|---|---|---|"]
     for item in items:
         did = item.done or ("would " + str(action) if item.allowed and dry_run else "-")
-        lines.append(f"| {item.reference} | {item.status} | {'yes' if item.allowed else 'no'} | {item.why} | {did} |")
+        lines.append(
+            f"| {item.reference} | {item.status} | {'yes' if item.allowed else 'no'} | {item.why} | {did} |"
+        )
     return head + "\n".join(lines) + "\n"

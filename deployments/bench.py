@@ -32,17 +32,36 @@ from deployments.demo import Services, _free_port, _wait_http
 BENCH_DATABASE = "billpay_bench"
 
 
-def run_bench(*, bills: int, latency_ms: int, provider_concurrency: int, failure_rate: float,
-              workers: int, batch_size: int, json_path: str | None, reports_rows: int,
-              max_seconds: float) -> dict[str, Any]:
+def run_bench(
+    *,
+    bills: int,
+    latency_ms: int,
+    provider_concurrency: int,
+    failure_rate: float,
+    workers: int,
+    batch_size: int,
+    json_path: str | None,
+    reports_rows: int,
+    max_seconds: float,
+) -> dict[str, Any]:
     base = Settings()
     workdir = Path(tempfile.mkdtemp(prefix="billpay-bench-"))
     services = Services()
     try:
-        return _bench(base, workdir, services, bills=bills, latency_ms=latency_ms,
-                      provider_concurrency=provider_concurrency, failure_rate=failure_rate,
-                      workers=workers, batch_size=batch_size, json_path=json_path,
-                      reports_rows=reports_rows, max_seconds=max_seconds)
+        return _bench(
+            base,
+            workdir,
+            services,
+            bills=bills,
+            latency_ms=latency_ms,
+            provider_concurrency=provider_concurrency,
+            failure_rate=failure_rate,
+            workers=workers,
+            batch_size=batch_size,
+            json_path=json_path,
+            reports_rows=reports_rows,
+            max_seconds=max_seconds,
+        )
     finally:
         services.stop()
 
@@ -65,52 +84,93 @@ def _bench(base: Settings, workdir: Path, services: Services, **p: Any) -> dict[
     port = _free_port()
     env = dict(os.environ)
     env.update(sandbox_env(port))
-    env.update({
-        "BILLPAY_DATABASE_URL": url.render_as_string(hide_password=False),
-        "BILLPAY_PROVIDER_CONCURRENCY": str(p["provider_concurrency"]),
-        "BILLPAY_BATCH_SIZE": str(p["batch_size"]),
-        "BILLPAY_DB_POOL_SIZE": str(max(5, p["provider_concurrency"])),
-        "BILLPAY_RETRY_BACKOFF_SECONDS": "1,2,4",
-        "BILLPAY_REQUERY_BACKOFF_SECONDS": "1,2,4",
-        "PREFECT_HOME": str(workdir / "prefect"),
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "PREFECT_LOGGING_LEVEL": "WARNING",
-    })
+    env.update(
+        {
+            "BILLPAY_DATABASE_URL": url.render_as_string(hide_password=False),
+            "BILLPAY_PROVIDER_CONCURRENCY": str(p["provider_concurrency"]),
+            "BILLPAY_BATCH_SIZE": str(p["batch_size"]),
+            "BILLPAY_DB_POOL_SIZE": str(max(5, p["provider_concurrency"])),
+            "BILLPAY_RETRY_BACKOFF_SECONDS": "1,2,4",
+            "BILLPAY_REQUERY_BACKOFF_SECONDS": "1,2,4",
+            "PREFECT_HOME": str(workdir / "prefect"),
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "PREFECT_LOGGING_LEVEL": "WARNING",
+        }
+    )
     cli = [sys.executable, "-m", "deployments.cli"]
-    services.start("sandbox", cli + ["sandbox", "--port", str(port), "--latency-ms", str(p["latency_ms"]),
-                                     "--failure-rate", str(p["failure_rate"])], env, workdir / "sandbox.log")
+    services.start(
+        "sandbox",
+        cli
+        + [
+            "sandbox",
+            "--port",
+            str(port),
+            "--latency-ms",
+            str(p["latency_ms"]),
+            "--failure-rate",
+            str(p["failure_rate"]),
+        ],
+        env,
+        workdir / "sandbox.log",
+    )
     sandbox = f"http://127.0.0.1:{port}"
     _wait_http(f"{sandbox}/_sandbox/calls", 30)
     api_port = _free_port()
     env["PREFECT_API_URL"] = f"http://127.0.0.1:{api_port}/api"
     prefect = str(Path(sys.executable).parent / "prefect")
-    services.start("prefect-server", [prefect, "server", "start", "--host", "127.0.0.1", "--port", str(api_port)],
-                   env, workdir / "prefect-server.log")
+    services.start(
+        "prefect-server",
+        [prefect, "server", "start", "--host", "127.0.0.1", "--port", str(api_port)],
+        env,
+        workdir / "prefect-server.log",
+    )
     _wait_http(f"http://127.0.0.1:{api_port}/api/health", 90)
-    log(f"database {BENCH_DATABASE}, sandbox {sandbox} (latency {p['latency_ms']} ms, failure rate "
-        f"{p['failure_rate']}), Prefect API {env['PREFECT_API_URL']}")
+    log(
+        f"database {BENCH_DATABASE}, sandbox {sandbox} (latency {p['latency_ms']} ms, failure rate "
+        f"{p['failure_rate']}), Prefect API {env['PREFECT_API_URL']}"
+    )
 
-    settings = Settings(**{k.removeprefix("BILLPAY_").lower(): v for k, v in env.items()
-                           if k.startswith("BILLPAY_")})
+    settings = Settings(
+        **{
+            k.removeprefix("BILLPAY_").lower(): v
+            for k, v in env.items()
+            if k.startswith("BILLPAY_")
+        }
+    )
     db = db_engine.Database(engine=sa.create_engine(url, pool_size=4), url=url)
     log(f"creating {p['bills']} prepaid electricity orders and paying them on the sandbox ledger")
     references = _create_and_pay(db, settings, sandbox, p["bills"])
 
     log(f"running {p['workers']} pipeline worker(s)")
     started = time.monotonic()
-    procs = [subprocess.Popen(cli + ["work", "--max-seconds", str(p["max_seconds"])], env=env,
-                              stdout=subprocess.PIPE, stderr=(workdir / f"worker{i}.log").open("wb"),
-                              text=True)
-             for i in range(p["workers"])]
+    procs = [
+        subprocess.Popen(
+            cli + ["work", "--max-seconds", str(p["max_seconds"])],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=(workdir / f"worker{i}.log").open("wb"),
+            text=True,
+        )
+        for i in range(p["workers"])
+    ]
     outputs = [proc.communicate()[0] for proc in procs]
     elapsed = time.monotonic() - started
     finals = [_last_json(out) for out in outputs]
-    tick_lines = [json.loads(line) for out in outputs for line in out.splitlines()
-                  if line.startswith('{"tick"')]
+    tick_lines = [
+        json.loads(line)
+        for out in outputs
+        for line in out.splitlines()
+        if line.startswith('{"tick"')
+    ]
 
     log("measuring idle cost (10 ticks with nothing to do)")
-    idle = subprocess.run(cli + ["work", "--max-seconds", "0", "--idle-ticks", "10"], env=env,
-                          capture_output=True, text=True, timeout=600)
+    idle = subprocess.run(
+        cli + ["work", "--max-seconds", "0", "--idle-ticks", "10"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     idle_cpu = (_last_json(idle.stdout) or {}).get("idle_cpu", [])
 
     result = _measure(db, sandbox, settings, references, p, elapsed, finals, tick_lines, idle_cpu)
@@ -133,15 +193,25 @@ def _create_and_pay(db: Any, settings: Settings, sandbox: str, count: int) -> li
     with httpx.Client(base_url=sandbox, timeout=30) as client:
         for _ in range(count):
             row = bill_store.create_order(
-                db, bill_type=BillType.ELECTRICITY, biller="ikeja-electric",
-                account_number="1111111111111", account_type="prepaid", amount_kobo=amount_kobo,
-                fee_kobo=0, amount_cngn=kobo_to_cngn(amount_kobo), phone="08011111111",
+                db,
+                bill_type=BillType.ELECTRICITY,
+                biller="ikeja-electric",
+                account_number="1111111111111",
+                account_type="prepaid",
+                amount_kobo=amount_kobo,
+                fee_kobo=0,
+                amount_cngn=kobo_to_cngn(amount_kobo),
+                phone="08011111111",
                 ttl=timedelta(hours=2),
             )
             references.append(row["reference"])
-            client.post("/horizon/_sandbox/payments", json={
-                "amount": f"{kobo_to_cngn(amount_kobo):.7f}", "memo": f"BILL-{row['reference']}",
-            }).raise_for_status()
+            client.post(
+                "/horizon/_sandbox/payments",
+                json={
+                    "amount": f"{kobo_to_cngn(amount_kobo):.7f}",
+                    "memo": f"BILL-{row['reference']}",
+                },
+            ).raise_for_status()
     return references
 
 
@@ -152,13 +222,26 @@ def _last_json(text: str) -> dict[str, Any] | None:
     return None
 
 
-def _measure(db: Any, sandbox: str, settings: Settings, references: list[str], p: dict[str, Any],
-             elapsed: float, finals: list[dict[str, Any] | None], ticks: list[dict[str, Any]],
-             idle_cpu: list[float]) -> dict[str, Any]:
+def _measure(
+    db: Any,
+    sandbox: str,
+    settings: Settings,
+    references: list[str],
+    p: dict[str, Any],
+    elapsed: float,
+    finals: list[dict[str, Any] | None],
+    ticks: list[dict[str, Any]],
+    idle_cpu: list[float],
+) -> dict[str, Any]:
     with db.connect() as conn:
-        states = dict(conn.execute(sa.text("SELECT status, count(*) FROM bill_payments GROUP BY status")).all())
-        latency = conn.execute(sa.text(
-            """
+        states = dict(
+            conn.execute(
+                sa.text("SELECT status, count(*) FROM bill_payments GROUP BY status")
+            ).all()
+        )
+        latency = conn.execute(
+            sa.text(
+                """
             WITH received AS (
                 SELECT b.id, min(e.at) AS at FROM bill_payments b
                 JOIN bill_payment_events e ON e.bill_payment_id = b.id AND e.to_state = 'cngn_received'
@@ -169,52 +252,97 @@ def _measure(db: Any, sandbox: str, settings: Settings, references: list[str], p
             FROM (SELECT extract(epoch FROM b.completed_at - r.at) AS s
                   FROM bill_payments b JOIN received r ON r.id = b.id
                   WHERE b.status = 'completed') t
-            """)).one()
-        calls = dict(conn.execute(sa.text(
-            "SELECT provider, count(*) FROM provider_attempts GROUP BY provider")).all())
-        first_settle = conn.execute(sa.text(
-            "SELECT min(e.at), max(coalesce(b.completed_at, b.refunded_at)) FROM bill_payments b"
-            " JOIN bill_payment_events e ON e.bill_payment_id = b.id AND e.to_state = 'cngn_received'")).one()
+            """
+            )
+        ).one()
+        calls = dict(
+            conn.execute(
+                sa.text("SELECT provider, count(*) FROM provider_attempts GROUP BY provider")
+            ).all()
+        )
+        first_settle = conn.execute(
+            sa.text(
+                "SELECT min(e.at), max(coalesce(b.completed_at, b.refunded_at)) FROM bill_payments b"
+                " JOIN bill_payment_events e ON e.bill_payment_id = b.id AND e.to_state = 'cngn_received'"
+            )
+        ).one()
     # correctness from the outside: the providers' own call log and the ledger
-    sandbox_calls = httpx.get(f"{sandbox}/_sandbox/calls", params={"operation": "pay"}, timeout=60).json()
-    accepted = Counter(c["reference"][12:22] for c in sandbox_calls
-                       if c.get("reference") and c.get("outcome") not in ("fail", "failed", "016", "rejected"))
+    sandbox_calls = httpx.get(
+        f"{sandbox}/_sandbox/calls", params={"operation": "pay"}, timeout=60
+    ).json()
+    accepted = Counter(
+        c["reference"][12:22]
+        for c in sandbox_calls
+        if c.get("reference") and c.get("outcome") not in ("fail", "failed", "016", "rejected")
+    )
     double_paid = sum(1 for n in accepted.values() if n > 1)
-    ledger = httpx.get(f"{sandbox}/horizon/accounts/{settings.system_account}/payments",
-                       params={"limit": 200, "order": "desc", "join": "transactions"}, timeout=60).json()
-    refund_memos = Counter(r["transaction"].get("memo") for r in ledger["_embedded"]["records"]
-                           if r.get("from") == settings.system_account)
+    ledger = httpx.get(
+        f"{sandbox}/horizon/accounts/{settings.system_account}/payments",
+        params={"limit": 200, "order": "desc", "join": "transactions"},
+        timeout=60,
+    ).json()
+    refund_memos = Counter(
+        r["transaction"].get("memo")
+        for r in ledger["_embedded"]["records"]
+        if r.get("from") == settings.system_account
+    )
     double_refunded = sum(1 for n in refund_memos.values() if n > 1)
 
     settled = states.get("completed", 0) + states.get("refunded", 0)
     busiest = max(calls.values()) if calls else 0
     ideal_seconds = busiest * (p["latency_ms"] / 1000) / p["provider_concurrency"]
-    window = (first_settle[1] - first_settle[0]).total_seconds() if first_settle[0] and first_settle[1] else elapsed
+    window = (
+        (first_settle[1] - first_settle[0]).total_seconds()
+        if first_settle[0] and first_settle[1]
+        else elapsed
+    )
     throughput = settled / window if window else 0.0
     ideal_throughput = settled / ideal_seconds if ideal_seconds else 0.0
     cpu = sum(f["cpu_seconds"] for f in finals if f)
     statements = sum(f["statements"] for f in finals if f)
-    task_runs = sum(s.get("claimed", 0) for t in ticks for k, s in t["summary"].items()
-                    if k in ("verify", "pay", "requery", "retry", "refund", "notify") and isinstance(s, dict))
+    task_runs = sum(
+        s.get("claimed", 0)
+        for t in ticks
+        for k, s in t["summary"].items()
+        if k in ("verify", "pay", "requery", "retry", "refund", "notify") and isinstance(s, dict)
+    )
     return {
-        "settings": {k: p[k] for k in ("bills", "latency_ms", "provider_concurrency", "failure_rate",
-                                        "workers", "batch_size")},
+        "settings": {
+            k: p[k]
+            for k in (
+                "bills",
+                "latency_ms",
+                "provider_concurrency",
+                "failure_rate",
+                "workers",
+                "batch_size",
+            )
+        },
         "throughput_bills_per_s": round(throughput, 2),
         "ideal_bills_per_s": round(ideal_throughput, 2),
         "throughput_ratio": round(throughput / ideal_throughput, 3) if ideal_throughput else None,
         "processing_window_s": round(window, 2),
         "wall_s": round(elapsed, 2),
         "provider_calls": calls,
-        "latency_s": {"p50": _r(latency[0]), "p95": _r(latency[1]), "p99": _r(latency[2]),
-                      "max": _r(latency[3]), "completed": latency[4]},
-        "per_bill": {"cpu_s": round(cpu / max(settled, 1), 4),
-                     "db_statements": round(statements / max(settled, 1), 1),
-                     "prefect_task_runs": round(task_runs / max(settled, 1), 2)},
+        "latency_s": {
+            "p50": _r(latency[0]),
+            "p95": _r(latency[1]),
+            "p99": _r(latency[2]),
+            "max": _r(latency[3]),
+            "completed": latency[4],
+        },
+        "per_bill": {
+            "cpu_s": round(cpu / max(settled, 1), 4),
+            "db_statements": round(statements / max(settled, 1), 1),
+            "prefect_task_runs": round(task_runs / max(settled, 1), 2),
+        },
         "idle_cpu_s_per_tick": round(sum(idle_cpu) / len(idle_cpu), 3) if idle_cpu else None,
-        "correctness": {"bills_paid_more_than_once": double_paid,
-                        "refunds_sent_more_than_once": double_refunded,
-                        "bills_not_settled": len(references) - settled,
-                        "states": states},
+        "correctness": {
+            "bills_paid_more_than_once": double_paid,
+            "refunds_sent_more_than_once": double_refunded,
+            "bills_not_settled": len(references) - settled,
+            "states": states,
+        },
     }
 
 
@@ -230,11 +358,15 @@ def print_result(result: dict[str, Any]) -> None:
     table.add_column("metric")
     table.add_column("value")
     flat = {
-        "bills / latency / concurrency / workers": "{bills} / {latency_ms} ms / {provider_concurrency} / {workers}".format(**result["settings"]),
+        "bills / latency / concurrency / workers": "{bills} / {latency_ms} ms / {provider_concurrency} / {workers}".format(
+            **result["settings"]
+        ),
         "throughput (bills/s)": result["throughput_bills_per_s"],
         "ideal bound (bills/s)": result["ideal_bills_per_s"],
         "ratio": result["throughput_ratio"],
-        "latency p50/p95/p99/max (s)": "{p50} / {p95} / {p99} / {max}".format(**result["latency_s"]),
+        "latency p50/p95/p99/max (s)": "{p50} / {p95} / {p99} / {max}".format(
+            **result["latency_s"]
+        ),
         "CPU s per bill": result["per_bill"]["cpu_s"],
         "DB statements per bill": result["per_bill"]["db_statements"],
         "Prefect task runs per bill": result["per_bill"]["prefect_task_runs"],

@@ -41,14 +41,23 @@ def build_deployments(names: set[str] | None = None) -> list[Any]:
         if spec.cron:
             schedules.append(Cron(spec.cron, timezone=spec.timezone or "UTC"))
         limit = (
-            ConcurrencyLimitConfig(limit=spec.concurrency_limit,
-                                   collision_strategy=ConcurrencyLimitStrategy(spec.collision_strategy))
-            if spec.concurrency_limit else None
+            ConcurrencyLimitConfig(
+                limit=spec.concurrency_limit,
+                collision_strategy=ConcurrencyLimitStrategy(spec.collision_strategy),
+            )
+            if spec.concurrency_limit
+            else None
         )
-        out.append(spec.load_flow().to_deployment(
-            name=spec.name, schedules=schedules or None, parameters=spec.parameters or None,
-            concurrency_limit=limit, description=spec.description, tags=["billpay"],
-        ))
+        out.append(
+            spec.load_flow().to_deployment(
+                name=spec.name,
+                schedules=schedules or None,
+                parameters=spec.parameters or None,
+                concurrency_limit=limit,
+                description=spec.description,
+                tags=["billpay"],
+            )
+        )
     return out
 
 
@@ -87,7 +96,8 @@ def format_summary(summary: dict[str, Any]) -> str:
     return "\n".join(
         f"{stage:>10}: claimed={s.get('claimed', 0)} advanced={s.get('advanced', 0)} failed={s.get('failed', 0)}"
         + (f" ({s['note']})" if s.get("note") else "")
-        for stage, s in summary.items() if isinstance(s, dict)
+        for stage, s in summary.items()
+        if isinstance(s, dict)
     )
 
 
@@ -135,8 +145,17 @@ def work(
         run_tick(include_expire=False)
         idle_cpu.append(_cpu_seconds(resource) - before)
     runtime = get_runtime()
-    typer.echo(json.dumps({"done": True, "ticks": ticks, "cpu_seconds": _cpu_seconds(resource),
-                           "statements": runtime.db.stats["statements"], "idle_cpu": idle_cpu}))
+    typer.echo(
+        json.dumps(
+            {
+                "done": True,
+                "ticks": ticks,
+                "cpu_seconds": _cpu_seconds(resource),
+                "statements": runtime.db.stats["statements"],
+                "idle_cpu": idle_cpu,
+            }
+        )
+    )
 
 
 def _cpu_seconds(resource: Any) -> float:
@@ -148,17 +167,24 @@ def _work_left(runtime: Any) -> bool:
     import sqlalchemy as sa
 
     with runtime.db.connect() as conn:
-        return bool(conn.execute(sa.text(
-            "SELECT (SELECT count(*) FROM bill_payments WHERE status NOT IN"
-            " ('completed', 'refunded', 'expired', 'pending_payment'))"
-            " + (SELECT count(*) FROM refunds WHERE status IN ('pending', 'submitted'))"
-            " + (SELECT count(*) FROM notifications WHERE status = 'pending'"
-            "    AND next_attempt_at <= now())")).scalar_one())
+        return bool(
+            conn.execute(
+                sa.text(
+                    "SELECT (SELECT count(*) FROM bill_payments WHERE status NOT IN"
+                    " ('completed', 'refunded', 'expired', 'pending_payment'))"
+                    " + (SELECT count(*) FROM refunds WHERE status IN ('pending', 'submitted'))"
+                    " + (SELECT count(*) FROM notifications WHERE status = 'pending'"
+                    "    AND next_attempt_at <= now())"
+                )
+            ).scalar_one()
+        )
 
 
 def _strip(summary: dict[str, Any]) -> dict[str, Any]:
-    return {k: {kk: vv for kk, vv in v.items() if kk != "results"} if isinstance(v, dict) else v
-            for k, v in summary.items()}
+    return {
+        k: {kk: vv for kk, vv in v.items() if kk != "results"} if isinstance(v, dict) else v
+        for k, v in summary.items()
+    }
 
 
 @deployments_app.command("yaml")
@@ -174,14 +200,19 @@ def deployments_list() -> None:
     from deployments.registry import all_specs
 
     for spec in all_specs():
-        when = f"every {spec.interval_seconds}s" if spec.interval_seconds else (
-            f"cron {spec.cron} {spec.timezone or 'UTC'}" if spec.cron else "manual")
+        when = (
+            f"every {spec.interval_seconds}s"
+            if spec.interval_seconds
+            else (f"cron {spec.cron} {spec.timezone or 'UTC'}" if spec.cron else "manual")
+        )
         typer.echo(f"{spec.name:28} {when:28} {spec.entrypoint}")
 
 
 @app.command()
 def demo(
-    time_limit: Annotated[int, typer.Option(help="seconds to wait for every order to settle")] = 150,
+    time_limit: Annotated[
+        int, typer.Option(help="seconds to wait for every order to settle")
+    ] = 150,
 ) -> None:
     """The main job end to end on embedded defaults: sandbox, orders, payments, served flows."""
     from deployments.demo import run_demo
@@ -193,22 +224,34 @@ def demo(
 def bench(
     bills: Annotated[int, typer.Option(help="orders to create and pay")] = 1000,
     latency_ms: Annotated[int, typer.Option(help="sandbox provider latency per call")] = 200,
-    provider_concurrency: Annotated[int, typer.Option(help="max concurrent calls per provider")] = 16,
+    provider_concurrency: Annotated[
+        int, typer.Option(help="max concurrent calls per provider")
+    ] = 16,
     failure_rate: Annotated[float, typer.Option(help="share of pay calls the sandbox fails")] = 0.0,
     workers: Annotated[int, typer.Option(help="pipeline processes")] = 1,
     batch_size: Annotated[int, typer.Option(help="rows claimed per stage per tick")] = 200,
     json_path: Annotated[str | None, typer.Option("--json", help="write the results here")] = None,
-    reports_rows: Annotated[int, typer.Option(help="also time the reports over this many "
-                                              "provider_attempts rows (0: skip)")] = 0,
+    reports_rows: Annotated[
+        int,
+        typer.Option(help="also time the reports over this many provider_attempts rows (0: skip)"),
+    ] = 0,
     max_seconds: Annotated[float, typer.Option(help="give up after this long")] = 900,
 ) -> None:
     """Run the pipeline against the sandbox and print throughput, latency, overhead, idle cost
     and correctness counters."""
     from deployments.bench import print_result, run_bench
 
-    result = run_bench(bills=bills, latency_ms=latency_ms, provider_concurrency=provider_concurrency,
-                       failure_rate=failure_rate, workers=workers, batch_size=batch_size,
-                       json_path=json_path, reports_rows=reports_rows, max_seconds=max_seconds)
+    result = run_bench(
+        bills=bills,
+        latency_ms=latency_ms,
+        provider_concurrency=provider_concurrency,
+        failure_rate=failure_rate,
+        workers=workers,
+        batch_size=batch_size,
+        json_path=json_path,
+        reports_rows=reports_rows,
+        max_seconds=max_seconds,
+    )
     print_result(result)
 
 

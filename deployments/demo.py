@@ -56,35 +56,98 @@ class Scenario:
 
 def scenarios() -> list[Scenario]:
     def req(bill_type: str, biller: str, account: str, amount: str, **kw: Any) -> OrderRequest:
-        return OrderRequest(bill_type=bill_type, biller=biller, account=account, amount=amount,
-                            phone=kw.pop("phone", "08011111111"), **kw)
+        return OrderRequest(
+            bill_type=bill_type,
+            biller=biller,
+            account=account,
+            amount=amount,
+            phone=kw.pop("phone", "08011111111"),
+            **kw,
+        )
 
     return [
-        Scenario("electricity prepaid", req("electricity", "ikeja-electric", "1111111111111", "5000",
-                                            account_type="prepaid"), "completed"),
-        Scenario("electricity postpaid", req("electricity", "eko-electric", "1010101010101", "12000",
-                                             account_type="postpaid"), "completed"),
-        Scenario("airtime MTN", req("airtime", "mtn", "08031234567", "500", phone="08031234567"), "completed"),
-        Scenario("airtime Airtel", req("airtime", "airtel", "08021234567", "200", phone="08021234567"), "completed"),
-        Scenario("airtime Glo", req("airtime", "glo", "08051234567", "1000", phone="08051234567"), "completed"),
-        Scenario("airtime 9mobile", req("airtime", "9mobile", "08091234567", "100", phone="08091234567"),
-                 "completed"),
-        Scenario("data MTN 1GB", req("data", "mtn-data", "08061234567", "1000", product="mtn-1gb-1000",
-                                     phone="08061234567"), "completed"),
-        Scenario("cable DStv Padi", req("cable_tv", "dstv", "1212121212", "2950", product="dstv-padi"),
-                 "completed"),
+        Scenario(
+            "electricity prepaid",
+            req("electricity", "ikeja-electric", "1111111111111", "5000", account_type="prepaid"),
+            "completed",
+        ),
+        Scenario(
+            "electricity postpaid",
+            req("electricity", "eko-electric", "1010101010101", "12000", account_type="postpaid"),
+            "completed",
+        ),
+        Scenario(
+            "airtime MTN",
+            req("airtime", "mtn", "08031234567", "500", phone="08031234567"),
+            "completed",
+        ),
+        Scenario(
+            "airtime Airtel",
+            req("airtime", "airtel", "08021234567", "200", phone="08021234567"),
+            "completed",
+        ),
+        Scenario(
+            "airtime Glo",
+            req("airtime", "glo", "08051234567", "1000", phone="08051234567"),
+            "completed",
+        ),
+        Scenario(
+            "airtime 9mobile",
+            req("airtime", "9mobile", "08091234567", "100", phone="08091234567"),
+            "completed",
+        ),
+        Scenario(
+            "data MTN 1GB",
+            req(
+                "data",
+                "mtn-data",
+                "08061234567",
+                "1000",
+                product="mtn-1gb-1000",
+                phone="08061234567",
+            ),
+            "completed",
+        ),
+        Scenario(
+            "cable DStv Padi",
+            req("cable_tv", "dstv", "1212121212", "2950", product="dstv-padi"),
+            "completed",
+        ),
         Scenario("water Lagos", req("water", "lagos-water", "12345678", "3500"), "completed"),
-        Scenario("meter the provider rejects", req("electricity", "ikeja-electric", "1234567890123", "2500",
-                                                   account_type="prepaid"), "refunded"),
-        Scenario("provider leaves it pending", req("electricity", "kano-electric", "2010000000000", "4000",
-                                                   account_type="prepaid"), "completed"),
-        Scenario("provider times out", req("electricity", "abuja-electric", "3000000000000", "3000",
-                                           account_type="prepaid"), "completed"),
-        Scenario("wrong amount sent", req("airtime", "mtn", "08139876543", "750", phone="08139876543"),
-                 "refunded", pay_amount="705.0000000"),
-        Scenario("late payment, order expired", req("airtime", "glo", "08159876543", "400",
-                                                    phone="08159876543"), "expired", expire_first=True),
-        Scenario("unknown memo", None, "refund confirmed", pay_amount="250.0000000", memo="BILL-NOTANORDER"),
+        Scenario(
+            "meter the provider rejects",
+            req("electricity", "ikeja-electric", "1234567890123", "2500", account_type="prepaid"),
+            "refunded",
+        ),
+        Scenario(
+            "provider leaves it pending",
+            req("electricity", "kano-electric", "2010000000000", "4000", account_type="prepaid"),
+            "completed",
+        ),
+        Scenario(
+            "provider times out",
+            req("electricity", "abuja-electric", "3000000000000", "3000", account_type="prepaid"),
+            "completed",
+        ),
+        Scenario(
+            "wrong amount sent",
+            req("airtime", "mtn", "08139876543", "750", phone="08139876543"),
+            "refunded",
+            pay_amount="705.0000000",
+        ),
+        Scenario(
+            "late payment, order expired",
+            req("airtime", "glo", "08159876543", "400", phone="08159876543"),
+            "expired",
+            expire_first=True,
+        ),
+        Scenario(
+            "unknown memo",
+            None,
+            "refund confirmed",
+            pay_amount="250.0000000",
+            memo="BILL-NOTANORDER",
+        ),
     ]
 
 
@@ -119,10 +182,13 @@ class Services:
     def __init__(self) -> None:
         self.procs: list[tuple[str, subprocess.Popen[bytes]]] = []
 
-    def start(self, name: str, args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    def start(
+        self, name: str, args: list[str], env: dict[str, str], log: Path
+    ) -> subprocess.Popen[bytes]:
         handle = log.open("wb")
-        proc = subprocess.Popen(args, env=env, stdout=handle, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            args, env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True
+        )
         self.procs.append((name, proc))
         return proc
 
@@ -150,8 +216,9 @@ def run_demo(time_limit: int = 150) -> int:
         services.stop()
 
 
-def _run(base: Settings, data_dir: Path, logs: Path, services: Services, started: float,
-         time_limit: int) -> int:
+def _run(
+    base: Settings, data_dir: Path, logs: Path, services: Services, started: float, time_limit: int
+) -> int:
     console.rule("[bold]billpay demo")
     # 1. the database: a fresh demo database on the embedded server (or the configured one)
     if base.database_url:
@@ -173,15 +240,19 @@ def _run(base: Settings, data_dir: Path, logs: Path, services: Services, started
     sandbox_port = _free_port(8765)
     env = dict(os.environ)
     env.update(sandbox_env(sandbox_port))
-    env.update({
-        "BILLPAY_DATABASE_URL": url.render_as_string(hide_password=False),
-        "BILLPAY_PROVIDER_READ_TIMEOUT_SECONDS": "5",
-        "BILLPAY_SANDBOX_TIMEOUT_SECONDS": "8",
-        "BILLPAY_REQUERY_BACKOFF_SECONDS": "5,10,20",
-        "PYTHONUNBUFFERED": "1",
-    })
+    env.update(
+        {
+            "BILLPAY_DATABASE_URL": url.render_as_string(hide_password=False),
+            "BILLPAY_PROVIDER_READ_TIMEOUT_SECONDS": "5",
+            "BILLPAY_SANDBOX_TIMEOUT_SECONDS": "8",
+            "BILLPAY_REQUERY_BACKOFF_SECONDS": "5,10,20",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
     billpay = [sys.executable, "-m", "deployments.cli"]
-    services.start("sandbox", billpay + ["sandbox", "--port", str(sandbox_port)], env, logs / "sandbox.log")
+    services.start(
+        "sandbox", billpay + ["sandbox", "--port", str(sandbox_port)], env, logs / "sandbox.log"
+    )
     sandbox_url = f"http://127.0.0.1:{sandbox_port}"
     _wait_http(f"{sandbox_url}/_sandbox/calls", 30)
     console.print(f"sandbox (Flutterwave, VTpass, Horizon) on {sandbox_url}")
@@ -193,17 +264,28 @@ def _run(base: Settings, data_dir: Path, logs: Path, services: Services, started
     env["PREFECT_API_URL"] = f"http://127.0.0.1:{api_port}/api"
     env["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
     prefect = shutil.which("prefect", path=str(Path(sys.executable).parent)) or "prefect"
-    services.start("prefect-server", [prefect, "server", "start", "--host", "127.0.0.1", "--port",
-                                      str(api_port)], env, logs / "prefect-server.log")
+    services.start(
+        "prefect-server",
+        [prefect, "server", "start", "--host", "127.0.0.1", "--port", str(api_port)],
+        env,
+        logs / "prefect-server.log",
+    )
     _wait_http(f"http://127.0.0.1:{api_port}/api/health", 90)
     console.print(f"Prefect server on http://127.0.0.1:{api_port} (UI)")
     services.start("serve", billpay + ["serve"], env, logs / "serve.log")
-    console.print("serving the deployments on their schedules (ingest-payments, process-bills, "
-                  "process-refunds, dispatch-notifications every 10 s; expire-orders every minute)")
+    console.print(
+        "serving the deployments on their schedules (ingest-payments, process-bills, "
+        "process-refunds, dispatch-notifications every 10 s; expire-orders every minute)"
+    )
 
     # 4. orders and the users' payments
-    settings = Settings(**{k.removeprefix("BILLPAY_").lower(): v for k, v in env.items()
-                           if k.startswith("BILLPAY_") and k != "BILLPAY_SANDBOX_TIMEOUT_SECONDS"})
+    settings = Settings(
+        **{
+            k.removeprefix("BILLPAY_").lower(): v
+            for k, v in env.items()
+            if k.startswith("BILLPAY_") and k != "BILLPAY_SANDBOX_TIMEOUT_SECONDS"
+        }
+    )
     db = db_engine.Database(engine=sa.create_engine(url), url=url)
     plan = scenarios()
     for item in plan:
@@ -212,18 +294,26 @@ def _run(base: Settings, data_dir: Path, logs: Path, services: Services, started
         item.reference = create_order(db, settings, item.request)["reference"]
     expired = [s.reference for s in plan if s.expire_first]
     with db.begin() as conn:  # these users come back after the order's 10 minutes ran out
-        conn.execute(sa.text("UPDATE bill_payments SET expires_at = now() - interval '1 second'"
-                             " WHERE reference = ANY(:refs)"), {"refs": expired})
+        conn.execute(
+            sa.text(
+                "UPDATE bill_payments SET expires_at = now() - interval '1 second'"
+                " WHERE reference = ANY(:refs)"
+            ),
+            {"refs": expired},
+        )
     with httpx.Client(base_url=sandbox_url, timeout=10) as client:
         for item in plan:
             row = _order_row(db, item.reference) if item.reference else None
             amount = item.pay_amount or f"{row['amount_cngn']:.7f}"
             memo = item.memo or f"BILL-{item.reference}"
-            client.post("/horizon/_sandbox/payments", json={"amount": amount, "memo": memo}).raise_for_status()
+            client.post(
+                "/horizon/_sandbox/payments", json={"amount": amount, "memo": memo}
+            ).raise_for_status()
             item.memo_sent = memo
             item.paid_at = time.monotonic()
-    console.print(f"created {sum(1 for s in plan if s.reference)} orders and sent "
-                  f"{len(plan)} cNGN payments")
+    console.print(
+        f"created {sum(1 for s in plan if s.reference)} orders and sent {len(plan)} cNGN payments"
+    )
 
     # 5. wait for every order to settle, with a progress display
     deadline = started + time_limit
@@ -243,17 +333,23 @@ def _run(base: Settings, data_dir: Path, logs: Path, services: Services, started
     console.print(_final_table(plan))
     for report in ("success-rate", "provider-performance"):
         console.rule(f"report {report} (last hour)")
-        out = subprocess.run(billpay + ["report", report, "--window", "1h"], env={**env, "COLUMNS": "150"},
-                             capture_output=True, text=True, timeout=120)
+        out = subprocess.run(
+            billpay + ["report", report, "--window", "1h"],
+            env={**env, "COLUMNS": "150"},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         console.print(out.stdout or out.stderr)
     good = sum(1 for s in plan if s.final == s.expect)
     elapsed = time.monotonic() - started
     console.rule()
-    console.print(f"{good}/{len(plan)} scenarios ended as expected in {elapsed:.0f}s. "
-                  f"Logs: {logs}")
-    console.print(f"Prefect UI: run [bold]make ui[/] and open http://127.0.0.1:{UI_PORT} "
-                  "(Runs: one flow run per deployment every 10 s; task runs are named after the "
-                  "bill reference, e.g. pay-<reference>)")
+    console.print(f"{good}/{len(plan)} scenarios ended as expected in {elapsed:.0f}s. Logs: {logs}")
+    console.print(
+        f"Prefect UI: run [bold]make ui[/] and open http://127.0.0.1:{UI_PORT} "
+        "(Runs: one flow run per deployment every 10 s; task runs are named after the "
+        "bill reference, e.g. pay-<reference>)"
+    )
     db.dispose()
     return 0 if good == len(plan) else 1
 
@@ -270,22 +366,42 @@ def _refresh(db: Any, plan: list[Scenario]) -> None:
     with db.connect() as conn:
         for item in plan:
             if item.reference:
-                row = conn.execute(sa.text(
-                    "SELECT b.status, b.token, b.updated_at, r.tx_hash, r.status AS refund_status,"
-                    " r.reason FROM bill_payments b LEFT JOIN refunds r ON r.incoming_payment_id ="
-                    " (SELECT id FROM incoming_payments WHERE memo = :memo ORDER BY id LIMIT 1)"
-                    " WHERE b.reference = :ref"), {"ref": item.reference, "memo": item.memo_sent}
-                ).mappings().first()
+                row = (
+                    conn.execute(
+                        sa.text(
+                            "SELECT b.status, b.token, b.updated_at, r.tx_hash, r.status AS refund_status,"
+                            " r.reason FROM bill_payments b LEFT JOIN refunds r ON r.incoming_payment_id ="
+                            " (SELECT id FROM incoming_payments WHERE memo = :memo ORDER BY id LIMIT 1)"
+                            " WHERE b.reference = :ref"
+                        ),
+                        {"ref": item.reference, "memo": item.memo_sent},
+                    )
+                    .mappings()
+                    .first()
+                )
                 final = row["status"]
-                if item.expect == "expired" and final == "expired" and row["refund_status"] != "confirmed":
+                if (
+                    item.expect == "expired"
+                    and final == "expired"
+                    and row["refund_status"] != "confirmed"
+                ):
                     final = "expired (refund pending)"
                 item.detail = _detail(row)
             else:
-                row = conn.execute(sa.text(
-                    "SELECT r.status AS refund_status, r.tx_hash, r.reason FROM incoming_payments p"
-                    " LEFT JOIN refunds r ON r.incoming_payment_id = p.id WHERE p.memo = :memo"),
-                    {"memo": item.memo_sent}).mappings().first()
-                final = f"refund {row['refund_status']}" if row and row["refund_status"] else "waiting"
+                row = (
+                    conn.execute(
+                        sa.text(
+                            "SELECT r.status AS refund_status, r.tx_hash, r.reason FROM incoming_payments p"
+                            " LEFT JOIN refunds r ON r.incoming_payment_id = p.id WHERE p.memo = :memo"
+                        ),
+                        {"memo": item.memo_sent},
+                    )
+                    .mappings()
+                    .first()
+                )
+                final = (
+                    f"refund {row['refund_status']}" if row and row["refund_status"] else "waiting"
+                )
                 if final == "refund confirmed":
                     pass
                 item.detail = _detail(row) if row else ""
@@ -317,15 +433,29 @@ def _progress_table(plan: list[Scenario], started: float) -> Table:
 
 def _final_table(plan: list[Scenario]) -> Table:
     table = Table(title="billpay demo: every order")
-    for column in ("reference", "bill type", "scenario", "final state", "expected", "token / refund",
-                   "paid -> settled"):
+    for column in (
+        "reference",
+        "bill type",
+        "scenario",
+        "final state",
+        "expected",
+        "token / refund",
+        "paid -> settled",
+    ):
         table.add_column(column)
     for item in plan:
         bill_type = str(item.request.bill_type) if item.request else "(no order)"
-        took = (f"{item.settled_at - item.paid_at:.1f}s" if item.settled_at and item.paid_at else "-")
+        took = f"{item.settled_at - item.paid_at:.1f}s" if item.settled_at and item.paid_at else "-"
         ok = "[green]" if item.final == item.expect else "[red]"
-        table.add_row(item.reference or item.memo_sent or "-", bill_type, item.name,
-                      f"{ok}{item.final}", item.expect, item.detail, took)
+        table.add_row(
+            item.reference or item.memo_sent or "-",
+            bill_type,
+            item.name,
+            f"{ok}{item.final}",
+            item.expect,
+            item.detail,
+            took,
+        )
     return table
 
 

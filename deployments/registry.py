@@ -58,21 +58,43 @@ class DeploymentSpec:
 
 
 PIPELINE: tuple[DeploymentSpec, ...] = (
-    DeploymentSpec("ingest-payments", "flows/payments.py:ingest_payments",
-                   "Read new Horizon payments, store them once, match them to orders",
-                   interval_seconds=10),
-    DeploymentSpec("process-bills", "flows/bills.py:process_bills",
-                   "Verify accounts, pay, requery pending, run due retries", interval_seconds=10),
-    DeploymentSpec("process-refunds", "flows/refunds.py:process_refunds",
-                   "Build, sign, submit and confirm cNGN refunds", interval_seconds=10),
-    DeploymentSpec("dispatch-notifications", "flows/notifications.py:dispatch_notifications",
-                   "Deliver receipts and operator alerts (signed webhook or log)",
-                   interval_seconds=10),
-    DeploymentSpec("expire-orders", "flows/expire.py:expire_orders",
-                   "Expire unpaid orders past their expiry", interval_seconds=60),
-    DeploymentSpec("reprocess-stuck", "flows/stuck.py:reprocess_stuck",
-                   "Manual: re-drive a chosen batch (requeue, requery or refund); dry run first",
-                   parameters={"dry_run": True}, concurrency_limit=None),
+    DeploymentSpec(
+        "ingest-payments",
+        "flows/payments.py:ingest_payments",
+        "Read new Horizon payments, store them once, match them to orders",
+        interval_seconds=10,
+    ),
+    DeploymentSpec(
+        "process-bills",
+        "flows/bills.py:process_bills",
+        "Verify accounts, pay, requery pending, run due retries",
+        interval_seconds=10,
+    ),
+    DeploymentSpec(
+        "process-refunds",
+        "flows/refunds.py:process_refunds",
+        "Build, sign, submit and confirm cNGN refunds",
+        interval_seconds=10,
+    ),
+    DeploymentSpec(
+        "dispatch-notifications",
+        "flows/notifications.py:dispatch_notifications",
+        "Deliver receipts and operator alerts (signed webhook or log)",
+        interval_seconds=10,
+    ),
+    DeploymentSpec(
+        "expire-orders",
+        "flows/expire.py:expire_orders",
+        "Expire unpaid orders past their expiry",
+        interval_seconds=60,
+    ),
+    DeploymentSpec(
+        "reprocess-stuck",
+        "flows/stuck.py:reprocess_stuck",
+        "Manual: re-drive a chosen batch (requeue, requery or refund); dry run first",
+        parameters={"dry_run": True},
+        concurrency_limit=None,
+    ),
 )
 
 
@@ -85,15 +107,17 @@ def report_specs() -> tuple[DeploymentSpec, ...]:
     specs = []
     for item in REPORT_DEPLOYMENTS:
         module, _, attr = str(item["flow"]).partition(":")
-        specs.append(DeploymentSpec(
-            name=item["name"],
-            entrypoint=f"{module.replace('.', '/')}.py:{attr}",
-            description=item.get("description", item["name"]),
-            interval_seconds=item.get("interval_seconds"),
-            cron=item.get("cron"),
-            timezone=item.get("timezone"),
-            parameters=dict(item.get("parameters", {})),
-        ))
+        specs.append(
+            DeploymentSpec(
+                name=item["name"],
+                entrypoint=f"{module.replace('.', '/')}.py:{attr}",
+                description=item.get("description", item["name"]),
+                interval_seconds=item.get("interval_seconds"),
+                cron=item.get("cron"),
+                timezone=item.get("timezone"),
+                parameters=dict(item.get("parameters", {})),
+            )
+        )
     return tuple(specs)
 
 
@@ -107,9 +131,17 @@ def render_prefect_yaml() -> str:
     document = {
         "name": "billpay",
         "prefect-version": "3.4.0",
-        "pull": [{"prefect.deployments.steps.set_working_directory": {"directory": "{{ $BILLPAY_HOME }}"}}],
+        "pull": [
+            {
+                "prefect.deployments.steps.set_working_directory": {
+                    "directory": "{{ $BILLPAY_HOME }}"
+                }
+            }
+        ],
         "deployments": [spec.as_yaml_dict() for spec in all_specs()],
     }
-    header = ("# Generated from deployments/registry.py by `billpay deployments yaml > prefect.yaml`.\n"
-              "# Do not edit by hand: tests/unit/test_deployments.py fails when the two differ.\n")
+    header = (
+        "# Generated from deployments/registry.py by `billpay deployments yaml > prefect.yaml`.\n"
+        "# Do not edit by hand: tests/unit/test_deployments.py fails when the two differ.\n"
+    )
     return header + yaml.safe_dump(document, sort_keys=False, width=100)

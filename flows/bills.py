@@ -32,8 +32,13 @@ def process_bills(batch_size: int | None = None) -> dict[str, Any]:
         bill_store.release(runtime.db, ids, worker=worker)
 
     for stage, queue, task in STAGES:
-        rows = bill_store.claim(runtime.db, queue, worker=worker,
-                                lease_seconds=runtime.settings.lease_seconds, limit=limit)
+        rows = bill_store.claim(
+            runtime.db,
+            queue,
+            worker=worker,
+            lease_seconds=runtime.settings.lease_seconds,
+            limit=limit,
+        )
         summary[stage] = run_mapped(stage, rows, task, worker, release)
     get_run_logger().info("process-bills: %s", one_line(summary))
     return summary

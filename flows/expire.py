@@ -16,5 +16,11 @@ def expire_orders(limit: int = 500) -> dict[str, Any]:
     runtime = get_runtime()
     expired = bill_store.expire_due_orders(runtime.db, actor="expire-orders", limit=limit)
     get_run_logger().info("expire: expired=%d", len(expired))
-    return {"expire": {"claimed": len(expired), "advanced": len(expired), "failed": 0,
-                       "references": expired}}
+    return {
+        "expire": {
+            "claimed": len(expired),
+            "advanced": len(expired),
+            "failed": 0,
+            "references": expired,
+        }
+    }

@@ -16,8 +16,12 @@ from tasks.runtime import get_runtime
 def dispatch_notifications(batch_size: int | None = None) -> dict[str, Any]:
     runtime = get_runtime()
     worker = runtime.worker_id()
-    rows = outbox.claim(runtime.db, worker=worker, lease_seconds=runtime.settings.lease_seconds,
-                        limit=batch_size or runtime.settings.batch_size)
+    rows = outbox.claim(
+        runtime.db,
+        worker=worker,
+        lease_seconds=runtime.settings.lease_seconds,
+        limit=batch_size or runtime.settings.batch_size,
+    )
     summary = {"claimed": len(rows), "advanced": 0, "failed": 0}
     if rows:
         references = [str((row["payload"] or {}).get("reference") or row["kind"]) for row in rows]
@@ -28,6 +32,10 @@ def dispatch_notifications(batch_size: int | None = None) -> dict[str, Any]:
                 summary["advanced"] += int(future.state.result()["advanced"])
             else:
                 summary["failed"] += 1
-    get_run_logger().info("notify: claimed=%d advanced=%d failed=%d", summary["claimed"],
-                          summary["advanced"], summary["failed"])
+    get_run_logger().info(
+        "notify: claimed=%d advanced=%d failed=%d",
+        summary["claimed"],
+        summary["advanced"],
+        summary["failed"],
+    )
     return {"notify": summary}

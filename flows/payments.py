@@ -17,15 +17,31 @@ def ingest_payments(match_limit: int = 500) -> dict[str, Any]:
     ingested = ingest_horizon_payments()
     matched = match_incoming_payments(worker, match_limit)
     logger = get_run_logger()
-    logger.info("ingest: pages=%d stored=%d stop=%s cursor=%s%s", ingested["pages"],
-                ingested["payments_stored"], ingested["stop_reason"], ingested["cursor"],
-                f" error={ingested['error']}" if ingested.get("error") else "")
-    logger.info("match: processed=%d outcomes=%s refunds=%d", matched["processed"],
-                matched["outcomes"], matched["refunds_created"])
+    logger.info(
+        "ingest: pages=%d stored=%d stop=%s cursor=%s%s",
+        ingested["pages"],
+        ingested["payments_stored"],
+        ingested["stop_reason"],
+        ingested["cursor"],
+        f" error={ingested['error']}" if ingested.get("error") else "",
+    )
+    logger.info(
+        "match: processed=%d outcomes=%s refunds=%d",
+        matched["processed"],
+        matched["outcomes"],
+        matched["refunds_created"],
+    )
     return {
-        "ingest": {"claimed": ingested["records_seen"], "advanced": ingested["payments_stored"],
-                   "failed": int(bool(ingested.get("error"))), "note": str(ingested["stop_reason"])},
-        "match": {"claimed": matched["processed"],
-                  "advanced": matched["outcomes"].get("matched", 0), "failed": 0,
-                  "note": ", ".join(f"{k}={v}" for k, v in matched["outcomes"].items())},
+        "ingest": {
+            "claimed": ingested["records_seen"],
+            "advanced": ingested["payments_stored"],
+            "failed": int(bool(ingested.get("error"))),
+            "note": str(ingested["stop_reason"]),
+        },
+        "match": {
+            "claimed": matched["processed"],
+            "advanced": matched["outcomes"].get("matched", 0),
+            "failed": 0,
+            "note": ", ".join(f"{k}={v}" for k, v in matched["outcomes"].items()),
+        },
     }

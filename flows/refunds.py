@@ -31,6 +31,10 @@ def process_refunds(batch_size: int | None = None) -> dict[str, Any]:
                 summary["advanced"] += int(future.state.result()["advanced"])
             else:
                 summary["failed"] += 1
-    get_run_logger().info("refund: claimed=%d confirmed=%d failed=%d", summary["claimed"],
-                          summary["advanced"], summary["failed"])
+    get_run_logger().info(
+        "refund: claimed=%d confirmed=%d failed=%d",
+        summary["claimed"],
+        summary["advanced"],
+        summary["failed"],
+    )
     return {"refund": summary}

@@ -44,9 +44,16 @@ def resolve_as_of(as_of: datetime | None) -> datetime:
     return reports.as_utc(as_of).replace(microsecond=0)
 
 
-def _success_rate(db: Database, windows: Sequence[reports.Window], *, as_of: datetime,
-                  key: str, trend_days: int, rate_threshold: float,
-                  p95_threshold: float) -> dict[str, Any]:
+def _success_rate(
+    db: Database,
+    windows: Sequence[reports.Window],
+    *,
+    as_of: datetime,
+    key: str,
+    trend_days: int,
+    rate_threshold: float,
+    p95_threshold: float,
+) -> dict[str, Any]:
     since, until = report_tasks.read_range(windows, as_of, trend_days)
     bills = report_tasks.read_bills(db, since, until)
     report = report_tasks.build_success_rate(bills, windows)
@@ -54,18 +61,40 @@ def _success_rate(db: Database, windows: Sequence[reports.Window], *, as_of: dat
     previous = report_tasks.previous_success_rate(db, windows[0].end, labels)
     written = report_tasks.write_success_rate(db, report)
     artifacts = report_tasks.publish_success_rate(
-        report, previous, bills, as_of=as_of, key=key, trend_days=trend_days,
-        rate_threshold=rate_threshold, p95_threshold=p95_threshold,
+        report,
+        previous,
+        bills,
+        as_of=as_of,
+        key=key,
+        trend_days=trend_days,
+        rate_threshold=rate_threshold,
+        p95_threshold=p95_threshold,
     )
-    get_run_logger().info("success rate: %d rows for windows %s as of %s, %d changes",
-                          written, labels, windows[0].end.isoformat(), artifacts["changes"])
-    return {"rows": written, "windows": labels, "as_of": windows[0].end.isoformat(),
-            "artifacts": artifacts}
+    get_run_logger().info(
+        "success rate: %d rows for windows %s as of %s, %d changes",
+        written,
+        labels,
+        windows[0].end.isoformat(),
+        artifacts["changes"],
+    )
+    return {
+        "rows": written,
+        "windows": labels,
+        "as_of": windows[0].end.isoformat(),
+        "artifacts": artifacts,
+    }
 
 
-def _provider_performance(db: Database, windows: Sequence[reports.Window], *, as_of: datetime,
-                          key: str, trend_days: int, rate_threshold: float,
-                          p95_threshold: float) -> dict[str, Any]:
+def _provider_performance(
+    db: Database,
+    windows: Sequence[reports.Window],
+    *,
+    as_of: datetime,
+    key: str,
+    trend_days: int,
+    rate_threshold: float,
+    p95_threshold: float,
+) -> dict[str, Any]:
     since, until = report_tasks.read_range(windows, as_of, trend_days)
     attempts = report_tasks.read_attempts(db, since, until)
     bills = report_tasks.read_bills(db, since, until)
@@ -74,13 +103,28 @@ def _provider_performance(db: Database, windows: Sequence[reports.Window], *, as
     previous = report_tasks.previous_provider(db, windows[0].end, labels)
     written = report_tasks.write_provider(db, report)
     artifacts = report_tasks.publish_provider_performance(
-        report, previous, attempts, as_of=as_of, key=key, trend_days=trend_days,
-        rate_threshold=rate_threshold, p95_threshold=p95_threshold,
+        report,
+        previous,
+        attempts,
+        as_of=as_of,
+        key=key,
+        trend_days=trend_days,
+        rate_threshold=rate_threshold,
+        p95_threshold=p95_threshold,
     )
-    get_run_logger().info("provider performance: %d rows for windows %s as of %s, %d changes",
-                          written, labels, windows[0].end.isoformat(), artifacts["changes"])
-    return {"rows": written, "windows": labels, "as_of": windows[0].end.isoformat(),
-            "artifacts": artifacts}
+    get_run_logger().info(
+        "provider performance: %d rows for windows %s as of %s, %d changes",
+        written,
+        labels,
+        windows[0].end.isoformat(),
+        artifacts["changes"],
+    )
+    return {
+        "rows": written,
+        "windows": labels,
+        "as_of": windows[0].end.isoformat(),
+        "artifacts": artifacts,
+    }
 
 
 @flow(name="report-success-rate")
@@ -95,9 +139,13 @@ def report_success_rate_flow(
     moment = resolve_as_of(as_of)
     with _database() as db:
         return _success_rate(
-            db, reports.rolling_windows(windows, moment), as_of=moment,
-            key="report-success-rate", trend_days=trend_days,
-            rate_threshold=rate_threshold, p95_threshold=p95_threshold,
+            db,
+            reports.rolling_windows(windows, moment),
+            as_of=moment,
+            key="report-success-rate",
+            trend_days=trend_days,
+            rate_threshold=rate_threshold,
+            p95_threshold=p95_threshold,
         )
 
 
@@ -113,9 +161,13 @@ def report_provider_performance_flow(
     moment = resolve_as_of(as_of)
     with _database() as db:
         return _provider_performance(
-            db, reports.rolling_windows(windows, moment), as_of=moment,
-            key="report-provider-performance", trend_days=trend_days,
-            rate_threshold=rate_threshold, p95_threshold=p95_threshold,
+            db,
+            reports.rolling_windows(windows, moment),
+            as_of=moment,
+            key="report-provider-performance",
+            trend_days=trend_days,
+            rate_threshold=rate_threshold,
+            p95_threshold=p95_threshold,
         )
 
 
@@ -130,13 +182,16 @@ def daily_report_flow(
     """Both reports for the calendar day before ``as_of`` (local to ``timezone``), stored with
     window_label ``day`` and as_of = that day's end: rerunning the same day replaces it."""
     window = reports.Window.previous_day(resolve_as_of(as_of), timezone)
-    options = {"as_of": window.end, "trend_days": trend_days,
-               "rate_threshold": rate_threshold, "p95_threshold": p95_threshold}
+    options = {
+        "as_of": window.end,
+        "trend_days": trend_days,
+        "rate_threshold": rate_threshold,
+        "p95_threshold": p95_threshold,
+    }
     with _database() as db:
         return {
             "day": window.start.isoformat(),
-            "success_rate": _success_rate(db, [window], key="daily-report-success-rate",
-                                          **options),
+            "success_rate": _success_rate(db, [window], key="daily-report-success-rate", **options),
             "provider_performance": _provider_performance(
                 db, [window], key="daily-report-provider-performance", **options
             ),

@@ -8,8 +8,13 @@ from typing import Any
 from prefect import get_run_logger, unmapped
 
 
-def run_mapped(stage: str, rows: Sequence[dict[str, Any]], task: Any, worker: str,
-               release: Callable[[list[int]], Any] | None = None) -> dict[str, Any]:
+def run_mapped(
+    stage: str,
+    rows: Sequence[dict[str, Any]],
+    task: Any,
+    worker: str,
+    release: Callable[[list[int]], Any] | None = None,
+) -> dict[str, Any]:
     """Fan ``task`` out over claimed rows; count what advanced and what failed.
 
     A failed task leaves its row in a correct state; its lease is given back at the end of the
@@ -32,7 +37,10 @@ def run_mapped(stage: str, rows: Sequence[dict[str, Any]], task: Any, worker: st
         if release is not None:
             release([row["id"] for row in rows])
     get_run_logger().info(
-        "%s: claimed=%d advanced=%d failed=%d", stage, summary["claimed"], summary["advanced"],
+        "%s: claimed=%d advanced=%d failed=%d",
+        stage,
+        summary["claimed"],
+        summary["advanced"],
         summary["failed"],
     )
     return summary

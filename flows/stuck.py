@@ -26,8 +26,13 @@ def reprocess_stuck(
     runtime = get_runtime()
     logger = get_run_logger()
     chosen = stuck.Action(action)
-    rows = stuck.find(runtime.db, references=references, state=state,
-                      older_than_minutes=older_than_minutes, limit=limit)
+    rows = stuck.find(
+        runtime.db,
+        references=references,
+        state=state,
+        older_than_minutes=older_than_minutes,
+        limit=limit,
+    )
     worker = runtime.worker_id()
     proc = processor(worker)
     plans = []
@@ -36,10 +41,20 @@ def reprocess_stuck(
             attempts = len(attempt_store.pay_attempts(conn, row["id"]))
         item = stuck.plan(row, chosen, pay_attempts=attempts)
         if item.allowed and not dry_run:
-            item.done = stuck.apply(runtime.db, proc, item, chosen, actor=f"reprocess-stuck:{worker}")
+            item.done = stuck.apply(
+                runtime.db, proc, item, chosen, actor=f"reprocess-stuck:{worker}"
+            )
         plans.append(item)
-        logger.info("%s %s: %s%s", item.reference, item.status, item.why,
-                    f" -> {item.done}" if item.done else "")
-    create_markdown_artifact(markdown=stuck.markdown(plans, chosen, dry_run),
-                             key="reprocess-stuck", description="what reprocess-stuck found and did")
+        logger.info(
+            "%s %s: %s%s",
+            item.reference,
+            item.status,
+            item.why,
+            f" -> {item.done}" if item.done else "",
+        )
+    create_markdown_artifact(
+        markdown=stuck.markdown(plans, chosen, dry_run),
+        key="reprocess-stuck",
+        description="what reprocess-stuck found and did",
+    )
     return {"action": action, "dry_run": dry_run, "bills": [p.as_row() for p in plans]}

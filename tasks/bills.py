@@ -23,8 +23,13 @@ COMMON = dict(
 
 def processor(worker: str) -> Processor:
     runtime = get_runtime()
-    return Processor(db=runtime.db, settings=runtime.settings, router=runtime.router,
-                     worker=worker, guard=runtime.slots)
+    return Processor(
+        db=runtime.db,
+        settings=runtime.settings,
+        router=runtime.router,
+        worker=worker,
+        guard=runtime.slots,
+    )
 
 
 def _finish(result: StepResult) -> dict[str, Any]:

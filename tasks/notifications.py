@@ -13,9 +13,15 @@ from tasks.policy import retry_on_transient
 from tasks.runtime import get_runtime
 
 
-@task(name="deliver-notification", task_run_name="notify-{reference}", retries=1,
-      retry_delay_seconds=2, retry_condition_fn=retry_on_transient,
-      persist_result=False, cache_policy=NO_CACHE)
+@task(
+    name="deliver-notification",
+    task_run_name="notify-{reference}",
+    retries=1,
+    retry_delay_seconds=2,
+    retry_condition_fn=retry_on_transient,
+    persist_result=False,
+    cache_policy=NO_CACHE,
+)
 def deliver_notification(row: dict[str, Any], reference: str, worker: str) -> dict[str, Any]:
     runtime = get_runtime()
     settings = runtime.settings
@@ -23,7 +29,9 @@ def deliver_notification(row: dict[str, Any], reference: str, worker: str) -> di
     body = message.body(row["id"], row["payload"])
     try:
         channel = notifications.deliver(
-            message, body, webhook_url=settings.webhook_url,
+            message,
+            body,
+            webhook_url=settings.webhook_url,
             secret=settings.webhook_secret.get_secret_value(),
             client=runtime.webhook_client if settings.webhook_url else None,
         )
@@ -31,12 +39,18 @@ def deliver_notification(row: dict[str, Any], reference: str, worker: str) -> di
         steps = settings.notify_backoff_seconds or [30]
         backoff = steps[min(int(row["attempts"]), len(steps) - 1)]
         status = outbox.mark_attempt_failed(
-            runtime.db, row["id"], worker=worker, error=str(exc), backoff_seconds=backoff,
+            runtime.db,
+            row["id"],
+            worker=worker,
+            error=str(exc),
+            backoff_seconds=backoff,
             max_attempts=settings.notify_max_attempts,
         )
         if status == "failed":
-            raise RuntimeError(f"gave up on notification {row['id']} after "
-                               f"{settings.notify_max_attempts} tries: {exc}") from exc
+            raise RuntimeError(
+                f"gave up on notification {row['id']} after "
+                f"{settings.notify_max_attempts} tries: {exc}"
+            ) from exc
         return {"reference": reference, "advanced": False, "detail": f"retry in {backoff}s: {exc}"}
     outbox.mark_sent(runtime.db, row["id"], worker=worker)
     return {"reference": reference, "advanced": True, "detail": f"sent via {channel}"}

@@ -27,6 +27,7 @@ def retry_on_transient(task: Any, task_run: Any, state: Any) -> bool:
         return False
     return False
 
+
 # No Prefect task timeouts: tasks run in worker threads, where Prefect cannot interrupt a
 # blocking call. Every HTTP client has its own connect/read timeouts (settings), which bound
 # each provider, Horizon and webhook call instead.

@@ -21,6 +21,7 @@ from tasks.policy import retry_on_transient
 _TASK = {"cache_policy": NO_CACHE, "persist_result": False}
 _READ = {**_TASK, "retries": 2, "retry_delay_seconds": 5, "retry_condition_fn": retry_on_transient}
 
+
 @task(name="read-bills-for-report", **_READ)
 def read_bills(db: Database, since: datetime, until: datetime) -> pd.DataFrame:
     return report_store.read_bills(db, since, until)
@@ -84,31 +85,50 @@ def publish_success_rate(
     thresholds since the previous snapshot, the report per window, a trend chart."""
     keys = ["bill_type", "biller"]
     changes = reports.detect_changes(
-        report, previous, keys=keys,
-        thresholds={"success_rate": ("abs", rate_threshold),
-                    "time_to_complete_p95_s": ("rel", p95_threshold)},
+        report,
+        previous,
+        keys=keys,
+        thresholds={
+            "success_rate": ("abs", rate_threshold),
+            "time_to_complete_p95_s": ("rel", p95_threshold),
+        },
     )
     series = reports.success_daily_series(bills, as_of=as_of, days=trend_days)
     chart = reports.render_trend_png(
-        series, group="bill_type", title=f"Success rate by bill type, last {trend_days} days",
-        panels=[("success_rate", "success rate"),
-                ("time_to_complete_p95_s", "p95 to complete (s)")],
+        series,
+        group="bill_type",
+        title=f"Success rate by bill type, last {trend_days} days",
+        panels=[
+            ("success_rate", "success rate"),
+            ("time_to_complete_p95_s", "p95 to complete (s)"),
+        ],
     )
     markdown = reports.summary_markdown(
-        title="Bill success rate", report=report, keys=keys,
-        columns=reports.SUCCESS_RATE_SUMMARY_COLUMNS, count_column="paid", changes=changes,
-        change_subject="bill type or biller", chart_png=chart,
+        title="Bill success rate",
+        report=report,
+        keys=keys,
+        columns=reports.SUCCESS_RATE_SUMMARY_COLUMNS,
+        count_column="paid",
+        changes=changes,
+        change_subject="bill type or biller",
+        chart_png=chart,
     )
     table_id = create_table_artifact(
-        table=reports.to_records(report, flat=True), key=key,
+        table=reports.to_records(report, flat=True),
+        key=key,
         description=_description("Bill success rate", report),
     )
     summary_id = create_markdown_artifact(
-        markdown=markdown, key=f"{key}-summary",
+        markdown=markdown,
+        key=f"{key}-summary",
         description=_description("Bill success rate summary", report),
     )
-    return {"table": str(table_id), "summary": str(summary_id), "changes": len(changes),
-            "chart": chart is not None}
+    return {
+        "table": str(table_id),
+        "summary": str(summary_id),
+        "changes": len(changes),
+        "chart": chart is not None,
+    }
 
 
 @task(name="publish-provider-performance-artifacts", **_TASK)
@@ -125,34 +145,52 @@ def publish_provider_performance(
 ) -> dict[str, Any]:
     keys = ["provider", "operation"]
     changes = reports.detect_changes(
-        report, previous, keys=keys,
-        thresholds={"success_rate": ("abs", rate_threshold),
-                    "latency_p95_ms": ("rel", p95_threshold)},
+        report,
+        previous,
+        keys=keys,
+        thresholds={
+            "success_rate": ("abs", rate_threshold),
+            "latency_p95_ms": ("rel", p95_threshold),
+        },
     )
     series = reports.provider_daily_series(attempts, as_of=as_of, days=trend_days)
     chart = reports.render_trend_png(
-        series, group="provider", title=f"Pay calls by provider, last {trend_days} days",
+        series,
+        group="provider",
+        title=f"Pay calls by provider, last {trend_days} days",
         panels=[("success_rate", "success rate"), ("latency_p95_ms", "p95 latency (ms)")],
     )
     markdown = reports.summary_markdown(
-        title="Provider performance", report=report, keys=keys,
-        columns=reports.PROVIDER_SUMMARY_COLUMNS, count_column="calls", changes=changes,
-        change_subject="provider", chart_png=chart,
+        title="Provider performance",
+        report=report,
+        keys=keys,
+        columns=reports.PROVIDER_SUMMARY_COLUMNS,
+        count_column="calls",
+        changes=changes,
+        change_subject="provider",
+        chart_png=chart,
     )
     table_id = create_table_artifact(
-        table=reports.to_records(report, flat=True), key=key,
+        table=reports.to_records(report, flat=True),
+        key=key,
         description=_description("Provider performance", report),
     )
     summary_id = create_markdown_artifact(
-        markdown=markdown, key=f"{key}-summary",
+        markdown=markdown,
+        key=f"{key}-summary",
         description=_description("Provider performance summary", report),
     )
-    return {"table": str(table_id), "summary": str(summary_id), "changes": len(changes),
-            "chart": chart is not None}
+    return {
+        "table": str(table_id),
+        "summary": str(summary_id),
+        "changes": len(changes),
+        "chart": chart is not None,
+    }
 
 
-def read_range(windows: Sequence[reports.Window], as_of: datetime,
-               trend_days: int) -> tuple[datetime, datetime]:
+def read_range(
+    windows: Sequence[reports.Window], as_of: datetime, trend_days: int
+) -> tuple[datetime, datetime]:
     """One read covers every window and the trend chart's days."""
     since, until = reports.covering(windows)
     return min(since, reports.as_utc(as_of) - timedelta(days=trend_days)), until

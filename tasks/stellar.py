@@ -13,8 +13,13 @@ from billpay.store import bills as bill_store
 from tasks.policy import retry_on_transient
 from tasks.runtime import get_runtime
 
-COMMON = dict(retries=2, retry_delay_seconds=[1, 5], retry_condition_fn=retry_on_transient,
-              persist_result=False, cache_policy=NO_CACHE)
+COMMON = dict(
+    retries=2,
+    retry_delay_seconds=[1, 5],
+    retry_condition_fn=retry_on_transient,
+    persist_result=False,
+    cache_policy=NO_CACHE,
+)
 
 
 @task(name="ingest-horizon-payments", **COMMON)
@@ -34,13 +39,21 @@ def match_incoming_payments(worker: str, limit: int) -> dict[str, Any]:
 def send_failed_bills_to_refund(worker: str, limit: int) -> int:
     """Bills left in account_invalid / provider_failed (a crash between the two steps)."""
     runtime = get_runtime()
-    rows = bill_store.claim(runtime.db, "queue_bills_to_refund", worker=worker,
-                            lease_seconds=runtime.settings.lease_seconds, limit=limit)
+    rows = bill_store.claim(
+        runtime.db,
+        "queue_bills_to_refund",
+        worker=worker,
+        lease_seconds=runtime.settings.lease_seconds,
+        limit=limit,
+    )
     moved = 0
     for row in rows:
         with runtime.db.begin() as conn:
-            reason = "account_invalid" if row["status"] == "account_invalid" else (
-                f"provider_failed: {row['last_error'] or ''}"[:200])
+            reason = (
+                "account_invalid"
+                if row["status"] == "account_invalid"
+                else (f"provider_failed: {row['last_error'] or ''}"[:200])
+            )
             moved += int(bill_store.transition_to_refund(conn, row["id"], reason, actor=worker))
     return moved
 
@@ -48,9 +61,16 @@ def send_failed_bills_to_refund(worker: str, limit: int) -> int:
 @task(name="process-refund", task_run_name="refund-{label}", **COMMON)
 def process_refund(refund_id: int, label: str, worker: str) -> dict[str, Any]:
     runtime = get_runtime()
-    result = refunds.process_refund(runtime.db, runtime.settings, runtime.horizon, refund_id, worker)
-    out = {"reference": label, "advanced": result.status == refunds.RefundStatus.CONFIRMED,
-           "status": str(result.status), "detail": result.message, "tx_hash": result.tx_hash}
+    result = refunds.process_refund(
+        runtime.db, runtime.settings, runtime.horizon, refund_id, worker
+    )
+    out = {
+        "reference": label,
+        "advanced": result.status == refunds.RefundStatus.CONFIRMED,
+        "status": str(result.status),
+        "detail": result.message,
+        "tx_hash": result.tx_hash,
+    }
     if result.alert:
         from billpay.processing import NeedsAttention
 

@@ -35,8 +35,9 @@ def _server_url() -> tuple[URL, object]:
 
 
 def _admin(url: URL) -> sa.Engine:
-    return sa.create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT",
-                            poolclass=sa.pool.NullPool)
+    return sa.create_engine(
+        url.set(database="postgres"), isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool
+    )
 
 
 @pytest.fixture(scope="session")

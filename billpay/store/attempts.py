@@ -55,10 +55,19 @@ def finish_attempt(conn: Connection, attempt_id: int, call: Any) -> None:
     )
 
 
+# Verify calls answer valid/invalid/unknown; stored in the vocabulary every operation shares, so
+# provider performance reads one set of outcomes (an invalid account is a definitive "failed"
+# answer whose error class says account_invalid).
+_VERIFY_OUTCOMES = {"valid": "success", "invalid": "failed", "unknown": "unknown"}
+
+
 def record_call(
     conn: Connection, bill_id: int | None, call: Any, *, attempt_no: int | None = None
 ) -> int:
     """A verify or requery call, written after it returned."""
+    outcome = call.outcome
+    if call.operation == "verify":
+        outcome = _VERIFY_OUTCOMES.get(outcome, outcome)
     return conn.execute(
         sa.text(
             "INSERT INTO provider_attempts (bill_payment_id, provider, operation, reference,"

@@ -21,7 +21,9 @@ def normalise_url(url: str) -> URL:
     """Accept ``postgresql://`` and ``postgresql+psycopg://``; always drive with psycopg 3."""
     parsed = make_url(url)
     if parsed.get_backend_name() not in ("postgresql", "postgres"):
-        raise ValueError(f"BILLPAY_DATABASE_URL must be a PostgreSQL URL, got {parsed.drivername!r}")
+        raise ValueError(
+            f"BILLPAY_DATABASE_URL must be a PostgreSQL URL, got {parsed.drivername!r}"
+        )
     if parsed.drivername not in ("postgresql+psycopg",):
         parsed = parsed.set(drivername="postgresql+psycopg")
     return parsed

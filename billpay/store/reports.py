@@ -48,8 +48,13 @@ READ_ATTEMPTS_COPY = """
     ) TO STDOUT WITH (FORMAT csv, HEADER true)
 """
 _ATTEMPT_DTYPES = {
-    "provider": "category", "operation": "category", "outcome": "category",
-    "error_class": "category", "latency_ms": "float64", "started_us": "int64", "ref_key": "int64",
+    "provider": "category",
+    "operation": "category",
+    "outcome": "category",
+    "error_class": "category",
+    "latency_ms": "float64",
+    "started_us": "int64",
+    "ref_key": "int64",
 }
 
 READ_BILLS = sa.text(
@@ -91,8 +96,9 @@ _JSON_COLUMNS = frozenset({"refunds_by_reason", "error_classes"})
 # --- reads --------------------------------------------------------------------------------
 
 
-def _chunks(db: Database, query: sa.TextClause, params: dict[str, Any],
-            chunk_rows: int) -> Iterator[pd.DataFrame]:
+def _chunks(
+    db: Database, query: sa.TextClause, params: dict[str, Any], chunk_rows: int
+) -> Iterator[pd.DataFrame]:
     with db.connect() as conn:
         conn = conn.execution_options(stream_results=True, max_row_buffer=chunk_rows)
         yield from pd.read_sql(query, conn, params=params, chunksize=chunk_rows)
@@ -104,8 +110,11 @@ def _text_category(values: pd.Series) -> pd.Series:
     if not isinstance(values.dtype, pd.CategoricalDtype):
         values = values.astype("category")
     categories = pd.Index([str(c) for c in values.cat.categories], dtype="str")
-    return pd.Series(pd.Categorical.from_codes(values.cat.codes, categories=categories),
-                     index=values.index, name=values.name)
+    return pd.Series(
+        pd.Categorical.from_codes(values.cat.codes, categories=categories),
+        index=values.index,
+        name=values.name,
+    )
 
 
 def _compact(chunk: pd.DataFrame, categories: Sequence[str]) -> pd.DataFrame:
@@ -114,17 +123,18 @@ def _compact(chunk: pd.DataFrame, categories: Sequence[str]) -> pd.DataFrame:
     return chunk
 
 
-def _concat(chunks: list[pd.DataFrame], categories: Sequence[str],
-            columns: Sequence[str]) -> pd.DataFrame:
+def _concat(
+    chunks: list[pd.DataFrame], categories: Sequence[str], columns: Sequence[str]
+) -> pd.DataFrame:
     if not chunks:
-        return pd.DataFrame({c: pd.Series(dtype="category" if c in categories else "object")
-                             for c in columns})
+        return pd.DataFrame(
+            {c: pd.Series(dtype="category" if c in categories else "object") for c in columns}
+        )
     if len(chunks) == 1:
         return chunks[0]
     # Chunks have different category sets; concat would fall back to object columns.
     merged = {c: union_categoricals([chunk[c] for chunk in chunks]) for c in categories}
-    frame = pd.concat([chunk.drop(columns=list(categories)) for chunk in chunks],
-                      ignore_index=True)
+    frame = pd.concat([chunk.drop(columns=list(categories)) for chunk in chunks], ignore_index=True)
     for column in categories:
         frame[column] = merged[column]
     return frame[list(columns)]
@@ -157,30 +167,44 @@ class _CopyStream(io.RawIOBase):
         return size
 
 
-def read_attempts(db: Database, since: datetime, until: datetime, *,
-                  chunk_rows: int = CHUNK_ROWS) -> pd.DataFrame:
+def read_attempts(
+    db: Database, since: datetime, until: datetime, *, chunk_rows: int = CHUNK_ROWS
+) -> pd.DataFrame:
     """Provider attempts started in ``[since, until)``, in the shape ``billpay.reports`` takes.
 
     Streams ``COPY (SELECT ...) TO STDOUT`` as CSV into pandas' C parser in chunks, each chunk
     parsed straight into categories and numpy columns (no Python object per value)."""
     categories = _CATEGORY_COLUMNS["attempts"]
-    columns = ["provider", "operation", "outcome", "error_class", "latency_ms", "is_fallback",
-               "started_at", "finished", "ref_key"]
+    columns = [
+        "provider",
+        "operation",
+        "outcome",
+        "error_class",
+        "latency_ms",
+        "is_fallback",
+        "started_at",
+        "finished",
+        "ref_key",
+    ]
     chunks = []
     raw = db.engine.raw_connection()
     try:
-        with raw.cursor() as cursor, cursor.copy(
-            READ_ATTEMPTS_COPY, {"since": since, "until": until}
-        ) as copy:
+        with (
+            raw.cursor() as cursor,
+            cursor.copy(READ_ATTEMPTS_COPY, {"since": since, "until": until}) as copy,
+        ):
             stream = io.BufferedReader(_CopyStream(iter(copy)), buffer_size=1 << 20)
             reader = pd.read_csv(
-                stream, chunksize=chunk_rows, dtype=_ATTEMPT_DTYPES,
-                true_values=["t"], false_values=["f"], keep_default_na=False,
+                stream,
+                chunksize=chunk_rows,
+                dtype=_ATTEMPT_DTYPES,
+                true_values=["t"],
+                false_values=["f"],
+                keep_default_na=False,
                 na_values={"outcome": [""], "error_class": [""], "latency_ms": [""]},
             )
             for chunk in reader:
-                chunk["started_at"] = pd.to_datetime(chunk.pop("started_us"), unit="us",
-                                                     utc=True)
+                chunk["started_at"] = pd.to_datetime(chunk.pop("started_us"), unit="us", utc=True)
                 chunk["is_fallback"] = chunk["is_fallback"].astype(bool)
                 chunk["finished"] = chunk["finished"].astype(bool)
                 chunks.append(_compact(chunk, categories))
@@ -189,18 +213,28 @@ def read_attempts(db: Database, since: datetime, until: datetime, *,
         raw.close()
     frame = _concat(chunks, categories, columns)
     if frame.empty:
-        frame = frame.astype({"latency_ms": "float64", "is_fallback": bool, "finished": bool,
-                              "ref_key": "int64"})
+        frame = frame.astype(
+            {"latency_ms": "float64", "is_fallback": bool, "finished": bool, "ref_key": "int64"}
+        )
         frame["started_at"] = pd.to_datetime(frame["started_at"], utc=True)
     return frame
 
 
-def read_bills(db: Database, since: datetime, until: datetime, *,
-               chunk_rows: int = CHUNK_ROWS) -> pd.DataFrame:
+def read_bills(
+    db: Database, since: datetime, until: datetime, *, chunk_rows: int = CHUNK_ROWS
+) -> pd.DataFrame:
     """Bills whose cNGN arrived (paid_at) in ``[since, until)``; amount_cngn stays Decimal."""
     categories = _CATEGORY_COLUMNS["bills"]
-    columns = ["bill_type", "biller", "status", "provider", "refund_reason", "amount_cngn",
-               "paid_at", "completed_at"]
+    columns = [
+        "bill_type",
+        "biller",
+        "status",
+        "provider",
+        "refund_reason",
+        "amount_cngn",
+        "paid_at",
+        "completed_at",
+    ]
     chunks = [
         _compact(chunk, categories)
         for chunk in _chunks(db, READ_BILLS, {"since": since, "until": until}, chunk_rows)
@@ -235,14 +269,11 @@ def _row_params(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def _insert(table: str, columns: Sequence[str]) -> sa.TextClause:
-    values = ", ".join(
-        f"CAST(:{c} AS jsonb)" if c in _JSON_COLUMNS else f":{c}" for c in columns
-    )
+    values = ", ".join(f"CAST(:{c} AS jsonb)" if c in _JSON_COLUMNS else f":{c}" for c in columns)
     return sa.text(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({values})")
 
 
-def _write_snapshot(db: Database, kind: str, report: pd.DataFrame,
-                    delete: sa.TextClause) -> int:
+def _write_snapshot(db: Database, kind: str, report: pd.DataFrame, delete: sa.TextClause) -> int:
     """Replace the snapshot(s) in ``report`` (one per (as_of, window_label)) in one transaction:
     a rerun for the same as_of leaves exactly one snapshot."""
     table, columns, _ = _TABLES[kind]
@@ -279,28 +310,36 @@ def _read_snapshot(db: Database, kind: str, template: str, params: dict[str, Any
     return frame[list(columns)]
 
 
-def previous_success_rate_snapshot(db: Database, as_of: datetime,
-                                   labels: Sequence[str]) -> pd.DataFrame:
-    return _read_snapshot(db, "success_rate", _PREVIOUS_SNAPSHOT,
-                          {"as_of": as_of, "labels": list(labels)})
+def previous_success_rate_snapshot(
+    db: Database, as_of: datetime, labels: Sequence[str]
+) -> pd.DataFrame:
+    return _read_snapshot(
+        db, "success_rate", _PREVIOUS_SNAPSHOT, {"as_of": as_of, "labels": list(labels)}
+    )
 
 
-def previous_provider_snapshot(db: Database, as_of: datetime,
-                               labels: Sequence[str]) -> pd.DataFrame:
-    return _read_snapshot(db, "provider", _PREVIOUS_SNAPSHOT,
-                          {"as_of": as_of, "labels": list(labels)})
+def previous_provider_snapshot(
+    db: Database, as_of: datetime, labels: Sequence[str]
+) -> pd.DataFrame:
+    return _read_snapshot(
+        db, "provider", _PREVIOUS_SNAPSHOT, {"as_of": as_of, "labels": list(labels)}
+    )
 
 
-def success_rate_history(db: Database, window_label: str, since: datetime,
-                         until: datetime) -> pd.DataFrame:
-    return _read_snapshot(db, "success_rate", _HISTORY,
-                          {"window_label": window_label, "since": since, "until": until})
+def success_rate_history(
+    db: Database, window_label: str, since: datetime, until: datetime
+) -> pd.DataFrame:
+    return _read_snapshot(
+        db, "success_rate", _HISTORY, {"window_label": window_label, "since": since, "until": until}
+    )
 
 
-def provider_history(db: Database, window_label: str, since: datetime,
-                     until: datetime) -> pd.DataFrame:
-    return _read_snapshot(db, "provider", _HISTORY,
-                          {"window_label": window_label, "since": since, "until": until})
+def provider_history(
+    db: Database, window_label: str, since: datetime, until: datetime
+) -> pd.DataFrame:
+    return _read_snapshot(
+        db, "provider", _HISTORY, {"window_label": window_label, "since": since, "until": until}
+    )
 
 
 # --- benchmark ----------------------------------------------------------------------------

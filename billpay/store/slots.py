@@ -44,7 +44,9 @@ class ProviderSlots:
         finally:
             try:
                 if slot is not None:
-                    conn.execute(sa.text("SELECT pg_advisory_unlock(:k, :s)"), {"k": key, "s": slot})
+                    conn.execute(
+                        sa.text("SELECT pg_advisory_unlock(:k, :s)"), {"k": key, "s": slot}
+                    )
             finally:
                 conn.close()
 

@@ -45,7 +45,9 @@ class Sandbox:
     def env(self) -> dict[str, str]:
         return sandbox_env(self.port)
 
-    def calls(self, provider: str | None = None, operation: str | None = None) -> list[dict[str, Any]]:
+    def calls(
+        self, provider: str | None = None, operation: str | None = None
+    ) -> list[dict[str, Any]]:
         params = {k: v for k, v in {"provider": provider, "operation": operation}.items() if v}
         return httpx.get(f"{self.url}/_sandbox/calls", params=params).json()
 
@@ -58,8 +60,10 @@ class Sandbox:
         return response.json()
 
     def horizon_transactions(self, account: str) -> list[dict[str, Any]]:
-        response = httpx.get(f"{self.url}/horizon/accounts/{account}/payments",
-                             params={"limit": 200, "order": "asc", "join": "transactions"})
+        response = httpx.get(
+            f"{self.url}/horizon/accounts/{account}/payments",
+            params={"limit": 200, "order": "asc", "join": "transactions"},
+        )
         return response.json()["_embedded"]["records"]
 
 
@@ -85,13 +89,15 @@ def sandbox(monkeypatch: pytest.MonkeyPatch) -> Iterator[Sandbox]:
 @pytest.fixture
 def pipeline_settings(settings: Settings, sandbox: Sandbox) -> Settings:
     values = {key.removeprefix("BILLPAY_").lower(): value for key, value in sandbox.env().items()}
-    return settings.model_copy(update={
-        **Settings(**values).model_dump(include=set(values)),
-        "provider_read_timeout_seconds": 1.5,
-        "retry_backoff_seconds": [0, 0, 0],
-        "requery_backoff_seconds": [0],
-        "lease_seconds": 30,
-    })
+    return settings.model_copy(
+        update={
+            **Settings(**values).model_dump(include=set(values)),
+            "provider_read_timeout_seconds": 1.5,
+            "retry_backoff_seconds": [0, 0, 0],
+            "requery_backoff_seconds": [0],
+            "lease_seconds": 30,
+        }
+    )
 
 
 @pytest.fixture

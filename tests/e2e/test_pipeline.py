@@ -25,10 +25,17 @@ from deployments.cli import run_tick
 pytestmark = pytest.mark.e2e
 
 
-def _order(rt: Any, bill_type: str, biller: str, account: str, amount: str = "1000",
-           **kw: Any) -> dict[str, Any]:
-    request = OrderRequest(bill_type=bill_type, biller=biller, account=account, amount=amount,
-                           phone=kw.pop("phone", "08011111111"), **kw)
+def _order(
+    rt: Any, bill_type: str, biller: str, account: str, amount: str = "1000", **kw: Any
+) -> dict[str, Any]:
+    request = OrderRequest(
+        bill_type=bill_type,
+        biller=biller,
+        account=account,
+        amount=amount,
+        phone=kw.pop("phone", "08011111111"),
+        **kw,
+    )
     return create_order(rt.db, rt.settings, request)
 
 
@@ -49,8 +56,10 @@ def _ticks_until_settled(rt: Any, references: list[str], max_ticks: int = 8) -> 
 
 def _successful_pays(sandbox: Any) -> Counter[str]:
     return Counter(
-        call.get("reference") for call in sandbox.calls(operation="pay")
-        if call.get("outcome") in ("success", "delivered", "pending", "timeout", "no_response", "unexpected")
+        call.get("reference")
+        for call in sandbox.calls(operation="pay")
+        if call.get("outcome")
+        in ("success", "delivered", "pending", "timeout", "no_response", "unexpected")
     )
 
 
@@ -59,37 +68,68 @@ def _pay_calls(sandbox: Any) -> Counter[str]:
 
 
 def _refund_payments(sandbox: Any, rt: Any) -> list[dict[str, Any]]:
-    return [r for r in sandbox.horizon_transactions(rt.settings.system_account)
-            if r.get("from") == rt.settings.system_account]
+    return [
+        r
+        for r in sandbox.horizon_transactions(rt.settings.system_account)
+        if r.get("from") == rt.settings.system_account
+    ]
 
 
 def test_electricity_airtime_data_and_cable_complete_in_one_tick(runtime, sandbox):
     orders = [
-        _order(runtime, "electricity", "ikeja-electric", "1111111111111", "5000", account_type="prepaid"),
+        _order(
+            runtime,
+            "electricity",
+            "ikeja-electric",
+            "1111111111111",
+            "5000",
+            account_type="prepaid",
+        ),
         _order(runtime, "airtime", "mtn", "08031234567", "500", phone="08031234567"),
-        _order(runtime, "data", "airtel-data", "08021234567", "1000", phone="08021234567",
-               product="airtel-1gb-1000"),
+        _order(
+            runtime,
+            "data",
+            "airtel-data",
+            "08021234567",
+            "1000",
+            phone="08021234567",
+            product="airtel-1gb-1000",
+        ),
         _order(runtime, "cable_tv", "dstv", "1212121212", "2950", product="dstv-padi"),
     ]
     for order in orders:
         sandbox.pay(order["memo"], order["amount_cngn"])
     run_tick()
     rows = {o["reference"]: _bill(runtime, o["reference"]) for o in orders}
-    assert {ref: row["status"] for ref, row in rows.items()} == {o["reference"]: "completed" for o in orders}
+    assert {ref: row["status"] for ref, row in rows.items()} == {
+        o["reference"]: "completed" for o in orders
+    }
     electricity = rows[orders[0]["reference"]]
     assert is_valid_token(electricity["token"])
     events = [e["to_state"] for e in bill_store.events_for(runtime.db, electricity["id"])]
-    assert events == ["pending_payment", "cngn_received", "verifying_account", "processing_bill", "completed"]
+    assert events == [
+        "pending_payment",
+        "cngn_received",
+        "verifying_account",
+        "processing_bill",
+        "completed",
+    ]
     pays = _pay_calls(sandbox)
     assert all(pays[row["attempt_reference"]] == 1 for row in rows.values())
     with runtime.db.connect() as conn:
-        sent = conn.execute(sa.text("SELECT count(*) FROM notifications WHERE status = 'sent'"
-                                    " AND kind = 'bill_completed'")).scalar_one()
+        sent = conn.execute(
+            sa.text(
+                "SELECT count(*) FROM notifications WHERE status = 'sent'"
+                " AND kind = 'bill_completed'"
+            )
+        ).scalar_one()
     assert sent == 4
 
 
 def test_pending_at_provider_is_requeried_until_delivered(runtime, sandbox):
-    order = _order(runtime, "electricity", "ikeja-electric", "201000000000", "3000", account_type="postpaid")
+    order = _order(
+        runtime, "electricity", "ikeja-electric", "201000000000", "3000", account_type="postpaid"
+    )
     sandbox.pay(order["memo"], order["amount_cngn"])
     run_tick()
     assert _bill(runtime, order["reference"])["status"] == "provider_processing"
@@ -101,22 +141,30 @@ def test_pending_at_provider_is_requeried_until_delivered(runtime, sandbox):
 
 
 def test_read_timeout_on_pay_is_resolved_by_requery_with_one_pay_call(runtime, sandbox):
-    order = _order(runtime, "electricity", "ikeja-electric", "300000000000", "2000", account_type="postpaid")
+    order = _order(
+        runtime, "electricity", "ikeja-electric", "300000000000", "2000", account_type="postpaid"
+    )
     sandbox.pay(order["memo"], order["amount_cngn"])
     states = _ticks_until_settled(runtime, [order["reference"]])
     assert states[order["reference"]] == "completed"
     row = _bill(runtime, order["reference"])
     assert sum(_pay_calls(sandbox).values()) == 1
     with runtime.db.connect() as conn:
-        outcomes = conn.execute(sa.text(
-            "SELECT operation, outcome FROM provider_attempts WHERE bill_payment_id = :id AND operation <> 'verify'"
-            " ORDER BY id"), {"id": row["id"]}).all()
+        outcomes = conn.execute(
+            sa.text(
+                "SELECT operation, outcome FROM provider_attempts WHERE bill_payment_id = :id AND operation <> 'verify'"
+                " ORDER BY id"
+            ),
+            {"id": row["id"]},
+        ).all()
     assert outcomes[0] == ("pay", "unknown")
     assert outcomes[-1] == ("requery", "success")
 
 
 def test_invalid_account_is_refunded_on_the_ledger(runtime, sandbox):
-    order = _order(runtime, "electricity", "ikeja-electric", "1234567890123", "2500", account_type="prepaid")
+    order = _order(
+        runtime, "electricity", "ikeja-electric", "1234567890123", "2500", account_type="prepaid"
+    )
     sandbox.pay(order["memo"], order["amount_cngn"])
     states = _ticks_until_settled(runtime, [order["reference"]])
     assert states[order["reference"]] == "refunded"
@@ -125,7 +173,10 @@ def test_invalid_account_is_refunded_on_the_ledger(runtime, sandbox):
     assert len(refunds) == 1
     assert refunds[0]["amount"] == "2500.0000000"
     assert refunds[0]["transaction"]["memo"] == f"REFUND-{order['reference']}"
-    events = [e["to_state"] for e in bill_store.events_for(runtime.db, _bill(runtime, order["reference"])["id"])]
+    events = [
+        e["to_state"]
+        for e in bill_store.events_for(runtime.db, _bill(runtime, order["reference"])["id"])
+    ]
     assert events[-4:] == ["account_invalid", "refund_initiated", "refund_processing", "refunded"]
 
 
@@ -133,8 +184,13 @@ def test_wrong_amount_unknown_memo_and_late_payment_are_refunded_once(runtime, s
     wrong = _order(runtime, "airtime", "mtn", "08031234567", "500", phone="08031234567")
     late = _order(runtime, "airtime", "glo", "08051234567", "300", phone="08051234567")
     with runtime.db.begin() as conn:  # the order's time ran out
-        conn.execute(sa.text("UPDATE bill_payments SET expires_at = now() - interval '1 minute'"
-                             " WHERE reference = :r"), {"r": late["reference"]})
+        conn.execute(
+            sa.text(
+                "UPDATE bill_payments SET expires_at = now() - interval '1 minute'"
+                " WHERE reference = :r"
+            ),
+            {"r": late["reference"]},
+        )
     run_tick()  # expire-orders runs first
     assert _bill(runtime, late["reference"])["status"] == "expired"
     sandbox.pay(wrong["memo"], "499.9900000")
@@ -149,32 +205,48 @@ def test_wrong_amount_unknown_memo_and_late_payment_are_refunded_once(runtime, s
     with runtime.db.connect() as conn:
         reasons = dict(conn.execute(sa.text("SELECT amount::text, reason FROM refunds")).all())
         statuses = set(conn.execute(sa.text("SELECT status FROM refunds")).scalars())
-    assert reasons == {"499.9900000": "amount_mismatch", "123.0000000": "unknown_reference",
-                       "300.0000000": "order_not_payable"}
+    assert reasons == {
+        "499.9900000": "amount_mismatch",
+        "123.0000000": "unknown_reference",
+        "300.0000000": "order_not_payable",
+    }
     assert statuses == {"confirmed"}
     assert sum(_pay_calls(sandbox).values()) == 0
 
 
-def test_fallback_to_second_provider_after_definitive_failure(pipeline_settings, sandbox, prefect_harness):
+def test_fallback_to_second_provider_after_definitive_failure(
+    pipeline_settings, sandbox, prefect_harness
+):
     from pydantic import SecretStr
 
     from tasks.runtime import build_runtime, set_runtime
 
-    settings = pipeline_settings.model_copy(update={"flutterwave_secret_key": SecretStr("FLWSECK_TEST-revoked")})
+    settings = pipeline_settings.model_copy(
+        update={"flutterwave_secret_key": SecretStr("FLWSECK_TEST-revoked")}
+    )
     rt = build_runtime(settings)
     set_runtime(rt)
     try:
-        order = _order(rt, "electricity", "ikeja-electric", "1111111111111", "4000", account_type="prepaid")
+        order = _order(
+            rt, "electricity", "ikeja-electric", "1111111111111", "4000", account_type="prepaid"
+        )
         sandbox.pay(order["memo"], order["amount_cngn"])
         run_tick()
         row = _bill(rt, order["reference"])
         assert row["status"] == "completed"
         assert row["provider"] == "vtpass"
         with rt.db.connect() as conn:
-            attempts = conn.execute(sa.text(
-                "SELECT provider, outcome, error_class, is_fallback FROM provider_attempts"
-                " WHERE bill_payment_id = :id AND operation = 'pay' ORDER BY id"), {"id": row["id"]}).all()
-        assert attempts == [("flutterwave", "failed", "configuration", False), ("vtpass", "success", None, True)]
+            attempts = conn.execute(
+                sa.text(
+                    "SELECT provider, outcome, error_class, is_fallback FROM provider_attempts"
+                    " WHERE bill_payment_id = :id AND operation = 'pay' ORDER BY id"
+                ),
+                {"id": row["id"]},
+            ).all()
+        assert attempts == [
+            ("flutterwave", "failed", "configuration", False),
+            ("vtpass", "success", None, True),
+        ]
     finally:
         set_runtime(None)
         rt.close()
@@ -184,20 +256,31 @@ def test_unreachable_providers_retry_then_refund(pipeline_settings, sandbox, pre
     from tasks.runtime import build_runtime, set_runtime
 
     dead = "http://127.0.0.1:9"  # nothing listens: connection refused
-    settings = pipeline_settings.model_copy(update={
-        "flutterwave_base_url": f"{dead}/flutterwave/v3", "vtpass_base_url": f"{dead}/vtpass/api"})
+    settings = pipeline_settings.model_copy(
+        update={
+            "flutterwave_base_url": f"{dead}/flutterwave/v3",
+            "vtpass_base_url": f"{dead}/vtpass/api",
+        }
+    )
     rt = build_runtime(settings)
     set_runtime(rt)
     try:
-        order = _order(rt, "electricity", "ikeja-electric", "1111111111111", "1500", account_type="prepaid")
+        order = _order(
+            rt, "electricity", "ikeja-electric", "1111111111111", "1500", account_type="prepaid"
+        )
         sandbox.pay(order["memo"], order["amount_cngn"])
         states = _ticks_until_settled(rt, [order["reference"]], max_ticks=6)
         assert states[order["reference"]] == "refunded"
         row = _bill(rt, order["reference"])
         assert row["retry_count"] == 3
         with rt.db.connect() as conn:
-            verifies = conn.execute(sa.text("SELECT count(*) FROM provider_attempts WHERE bill_payment_id = :id"
-                                            " AND operation = 'verify'"), {"id": row["id"]}).scalar_one()
+            verifies = conn.execute(
+                sa.text(
+                    "SELECT count(*) FROM provider_attempts WHERE bill_payment_id = :id"
+                    " AND operation = 'verify'"
+                ),
+                {"id": row["id"]},
+            ).scalar_one()
         assert verifies == 8  # 4 rounds x 2 providers, then the refund
     finally:
         set_runtime(None)
@@ -208,7 +291,10 @@ def test_two_process_bills_runs_at_once_pay_each_bill_once(runtime, sandbox):
     from flows.bills import process_bills
     from flows.payments import ingest_payments
 
-    orders = [_order(runtime, "airtime", "mtn", f"0803123{i:04d}", "100", phone=f"0803123{i:04d}") for i in range(12)]
+    orders = [
+        _order(runtime, "airtime", "mtn", f"0803123{i:04d}", "100", phone=f"0803123{i:04d}")
+        for i in range(12)
+    ]
     for order in orders:
         sandbox.pay(order["memo"], order["amount_cngn"])
     ingest_payments()
@@ -223,16 +309,28 @@ def test_two_process_bills_runs_at_once_pay_each_bill_once(runtime, sandbox):
     assert sum(pays.values()) == 12 and set(pays.values()) == {1}
 
 
-def test_worker_killed_mid_pay_resumes_after_lease_without_double_pay(runtime, sandbox, pipeline_settings,
-                                                                       database_url):
-    order = _order(runtime, "electricity", "ikeja-electric", "1111111111111", "6000", account_type="prepaid")
+def test_worker_killed_mid_pay_resumes_after_lease_without_double_pay(
+    runtime, sandbox, pipeline_settings, database_url
+):
+    order = _order(
+        runtime, "electricity", "ikeja-electric", "1111111111111", "6000", account_type="prepaid"
+    )
     sandbox.pay(order["memo"], order["amount_cngn"])
     sandbox.options.latency_ms = 4000  # every provider call now takes 4 s
-    env = {**os.environ, **sandbox.env(),
-           "BILLPAY_DATABASE_URL": database_url.render_as_string(hide_password=False),
-           "BILLPAY_LEASE_SECONDS": "5", "BILLPAY_PROVIDER_READ_TIMEOUT_SECONDS": "10"}
-    proc = subprocess.Popen([sys.executable, "-m", "deployments.cli", "tick"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    env = {
+        **os.environ,
+        **sandbox.env(),
+        "BILLPAY_DATABASE_URL": database_url.render_as_string(hide_password=False),
+        "BILLPAY_LEASE_SECONDS": "5",
+        "BILLPAY_PROVIDER_READ_TIMEOUT_SECONDS": "10",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "deployments.cli", "tick"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 90
         while not _open_pay_attempt(runtime):  # recorded, committed, and the HTTP call under way
@@ -257,9 +355,13 @@ def test_worker_killed_mid_pay_resumes_after_lease_without_double_pay(runtime, s
 
 def _open_pay_attempt(rt: Any) -> bool:
     with rt.db.connect() as conn:
-        return bool(conn.execute(sa.text(
-            "SELECT count(*) FROM provider_attempts WHERE operation = 'pay' AND finished_at IS NULL"
-        )).scalar_one())
+        return bool(
+            conn.execute(
+                sa.text(
+                    "SELECT count(*) FROM provider_attempts WHERE operation = 'pay' AND finished_at IS NULL"
+                )
+            ).scalar_one()
+        )
 
 
 def _db_now(rt: Any):

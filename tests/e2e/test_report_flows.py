@@ -66,8 +66,9 @@ def test_report_flows_fill_tables_and_publish_artifacts(report_harness, report_d
     assert earlier["rows"] > 0
     state = report_provider_performance_flow(windows=windows, as_of=AS_OF, return_state=True)
     assert state.is_completed(), state
-    assert _count(report_db, "report_provider_performance", "as_of = '2026-11-20T12:00Z'") == (
-        state.result()["rows"]
+    assert (
+        _count(report_db, "report_provider_performance", "as_of = '2026-11-20T12:00Z'")
+        == (state.result()["rows"])
     )
 
     success_artifacts = _artifacts(first.state_details.flow_run_id)
@@ -88,14 +89,18 @@ def test_report_flows_fill_tables_and_publish_artifacts(report_harness, report_d
     assert daily.is_completed(), daily
     result = daily.result()
     assert result["day"] == "2026-11-19T23:00:00+00:00"
-    assert _count(report_db, "report_success_rate", "window_label = 'day'") == (
-        result["success_rate"]["rows"]
+    assert (
+        _count(report_db, "report_success_rate", "window_label = 'day'")
+        == (result["success_rate"]["rows"])
     )
     assert _count(report_db, "report_provider_performance", "window_label = 'day'") > 0
     daily_artifacts = _artifacts(daily.state_details.flow_run_id)
-    assert {"daily-report-success-rate", "daily-report-success-rate-summary",
-            "daily-report-provider-performance",
-            "daily-report-provider-performance-summary"} <= set(daily_artifacts)
+    assert {
+        "daily-report-success-rate",
+        "daily-report-success-rate-summary",
+        "daily-report-provider-performance",
+        "daily-report-provider-performance-summary",
+    } <= set(daily_artifacts)
 
 
 def test_report_flow_on_an_empty_database_says_no_data(report_harness, db, settings, monkeypatch):

@@ -16,26 +16,43 @@ from billpay.store.migrations import pending_migrations, upgrade
 
 def _bill(db, state: BillState = BillState.PENDING_PAYMENT) -> dict:
     row = bills.create_order(
-        db, bill_type=BillType.AIRTIME, biller="mtn", account_number="08031234567",
-        amount_kobo=100_000, fee_kobo=0, amount_cngn=Decimal("1000"), phone="08031234567",
-        ttl=timedelta(minutes=10), network="mtn",
+        db,
+        bill_type=BillType.AIRTIME,
+        biller="mtn",
+        account_number="08031234567",
+        amount_kobo=100_000,
+        fee_kobo=0,
+        amount_cngn=Decimal("1000"),
+        phone="08031234567",
+        ttl=timedelta(minutes=10),
+        network="mtn",
     )
     if state is not BillState.PENDING_PAYMENT:
         with db.begin() as conn:
             conn.execute(sa.text("ALTER TABLE bill_payments DISABLE TRIGGER bill_payments_guard"))
-            conn.execute(sa.text("UPDATE bill_payments SET status=:s WHERE id=:id"), {"s": str(state), "id": row["id"]})
+            conn.execute(
+                sa.text("UPDATE bill_payments SET status=:s WHERE id=:id"),
+                {"s": str(state), "id": row["id"]},
+            )
             conn.execute(sa.text("ALTER TABLE bill_payments ENABLE TRIGGER bill_payments_guard"))
     return row
 
 
 def _with_payment(db, bill: dict) -> int:
     with db.begin() as conn:
-        pid = conn.execute(sa.text(
-            "INSERT INTO incoming_payments (operation_id, paging_token, transaction_hash, operation_type,"
-            " from_account, to_account, asset_code, asset_issuer, amount, memo_type, memo, ledger_time)"
-            " VALUES (:op, :op, 'abc', 'payment', 'GUSER', 'GSYS', 'cNGN', 'GISS', 1000, 'text', :memo, now())"
-            " RETURNING id"), {"op": f"op-{bill['id']}", "memo": f"BILL-{bill['reference']}"}).scalar_one()
-        conn.execute(sa.text("UPDATE bill_payments SET incoming_payment_id=:p WHERE id=:id"), {"p": pid, "id": bill["id"]})
+        pid = conn.execute(
+            sa.text(
+                "INSERT INTO incoming_payments (operation_id, paging_token, transaction_hash, operation_type,"
+                " from_account, to_account, asset_code, asset_issuer, amount, memo_type, memo, ledger_time)"
+                " VALUES (:op, :op, 'abc', 'payment', 'GUSER', 'GSYS', 'cNGN', 'GISS', 1000, 'text', :memo, now())"
+                " RETURNING id"
+            ),
+            {"op": f"op-{bill['id']}", "memo": f"BILL-{bill['reference']}"},
+        ).scalar_one()
+        conn.execute(
+            sa.text("UPDATE bill_payments SET incoming_payment_id=:p WHERE id=:id"),
+            {"p": pid, "id": bill["id"]},
+        )
     return pid
 
 
@@ -63,29 +80,53 @@ def test_two_threads_claiming_get_disjoint_rows(db):
 
 def test_live_lease_is_not_claimable_and_expired_lease_is(db):
     bill = _bill(db, BillState.PROCESSING_BILL)
-    assert [r["id"] for r in bills.claim(db, "queue_pay_bills", worker="w1", lease_seconds=60, limit=10)] == [bill["id"]]
+    assert [
+        r["id"] for r in bills.claim(db, "queue_pay_bills", worker="w1", lease_seconds=60, limit=10)
+    ] == [bill["id"]]
     assert bills.claim(db, "queue_pay_bills", worker="w2", lease_seconds=60, limit=10) == []
     with db.begin() as conn:  # the lease of w1 (a dead worker) runs out
-        conn.execute(sa.text("UPDATE bill_payments SET claimed_until = now() - interval '1 second' WHERE id=:id"),
-                     {"id": bill["id"]})
+        conn.execute(
+            sa.text(
+                "UPDATE bill_payments SET claimed_until = now() - interval '1 second' WHERE id=:id"
+            ),
+            {"id": bill["id"]},
+        )
     claimed = bills.claim(db, "queue_pay_bills", worker="w2", lease_seconds=60, limit=10)
     assert [(r["id"], r["claimed_by"]) for r in claimed] == [(bill["id"], "w2")]
     # w1 comes back to life: its compare-and-set no longer applies
     with db.begin() as conn:
-        assert not bills.transition(conn, bill["id"], BillState.PROCESSING_BILL, BillState.COMPLETED,
-                                    actor="w1", worker="w1")
-        assert bills.transition(conn, bill["id"], BillState.PROCESSING_BILL, BillState.COMPLETED,
-                                actor="w2", worker="w2")
+        assert not bills.transition(
+            conn,
+            bill["id"],
+            BillState.PROCESSING_BILL,
+            BillState.COMPLETED,
+            actor="w1",
+            worker="w1",
+        )
+        assert bills.transition(
+            conn,
+            bill["id"],
+            BillState.PROCESSING_BILL,
+            BillState.COMPLETED,
+            actor="w2",
+            worker="w2",
+        )
 
 
 def test_claim_queries_use_the_partial_indexes(db):
     with db.begin() as conn:
         conn.execute(sa.text("SET LOCAL enable_seqscan = off"))
-        for view, index in [("queue_pay_bills", "bill_payments_q_processing"),
-                            ("queue_retry_bills", "bill_payments_q_retry"),
-                            ("queue_requery_bills", "bill_payments_q_provider_processing"),
-                            ("queue_verify_accounts", "bill_payments_q_cngn_received")]:
-            plan = conn.execute(sa.text(f"EXPLAIN (FORMAT JSON) SELECT id FROM {view} LIMIT 10 FOR UPDATE SKIP LOCKED")).scalar_one()
+        for view, index in [
+            ("queue_pay_bills", "bill_payments_q_processing"),
+            ("queue_retry_bills", "bill_payments_q_retry"),
+            ("queue_requery_bills", "bill_payments_q_provider_processing"),
+            ("queue_verify_accounts", "bill_payments_q_cngn_received"),
+        ]:
+            plan = conn.execute(
+                sa.text(
+                    f"EXPLAIN (FORMAT JSON) SELECT id FROM {view} LIMIT 10 FOR UPDATE SKIP LOCKED"
+                )
+            ).scalar_one()
             assert index in str(plan), (view, plan)
 
 
@@ -109,9 +150,19 @@ def test_refund_transition_refuses_completed_and_creates_one_refund(db):
         assert not bills.transition_to_refund(conn, completed["id"], "oops", actor="t")
         assert bills.transition_to_refund(conn, failed["id"], "provider_failed", actor="t")
         assert not bills.transition_to_refund(conn, failed["id"], "provider_failed", actor="t")
-        refunds = conn.execute(sa.text("SELECT incoming_payment_id, amount, memo, destination, reason FROM refunds")).all()
+        refunds = conn.execute(
+            sa.text("SELECT incoming_payment_id, amount, memo, destination, reason FROM refunds")
+        ).all()
         assert bills.get_by_id(conn, completed["id"])["status"] == "completed"
-    assert refunds == [(payment_id, Decimal("1000.0000000"), f"REFUND-{failed['reference']}", "GUSER", "provider_failed")]
+    assert refunds == [
+        (
+            payment_id,
+            Decimal("1000.0000000"),
+            f"REFUND-{failed['reference']}",
+            "GUSER",
+            "provider_failed",
+        )
+    ]
 
 
 def test_mark_refund_processed_confirms_once_and_marks_bill_refunded(db):
@@ -120,8 +171,12 @@ def test_mark_refund_processed_confirms_once_and_marks_bill_refunded(db):
     with db.begin() as conn:
         assert bills.transition_to_refund(conn, bill["id"], "account_invalid", actor="t")
         refund_id = conn.execute(sa.text("SELECT id FROM refunds")).scalar_one()
-        assert conn.execute(sa.text("SELECT mark_refund_processed(:r, 'hash1')"), {"r": refund_id}).scalar()
-        assert not conn.execute(sa.text("SELECT mark_refund_processed(:r, 'hash2')"), {"r": refund_id}).scalar()
+        assert conn.execute(
+            sa.text("SELECT mark_refund_processed(:r, 'hash1')"), {"r": refund_id}
+        ).scalar()
+        assert not conn.execute(
+            sa.text("SELECT mark_refund_processed(:r, 'hash2')"), {"r": refund_id}
+        ).scalar()
         row = bills.get_by_id(conn, bill["id"])
     assert row["status"] == "refunded" and row["refunded_at"] is not None
     states = [e["to_state"] for e in bills.events_for(db, bill["id"])]

@@ -21,11 +21,27 @@ D = timedelta(days=1)
 
 # (bill_type, biller, status, provider, paid_at, seconds to complete, amount, refund_reason)
 BILLS = [
-    ("electricity", "ikeja-electric", "completed", "flutterwave", AS_OF - 30 * M, 40, "5000.5",
-     None),
+    (
+        "electricity",
+        "ikeja-electric",
+        "completed",
+        "flutterwave",
+        AS_OF - 30 * M,
+        40,
+        "5000.5",
+        None,
+    ),
     ("electricity", "ikeja-electric", "completed", "vtpass", AS_OF - 50 * M, 100, "2000", None),
-    ("electricity", "ikeja-electric", "refunded", "flutterwave", AS_OF - 40 * M, None, "1000",
-     "provider_failed"),
+    (
+        "electricity",
+        "ikeja-electric",
+        "refunded",
+        "flutterwave",
+        AS_OF - 40 * M,
+        None,
+        "1000",
+        "provider_failed",
+    ),
     ("airtime", "mtn", "completed", "vtpass", AS_OF - 5 * H, 10, "100.25", None),
     ("airtime", "mtn", "refunded", "vtpass", AS_OF - 6 * H, None, "200", "account_invalid"),
     ("airtime", "mtn", "provider_processing", "vtpass", AS_OF - 2 * H, None, "300", None),
@@ -78,9 +94,14 @@ def seed_history(db, shift: timedelta = timedelta(0)) -> None:
                     " :expires, :status, :provider, :paid, :completed, :refunded, :reason)"
                 ),
                 {
-                    "ref": f"REF{n:07d}", "bill_type": bill_type, "biller": biller,
-                    "amount": Decimal(amount), "expires": AS_OF + shift, "status": status,
-                    "provider": provider, "paid": paid,
+                    "ref": f"REF{n:07d}",
+                    "bill_type": bill_type,
+                    "biller": biller,
+                    "amount": Decimal(amount),
+                    "expires": AS_OF + shift,
+                    "status": status,
+                    "provider": provider,
+                    "paid": paid,
                     "completed": paid + timedelta(seconds=seconds) if seconds else None,
                     "refunded": (paid or AS_OF + shift) + M if status == "refunded" else None,
                     "reason": reason,
@@ -96,11 +117,17 @@ def seed_history(db, shift: timedelta = timedelta(0)) -> None:
                     " :outcome, :error, :fallback)"
                 ),
                 {
-                    "provider": provider, "operation": operation, "ref": ref,
+                    "provider": provider,
+                    "operation": operation,
+                    "ref": ref,
                     "started": started + shift,
                     "finished": started + shift + timedelta(milliseconds=latency or 0)
-                    if done else None,
-                    "latency": latency, "outcome": outcome, "error": error, "fallback": fallback,
+                    if done
+                    else None,
+                    "latency": latency,
+                    "outcome": outcome,
+                    "error": error,
+                    "fallback": fallback,
                 },
             )
 
@@ -132,7 +159,11 @@ def test_success_rate_per_biller_over_the_last_hour(db):
     report = _success(db)
     row = _row(report, "1h", bill_type="electricity", biller="ikeja-electric")
     assert (row["paid"], row["completed"], row["refunded"], row["in_flight"], row["settled"]) == (
-        3, 2, 1, 0, 3
+        3,
+        2,
+        1,
+        0,
+        3,
     )
     assert row["success_rate"] == Decimal("0.6667") and row["refund_rate"] == Decimal("0.3333")
     assert row["refunds_by_reason"] == {"provider_failed": 1}
@@ -148,7 +179,10 @@ def test_success_rate_over_24_hours_and_7_days(db):
     report = _success(db)
     airtime = _row(report, "24h", bill_type="airtime", biller="mtn")
     assert (airtime["paid"], airtime["completed"], airtime["refunded"], airtime["in_flight"]) == (
-        3, 1, 1, 1
+        3,
+        1,
+        1,
+        1,
     )
     assert (airtime["success_rate"], airtime["refund_rate"]) == (Decimal("0.5"), Decimal("0.5"))
     assert airtime["refunds_by_reason"] == {"account_invalid": 1}
@@ -176,7 +210,11 @@ def test_provider_performance_last_hour_exact(db):
     report = _providers(db)
     pay = _row(report, "1h", provider="flutterwave", operation="pay")
     assert (pay["calls"], pay["success"], pay["pending"], pay["failed"], pay["unknown"]) == (
-        3, 1, 0, 1, 1
+        3,
+        1,
+        0,
+        1,
+        1,
     )
     assert pay["success_rate"] == Decimal("0.3333")
     assert (pay["latency_p50_ms"], pay["latency_p95_ms"], pay["latency_p99_ms"]) == pytest.approx(
@@ -202,7 +240,9 @@ def test_provider_performance_last_hour_exact(db):
 
     every_pay = _row(report, "1h", provider="*", operation="pay")
     assert (every_pay["calls"], every_pay["success_rate"], every_pay["fallbacks"]) == (
-        5, Decimal("0.4"), 2
+        5,
+        Decimal("0.4"),
+        2,
     )
     assert (every_pay["latency_p50_ms"], every_pay["latency_p95_ms"]) == pytest.approx((300, 480))
     assert (every_pay["pay_attempts_requeried"], every_pay["requery_share"]) == (2, Decimal("0.4"))
@@ -240,11 +280,16 @@ def test_empty_windows_say_no_data(db):
     assert providers["success_rate"].tolist() == [None]
     assert reports.is_no_data(providers, "calls")
     markdown = reports.summary_markdown(
-        title="t", report=providers, keys=["provider", "operation"], columns=["provider", "calls"],
-        count_column="calls", changes=reports.detect_changes(providers, providers.iloc[0:0],
-                                                            keys=["provider", "operation"],
-                                                            thresholds={}),
-        change_subject="provider", chart_png=None,
+        title="t",
+        report=providers,
+        keys=["provider", "operation"],
+        columns=["provider", "calls"],
+        count_column="calls",
+        changes=reports.detect_changes(
+            providers, providers.iloc[0:0], keys=["provider", "operation"], thresholds={}
+        ),
+        change_subject="provider",
+        chart_png=None,
     )
     assert "no data" in markdown
 
@@ -255,17 +300,21 @@ def test_same_as_of_twice_leaves_one_snapshot(db):
         assert store.write_success_rate_snapshot(db, _success(db)) > 0
         assert store.write_provider_snapshot(db, _providers(db)) > 0
     with db.connect() as conn:
-        snapshots = conn.execute(sa.text(
-            "SELECT as_of, window_label, count(*) FROM report_success_rate"
-            " GROUP BY 1, 2 ORDER BY 2"
-        )).all()
-        provider_rows = conn.execute(sa.text(
-            "SELECT count(*) FROM report_provider_performance WHERE window_label = '1h'"
-        )).scalar_one()
-        stored = conn.execute(sa.text(
-            "SELECT success_rate, cngn_volume, refunds_by_reason FROM report_success_rate"
-            " WHERE window_label = '1h' AND bill_type = 'electricity' AND biller = 'ikeja-electric'"
-        )).one()
+        snapshots = conn.execute(
+            sa.text(
+                "SELECT as_of, window_label, count(*) FROM report_success_rate"
+                " GROUP BY 1, 2 ORDER BY 2"
+            )
+        ).all()
+        provider_rows = conn.execute(
+            sa.text("SELECT count(*) FROM report_provider_performance WHERE window_label = '1h'")
+        ).scalar_one()
+        stored = conn.execute(
+            sa.text(
+                "SELECT success_rate, cngn_volume, refunds_by_reason FROM report_success_rate"
+                " WHERE window_label = '1h' AND bill_type = 'electricity' AND biller = 'ikeja-electric'"
+            )
+        ).one()
     assert [(s[1], s[2]) for s in snapshots] == [("1h", 3), ("24h", 5), ("7d", 7)]
     assert {s[0] for s in snapshots} == {AS_OF}
     assert provider_rows == len(_providers(db, ("1h",)))
@@ -280,7 +329,9 @@ def test_previous_snapshot_and_changes(db):
     previous = store.previous_provider_snapshot(db, AS_OF, ["24h"])
     assert set(previous["as_of"]) == {earlier}
     changes = reports.detect_changes(
-        current, previous, keys=["provider", "operation"],
+        current,
+        previous,
+        keys=["provider", "operation"],
         thresholds={"success_rate": ("abs", 0.05), "latency_p95_ms": ("rel", 0.25)},
     )
     # FW-1..3 (30 minutes ago) were not there 35 minutes ago: flutterwave pay 2/2 -> 3/5
@@ -295,20 +346,35 @@ def test_pandas_reports_agree_with_the_sql_views(db):
     seed_history(db)
     with db.connect() as conn:
         now = conn.execute(sa.text("SELECT now()")).scalar_one()
-        view_rates = conn.execute(sa.text(
-            "SELECT * FROM bill_payments_success_rate WHERE paid > 0 ORDER BY bill_type, biller"
-        )).mappings().all()
-        view_perf = conn.execute(sa.text(
-            "SELECT * FROM provider_performance ORDER BY provider, operation"
-        )).mappings().all()
+        view_rates = (
+            conn.execute(
+                sa.text(
+                    "SELECT * FROM bill_payments_success_rate WHERE paid > 0 ORDER BY bill_type, biller"
+                )
+            )
+            .mappings()
+            .all()
+        )
+        view_perf = (
+            conn.execute(sa.text("SELECT * FROM provider_performance ORDER BY provider, operation"))
+            .mappings()
+            .all()
+        )
     everything = ("36500d",)
     success = _success(db, everything, as_of=max(now, AS_OF) + H)
     success = success[(success["bill_type"] != "*") & (success["biller"] != "*")]
     assert len(success) == len(view_rates) == 4
     for view in view_rates:
         row = _row(success, "36500d", bill_type=view["bill_type"], biller=view["biller"])
-        for column in ("paid", "completed", "refunded", "in_flight", "success_rate",
-                       "refund_rate", "cngn_volume"):
+        for column in (
+            "paid",
+            "completed",
+            "refunded",
+            "in_flight",
+            "success_rate",
+            "refund_rate",
+            "cngn_volume",
+        ):
             assert row[column] == view[column], (view["biller"], column)
 
     performance = _providers(db, everything, as_of=max(now, AS_OF) + H)
@@ -333,8 +399,9 @@ def test_report_cli_prints_the_same_numbers(db, settings, monkeypatch):
     monkeypatch.setenv("BILLPAY_DATABASE_URL", settings.database_url)
     runner = CliRunner()
     as_of = ["--as-of", AS_OF.isoformat()]
-    result = runner.invoke(report_app,
-                           ["success-rate", "--window", "1h", "--format", "json", *as_of])
+    result = runner.invoke(
+        report_app, ["success-rate", "--window", "1h", "--format", "json", *as_of]
+    )
     assert result.exit_code == 0, result.output
     rows = json.loads(result.output)
     row = next(r for r in rows if r["biller"] == "ikeja-electric")
@@ -358,10 +425,14 @@ def test_report_cli_prints_the_same_numbers(db, settings, monkeypatch):
 def test_reading_in_small_chunks_gives_the_same_frames(db):
     seed_history(db)
     with db.begin() as conn:  # an error class that looks like a number, only in a late chunk
-        conn.execute(sa.text(
-            "INSERT INTO provider_attempts (provider, operation, started_at, finished_at,"
-            " latency_ms, outcome, error_class) VALUES ('vtpass', 'verify', :t, :t, 5, 'failed',"
-            " '404')"), {"t": AS_OF - M})
+        conn.execute(
+            sa.text(
+                "INSERT INTO provider_attempts (provider, operation, started_at, finished_at,"
+                " latency_ms, outcome, error_class) VALUES ('vtpass', 'verify', :t, :t, 5, 'failed',"
+                " '404')"
+            ),
+            {"t": AS_OF - M},
+        )
     since, until = AS_OF - 30 * D, AS_OF
     whole = store.read_attempts(db, since, until).sort_values(["started_at", "operation"])
     chunked = store.read_attempts(db, since, until, chunk_rows=2)

@@ -16,25 +16,41 @@ from billpay.store import bills
 
 def _new_bill(db) -> dict:
     return bills.create_order(
-        db, bill_type=BillType.ELECTRICITY, biller="ikeja-electric", account_number="1111111111111",
-        account_type="prepaid", amount_kobo=500_000, fee_kobo=0, amount_cngn=Decimal("5000"),
-        phone="08011111111", ttl=timedelta(minutes=10),
+        db,
+        bill_type=BillType.ELECTRICITY,
+        biller="ikeja-electric",
+        account_number="1111111111111",
+        account_type="prepaid",
+        amount_kobo=500_000,
+        fee_kobo=0,
+        amount_cngn=Decimal("5000"),
+        phone="08011111111",
+        ttl=timedelta(minutes=10),
     )
 
 
 def _force_state(conn, bill_id: int, state: BillState) -> None:
     """Put a row in a state bypassing the guard (test set-up only)."""
     conn.execute(sa.text("ALTER TABLE bill_payments DISABLE TRIGGER bill_payments_guard"))
-    conn.execute(sa.text("UPDATE bill_payments SET status = :s WHERE id = :id"), {"s": str(state), "id": bill_id})
+    conn.execute(
+        sa.text("UPDATE bill_payments SET status = :s WHERE id = :id"),
+        {"s": str(state), "id": bill_id},
+    )
     conn.execute(sa.text("ALTER TABLE bill_payments ENABLE TRIGGER bill_payments_guard"))
 
 
 def test_python_and_sql_transition_tables_are_identical(db):
     with db.connect() as conn:
-        sql_pairs = set(conn.execute(sa.text("SELECT from_state, to_state FROM bill_state_transitions")).tuples())
-        check = conn.execute(sa.text(
-            "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conname = 'bill_payments_status_check'"
-        )).scalar_one()
+        sql_pairs = set(
+            conn.execute(
+                sa.text("SELECT from_state, to_state FROM bill_state_transitions")
+            ).tuples()
+        )
+        check = conn.execute(
+            sa.text(
+                "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conname = 'bill_payments_status_check'"
+            )
+        ).scalar_one()
     assert sql_pairs == transition_pairs()
     assert all(f"'{state.value}'" in check for state in BillState)
     assert len(BillState) == 13
@@ -54,35 +70,57 @@ def test_every_allowed_transition_applies_and_every_other_is_rejected(db):
                 assert ok, f"{source} -> {target} should apply"
             else:
                 with pytest.raises(sa.exc.IntegrityError, match="invalid bill transition"):
-                    conn.execute(sa.text("UPDATE bill_payments SET status = :t WHERE id = :id"),
-                                 {"t": str(target), "id": bill["id"]})
+                    conn.execute(
+                        sa.text("UPDATE bill_payments SET status = :t WHERE id = :id"),
+                        {"t": str(target), "id": bill["id"]},
+                    )
 
 
 def test_plain_sql_invalid_transition_raises(db):
     _new_bill(db)
-    with db.begin() as conn, pytest.raises(sa.exc.IntegrityError, match="pending_payment -> completed"):
-        conn.execute(sa.text("UPDATE bill_payments SET status='completed' WHERE status='pending_payment'"))
+    with (
+        db.begin() as conn,
+        pytest.raises(sa.exc.IntegrityError, match="pending_payment -> completed"),
+    ):
+        conn.execute(
+            sa.text("UPDATE bill_payments SET status='completed' WHERE status='pending_payment'")
+        )
 
 
 def test_orders_must_start_pending(db):
-    with db.begin() as conn, pytest.raises(sa.exc.IntegrityError, match="must be created as pending_payment"):
-        conn.execute(sa.text(
-            "INSERT INTO bill_payments (reference, bill_type, biller, account_number, customer_phone,"
-            " amount_kobo, amount_cngn, expires_at, status) VALUES ('X', 'airtime', 'mtn', '0803',"
-            " '0803', 100, 1, now(), 'completed')"))
+    with (
+        db.begin() as conn,
+        pytest.raises(sa.exc.IntegrityError, match="must be created as pending_payment"),
+    ):
+        conn.execute(
+            sa.text(
+                "INSERT INTO bill_payments (reference, bill_type, biller, account_number, customer_phone,"
+                " amount_kobo, amount_cngn, expires_at, status) VALUES ('X', 'airtime', 'mtn', '0803',"
+                " '0803', 100, 1, now(), 'completed')"
+            )
+        )
 
 
 def test_transitions_are_compare_and_set_and_write_events(db):
     bill = _new_bill(db)
     with db.begin() as conn:
-        assert bills.transition(conn, bill["id"], BillState.PENDING_PAYMENT, BillState.CNGN_RECEIVED,
-                                actor="flow-run-1", detail="matched")
+        assert bills.transition(
+            conn,
+            bill["id"],
+            BillState.PENDING_PAYMENT,
+            BillState.CNGN_RECEIVED,
+            actor="flow-run-1",
+            detail="matched",
+        )
     with db.begin() as conn:
         # the row is no longer pending: the same CAS does not apply a second time
-        assert not bills.transition(conn, bill["id"], BillState.PENDING_PAYMENT, BillState.CNGN_RECEIVED,
-                                    actor="flow-run-2")
+        assert not bills.transition(
+            conn, bill["id"], BillState.PENDING_PAYMENT, BillState.CNGN_RECEIVED, actor="flow-run-2"
+        )
     events = bills.events_for(db, bill["id"])
     assert [(e["from_state"], e["to_state"]) for e in events] == [
-        (None, "pending_payment"), ("pending_payment", "cngn_received")]
+        (None, "pending_payment"),
+        ("pending_payment", "cngn_received"),
+    ]
     assert events[1]["actor"] == "flow-run-1"
     assert events[1]["detail"] == "matched"

@@ -24,11 +24,18 @@ def _bills(rows: list[tuple]) -> pd.DataFrame:
     records = []
     for bill_type, biller, status, provider, ago, seconds, amount, reason in rows:
         paid = AS_OF - timedelta(minutes=ago)
-        records.append({
-            "bill_type": bill_type, "biller": biller, "status": status, "provider": provider,
-            "refund_reason": reason, "amount_cngn": Decimal(amount), "paid_at": paid,
-            "completed_at": paid + timedelta(seconds=seconds) if seconds is not None else None,
-        })
+        records.append(
+            {
+                "bill_type": bill_type,
+                "biller": biller,
+                "status": status,
+                "provider": provider,
+                "refund_reason": reason,
+                "amount_cngn": Decimal(amount),
+                "paid_at": paid,
+                "completed_at": paid + timedelta(seconds=seconds) if seconds is not None else None,
+            }
+        )
     frame = pd.DataFrame(records)
     frame["paid_at"] = pd.to_datetime(frame["paid_at"], utc=True)
     frame["completed_at"] = pd.to_datetime(frame["completed_at"], utc=True)
@@ -41,8 +48,17 @@ def _attempts(rows: list[tuple]) -> pd.DataFrame:
     finished)."""
     frame = pd.DataFrame(
         rows,
-        columns=["provider", "operation", "ref_key", "ago", "latency_ms", "outcome",
-                 "error_class", "is_fallback", "finished"],
+        columns=[
+            "provider",
+            "operation",
+            "ref_key",
+            "ago",
+            "latency_ms",
+            "outcome",
+            "error_class",
+            "is_fallback",
+            "finished",
+        ],
     )
     frame["started_at"] = pd.to_datetime(
         [AS_OF - timedelta(minutes=float(m)) for m in frame.pop("ago")], utc=True
@@ -71,7 +87,9 @@ def test_parse_window_accepts_minutes_hours_days_weeks():
 def test_previous_day_is_midnight_to_midnight_in_lagos():
     window = reports.Window.previous_day(datetime(2026, 11, 21, 5, 0, tzinfo=UTC))  # 06:00 WAT
     assert (window.label, window.start, window.end) == (
-        "day", datetime(2026, 11, 19, 23, 0, tzinfo=UTC), datetime(2026, 11, 20, 23, 0, tzinfo=UTC)
+        "day",
+        datetime(2026, 11, 19, 23, 0, tzinfo=UTC),
+        datetime(2026, 11, 20, 23, 0, tzinfo=UTC),
     )
     # 23:30 UTC is already the next day in Lagos
     late = reports.Window.previous_day(datetime(2026, 11, 20, 23, 30, tzinfo=UTC))
@@ -86,12 +104,14 @@ def test_ratio_rounds_half_up_like_postgres_numeric():
 
 
 def test_success_rate_window_membership_is_by_paid_at():
-    bills = _bills([
-        ("airtime", "mtn", "completed", "vtpass", 10, 30, "100", None),
-        ("airtime", "mtn", "refunded", "vtpass", 20, None, "50.0000001", "account_invalid"),
-        ("airtime", "mtn", "completed", "vtpass", 90, 10, "1", None),  # outside 1h
-        ("airtime", "mtn", "completed", "vtpass", -1, 10, "1", None),  # after as_of
-    ])
+    bills = _bills(
+        [
+            ("airtime", "mtn", "completed", "vtpass", 10, 30, "100", None),
+            ("airtime", "mtn", "refunded", "vtpass", 20, None, "50.0000001", "account_invalid"),
+            ("airtime", "mtn", "completed", "vtpass", 90, 10, "1", None),  # outside 1h
+            ("airtime", "mtn", "completed", "vtpass", -1, 10, "1", None),  # after as_of
+        ]
+    )
     report = reports.success_rate_report(bills, [reports.Window.rolling("1h", AS_OF)])
     total = report[(report["bill_type"] == "*") & (report["biller"] == "*")].iloc[0]
     assert (total["paid"], total["completed"], total["refunded"], total["settled"]) == (2, 1, 1, 2)
@@ -103,8 +123,12 @@ def test_success_rate_window_membership_is_by_paid_at():
 
 def test_percentiles_use_linear_interpolation_like_percentile_cont():
     latencies = [10, 20, 30, 40, 1000]
-    attempts = _attempts([("vtpass", "pay", i + 1, 5, lat, "success", None, False, True)
-                          for i, lat in enumerate(latencies)])
+    attempts = _attempts(
+        [
+            ("vtpass", "pay", i + 1, 5, lat, "success", None, False, True)
+            for i, lat in enumerate(latencies)
+        ]
+    )
     report = reports.provider_performance_report(
         attempts, NO_BILLS, [reports.Window.rolling("1h", AS_OF)]
     )
@@ -117,14 +141,16 @@ def test_percentiles_use_linear_interpolation_like_percentile_cont():
 
 
 def test_requery_counts_only_when_it_follows_the_pay_of_the_same_reference():
-    attempts = _attempts([
-        ("vtpass", "pay", 1, 30, 100, "pending", None, False, True),
-        ("vtpass", "requery", 1, 20, 50, "success", None, False, True),   # follows pay 1
-        ("vtpass", "pay", 2, 30, 100, "success", None, False, True),
-        ("vtpass", "requery", 2, 40, 50, "failed", None, False, True),    # before pay 2
-        ("vtpass", "pay", 3, 30, 100, "success", None, True, True),
-        ("vtpass", "verify", 0, 30, 100, "success", None, False, True),
-    ])
+    attempts = _attempts(
+        [
+            ("vtpass", "pay", 1, 30, 100, "pending", None, False, True),
+            ("vtpass", "requery", 1, 20, 50, "success", None, False, True),  # follows pay 1
+            ("vtpass", "pay", 2, 30, 100, "success", None, False, True),
+            ("vtpass", "requery", 2, 40, 50, "failed", None, False, True),  # before pay 2
+            ("vtpass", "pay", 3, 30, 100, "success", None, True, True),
+            ("vtpass", "verify", 0, 30, 100, "success", None, False, True),
+        ]
+    )
     flags = reports.needed_requery(attempts)
     assert flags.tolist() == [True, False, False, False, False, False]
     report = reports.provider_performance_report(
@@ -132,17 +158,21 @@ def test_requery_counts_only_when_it_follows_the_pay_of_the_same_reference():
     )
     pay = report[(report["provider"] == "vtpass") & (report["operation"] == "pay")].iloc[0]
     assert (pay["pay_attempts_requeried"], pay["requery_share"], pay["fallbacks"]) == (
-        1, Decimal("0.3333"), 1
+        1,
+        Decimal("0.3333"),
+        1,
     )
 
 
 def test_time_to_token_comes_from_electricity_bills_completed_via_the_provider():
-    bills = _bills([
-        ("electricity", "ikeja-electric", "completed", "flutterwave", 10, 12, "10", None),
-        ("electricity", "ikeja-electric", "completed", "flutterwave", 10, 20, "10", None),
-        ("airtime", "mtn", "completed", "flutterwave", 10, 999, "10", None),      # no token
-        ("electricity", "ikeja-electric", "refunded", "flutterwave", 10, None, "10", "x"),
-    ])
+    bills = _bills(
+        [
+            ("electricity", "ikeja-electric", "completed", "flutterwave", 10, 12, "10", None),
+            ("electricity", "ikeja-electric", "completed", "flutterwave", 10, 20, "10", None),
+            ("airtime", "mtn", "completed", "flutterwave", 10, 999, "10", None),  # no token
+            ("electricity", "ikeja-electric", "refunded", "flutterwave", 10, None, "10", "x"),
+        ]
+    )
     attempts = _attempts([("flutterwave", "pay", 1, 10, 100, "success", None, False, True)])
     report = reports.provider_performance_report(
         attempts, bills, [reports.Window.rolling("1h", AS_OF)]
@@ -156,7 +186,8 @@ def test_empty_windows_give_one_zero_row_without_division_by_zero():
     windows = reports.rolling_windows(["1h", "24h"], AS_OF)
     success = reports.success_rate_report(NO_BILLS, windows)
     assert success[["window_label", "bill_type", "biller", "paid"]].values.tolist() == [
-        ["1h", "*", "*", 0], ["24h", "*", "*", 0]
+        ["1h", "*", "*", 0],
+        ["24h", "*", "*", 0],
     ]
     assert success["success_rate"].tolist() == [None, None]
     providers = reports.provider_performance_report(_attempts([]), NO_BILLS, windows)
@@ -166,22 +197,34 @@ def test_empty_windows_give_one_zero_row_without_division_by_zero():
 
 def test_detect_changes_flags_moves_beyond_thresholds_only():
     def snap(rate, p95):
-        return pd.DataFrame({
-            "window_label": ["24h", "24h"], "provider": ["vtpass", "flutterwave"],
-            "operation": ["pay", "pay"], "success_rate": rate, "latency_p95_ms": p95,
-        })
+        return pd.DataFrame(
+            {
+                "window_label": ["24h", "24h"],
+                "provider": ["vtpass", "flutterwave"],
+                "operation": ["pay", "pay"],
+                "success_rate": rate,
+                "latency_p95_ms": p95,
+            }
+        )
 
     before = snap([Decimal("0.99"), Decimal("0.90")], [400.0, 1000.0])
     after = snap([Decimal("0.97"), Decimal("0.80")], [600.0, 1100.0])
     changes = reports.detect_changes(
-        after, before, keys=["provider", "operation"],
+        after,
+        before,
+        keys=["provider", "operation"],
         thresholds={"success_rate": ("abs", 0.05), "latency_p95_ms": ("rel", 0.25)},
     )
     assert sorted((c.provider, c.metric) for c in changes.itertuples()) == [
-        ("flutterwave", "success_rate"), ("vtpass", "latency_p95_ms")
+        ("flutterwave", "success_rate"),
+        ("vtpass", "latency_p95_ms"),
     ]
-    assert reports.detect_changes(after, before.iloc[0:0], keys=["provider", "operation"],
-                                  thresholds={"success_rate": ("abs", 0.0)}).empty
+    assert reports.detect_changes(
+        after,
+        before.iloc[0:0],
+        keys=["provider", "operation"],
+        thresholds={"success_rate": ("abs", 0.0)},
+    ).empty
 
 
 def test_records_are_json_safe_and_money_stays_exact():
@@ -197,25 +240,47 @@ def test_records_are_json_safe_and_money_stays_exact():
 
 
 def test_summary_markdown_embeds_the_chart_and_lists_changes():
-    bills = _bills([
-        ("airtime", "mtn", "completed", "vtpass", 60 * 24 * d + 65, 10 + d, "1", None)
-        for d in range(3)
-    ])
+    bills = _bills(
+        [
+            ("airtime", "mtn", "completed", "vtpass", 60 * 24 * d + 65, 10 + d, "1", None)
+            for d in range(3)
+        ]
+    )
     series = reports.success_daily_series(bills, as_of=AS_OF, days=7)
     assert len(series) == 3 and series["success_rate"].tolist() == [1.0, 1.0, 1.0]
-    png = reports.render_trend_png(series, group="bill_type", title="t",
-                                   panels=[("success_rate", "rate")])
+    png = reports.render_trend_png(
+        series, group="bill_type", title="t", panels=[("success_rate", "rate")]
+    )
     assert png is not None and png.startswith(b"\x89PNG")
-    assert reports.render_trend_png(series.iloc[0:0], group="bill_type", title="t",
-                                     panels=[("success_rate", "rate")]) is None
+    assert (
+        reports.render_trend_png(
+            series.iloc[0:0], group="bill_type", title="t", panels=[("success_rate", "rate")]
+        )
+        is None
+    )
     report = reports.success_rate_report(bills, reports.rolling_windows(["1h", "7d"], AS_OF))
-    changes = pd.DataFrame([{"window_label": "7d", "bill_type": "airtime", "biller": "mtn",
-                             "metric": "success_rate", "before": 0.9, "after": 1.0,
-                             "change": 0.1}])
+    changes = pd.DataFrame(
+        [
+            {
+                "window_label": "7d",
+                "bill_type": "airtime",
+                "biller": "mtn",
+                "metric": "success_rate",
+                "before": 0.9,
+                "after": 1.0,
+                "change": 0.1,
+            }
+        ]
+    )
     markdown = reports.summary_markdown(
-        title="Bill success rate", report=report, keys=["bill_type", "biller"],
-        columns=reports.SUCCESS_RATE_SUMMARY_COLUMNS, count_column="paid", changes=changes,
-        change_subject="biller", chart_png=png,
+        title="Bill success rate",
+        report=report,
+        keys=["bill_type", "biller"],
+        columns=reports.SUCCESS_RATE_SUMMARY_COLUMNS,
+        count_column="paid",
+        changes=changes,
+        change_subject="biller",
+        chart_png=png,
     )
     assert "## Window 1h\n\nno data" in markdown
     assert "**airtime / mtn** (7d): success_rate 0.9 → 1 (+0.1000)" in markdown
