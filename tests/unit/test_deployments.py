@@ -1,0 +1,50 @@
+"""One source for schedules: prefect.yaml and `billpay serve` both come from the registry."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from deployments.cli import build_deployments
+from deployments.registry import all_specs, render_prefect_yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_committed_prefect_yaml_is_rendered_from_the_registry():
+    assert (ROOT / "prefect.yaml").read_text() == render_prefect_yaml(), (
+        "prefect.yaml drifted: run `billpay deployments yaml > prefect.yaml`"
+    )
+
+
+def test_the_pipeline_runs_every_ten_seconds_with_cancel_new_concurrency():
+    document = yaml.safe_load((ROOT / "prefect.yaml").read_text())
+    by_name = {d["name"]: d for d in document["deployments"]}
+    for name in ("ingest-payments", "process-bills", "process-refunds", "dispatch-notifications"):
+        assert by_name[name]["schedules"] == [{"interval": 10, "active": True}]
+        assert by_name[name]["concurrency_limit"] == {"limit": 1, "collision_strategy": "CANCEL_NEW"}
+    assert by_name["expire-orders"]["schedules"] == [{"interval": 60, "active": True}]
+    assert by_name["reprocess-stuck"]["schedules"] == []
+    assert by_name["reprocess-stuck"]["parameters"] == {"dry_run": True}
+    assert by_name["daily-report"]["schedules"] == [
+        {"cron": "0 6 * * *", "active": True, "timezone": "Africa/Lagos"}
+    ]
+
+
+def test_serve_builds_the_same_deployments_and_schedules():
+    served = {d.name: d for d in build_deployments()}
+    specs = {s.name: s for s in all_specs()}
+    assert set(served) == set(specs)
+    for name, spec in specs.items():
+        deployment = served[name]
+        intervals = [s.schedule.interval.total_seconds() for s in deployment.schedules
+                     if getattr(s.schedule, "interval", None)]
+        crons = [s.schedule.cron for s in deployment.schedules if getattr(s.schedule, "cron", None)]
+        assert intervals == ([spec.interval_seconds] if spec.interval_seconds else [])
+        assert crons == ([spec.cron] if spec.cron else [])
+        if spec.concurrency_limit:
+            assert deployment.concurrency_limit == spec.concurrency_limit
+            assert str(deployment.concurrency_options.collision_strategy.value) == "CANCEL_NEW"
+        assert (deployment.parameters or {}) == spec.parameters
+        assert deployment.entrypoint.replace(":", "").endswith(spec.entrypoint.split(":")[1])
