@@ -69,7 +69,6 @@ class Settings(BaseSettings):
     # --- providers ------------------------------------------------------------------------
     flutterwave_base_url: str = f"http://127.0.0.1:{SANDBOX_PORT}/flutterwave/v3"
     flutterwave_secret_key: SecretStr = SecretStr("")
-    flutterwave_webhook_hash: SecretStr = SecretStr("")
     vtpass_base_url: str = f"http://127.0.0.1:{SANDBOX_PORT}/vtpass/api"
     vtpass_api_key: SecretStr = SecretStr("")
     vtpass_public_key: SecretStr = SecretStr("")
@@ -95,7 +94,6 @@ class Settings(BaseSettings):
     pending_alert_seconds: int = Field(
         default=3600, description="a provider_processing bill older than this is surfaced"
     )
-    stuck_after_seconds: int = 900
 
     # --- notifications --------------------------------------------------------------------
     webhook_url: str | None = None

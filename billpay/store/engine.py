@@ -97,10 +97,12 @@ def connect(settings: Settings, *, create: bool = True) -> Database:
         url = embedded_url(server)
     if create:
         ensure_database(url)
+    # Provider calls hold a pooled connection for their slot (billpay.store.slots) while the
+    # task's own statements need another: size the overflow for that.
     engine = sa.create_engine(
         url,
         pool_size=settings.db_pool_size,
-        max_overflow=settings.db_pool_size * 2,
+        max_overflow=2 * settings.provider_concurrency + 10,
         pool_pre_ping=True,
         connect_args={"application_name": "billpay"},
     )

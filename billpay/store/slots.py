@@ -9,6 +9,7 @@ without a Prefect server).
 from __future__ import annotations
 
 import random
+import threading
 import time
 import zlib
 from collections.abc import Iterator
@@ -22,44 +23,65 @@ _NAMESPACE = 0x62700000  # "bp" in the high bits keeps our keys away from other 
 
 
 class ProviderSlots:
-    def __init__(self, db: Database, limit: int, poll_seconds: float = 0.01) -> None:
+    """``with slots("vtpass"): ...`` holds one of ``limit`` slots for the duration of a call.
+
+    In a process, a semaphore queues threads first, so only threads that can plausibly get a
+    slot touch the database; each then takes a free slot with one statement. Across processes
+    the advisory locks are the bound. A slot is a session lock on a dedicated pooled
+    connection, released on exit (and by PostgreSQL if the process dies).
+    """
+
+    def __init__(self, db: Database, limit: int, poll_seconds: float = 0.005) -> None:
         if limit < 1:
             raise ValueError("limit must be at least 1")
         self.db = db
         self.limit = limit
         self.poll_seconds = poll_seconds
+        self._local: dict[str, threading.BoundedSemaphore] = {}
+        self._guard = threading.Lock()
 
     @staticmethod
     def key(provider: str) -> int:
         return _NAMESPACE | (zlib.crc32(provider.encode()) & 0xFFFF)  # fits a positive int4
 
+    def _semaphore(self, provider: str) -> threading.BoundedSemaphore:
+        with self._guard:
+            if provider not in self._local:
+                self._local[provider] = threading.BoundedSemaphore(self.limit)
+            return self._local[provider]
+
     @contextmanager
     def __call__(self, provider: str) -> Iterator[int]:
         key = self.key(provider)
-        conn = self.db.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-        slot = None
-        try:
-            slot = self._acquire(conn, key)
-            yield slot
-        finally:
+        with self._semaphore(provider):
+            conn = self.db.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+            slot = None
             try:
-                if slot is not None:
-                    conn.execute(
-                        sa.text("SELECT pg_advisory_unlock(:k, :s)"), {"k": key, "s": slot}
-                    )
+                slot = self._acquire(conn, key)
+                yield slot
             finally:
-                conn.close()
+                try:
+                    if slot is not None:
+                        conn.execute(
+                            sa.text("SELECT pg_advisory_unlock(:k, :s)"), {"k": key, "s": slot}
+                        )
+                finally:
+                    conn.close()
 
     def _acquire(self, conn: sa.Connection, key: int) -> int:
-        start = random.randrange(self.limit)
+        pause = self.poll_seconds
         while True:
-            for offset in range(self.limit):
-                slot = (start + offset) % self.limit
-                if conn.execute(
-                    sa.text("SELECT pg_try_advisory_lock(:k, :s)"), {"k": key, "s": slot}
-                ).scalar():
-                    return slot
-            time.sleep(self.poll_seconds)
+            slot = conn.execute(
+                sa.text(
+                    "SELECT s FROM (SELECT (g + :offset) % :n AS s FROM generate_series(0, :n - 1) g) t"
+                    " WHERE pg_try_advisory_lock(:k, s) LIMIT 1"
+                ),
+                {"k": key, "n": self.limit, "offset": random.randrange(self.limit)},
+            ).scalar()
+            if slot is not None:
+                return int(slot)
+            time.sleep(pause)  # every slot is busy in other processes
+            pause = min(pause * 2, 0.1)
 
     def in_use(self, provider: str) -> int:
         key = self.key(provider)
