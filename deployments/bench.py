@@ -27,7 +27,7 @@ from billpay.orders import BillType
 from billpay.store import bills as bill_store
 from billpay.store import engine as db_engine
 from billpay.store.migrations import upgrade
-from deployments.demo import Services, _free_port, _wait_http
+from deployments.demo import Services, _free_port, _wait_http, cpu_seconds_of, stop_on_sigterm
 
 BENCH_DATABASE = "billpay_bench"
 
@@ -44,6 +44,7 @@ def run_bench(
     reports_rows: int,
     max_seconds: float,
 ) -> dict[str, Any]:
+    stop_on_sigterm()
     base = Settings()
     workdir = Path(tempfile.mkdtemp(prefix="billpay-bench-"))
     services = Services()
@@ -118,7 +119,7 @@ def _bench(base: Settings, workdir: Path, services: Services, **p: Any) -> dict[
     api_port = _free_port()
     env["PREFECT_API_URL"] = f"http://127.0.0.1:{api_port}/api"
     prefect = str(Path(sys.executable).parent / "prefect")
-    services.start(
+    server = services.start(
         "prefect-server",
         [prefect, "server", "start", "--host", "127.0.0.1", "--port", str(api_port)],
         env,
@@ -142,6 +143,7 @@ def _bench(base: Settings, workdir: Path, services: Services, **p: Any) -> dict[
     references = _create_and_pay(db, settings, sandbox, p["bills"])
 
     log(f"running {p['workers']} pipeline worker(s)")
+    server_cpu_before = _tree_cpu(server.pid)
     started = time.monotonic()
     procs = [
         subprocess.Popen(
@@ -155,6 +157,7 @@ def _bench(base: Settings, workdir: Path, services: Services, **p: Any) -> dict[
     ]
     outputs = [proc.communicate()[0] for proc in procs]
     elapsed = time.monotonic() - started
+    p["server_cpu"] = _tree_cpu(server.pid) - server_cpu_before
     finals = [_last_json(out) for out in outputs]
     tick_lines = [
         json.loads(line)
@@ -213,6 +216,15 @@ def _create_and_pay(db: Any, settings: Settings, sandbox: str, count: int) -> li
                 },
             ).raise_for_status()
     return references
+
+
+def _tree_cpu(pid: int) -> float:
+    """CPU seconds of a process and its children (the Prefect server runs a few)."""
+    total = cpu_seconds_of(pid)
+    for child in Path(f"/proc/{pid}/task").glob("*/children"):
+        for child_pid in child.read_text().split():
+            total += _tree_cpu(int(child_pid))
+    return total
 
 
 def _last_json(text: str) -> dict[str, Any] | None:
@@ -367,7 +379,8 @@ def print_result(result: dict[str, Any]) -> None:
         "latency p50/p95/p99/max (s)": "{p50} / {p95} / {p99} / {max}".format(
             **result["latency_s"]
         ),
-        "CPU s per bill": result["per_bill"]["cpu_s"],
+        "CPU s per bill (pipeline workers)": result["per_bill"]["cpu_s"],
+        "CPU s per bill (Prefect server)": result["per_bill"]["prefect_server_cpu_s"],
         "DB statements per bill": result["per_bill"]["db_statements"],
         "Prefect task runs per bill": result["per_bill"]["prefect_task_runs"],
         "idle CPU s per tick": result["idle_cpu_s_per_tick"],

@@ -203,7 +203,26 @@ class Services:
                 os.killpg(proc.pid, signal.SIGKILL)
 
 
+def stop_on_sigterm() -> None:
+    """SIGTERM (a CI timeout, `kill`) unwinds like Ctrl-C so the services are stopped."""
+
+    def handler(signum: int, frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+def cpu_seconds_of(pid: int) -> float:
+    """User + system CPU of a live process (Linux /proc), for the benchmark."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run_demo(time_limit: int = 150) -> int:
+    stop_on_sigterm()
     started = time.monotonic()
     base = Settings()
     data_dir = base.data_dir.resolve()

@@ -103,7 +103,9 @@ def connect(settings: Settings, *, create: bool = True) -> Database:
         url,
         pool_size=settings.db_pool_size,
         max_overflow=2 * settings.provider_concurrency + 10,
-        pool_pre_ping=True,
+        # No pre-ping: it doubles the round trips of every checkout on the hot path. A dead
+        # connection surfaces as OperationalError, which task retries treat as transient.
+        pool_recycle=1800,
         connect_args={"application_name": "billpay"},
     )
     db = Database(engine=engine, url=url, server=server)
