@@ -19,6 +19,9 @@ SANDBOX_PORT = 8765
 SANDBOX_NETWORK_PASSPHRASE = "billpay sandbox network ; 2026"
 
 
+BILL_PROVIDERS = frozenset({"flutterwave", "vtpass"})
+
+
 class UnknownReferencePolicy(StrEnum):
     REFUND = "refund"
     HOLD = "hold"
@@ -115,6 +118,21 @@ class Settings(BaseSettings):
     @classmethod
     def _split_csv(cls, value: object) -> object:
         return _csv_list(value)
+
+    @field_validator(
+        "route_electricity", "route_airtime", "route_data", "route_cable_tv", "route_water"
+    )
+    @classmethod
+    def _known_providers(cls, value: list[str]) -> list[str]:
+        names = [name.strip().lower() for name in value]
+        if "paystack" in names:
+            raise ValueError("Paystack has no bill-payment API and cannot be routed to")
+        unknown = sorted(set(names) - BILL_PROVIDERS)
+        if unknown:
+            raise ValueError(f"unknown provider(s) {unknown}; choose from {sorted(BILL_PROVIDERS)}")
+        if not names:
+            raise ValueError("a route needs at least one provider")
+        return names
 
     @property
     def pgdata_dir(self) -> Path:

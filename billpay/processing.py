@@ -125,8 +125,14 @@ class Processor:
             )
         providers = self.router.route(order)
         if not providers:
-            return self._to_refund_via_failure(
-                row, "no provider serves this biller", S.VERIFYING_ACCOUNT
+            # Our routing cannot serve this biller: wait and alert, never refund on our mistake.
+            return self._verify_later(
+                row,
+                AccountCheck(
+                    valid=None,
+                    error_class=ErrorClass.CONFIGURATION,
+                    message=f"no configured provider serves {order.bill_type} {order.biller}",
+                ),
             )
         check = AccountCheck(valid=None)
         for provider in providers:
@@ -168,6 +174,9 @@ class Processor:
                 worker=self.worker,
                 detail=f"account ok: {check.customer_name or check.message or ''}".strip(),
                 verification={k: v for k, v in verification.items() if v is not None},
+                retry_count=0,  # verification retries are spent; paying gets its own budget
+                last_error=None,
+                last_error_class=None,
             )
         return self._result(
             row, "verify", S.PROCESSING_BILL if ok else row["status"], ok, "account verified"
@@ -213,7 +222,8 @@ class Processor:
                 row["id"],
                 S.VERIFYING_ACCOUNT,
                 worker=self.worker,
-                retry_count=min(retries + 1, self.settings.max_retries),
+                # Our configuration problems do not use up the user's retries.
+                retry_count=retries if error_class is ErrorClass.CONFIGURATION else retries + 1,
                 next_attempt_at=_after(self.now(), backoff),
                 last_error=message,
                 last_error_class=str(error_class),
@@ -255,56 +265,83 @@ class Processor:
             )
         with self.db.begin() as conn:
             previous = attempt_store.pay_attempts(conn, bill_id)
-        provider = self._choose_provider(order, previous, row.get("last_error_class"))
+        provider = self._choose_provider(
+            order, previous, row.get("last_error_class"), int(row["retry_count"])
+        )
         if provider is None:
-            return self._to_refund_via_failure(
-                row, "no provider can pay this bill", S.PROCESSING_BILL
+            # Our routing cannot serve this biller: a configuration problem, not the user's.
+            # The bill waits (without using its retries) and operators are alerted.
+            return self._apply_payment(
+                row,
+                S.PROCESSING_BILL,
+                PaymentResult(
+                    outcome=PaymentOutcome.FAILED,
+                    error_class=ErrorClass.CONFIGURATION,
+                    reason_code="no_route",
+                    message=f"no configured provider serves {order.bill_type} {order.biller}",
+                ),
+                attempt_id=None,
+                stage="pay",
             )
         attempt_no = len(previous) + 1
-        reference = make_attempt_reference(order.reference, attempt_no, self.now())
         is_fallback = bool(previous) and previous[-1]["provider"] != provider.name
-        with self.db.begin() as conn:
-            if not bill_store.update_fields(
-                conn,
-                bill_id,
-                S.PROCESSING_BILL,
-                worker=self.worker,
-                provider=provider.name,
-                attempt_reference=reference,
-            ):
-                return self._skipped(row, "pay")
-            attempt_id = attempt_store.start_pay_attempt(
-                conn,
-                bill_id=bill_id,
-                provider=provider.name,
-                reference=reference,
-                attempt_no=attempt_no,
-                is_fallback=is_fallback,
-            )
-        # committed: from here on a crash leaves an open attempt that will be requeried
-        log.info(
-            "paying %s via %s ref=%s account=%s",
-            order.reference,
-            provider.name,
-            reference,
-            mask_account(order.account_number),
-        )
+        # Take the provider slot first: the attempt is committed only once the call can go out
+        # at once, so a worker never sits on a committed attempt while its lease runs out.
         with self.guard(provider.name):
+            reference = make_attempt_reference(order.reference, attempt_no, self.now())
+            with self.db.begin() as conn:
+                # Still ours (lease not taken over), still without an open attempt: record the
+                # attempt and renew the lease for the call.
+                if not bill_store.update_fields(
+                    conn,
+                    bill_id,
+                    S.PROCESSING_BILL,
+                    worker=self.worker,
+                    provider=provider.name,
+                    attempt_reference=reference,
+                    claimed_until=_after(self.now(), self.settings.lease_seconds),
+                    require_no_open_attempt=True,
+                ):
+                    return self._skipped(row, "pay")
+                attempt_id = attempt_store.start_pay_attempt(
+                    conn,
+                    bill_id=bill_id,
+                    provider=provider.name,
+                    reference=reference,
+                    attempt_no=attempt_no,
+                    is_fallback=is_fallback,
+                )
+            # committed: from here on a crash leaves an open attempt that will be requeried
+            log.info(
+                "paying %s via %s ref=%s account=%s",
+                order.reference,
+                provider.name,
+                reference,
+                mask_account(order.account_number),
+            )
             result = provider.pay(order, reference)
+        row = {**row, "provider": provider.name, "attempt_reference": reference}
         return self._apply_payment(
             row, S.PROCESSING_BILL, result, attempt_id=attempt_id, stage="pay"
         )
 
     def _choose_provider(
-        self, order: BillOrder, previous: list[dict[str, Any]], last_error_class: str | None
+        self,
+        order: BillOrder,
+        previous: list[dict[str, Any]],
+        last_error_class: str | None,
+        retries: int,
     ):  # noqa: ANN202
         """The first provider of the route; after a definitive (non-transient) failure, the
-        next one. Only reached with no open attempt, i.e. the previous one is closed as failed."""
+        next one; a transient failure retries the same provider, except that the last retry
+        goes to the next provider when there is one. Only reached with no open attempt, i.e.
+        the previous attempt is closed as failed."""
         if not previous:
             return self.router.first_provider(order)
         last = previous[-1]
         fallback = self.router.next_provider(order, last["provider"])
-        if fallback is not None and last_error_class != str(ErrorClass.TRANSIENT):
+        last_chance = retries >= self.settings.max_retries
+        if fallback is not None and (last_error_class != str(ErrorClass.TRANSIENT) or last_chance):
             return fallback
         try:
             return self.router.get(last["provider"])
@@ -366,11 +403,17 @@ class Processor:
         bill_id = row["id"]
         detail = f"{result.outcome}: {result.message or result.reason_code or ''}".strip()
         with self.db.begin() as conn:
-            if result.call is not None:
-                if attempt_id is not None:
-                    attempt_store.finish_attempt(conn, attempt_id, result.call)
-                else:
-                    attempt_store.record_call(conn, bill_id, result.call)
+            if attempt_id is not None and result.call is not None:
+                attempt_store.finish_attempt(conn, attempt_id, result.call)
+            elif attempt_id is not None:  # an adapter that reported no call record
+                attempt_store.close_attempt(
+                    conn,
+                    attempt_id,
+                    str(result.outcome),
+                    str(result.error_class) if result.error_class else None,
+                )
+            elif result.call is not None:
+                attempt_store.record_call(conn, bill_id, result.call)
             if result.outcome is PaymentOutcome.SUCCESS:
                 ok = bill_store.transition(
                     conn,

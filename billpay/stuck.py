@@ -4,6 +4,7 @@ the state machine allows. A dry run plans and changes nothing."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -121,7 +122,8 @@ def apply(db: Database, processor: Processor, item: Plan, action: Action, actor:
             conn.execute(
                 sa.text(
                     "UPDATE bill_payments SET claimed_by = NULL, claimed_until = NULL,"
-                    " next_attempt_at = CASE WHEN next_attempt_at IS NULL THEN NULL ELSE now() END"
+                    " next_attempt_at = CASE WHEN status IN ('provider_processing', 'retry_scheduled',"
+                    " 'verifying_account') THEN now() ELSE next_attempt_at END"
                     " WHERE id = :id"
                 ),
                 {"id": item.bill_id},
@@ -138,7 +140,7 @@ def apply(db: Database, processor: Processor, item: Plan, action: Action, actor:
                     S.PROVIDER_PROCESSING,
                     actor=actor,
                     detail="operator requery",
-                    next_attempt_at=None,
+                    next_attempt_at=datetime.now(UTC),  # due even if the requery below fails
                 )
             conn.execute(
                 sa.text(

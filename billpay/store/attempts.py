@@ -103,3 +103,16 @@ def pay_attempts(conn: Connection, bill_id: int) -> list[dict[str, Any]]:
         {"bill": bill_id},
     ).mappings()
     return [dict(row) for row in rows]
+
+
+def close_attempt(conn: Connection, attempt_id: int, outcome: str, error_class: str | None) -> None:
+    """Finish a started attempt from its outcome alone (no HTTP details to record)."""
+    conn.execute(
+        sa.text(
+            "UPDATE provider_attempts SET finished_at = clock_timestamp(), outcome = :outcome,"
+            " error_class = :error_class,"
+            " latency_ms = (extract(epoch FROM clock_timestamp() - started_at) * 1000)::int"
+            " WHERE id = :id AND finished_at IS NULL"
+        ),
+        {"id": attempt_id, "outcome": outcome, "error_class": error_class},
+    )

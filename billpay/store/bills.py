@@ -280,9 +280,16 @@ def transition(
 
 
 def update_fields(
-    conn: Connection, bill_id: int, state: BillState, *, worker: str | None = None, **fields: Any
+    conn: Connection,
+    bill_id: int,
+    state: BillState,
+    *,
+    worker: str | None = None,
+    require_no_open_attempt: bool = False,
+    **fields: Any,
 ) -> bool:
-    """Set processing fields without a state change, guarded by the expected state.
+    """Set processing fields without a state change, guarded by the expected state (and by the
+    lease holder, and by "no open pay attempt", when asked).
 
     ``updated_at`` is left alone on purpose: it means "last state change", which is what the
     stuck view measures.
@@ -292,6 +299,8 @@ def update_fields(
         raise ValueError(f"cannot set {sorted(unknown)}")
     assignments = [_assign(name, value) for name, value in fields.items()]
     guard = " AND claimed_by = :worker" if worker else ""
+    if require_no_open_attempt:
+        guard += " AND attempt_reference IS NULL"
     params: dict[str, Any] = {"id": bill_id, "state": str(state), "worker": worker}
     params.update({f"f_{name}": _sql_value(value) for name, value in fields.items()})
     row = conn.execute(

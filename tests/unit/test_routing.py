@@ -62,7 +62,10 @@ def test_route_follows_settings_order(providers: dict[str, BillProvider]) -> Non
 def test_route_keeps_only_providers_that_sell_the_bill(
     providers: dict[str, BillProvider],
 ) -> None:
-    settings = Settings(route_water="paystack,vtpass,flutterwave,nobody")
+    # Settings refuse such a route (below); the router is still defensive about it.
+    settings = Settings().model_copy(
+        update={"route_water": ["paystack", "vtpass", "flutterwave", "nobody"]}
+    )
     router = ProviderRouter(providers, settings)
     assert names(router.route(order(BillType.WATER, "lagos-water"))) == ["flutterwave"]
     assert router.route(order(BillType.WATER, "atlantis-water")) == []
@@ -70,9 +73,17 @@ def test_route_keeps_only_providers_that_sell_the_bill(
 
 
 def test_paystack_is_never_routed(providers: dict[str, BillProvider]) -> None:
-    settings = Settings(route_airtime="paystack,vtpass")
+    settings = Settings().model_copy(update={"route_airtime": ["paystack", "vtpass"]})
     router = ProviderRouter(providers, settings)
     assert names(router.route(order(BillType.AIRTIME, "mtn"))) == ["vtpass"]
+
+
+def test_settings_refuse_routes_to_paystack_or_unknown_providers() -> None:
+    with pytest.raises(ValueError, match="Paystack has no bill-payment API"):
+        Settings(route_airtime="paystack,vtpass")
+    with pytest.raises(ValueError, match="unknown provider"):
+        Settings(route_water="flutterwave,nobody")
+    assert Settings(route_water="VTpass, flutterwave").route_water == ["vtpass", "flutterwave"]
 
 
 def test_next_provider_for_fallback(providers: dict[str, BillProvider]) -> None:

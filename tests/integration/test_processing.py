@@ -1,0 +1,270 @@
+"""Processing decisions with scripted providers on real PostgreSQL: fallback, retry budgets,
+configuration problems, operator requery and the order of slot and attempt."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from billpay import stuck
+from billpay.orders import BillType
+from billpay.processing import Processor
+from billpay.providers.base import AccountCheck, ErrorClass, PaymentOutcome, PaymentResult
+from billpay.providers.routing import ProviderRouter
+from billpay.store import bills as bill_store
+from billpay.store import payments as pay_store
+
+
+@dataclass
+class Scripted:
+    """A provider whose answers the test writes in advance."""
+
+    name: str
+    checks: list[AccountCheck] = field(default_factory=list)
+    pays: list[Any] = field(default_factory=list)
+    requeries: list[Any] = field(default_factory=list)
+    paid_references: list[str] = field(default_factory=list)
+
+    def supports(self, bill_type: Any, biller: str) -> bool:
+        return True
+
+    def verify_account(self, order: Any) -> AccountCheck:
+        return self.checks.pop(0)
+
+    def pay(self, order: Any, reference: str) -> PaymentResult:
+        self.paid_references.append(reference)
+        answer = self.pays.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    def requery(self, order: Any, reference: str) -> PaymentResult:
+        answer = self.requeries.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+
+def failed(error_class: ErrorClass, code: str = "x") -> PaymentResult:
+    return PaymentResult(PaymentOutcome.FAILED, error_class, reason_code=code, message=code)
+
+
+SUCCESS = PaymentResult(PaymentOutcome.SUCCESS, provider_reference="theirs-1")
+
+
+def _setup(settings, db, route: list[str], worker: str = "w1"):
+    providers = {name: Scripted(name) for name in route}
+    configured = settings.model_copy(update={"route_water": route, "max_retries": 3})
+    processor = Processor(db, configured, ProviderRouter(providers, configured), worker)
+    row = bill_store.create_order(
+        db,
+        bill_type=BillType.WATER,
+        biller="lagos-water",
+        account_number="123456",
+        amount_kobo=100_000,
+        fee_kobo=0,
+        amount_cngn=Decimal("1000"),
+        phone="08011111111",
+        ttl=timedelta(hours=1),
+    )
+    with db.begin() as conn:
+        payment = conn.execute(
+            sa.text(
+                "INSERT INTO incoming_payments (operation_id, paging_token, transaction_hash,"
+                " operation_type, from_account, to_account, asset_code, asset_issuer, amount, ledger_time)"
+                " VALUES ('op1', '1', 'h', 'payment', 'GUSER', 'GSYS', 'cNGN', 'GISS', 1000, now()) RETURNING id"
+            )
+        ).scalar_one()
+        pay_store.mark_order_paid(conn, row["id"], payment, datetime.now(UTC))
+    return processor, providers, row["id"]
+
+
+def _claim(db, bill_id: int, worker: str = "w1") -> None:
+    with db.begin() as conn:
+        conn.execute(
+            sa.text(
+                "UPDATE bill_payments SET claimed_by = :w, claimed_until = now() +"
+                " interval '2 minutes', next_attempt_at = LEAST(next_attempt_at, now())"
+                " WHERE id = :id"
+            ),
+            {"w": worker, "id": bill_id},
+        )
+
+
+def _row(db, bill_id: int) -> dict:
+    with db.connect() as conn:
+        return bill_store.get_by_id(conn, bill_id)
+
+
+def _pay_attempts(db, bill_id: int) -> list[tuple]:
+    with db.connect() as conn:
+        return [
+            tuple(r)
+            for r in conn.execute(
+                sa.text(
+                    "SELECT provider, outcome, is_fallback FROM provider_attempts"
+                    " WHERE bill_payment_id = :id AND operation = 'pay' ORDER BY id"
+                ),
+                {"id": bill_id},
+            )
+        ]
+
+
+def _verified(db, processor, providers, bill_id, first: str) -> None:
+    providers[first].checks.append(AccountCheck(valid=True, customer_name="ADA"))
+    _claim(db, bill_id)
+    processor.verify(bill_id)
+    assert _row(db, bill_id)["status"] == "processing_bill"
+
+
+def test_permanent_failure_on_the_first_provider_falls_back_at_once(settings, db):
+    processor, providers, bill = _setup(settings, db, ["a", "b"])
+    _verified(db, processor, providers, bill, "a")
+    providers["a"].pays.append(failed(ErrorClass.PERMANENT, "016"))
+    _claim(db, bill)
+    processor.pay(bill)
+    row = _row(db, bill)
+    assert row["status"] == "retry_scheduled" and row["next_attempt_at"] <= datetime.now(UTC)
+    providers["b"].pays.append(SUCCESS)
+    _claim(db, bill)
+    processor.retry(bill)
+    assert _row(db, bill)["status"] == "completed"
+    assert _pay_attempts(db, bill) == [("a", "failed", False), ("b", "success", True)]
+
+
+def test_a_provider_that_failed_definitively_is_not_paid_again_in_the_fallback_chain(settings, db):
+    processor, providers, bill = _setup(settings, db, ["a", "b"])
+    _verified(db, processor, providers, bill, "a")
+    providers["a"].pays.append(failed(ErrorClass.CONFIGURATION, "087"))
+    _claim(db, bill)
+    processor.pay(bill)
+    providers["b"].pays.append(failed(ErrorClass.PERMANENT, "016"))
+    _claim(db, bill)
+    processor.retry(bill)
+    assert _row(db, bill)["status"] == "refund_initiated"
+    assert [p for p, *_ in _pay_attempts(db, bill)] == ["a", "b"]
+
+
+def test_transient_failures_retry_then_try_the_next_provider_on_the_last_retry(settings, db):
+    processor, providers, bill = _setup(settings, db, ["a", "b"])
+    _verified(db, processor, providers, bill, "a")
+    providers["a"].pays.extend([failed(ErrorClass.TRANSIENT)] * 3)
+    providers["b"].pays.append(SUCCESS)
+    _claim(db, bill)
+    processor.pay(bill)
+    for _ in range(3):
+        _claim(db, bill)
+        processor.retry(bill)
+    assert _row(db, bill)["status"] == "completed"
+    assert [p for p, *_ in _pay_attempts(db, bill)] == ["a", "a", "a", "b"]
+
+
+def test_retries_are_used_up_then_the_bill_is_refunded(settings, db):
+    processor, providers, bill = _setup(settings, db, ["a"])
+    _verified(db, processor, providers, bill, "a")
+    providers["a"].pays.extend([failed(ErrorClass.TRANSIENT)] * 4)
+    _claim(db, bill)
+    processor.pay(bill)
+    for _ in range(3):
+        _claim(db, bill)
+        processor.retry(bill)
+    row = _row(db, bill)
+    assert row["status"] == "refund_initiated" and row["retry_count"] == 3
+    assert len(_pay_attempts(db, bill)) == 4  # the first attempt and 3 retries
+
+
+@pytest.mark.parametrize("pay_class", [ErrorClass.TRANSIENT, ErrorClass.INSUFFICIENT_FLOAT])
+def test_configuration_errors_at_verification_do_not_use_up_retries(settings, db, pay_class):
+    processor, providers, bill = _setup(settings, db, ["a"])
+    for _ in range(4):
+        providers["a"].checks.append(
+            AccountCheck(valid=None, error_class=ErrorClass.CONFIGURATION, message="bad key")
+        )
+        _claim(db, bill)
+        processor.verify(bill)
+    row = _row(db, bill)
+    assert row["status"] == "verifying_account" and row["retry_count"] == 0
+    _verified(db, processor, providers, bill, "a")
+    providers["a"].pays.append(failed(pay_class))
+    _claim(db, bill)
+    processor.pay(bill)
+    assert _row(db, bill)["status"] == "retry_scheduled"  # never refunded on a first failure
+
+
+def test_an_empty_route_waits_and_alerts_instead_of_refunding(settings, db):
+    processor, providers, bill = _setup(settings, db, ["a"])
+    processor.router = ProviderRouter({}, processor.settings)  # nobody serves the biller
+    _claim(db, bill)
+    processor.verify(bill)
+    row = _row(db, bill)
+    assert row["status"] == "verifying_account"
+    assert row["last_error_class"] == "configuration"
+    with db.connect() as conn:
+        alerts = conn.execute(
+            sa.text(
+                "SELECT count(*) FROM notifications WHERE audience = 'operator'"
+                " AND kind = 'provider_configuration'"
+            )
+        ).scalar_one()
+    assert alerts == 1
+
+
+def test_the_attempt_is_recorded_only_once_the_provider_slot_is_held(settings, db):
+    processor, providers, bill = _setup(settings, db, ["a"])
+    _verified(db, processor, providers, bill, "a")
+    seen: list[int] = []
+
+    @contextmanager
+    def guard(provider: str):
+        seen.append(len(_pay_attempts(db, bill)))  # attempts committed when the slot is taken
+        yield 0
+
+    processor.guard = guard
+    providers["a"].pays.append(SUCCESS)
+    _claim(db, bill)
+    processor.pay(bill)
+    assert seen == [0]
+    assert _row(db, bill)["status"] == "completed"
+
+
+def test_a_worker_that_lost_its_lease_before_paying_sends_nothing(settings, db):
+    processor, providers, bill = _setup(settings, db, ["a"])
+    _verified(db, processor, providers, bill, "a")
+    _claim(db, bill, worker="someone-else")  # our lease was taken over while we waited
+    providers["a"].pays.append(SUCCESS)
+    result = processor.pay(bill)
+    assert not result.advanced and providers["a"].paid_references == []
+
+
+def test_an_operator_requery_that_fails_leaves_the_bill_due(settings, db):
+    processor, providers, bill = _setup(settings, db, ["a"])
+    _verified(db, processor, providers, bill, "a")
+    providers["a"].pays.append(RuntimeError("worker died mid-call"))
+    _claim(db, bill)
+    with pytest.raises(RuntimeError):
+        processor.pay(bill)
+    row = _row(db, bill)
+    assert row["status"] == "processing_bill" and row["attempt_reference"]
+    item = stuck.plan(row, stuck.Action.REQUERY, pay_attempts=1)
+    providers["a"].requeries.append(RuntimeError("adapter blew up"))
+    with pytest.raises(RuntimeError):
+        stuck.apply(db, processor, item, stuck.Action.REQUERY, actor="operator")
+    with db.begin() as conn:
+        conn.execute(
+            sa.text(
+                "UPDATE bill_payments SET claimed_until = now() - interval '1 second'"
+                " WHERE id = :id"
+            ),
+            {"id": bill},
+        )
+        queued = conn.execute(
+            sa.text("SELECT count(*) FROM queue_requery_bills WHERE id = :id"), {"id": bill}
+        ).scalar_one()
+    assert queued == 1
+    assert providers["a"].paid_references and len(providers["a"].paid_references) == 1
