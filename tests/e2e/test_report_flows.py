@@ -16,11 +16,9 @@ pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="session")
-def report_harness() -> Iterator[None]:
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
+def report_harness(prefect_harness: None) -> Iterator[None]:
+    """The session's one Prefect test server (tests/e2e/conftest.py)."""
+    yield
 
 
 @pytest.fixture
