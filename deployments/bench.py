@@ -345,6 +345,7 @@ def _measure(
         },
         "per_bill": {
             "cpu_s": round(cpu / max(settled, 1), 4),
+            "prefect_server_cpu_s": round(p.get("server_cpu", 0.0) / max(settled, 1), 4),
             "db_statements": round(statements / max(settled, 1), 1),
             "prefect_task_runs": round(task_runs / max(settled, 1), 2),
         },

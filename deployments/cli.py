@@ -124,21 +124,54 @@ def work(
     """Run ticks back to back (a pipeline worker for benchmarks); prints one JSON line per tick
     and a final line with this process's CPU seconds and database statements."""
     import resource
+    import threading
     import time
 
+    from flows.bills import process_bills
+    from flows.notifications import dispatch_notifications
+    from flows.payments import ingest_payments
+    from flows.refunds import process_refunds
     from tasks.runtime import get_runtime
 
+    # Like served deployments, each flow runs on its own, back to back, in its own thread.
     started = time.monotonic()
+    stop = threading.Event()
+    lock = threading.Lock()
     ticks = 0
+    idle_rounds: dict[str, bool] = {}
+
+    def loop(name: str, flow_fn: Any) -> None:
+        nonlocal ticks
+        while not stop.is_set() and time.monotonic() - started < max_seconds:
+            summary = _strip(flow_fn())
+            busy = sum(int(s.get("claimed", 0)) for s in summary.values() if isinstance(s, dict))
+            with lock:
+                ticks += 1
+                idle_rounds[name] = busy == 0
+                typer.echo(
+                    json.dumps({"tick": ticks, "flow": name, "summary": summary}, default=str)
+                )
+            if busy == 0:
+                time.sleep(0.5)  # nothing claimable now: wait a little, like a schedule would
+
+    flows = {
+        "ingest-payments": ingest_payments,
+        "process-bills": process_bills,
+        "process-refunds": process_refunds,
+        "dispatch-notifications": dispatch_notifications,
+    }
+    threads = [threading.Thread(target=loop, args=item, daemon=True) for item in flows.items()]
+    for thread in threads:
+        thread.start()
     while time.monotonic() - started < max_seconds:
-        summary = _strip(run_tick(include_expire=False))
-        ticks += 1
-        typer.echo(json.dumps({"tick": ticks, "summary": summary}, default=str), err=False)
-        busy = sum(int(s.get("claimed", 0)) for s in summary.values() if isinstance(s, dict))
-        if busy == 0:
-            if until_idle and not _work_left(get_runtime()):
-                break
-            time.sleep(0.5)  # work is waiting for a backoff to run out
+        time.sleep(1)
+        with lock:
+            all_idle = len(idle_rounds) == len(flows) and all(idle_rounds.values())
+        if until_idle and all_idle and not _work_left(get_runtime()):
+            break
+    stop.set()
+    for thread in threads:
+        thread.join(timeout=120)
     idle_cpu: list[float] = []
     for _ in range(idle_ticks):
         before = _cpu_seconds(resource)
