@@ -143,7 +143,13 @@ def work(
     def loop(name: str, flow_fn: Any) -> None:
         nonlocal ticks
         while not stop.is_set() and time.monotonic() - started < max_seconds:
-            summary = _strip(flow_fn())
+            try:
+                summary = _strip(flow_fn())
+            except Exception as exc:  # noqa: BLE001 - e.g. the Prefect API answered 503: a
+                # served deployment would just run again at its next slot; so does this loop.
+                typer.echo(f"{name} run failed: {type(exc).__name__}: {exc}", err=True)
+                time.sleep(1)
+                continue
             busy = sum(int(s.get("claimed", 0)) for s in summary.values() if isinstance(s, dict))
             with lock:
                 ticks += 1
