@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 
 _lock = threading.Lock()
 _runtime: Runtime | None = None
+_owned: Runtime | None = None  # built here (not injected): its leases are released on exit
 
 
 @dataclass
@@ -83,12 +84,16 @@ def build_runtime(settings: Settings | None = None) -> Runtime:
 
 
 def get_runtime() -> Runtime:
-    global _runtime
+    global _runtime, _owned
     with _lock:
         if _runtime is None or _runtime.process_id.split(":")[-1] != str(os.getpid()):
             _runtime = build_runtime()
-            _install_shutdown(_runtime)
-        return _runtime
+            _owned = _runtime
+            atexit.register(lambda rt=_runtime: _safe_release(rt))
+        runtime = _runtime
+    if runtime is _owned:
+        _watch_sigterm(runtime)
+    return runtime
 
 
 def set_runtime(runtime: Runtime | None) -> None:
@@ -105,21 +110,29 @@ def release_claims(runtime: Runtime) -> int:
     return released
 
 
-def _install_shutdown(runtime: Runtime) -> None:
-    """SIGTERM or exit: give back this process's leases so nothing stays claimed until expiry.
-    A pay in flight keeps its committed attempt row, so whoever claims the bill next requeries."""
-    atexit.register(lambda: _safe_release(runtime))
+def _watch_sigterm(runtime: Runtime) -> None:
+    """SIGTERM gives back this process's leases at once, so nothing stays claimed until expiry.
+    A pay in flight keeps its committed attempt row, so whoever claims the bill next requeries.
+
+    Prefect installs its own SIGTERM handler for the length of each flow run and puts back the
+    one it found when the run ends; a handler installed once (inside the first flow run, where
+    the runtime is built) is therefore gone by the second run, and Prefect's handler ends the
+    process with the default action (no atexit). So this wraps whatever handler is current at
+    each flow start (every flow calls ``get_runtime`` first), in the main thread only."""
     if threading.current_thread() is not threading.main_thread():
         return
-    previous = signal.getsignal(signal.SIGTERM)
+    current = signal.getsignal(signal.SIGTERM)
+    if getattr(current, "_billpay_releases", False):
+        return
 
     def on_term(signum: int, frame: Any) -> None:
         _safe_release(runtime)
-        if callable(previous):
-            previous(signum, frame)
-        else:
+        if callable(current):
+            current(signum, frame)  # Prefect's: the flow run ends as crashed, then the process
+        elif current != signal.SIG_IGN:
             raise SystemExit(128 + signum)
 
+    on_term._billpay_releases = True  # type: ignore[attr-defined]
     signal.signal(signal.SIGTERM, on_term)
 
 

@@ -1,0 +1,220 @@
+"""Customer and operator notification messages, and their delivery: what the user reads per
+bill type, what the log shows (never a raw token), and the signed webhook."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+
+import httpx
+import pytest
+
+from billpay.notifications import SIGNATURE_HEADER, DeliveryError, Message, deliver, render
+
+TOKEN = "26362054405982757802"
+
+
+def _completed(**payload: object) -> dict[str, object]:
+    return {"reference": "7K3M9QZ2XA", "provider": "vtpass", **payload}
+
+
+def test_electricity_receipt_shows_grouped_token_meter_and_units_and_logs_only_a_mask():
+    message = render(
+        "bill_completed",
+        "customer",
+        _completed(
+            bill_type="electricity",
+            biller="ikeja-electric",
+            account_number="45012345678",
+            account_type="prepaid",
+            amount_kobo=500_000,
+            token=TOKEN,
+            units="32.5",
+        ),
+    )
+    assert message.reference == "7K3M9QZ2XA"
+    assert message.text == (
+        "7K3M9QZ2XA: NGN 5,000.00 ikeja-electric token 2636-2054-4059-8275-7802"
+        " for meter 45012345678, 32.5 units."
+    )
+    assert "****-****-****-****-7802" in message.log_text
+    assert "*******5678" in message.log_text
+    for raw in (TOKEN, "2636-2054-4059-8275-7802", "2636 2054", "45012345678"):
+        assert raw not in message.log_text
+
+
+def test_postpaid_electricity_receipt_has_no_token_and_masks_the_meter_in_the_log():
+    message = render(
+        "bill_completed",
+        "customer",
+        _completed(
+            bill_type="electricity",
+            biller="eko-electric",
+            account_number="201000000000",
+            account_type="postpaid",
+            amount_kobo=300_000,
+            token=None,
+        ),
+    )
+    assert message.text == (
+        "7K3M9QZ2XA: NGN 3,000.00 paid to eko-electric for meter 201000000000 (postpaid)."
+    )
+    assert "201000000000" not in message.log_text and "********0000" in message.log_text
+
+
+@pytest.mark.parametrize(
+    ("bill_type", "product", "what"),
+    [("airtime", None, "airtime"), ("data", "airtel-1gb-1000", "data (airtel-1gb-1000)")],
+)
+def test_airtime_and_data_receipts_mask_the_phone(bill_type, product, what):
+    message = render(
+        "bill_completed",
+        "customer",
+        _completed(
+            bill_type=bill_type,
+            biller="mtn",
+            account_number="08031234567",
+            product_code=product,
+            amount_kobo=50_000,
+        ),
+    )
+    assert message.text == f"7K3M9QZ2XA: NGN 500.00 {what} delivered to *******4567."
+    assert "08031234567" not in message.text and "08031234567" not in message.log_text
+
+
+def test_cable_tv_receipt_masks_the_smart_card():
+    message = render(
+        "bill_completed",
+        "customer",
+        _completed(
+            bill_type="cable_tv",
+            biller="dstv",
+            account_number="1212121212",
+            product_code="dstv-padi",
+            amount_kobo=295_000,
+        ),
+    )
+    assert message.text == (
+        "7K3M9QZ2XA: dstv dstv-padi renewed for smart card ******1212 (NGN 2,950.00)."
+    )
+    assert "1212121212" not in message.log_text
+
+
+def test_refund_message_gives_the_reason_amount_and_transaction():
+    message = render(
+        "bill_refunded",
+        "customer",
+        {
+            "reference": "7K3M9QZ2XA",
+            "reason": "amount_mismatch",
+            "amount_cngn": "499.9900000",
+            "tx_hash": "ab" * 32,
+        },
+    )
+    assert message.text == (
+        "7K3M9QZ2XA: refunded 499.9900000 cNGN because the amount sent did not match the order"
+        f" (transaction {'ab' * 32})."
+    )
+    failed = render(
+        "bill_refunded",
+        "customer",
+        {"reference": "R1", "reason": "provider_failed: declined", "amount_cngn": "1500"},
+    )
+    assert failed.text.startswith("R1: refunded 1,500.0000000 cNGN because ")
+    assert "declined" in failed.text
+
+
+def test_operator_alert_never_carries_a_token():
+    message = render(
+        "bill_pending_too_long",
+        "operator",
+        {"reference": "R1", "provider": "vtpass", "token": TOKEN},
+    )
+    assert message.text.startswith("ALERT bill_pending_too_long: ")
+    assert "provider=vtpass" in message.text
+    assert TOKEN not in message.text and TOKEN not in message.log_text
+
+
+def _message() -> Message:
+    return render(
+        "bill_completed",
+        "customer",
+        _completed(
+            bill_type="electricity",
+            biller="ikeja-electric",
+            account_number="45012345678",
+            amount_kobo=100_000,
+            token=TOKEN,
+        ),
+    )
+
+
+def test_webhook_body_is_signed_with_hmac_sha256_over_the_exact_bytes():
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(204)
+
+    message = _message()
+    body = message.body(42, {"token": TOKEN, "reference": "7K3M9QZ2XA"})
+    with httpx.Client(transport=httpx.MockTransport(handler)) as client:
+        channel = deliver(
+            message, body, webhook_url="https://hooks.example/bp", secret="s3cret", client=client
+        )
+    assert channel == "webhook"
+    (request,) = seen
+    raw = request.content
+    expected = hmac.new(b"s3cret", raw, hashlib.sha256).hexdigest()
+    assert hmac.compare_digest(request.headers[SIGNATURE_HEADER], expected)
+    assert request.headers["content-type"] == "application/json"
+    sent = json.loads(raw)
+    assert sent["id"] == 42 and sent["kind"] == "bill_completed"
+    assert "2636-2054-4059-8275-7802" in sent["message"]  # the customer needs the token
+    assert sent["data"]["token"] == TOKEN
+    # a different secret, or one changed byte, does not verify
+    assert request.headers[SIGNATURE_HEADER] != hmac.new(b"other", raw, hashlib.sha256).hexdigest()
+    tampered = raw.replace(b'"id":42', b'"id":43')
+    assert request.headers[SIGNATURE_HEADER] != (
+        hmac.new(b"s3cret", tampered, hashlib.sha256).hexdigest()
+    )
+
+
+@pytest.mark.parametrize("status", [301, 400, 500, 503])
+def test_webhook_non_2xx_raises_delivery_error(status):
+    transport = httpx.MockTransport(lambda request: httpx.Response(status))
+    with (
+        httpx.Client(transport=transport) as client,
+        pytest.raises(DeliveryError, match=str(status)),
+    ):
+        deliver(_message(), {}, webhook_url="https://hooks.example/bp", secret="x", client=client)
+
+
+def test_webhook_transport_error_raises_delivery_error():
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("refused", request=request)
+
+    with (
+        httpx.Client(transport=httpx.MockTransport(handler)) as client,
+        pytest.raises(DeliveryError, match="unreachable: ConnectError"),
+    ):
+        deliver(_message(), {}, webhook_url="https://hooks.example/bp", secret="x", client=client)
+
+
+def test_without_a_webhook_the_message_goes_to_the_log_masked(caplog):
+    caplog.set_level(logging.INFO, logger="billpay.notifications")
+    channel = deliver(_message(), {}, webhook_url=None, secret="", client=None)
+    assert channel == "log"
+    assert "****-****-****-****-7802" in caplog.text
+    assert TOKEN not in caplog.text and "2636-2054-4059-8275-7802" not in caplog.text
+
+
+def test_webhook_success_logs_only_the_masked_text(caplog):
+    caplog.set_level(logging.INFO, logger="billpay.notifications")
+    transport = httpx.MockTransport(lambda request: httpx.Response(200))
+    with httpx.Client(transport=transport) as client:
+        deliver(_message(), {}, webhook_url="https://hooks.example/bp", secret="x", client=client)
+    assert "via webhook" in caplog.text
+    assert TOKEN not in caplog.text and "2636-2054-4059-8275-7802" not in caplog.text
