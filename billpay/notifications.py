@@ -28,6 +28,8 @@ REFUND_REASONS = {
     "order_not_payable": "the order was no longer payable (expired or already paid)",
     "unknown_reference": "the payment memo did not name a bill order",
     "account_invalid": "the provider could not verify the account",
+    "provider_failed": "the provider could not deliver the bill",
+    "operator_refund": "our operations team cancelled the bill",
 }
 
 
@@ -91,7 +93,10 @@ def _completed(p: Mapping[str, Any]) -> tuple[str, str]:
 
 def _refunded(p: Mapping[str, Any]) -> str:
     reason = str(p.get("reason") or "")
-    human = REFUND_REASONS.get(reason.split(":")[0], reason or "the bill could not be paid")
+    code, _, detail = reason.partition(":")
+    human = REFUND_REASONS.get(code.strip(), reason or "the bill could not be paid")
+    if code.strip() in REFUND_REASONS and detail.strip():
+        human = f"{human} ({detail.strip()})"
     amount = p.get("amount_cngn")
     amount_text = f"{Decimal(str(amount)):,.7f} cNGN" if amount else "your cNGN"
     tx = f" (transaction {p['tx_hash']})" if p.get("tx_hash") else ""

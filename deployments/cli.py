@@ -133,6 +133,7 @@ def work(
     from flows.refunds import process_refunds
     from tasks.runtime import get_runtime
 
+    get_runtime()  # built in the main thread, where its SIGTERM handler can be installed
     # Like served deployments, each flow runs on its own, back to back, in its own thread.
     started = time.monotonic()
     stop = threading.Event()
