@@ -8,6 +8,7 @@ from prefect import flow, get_run_logger, unmapped
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from billpay.store import notifications as outbox
+from flows.stages import collect
 from tasks.notifications import deliver_notification
 from tasks.runtime import get_runtime
 
@@ -26,12 +27,7 @@ def dispatch_notifications(batch_size: int | None = None) -> dict[str, Any]:
     if rows:
         references = [str((row["payload"] or {}).get("reference") or row["kind"]) for row in rows]
         futures = deliver_notification.map(rows, references, unmapped(worker))
-        for future in futures:
-            future.wait()
-            if future.state.is_completed():
-                summary["advanced"] += int(future.state.result()["advanced"])
-            else:
-                summary["failed"] += 1
+        collect(futures, summary)
     get_run_logger().info(
         "notify: claimed=%d advanced=%d failed=%d",
         summary["claimed"],

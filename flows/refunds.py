@@ -9,6 +9,7 @@ from prefect import flow, get_run_logger, unmapped
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from billpay.stellar import refunds
+from flows.stages import collect
 from tasks.runtime import get_runtime
 from tasks.stellar import process_refund, send_failed_bills_to_refund
 
@@ -25,12 +26,7 @@ def process_refunds(batch_size: int | None = None) -> dict[str, Any]:
     if rows:
         labels = [row.memo.removeprefix("REFUND-") for row in rows]
         futures = process_refund.map([row.id for row in rows], labels, unmapped(worker))
-        for future in futures:
-            future.wait()
-            if future.state.is_completed():
-                summary["advanced"] += int(future.state.result()["advanced"])
-            else:
-                summary["failed"] += 1
+        collect(futures, summary)
     get_run_logger().info(
         "refund: claimed=%d confirmed=%d failed=%d",
         summary["claimed"],

@@ -8,6 +8,22 @@ from typing import Any
 from prefect import get_run_logger, unmapped
 
 
+def collect(futures: Any, summary: dict[str, Any]) -> dict[str, Any]:
+    """Wait for mapped task runs; count the ones that advanced their row and the ones that
+    failed (a failed task left its row in a correct, resumable state)."""
+    for future in futures:
+        future.wait()
+        state = future.state
+        if state.is_completed():
+            result = state.result()
+            summary["advanced"] += int(bool(result.get("advanced")))
+            if "results" in summary:
+                summary["results"].append(result)
+        else:
+            summary["failed"] += 1
+    return summary
+
+
 def run_mapped(
     stage: str,
     rows: Sequence[dict[str, Any]],
@@ -25,15 +41,7 @@ def run_mapped(
         futures = task.map(
             [row["id"] for row in rows], [row["reference"] for row in rows], unmapped(worker)
         )
-        for future in futures:
-            future.wait()
-            state = future.state
-            if state.is_completed():
-                result = state.result()
-                summary["advanced"] += int(bool(result.get("advanced")))
-                summary["results"].append(result)
-            else:
-                summary["failed"] += 1
+        collect(futures, summary)
         if release is not None:
             release([row["id"] for row in rows])
     get_run_logger().info(
