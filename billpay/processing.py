@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from billpay.config import Settings
@@ -78,25 +79,13 @@ class StepResult:
 CallGuard = Callable[[str], Any]
 
 
-class _NoGuard:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-
-def _no_guard(_: str) -> _NoGuard:
-    return _NoGuard()
-
-
 @dataclass
 class Processor:
     db: Database
     settings: Settings
     router: ProviderRouter
     worker: str
-    guard: CallGuard = _no_guard
+    guard: CallGuard = lambda _provider: nullcontext()
     now: Callable[[], datetime] = lambda: datetime.now(UTC)
 
     # --- verify ---------------------------------------------------------------------------
@@ -678,8 +667,6 @@ class Processor:
 
 
 def _after(now: datetime, seconds: int) -> datetime:
-    from datetime import timedelta
-
     return now + timedelta(seconds=seconds)
 
 

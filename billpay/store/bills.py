@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -391,20 +392,5 @@ def _sql_value(value: Any) -> Any:
     if isinstance(value, BillState):
         return str(value)
     if isinstance(value, dict):
-        import json
-
         return json.dumps(value, default=str)
     return value
-
-
-def stuck_bills(db: Database, *, limit: int = 100) -> list[dict[str, Any]]:
-    with db.connect() as conn:
-        rows = conn.execute(
-            sa.text("SELECT * FROM bill_payments_stuck ORDER BY updated_at LIMIT :limit"),
-            {"limit": limit},
-        ).mappings()
-        return [dict(row) for row in rows]
-
-
-def now(conn: Connection) -> datetime:
-    return conn.execute(sa.text("SELECT now()")).scalar_one()
