@@ -14,6 +14,7 @@ from sqlalchemy.engine import Connection
 from billpay.orders import BillOrder, BillType, new_reference
 from billpay.states import BillState
 from billpay.store.engine import Database
+from billpay.store.queries import query
 
 # Queue views a stage may claim from (a whitelist: names are spliced into SQL).
 BILL_QUEUES = frozenset(
@@ -181,22 +182,7 @@ def claim(
     with db.begin() as conn:
         rows = (
             conn.execute(
-                sa.text(
-                    f"""
-                WITH picked AS (
-                    SELECT id FROM {queue}
-                    ORDER BY id
-                    LIMIT :limit
-                    FOR UPDATE SKIP LOCKED
-                )
-                UPDATE bill_payments b
-                   SET claimed_by = :worker,
-                       claimed_until = now() + make_interval(secs => :lease)
-                  FROM picked
-                 WHERE b.id = picked.id
-                RETURNING b.*
-                """
-                ),
+                query("claim_bills", queue=queue),
                 {"limit": limit, "worker": worker, "lease": lease_seconds},
             )
             .mappings()

@@ -1,0 +1,56 @@
+"""The query catalogue: named blocks from sql/queries, identifiers only from a whitelist."""
+
+from __future__ import annotations
+
+import pytest
+
+from billpay.store import queries
+
+
+def test_blocks_are_named_and_comments_under_the_header_are_dropped() -> None:
+    text = """
+-- a file comment
+-- name: first_query
+-- what it is for
+SELECT 1;
+
+-- name: second_query
+UPDATE t SET a = :a
+ WHERE id = :id
+"""
+    parsed = queries.parse(text)
+    assert parsed == {
+        "first_query": "SELECT 1",
+        "second_query": "UPDATE t SET a = :a\n WHERE id = :id",
+    }
+
+
+def test_a_name_defined_twice_is_an_error_naming_it() -> None:
+    with pytest.raises(queries.QueryError, match="q_one"):
+        queries.parse("-- name: q_one\nSELECT 1\n-- name: q_one\nSELECT 2\n", "x.sql")
+
+
+def test_sql_before_any_header_is_an_error() -> None:
+    with pytest.raises(queries.QueryError, match="before the first"):
+        queries.parse("SELECT 1\n-- name: q\nSELECT 2\n")
+
+
+def test_unknown_query_names_the_query() -> None:
+    with pytest.raises(queries.QueryError, match="no_such_query"):
+        queries.query("no_such_query")
+
+
+def test_placeholders_take_plain_identifiers_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(
+        queries, "catalogue", lambda: {"pick": "SELECT * FROM {queue} WHERE x = '{}'"}
+    )
+    assert queries.query("pick", queue="queue_pay_bills").text == (
+        "SELECT * FROM queue_pay_bills WHERE x = '{}'"
+    )
+    with pytest.raises(queries.QueryError, match="identifier"):
+        queries.query("pick", queue="bills; DROP TABLE bills")
+
+
+def test_the_shipped_catalogue_loads() -> None:
+    loaded = queries.catalogue()
+    assert all(sql.strip() for sql in loaded.values())
