@@ -7,14 +7,14 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
-from billpay.store import bills as bill_store
+from billpay.bills.expire import expire_due_orders
 from tasks.runtime import get_runtime
 
 
 @flow(name="expire-orders")
 def expire_orders(limit: int = 500) -> dict[str, Any]:
     runtime = get_runtime()
-    expired = bill_store.expire_due_orders(runtime.db, actor="expire-orders", limit=limit)
+    expired = expire_due_orders(runtime.db, limit=limit)
     get_run_logger().info("expire: expired=%d", len(expired))
     return {
         "expire": {

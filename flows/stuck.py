@@ -8,9 +8,9 @@ from typing import Any, Literal
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
-from billpay import stuck
+from billpay.bills import stuck
 from billpay.store import attempts as attempt_store
-from tasks.bills import processor
+from tasks.bills import step_context
 from tasks.runtime import get_runtime
 
 
@@ -34,16 +34,14 @@ def reprocess_stuck(
         limit=limit,
     )
     worker = runtime.worker_id()
-    proc = processor(worker)
+    ctx = step_context(worker)
     plans = []
     for row in rows:
         with runtime.db.connect() as conn:
             attempts = len(attempt_store.pay_attempts(conn, row["id"]))
         item = stuck.plan(row, chosen, pay_attempts=attempts)
         if item.allowed and not dry_run:
-            item.done = stuck.apply(
-                runtime.db, proc, item, chosen, actor=f"reprocess-stuck:{worker}"
-            )
+            item.done = stuck.apply(ctx, item, chosen, actor=f"reprocess-stuck:{worker}")
         plans.append(item)
         logger.info(
             "%s %s: %s%s",

@@ -8,7 +8,11 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from billpay.processing import NeedsAttention, Processor, StepResult
+from billpay.bills.context import NeedsAttention, StepContext, StepResult
+from billpay.bills.pay import pay_bill as pay
+from billpay.bills.requery import requery_bill as requery
+from billpay.bills.retry import retry_bill as retry
+from billpay.bills.verify import verify_account as verify
 from tasks.policy import retry_on_transient
 from tasks.runtime import get_runtime
 
@@ -21,9 +25,9 @@ COMMON = dict(
 )
 
 
-def processor(worker: str) -> Processor:
+def step_context(worker: str) -> StepContext:
     runtime = get_runtime()
-    return Processor(
+    return StepContext(
         db=runtime.db,
         settings=runtime.settings,
         router=runtime.router,
@@ -41,19 +45,19 @@ def _finish(result: StepResult) -> dict[str, Any]:
 
 @task(name="verify-account", task_run_name="verify-{reference}", **COMMON)
 def verify_account(bill_id: int, reference: str, worker: str) -> dict[str, Any]:
-    return _finish(processor(worker).verify(bill_id))
+    return _finish(verify(step_context(worker), bill_id))
 
 
 @task(name="pay-bill", task_run_name="pay-{reference}", **COMMON)
 def pay_bill(bill_id: int, reference: str, worker: str) -> dict[str, Any]:
-    return _finish(processor(worker).pay(bill_id))
+    return _finish(pay(step_context(worker), bill_id))
 
 
 @task(name="requery-bill", task_run_name="requery-{reference}", **COMMON)
 def requery_bill(bill_id: int, reference: str, worker: str) -> dict[str, Any]:
-    return _finish(processor(worker).requery(bill_id))
+    return _finish(requery(step_context(worker), bill_id))
 
 
 @task(name="retry-bill", task_run_name="retry-{reference}", **COMMON)
 def retry_bill(bill_id: int, reference: str, worker: str) -> dict[str, Any]:
-    return _finish(processor(worker).retry(bill_id))
+    return _finish(retry(step_context(worker), bill_id))

@@ -8,8 +8,9 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from billpay.bills import refund as refund_decision
+from billpay.bills.context import NeedsAttention
 from billpay.stellar import ingest, matching, refunds
-from billpay.store import bills as bill_store
 from tasks.policy import retry_on_transient
 from tasks.runtime import get_runtime
 
@@ -39,23 +40,9 @@ def match_incoming_payments(worker: str, limit: int) -> dict[str, Any]:
 def send_failed_bills_to_refund(worker: str, limit: int) -> int:
     """Bills left in account_invalid / provider_failed (a crash between the two steps)."""
     runtime = get_runtime()
-    rows = bill_store.claim(
-        runtime.db,
-        "queue_bills_to_refund",
-        worker=worker,
-        lease_seconds=runtime.settings.lease_seconds,
-        limit=limit,
+    return refund_decision.send_failed_bills_to_refund(
+        runtime.db, worker=worker, lease_seconds=runtime.settings.lease_seconds, limit=limit
     )
-    moved = 0
-    for row in rows:
-        with runtime.db.begin() as conn:
-            reason = (
-                "account_invalid"
-                if row["status"] == "account_invalid"
-                else (f"provider_failed: {row['last_error'] or ''}"[:200])
-            )
-            moved += int(bill_store.transition_to_refund(conn, row["id"], reason, actor=worker))
-    return moved
 
 
 @task(name="process-refund", task_run_name="refund-{label}", **COMMON)
@@ -72,7 +59,5 @@ def process_refund(refund_id: int, label: str, worker: str) -> dict[str, Any]:
         "tx_hash": result.tx_hash,
     }
     if result.alert:
-        from billpay.processing import NeedsAttention
-
         raise NeedsAttention(f"refund {label}: {result.message}")
     return out

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import threading
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import sqlalchemy as sa
 
+from billpay.bills.decision import Decision, ErrorNote
 from billpay.orders import BillType
 from billpay.states import BillState
 from billpay.store import bills
@@ -95,22 +96,9 @@ def test_live_lease_is_not_claimable_and_expired_lease_is(db):
     assert [(r["id"], r["claimed_by"]) for r in claimed] == [(bill["id"], "w2")]
     # w1 comes back to life: its compare-and-set no longer applies
     with db.begin() as conn:
-        assert not bills.transition(
-            conn,
-            bill["id"],
-            BillState.PROCESSING_BILL,
-            BillState.COMPLETED,
-            actor="w1",
-            worker="w1",
-        )
-        assert bills.transition(
-            conn,
-            bill["id"],
-            BillState.PROCESSING_BILL,
-            BillState.COMPLETED,
-            actor="w2",
-            worker="w2",
-        )
+        delivered = Decision(BillState.PROCESSING_BILL, BillState.COMPLETED, summary="delivered")
+        assert not bills.apply(conn, bill["id"], delivered, worker="w1", actor="w1")
+        assert bills.apply(conn, bill["id"], delivered, worker="w2", actor="w2")
 
 
 def test_claim_queries_use_the_partial_indexes(db):
@@ -130,15 +118,27 @@ def test_claim_queries_use_the_partial_indexes(db):
             assert index in str(plan), (view, plan)
 
 
-def test_ready_for_retry_only_from_calling_states(db):
+def test_retry_is_scheduled_only_from_the_state_the_step_saw(db):
     paying = _bill(db, BillState.PROCESSING_BILL)
     done = _bill(db, BillState.COMPLETED)
+    soon = datetime.now(UTC) + timedelta(seconds=10)
+    retry = Decision(
+        BillState.PROCESSING_BILL,
+        BillState.RETRY_SCHEDULED,
+        summary="timeout",
+        retry_count=1,
+        next_attempt_at=soon,
+        error=ErrorNote("timeout", "transient"),
+    )
     with db.begin() as conn:
-        assert bills.mark_ready_for_retry(conn, paying["id"], 10, actor="t", detail="timeout")
-        assert not bills.mark_ready_for_retry(conn, done["id"], 10, actor="t", detail="timeout")
+        for row in (paying, done):
+            bills.lease(conn, row["id"], worker="t", seconds=60)
+        assert bills.apply(conn, paying["id"], retry, worker="t", actor="t")
+        assert not bills.apply(conn, done["id"], retry, worker="t", actor="t")
         row = bills.get_by_id(conn, paying["id"])
     assert row["status"] == "retry_scheduled" and row["retry_count"] == 1
     assert row["next_attempt_at"] > row["updated_at"]
+    assert row["claimed_by"] is None and row["last_error_class"] == "transient"
 
 
 def test_refund_transition_refuses_completed_and_creates_one_refund(db):
@@ -147,9 +147,9 @@ def test_refund_transition_refuses_completed_and_creates_one_refund(db):
     failed = _bill(db, BillState.PROVIDER_FAILED)
     payment_id = _with_payment(db, failed)
     with db.begin() as conn:
-        assert not bills.transition_to_refund(conn, completed["id"], "oops", actor="t")
-        assert bills.transition_to_refund(conn, failed["id"], "provider_failed", actor="t")
-        assert not bills.transition_to_refund(conn, failed["id"], "provider_failed", actor="t")
+        assert not bills.send_to_refund(conn, completed["id"], "oops", actor="t")
+        assert bills.send_to_refund(conn, failed["id"], "provider_failed", actor="t")
+        assert not bills.send_to_refund(conn, failed["id"], "provider_failed", actor="t")
         refunds = conn.execute(
             sa.text("SELECT incoming_payment_id, amount, memo, destination, reason FROM refunds")
         ).all()
@@ -169,7 +169,7 @@ def test_mark_refund_processed_confirms_once_and_marks_bill_refunded(db):
     bill = _bill(db, BillState.ACCOUNT_INVALID)
     _with_payment(db, bill)
     with db.begin() as conn:
-        assert bills.transition_to_refund(conn, bill["id"], "account_invalid", actor="t")
+        assert bills.send_to_refund(conn, bill["id"], "account_invalid", actor="t")
         refund_id = conn.execute(sa.text("SELECT id FROM refunds")).scalar_one()
         assert conn.execute(
             sa.text("SELECT mark_refund_processed(:r, 'hash1')"), {"r": refund_id}

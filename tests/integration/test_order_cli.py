@@ -35,17 +35,37 @@ def _count(url) -> int:
     return count
 
 
-ELECTRICITY = ["order", "create", "--bill-type", "electricity", "--biller", "ikeja-electric",
-               "--account", "1111111111111", "--account-type", "prepaid", "--amount", "5000",
-               "--phone", "08011111111"]
+ELECTRICITY = [
+    "order",
+    "create",
+    "--bill-type",
+    "electricity",
+    "--biller",
+    "ikeja-electric",
+    "--account",
+    "1111111111111",
+    "--account-type",
+    "prepaid",
+    "--amount",
+    "5000",
+    "--phone",
+    "08011111111",
+]
 
 
 def test_order_create_prints_payment_instructions(cli_env):
     result = runner.invoke(app, ELECTRICITY + ["--email", "ada@example.com"])
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
-    assert set(out) == {"reference", "memo", "amount_cngn", "destination", "asset_code",
-                        "asset_issuer", "expires_at"}
+    assert set(out) == {
+        "reference",
+        "memo",
+        "amount_cngn",
+        "destination",
+        "asset_code",
+        "asset_issuer",
+        "expires_at",
+    }
     assert out["memo"] == f"BILL-{out['reference']}" and len(out["memo"].encode()) <= 28
     assert out["amount_cngn"] == "5100.0000000"  # 5000 naira + the 100 naira service fee
     assert out["destination"] == system().account_id
@@ -92,8 +112,18 @@ def test_bad_input_exits_non_zero_names_the_field_and_stores_nothing(cli_env, ch
 
 
 def test_airtime_needs_a_known_network_unless_named(cli_env):
-    base = ["order", "create", "--bill-type", "airtime", "--biller", "mtn", "--amount", "500",
-            "--phone", "08031234567"]
+    base = [
+        "order",
+        "create",
+        "--bill-type",
+        "airtime",
+        "--biller",
+        "mtn",
+        "--amount",
+        "500",
+        "--phone",
+        "08031234567",
+    ]
     assert runner.invoke(app, base + ["--account", "0803 123 4567"]).exit_code == 0
     wrong = runner.invoke(app, base + ["--account", "08021234567"])  # an Airtel number
     assert wrong.exit_code != 0 and "biller" in wrong.stderr

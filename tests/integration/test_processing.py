@@ -12,9 +12,12 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from billpay import stuck
+from billpay.bills import stuck
+from billpay.bills.context import StepContext
+from billpay.bills.pay import pay_bill
+from billpay.bills.retry import retry_bill
+from billpay.bills.verify import verify_account
 from billpay.orders import BillType
-from billpay.processing import Processor
 from billpay.providers.base import AccountCheck, ErrorClass, PaymentOutcome, PaymentResult
 from billpay.providers.routing import ProviderRouter
 from billpay.store import bills as bill_store
@@ -61,7 +64,7 @@ SUCCESS = PaymentResult(PaymentOutcome.SUCCESS, provider_reference="theirs-1")
 def _setup(settings, db, route: list[str], worker: str = "w1"):
     providers = {name: Scripted(name) for name in route}
     configured = settings.model_copy(update={"route_water": route, "max_retries": 3})
-    processor = Processor(db, configured, ProviderRouter(providers, configured), worker)
+    processor = StepContext(db, configured, ProviderRouter(providers, configured), worker)
     row = bill_store.create_order(
         db,
         bill_type=BillType.WATER,
@@ -119,7 +122,7 @@ def _pay_attempts(db, bill_id: int) -> list[tuple]:
 def _verified(db, processor, providers, bill_id, first: str) -> None:
     providers[first].checks.append(AccountCheck(valid=True, customer_name="ADA"))
     _claim(db, bill_id)
-    processor.verify(bill_id)
+    verify_account(processor, bill_id)
     assert _row(db, bill_id)["status"] == "processing_bill"
 
 
@@ -128,12 +131,12 @@ def test_permanent_failure_on_the_first_provider_falls_back_at_once(settings, db
     _verified(db, processor, providers, bill, "a")
     providers["a"].pays.append(failed(ErrorClass.PERMANENT, "016"))
     _claim(db, bill)
-    processor.pay(bill)
+    pay_bill(processor, bill)
     row = _row(db, bill)
     assert row["status"] == "retry_scheduled" and row["next_attempt_at"] <= datetime.now(UTC)
     providers["b"].pays.append(SUCCESS)
     _claim(db, bill)
-    processor.retry(bill)
+    retry_bill(processor, bill)
     assert _row(db, bill)["status"] == "completed"
     assert _pay_attempts(db, bill) == [("a", "failed", False), ("b", "success", True)]
 
@@ -143,10 +146,10 @@ def test_a_provider_that_failed_definitively_is_not_paid_again_in_the_fallback_c
     _verified(db, processor, providers, bill, "a")
     providers["a"].pays.append(failed(ErrorClass.CONFIGURATION, "087"))
     _claim(db, bill)
-    processor.pay(bill)
+    pay_bill(processor, bill)
     providers["b"].pays.append(failed(ErrorClass.PERMANENT, "016"))
     _claim(db, bill)
-    processor.retry(bill)
+    retry_bill(processor, bill)
     assert _row(db, bill)["status"] == "refund_initiated"
     assert [p for p, *_ in _pay_attempts(db, bill)] == ["a", "b"]
 
@@ -157,10 +160,10 @@ def test_transient_failures_retry_then_try_the_next_provider_on_the_last_retry(s
     providers["a"].pays.extend([failed(ErrorClass.TRANSIENT)] * 3)
     providers["b"].pays.append(SUCCESS)
     _claim(db, bill)
-    processor.pay(bill)
+    pay_bill(processor, bill)
     for _ in range(3):
         _claim(db, bill)
-        processor.retry(bill)
+        retry_bill(processor, bill)
     assert _row(db, bill)["status"] == "completed"
     assert [p for p, *_ in _pay_attempts(db, bill)] == ["a", "a", "a", "b"]
 
@@ -170,10 +173,10 @@ def test_retries_are_used_up_then_the_bill_is_refunded(settings, db):
     _verified(db, processor, providers, bill, "a")
     providers["a"].pays.extend([failed(ErrorClass.TRANSIENT)] * 4)
     _claim(db, bill)
-    processor.pay(bill)
+    pay_bill(processor, bill)
     for _ in range(3):
         _claim(db, bill)
-        processor.retry(bill)
+        retry_bill(processor, bill)
     row = _row(db, bill)
     assert row["status"] == "refund_initiated" and row["retry_count"] == 3
     assert len(_pay_attempts(db, bill)) == 4  # the first attempt and 3 retries
@@ -187,13 +190,13 @@ def test_configuration_errors_at_verification_do_not_use_up_retries(settings, db
             AccountCheck(valid=None, error_class=ErrorClass.CONFIGURATION, message="bad key")
         )
         _claim(db, bill)
-        processor.verify(bill)
+        verify_account(processor, bill)
     row = _row(db, bill)
     assert row["status"] == "verifying_account" and row["retry_count"] == 0
     _verified(db, processor, providers, bill, "a")
     providers["a"].pays.append(failed(pay_class))
     _claim(db, bill)
-    processor.pay(bill)
+    pay_bill(processor, bill)
     assert _row(db, bill)["status"] == "retry_scheduled"  # never refunded on a first failure
 
 
@@ -201,7 +204,7 @@ def test_an_empty_route_waits_and_alerts_instead_of_refunding(settings, db):
     processor, providers, bill = _setup(settings, db, ["a"])
     processor.router = ProviderRouter({}, processor.settings)  # nobody serves the biller
     _claim(db, bill)
-    processor.verify(bill)
+    verify_account(processor, bill)
     row = _row(db, bill)
     assert row["status"] == "verifying_account"
     assert row["last_error_class"] == "configuration"
@@ -228,7 +231,7 @@ def test_the_attempt_is_recorded_only_once_the_provider_slot_is_held(settings, d
     processor.guard = guard
     providers["a"].pays.append(SUCCESS)
     _claim(db, bill)
-    processor.pay(bill)
+    pay_bill(processor, bill)
     assert seen == [0]
     assert _row(db, bill)["status"] == "completed"
 
@@ -238,7 +241,7 @@ def test_a_worker_that_lost_its_lease_before_paying_sends_nothing(settings, db):
     _verified(db, processor, providers, bill, "a")
     _claim(db, bill, worker="someone-else")  # our lease was taken over while we waited
     providers["a"].pays.append(SUCCESS)
-    result = processor.pay(bill)
+    result = pay_bill(processor, bill)
     assert not result.advanced and providers["a"].paid_references == []
 
 
@@ -248,13 +251,13 @@ def test_an_operator_requery_that_fails_leaves_the_bill_due(settings, db):
     providers["a"].pays.append(RuntimeError("worker died mid-call"))
     _claim(db, bill)
     with pytest.raises(RuntimeError):
-        processor.pay(bill)
+        pay_bill(processor, bill)
     row = _row(db, bill)
     assert row["status"] == "processing_bill" and row["attempt_reference"]
     item = stuck.plan(row, stuck.Action.REQUERY, pay_attempts=1)
     providers["a"].requeries.append(RuntimeError("adapter blew up"))
     with pytest.raises(RuntimeError):
-        stuck.apply(db, processor, item, stuck.Action.REQUERY, actor="operator")
+        stuck.apply(processor, item, stuck.Action.REQUERY, actor="operator")
     with db.begin() as conn:
         conn.execute(
             sa.text(

@@ -4,13 +4,12 @@ the state machine allows. A dry run plans and changes nothing."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-import sqlalchemy as sa
-
-from billpay.processing import Processor
+from billpay.bills import policy
+from billpay.bills.context import StepContext, persist
+from billpay.bills.requery import requery_bill
 from billpay.states import BillState
 from billpay.store import Database
 from billpay.store import bills as bill_store
@@ -25,6 +24,8 @@ class Action(StrEnum):
 
 
 TERMINAL = {S.COMPLETED, S.REFUNDED, S.EXPIRED}
+# How long an operator's requery holds the bill (the requery itself takes seconds).
+OPERATOR_LEASE_SECONDS = 120
 
 
 @dataclass
@@ -56,26 +57,16 @@ def find(
     older_than_minutes: int,
     limit: int,
 ) -> list[dict[str, Any]]:
-    with db.connect() as conn:
-        if references:
-            rows = conn.execute(
-                sa.text(
-                    "SELECT * FROM bill_payments WHERE reference = ANY(:refs) ORDER BY id LIMIT :limit"
-                ),
-                {"refs": [r.strip().upper() for r in references], "limit": limit},
-            ).mappings()
-        else:
-            if state is None:
-                raise ValueError("give references, or a state (with older_than_minutes)")
-            S(state)  # a clear error for a typo
-            rows = conn.execute(
-                sa.text(
-                    "SELECT * FROM bill_payments WHERE status = :state"
-                    " AND updated_at < now() - make_interval(mins => :mins) ORDER BY updated_at LIMIT :limit"
-                ),
-                {"state": state, "mins": older_than_minutes, "limit": limit},
-            ).mappings()
-        return [dict(row) for row in rows]
+    if references:
+        return bill_store.by_references(db, [r.strip().upper() for r in references], limit)
+    if state is None:
+        raise ValueError("give references, or a state (with older_than_minutes)")
+    return bill_store.waiting_in_state(
+        db,
+        S(state),
+        minutes=older_than_minutes,
+        limit=limit,  # S(): a clear error for a typo
+    )
 
 
 def plan(row: dict[str, Any], action: Action, *, pay_attempts: int) -> Plan:
@@ -115,54 +106,29 @@ def plan(row: dict[str, Any], action: Action, *, pay_attempts: int) -> Plan:
     )
 
 
-def apply(db: Database, processor: Processor, item: Plan, action: Action, actor: str) -> str:
+def apply(ctx: StepContext, item: Plan, action: Action, actor: str) -> str:
     """Carry out one allowed plan; returns what was done."""
     if action is Action.REQUEUE:
-        with db.begin() as conn:
-            conn.execute(
-                sa.text(
-                    "UPDATE bill_payments SET claimed_by = NULL, claimed_until = NULL,"
-                    " next_attempt_at = CASE WHEN status IN ('provider_processing', 'retry_scheduled',"
-                    " 'verifying_account') THEN now() ELSE next_attempt_at END"
-                    " WHERE id = :id"
-                ),
-                {"id": item.bill_id},
-            )
-            bill_store.append_event(conn, item.bill_id, item.status, actor, "requeued by operator")
+        with ctx.db.begin() as conn:
+            bill_store.requeue(conn, item.bill_id, actor=actor, detail="requeued by operator")
         return "requeued: due now"
+    row = ctx.load(item.bill_id)
     if action is Action.REQUERY:
-        with db.begin() as conn:
-            if item.status == S.PROCESSING_BILL:
-                bill_store.transition(
-                    conn,
-                    item.bill_id,
-                    S.PROCESSING_BILL,
-                    S.PROVIDER_PROCESSING,
-                    actor=actor,
-                    detail="operator requery",
-                    next_attempt_at=datetime.now(UTC),  # due even if the requery below fails
-                )
-            conn.execute(
-                sa.text(
-                    "UPDATE bill_payments SET claimed_by = :w, claimed_until = now() + interval '2 minutes'"
-                    " WHERE id = :id"
-                ),
-                {"w": processor.worker, "id": item.bill_id},
-            )
-        return f"requeried: {processor.requery(item.bill_id).detail}"
-    with db.begin() as conn:
-        state = S(item.status)
-        if state is S.VERIFYING_ACCOUNT:
-            bill_store.transition(
-                conn, item.bill_id, state, S.RETRY_SCHEDULED, actor=actor, detail="operator refund"
-            )
-            state = S.RETRY_SCHEDULED
-        if state is S.RETRY_SCHEDULED:
-            bill_store.transition(
-                conn, item.bill_id, state, S.PROVIDER_FAILED, actor=actor, detail="operator refund"
-            )
-        ok = bill_store.transition_to_refund(conn, item.bill_id, "operator_refund", actor=actor)
-    return "sent to refund" if ok else "refund not applied (state changed meanwhile)"
+        if item.status == S.PROCESSING_BILL:
+            decision = policy.operator_requery(policy.BillFacts.from_row(row), ctx.now())
+            persist(ctx, row, decision, "requery", worker=None, actor=actor)
+        with ctx.db.begin() as conn:
+            bill_store.lease(conn, item.bill_id, worker=ctx.worker, seconds=OPERATOR_LEASE_SECONDS)
+        return f"requeried: {requery_bill(ctx, item.bill_id).detail}"
+    decision = policy.operator_refund(S(item.status))
+    done = persist(
+        ctx, {**row, "status": item.status}, decision, "refund", worker=None, actor=actor
+    )
+    return (
+        "sent to refund"
+        if done.after == S.REFUND_INITIATED
+        else ("refund not applied (state changed meanwhile)")
+    )
 
 
 def markdown(items: list[Plan], action: Action, dry_run: bool) -> str:

@@ -1,0 +1,138 @@
+"""What every bill step shares: its dependencies, its result, and the one way it saves a
+decision (the status writer, the provider call record and any operator alert, in one
+transaction)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.engine import Connection
+
+from billpay.bills.decision import Decision
+from billpay.config import Settings
+from billpay.orders import BillOrder
+from billpay.providers.routing import ProviderRouter
+from billpay.store import Database
+from billpay.store import bills as bill_store
+from billpay.store import notifications as outbox
+
+# A call guard bounds concurrent calls per provider (see billpay.store.slots); none by default.
+CallGuard = Callable[[str], AbstractContextManager[Any]]
+
+
+class NeedsAttention(Exception):
+    """Raised after the bill was left in a correct, resumable state, so the task shows as failed
+    in the UI: credentials refused, our provider float is low, a bill pending for too long."""
+
+
+@dataclass
+class StepResult:
+    reference: str
+    stage: str
+    before: str
+    after: str
+    detail: str = ""
+    advanced: bool = True
+    alert: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "reference": self.reference,
+            "stage": self.stage,
+            "before": self.before,
+            "after": self.after,
+            "advanced": self.advanced,
+            "detail": self.detail,
+            "alert": self.alert,
+        }
+
+
+@dataclass
+class StepContext:
+    """One worker's view of the pipeline: the database, the settings, the router, the lease
+    owner id, the provider call guard and the clock."""
+
+    db: Database
+    settings: Settings
+    router: ProviderRouter
+    worker: str
+    guard: CallGuard = lambda _provider: nullcontext()
+    now: Callable[[], datetime] = lambda: datetime.now(UTC)
+
+    def load(self, bill_id: int) -> dict[str, Any]:
+        with self.db.connect() as conn:
+            row = bill_store.get_by_id(conn, bill_id)
+        if row is None:
+            raise LookupError(f"bill {bill_id} does not exist")
+        return row
+
+    def route(self, order: BillOrder) -> list[str]:
+        """The providers that may pay this order, in the configured order."""
+        return [provider.name for provider in self.router.route(order)]
+
+    def registered(self, name: str | None) -> bool:
+        try:
+            self.router.get(name or "")
+        except KeyError:
+            return False
+        return True
+
+
+Record = Callable[[Connection], Any]
+
+
+def persist(
+    ctx: StepContext,
+    row: Mapping[str, Any],
+    decision: Decision,
+    stage: str,
+    *,
+    record: Record | None = None,
+    worker: str | None = "",
+    actor: str | None = None,
+) -> StepResult:
+    """Save a decision: ``record`` (the provider call), the status writer, the alert; then say
+    what happened. ``worker`` None: an operator acting without a lease."""
+    with ctx.db.begin() as conn:
+        if record is not None:
+            record(conn)
+        ok = bill_store.apply(
+            conn,
+            row["id"],
+            decision,
+            worker=ctx.worker if worker == "" else worker,
+            actor=actor or ctx.worker,
+        )
+        alert = decision.alert
+        if alert is not None:
+            outbox.enqueue(
+                conn,
+                kind=alert.kind,
+                bill_id=row["id"],
+                payload=dict(alert.payload),
+                dedupe_key=alert.dedupe_key,
+            )
+    return StepResult(
+        row["reference"],
+        stage,
+        str(row["status"]),
+        str(decision.after if ok else row["status"]),
+        decision.summary,
+        ok and decision.advances,
+        alert.text if alert else None,
+    )
+
+
+def skipped(row: Mapping[str, Any], stage: str) -> StepResult:
+    return StepResult(
+        row["reference"],
+        stage,
+        str(row["status"]),
+        str(row["status"]),
+        "not in this stage's state or claimed elsewhere",
+        advanced=False,
+    )

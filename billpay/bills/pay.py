@@ -1,0 +1,106 @@
+"""Step: pay a verified bill through the chosen provider.
+
+Safe to run again after a crash at any line: the provider slot is taken first, then the attempt
+(with its fixed reference) is committed, then the call goes out. A bill with an open attempt is
+requeried, never paid again under a new reference.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy.engine import Connection
+
+from billpay.bills import policy
+from billpay.bills.context import StepContext, StepResult, persist, skipped
+from billpay.bills.policy import BillFacts
+from billpay.providers.base import PaymentResult, make_attempt_reference
+from billpay.states import BillState
+from billpay.store import attempts as attempt_store
+from billpay.store import bills as bill_store
+from billpay.tokens import mask_account
+
+log = logging.getLogger(__name__)
+S = BillState
+
+
+def pay_bill(ctx: StepContext, bill_id: int) -> StepResult:
+    row = ctx.load(bill_id)
+    if row["status"] != S.PROCESSING_BILL:
+        return skipped(row, "pay")
+    bill, order = BillFacts.from_row(row), bill_store.to_order(row)
+    if bill.attempt_reference:
+        return persist(ctx, row, policy.open_attempt_found(bill, ctx.now()), "pay")
+    with ctx.db.connect() as conn:
+        previous = [attempt["provider"] for attempt in attempt_store.pay_attempts(conn, bill_id)]
+    route = ctx.route(order)
+    known = [name for name in previous[-1:] if ctx.registered(name)]
+    name = policy.choose_provider(
+        route, previous, bill.last_error_class, bill.retry_count, ctx.settings, known
+    )
+    if name is None:
+        return record_answer(ctx, row, policy.no_route_result(order), None, "pay", route)
+    provider = ctx.router.get(name)
+    # Take the provider slot first: the attempt is committed only once the call can go out
+    # at once, so a worker never sits on a committed attempt while its lease runs out.
+    with ctx.guard(name):
+        reference = make_attempt_reference(order.reference, len(previous) + 1, ctx.now())
+        with ctx.db.begin() as conn:
+            # Still ours (lease not taken over), still without an open attempt.
+            if not bill_store.open_attempt(
+                conn,
+                bill_id,
+                worker=ctx.worker,
+                provider=name,
+                reference=reference,
+                lease=ctx.settings.lease_seconds,
+            ):
+                return skipped(row, "pay")
+            attempt_id = attempt_store.start_pay_attempt(
+                conn,
+                bill_id=bill_id,
+                provider=name,
+                reference=reference,
+                attempt_no=len(previous) + 1,
+                is_fallback=bool(previous) and previous[-1] != name,
+            )
+        # committed: from here on a crash leaves an open attempt that will be requeried
+        log.info(
+            "paying %s via %s ref=%s account=%s",
+            order.reference,
+            name,
+            reference,
+            mask_account(order.account_number),
+        )
+        result = provider.pay(order, reference)
+    row = {**row, "provider": name, "attempt_reference": reference}
+    return record_answer(ctx, row, result, attempt_id, "pay", route)
+
+
+def record_answer(
+    ctx: StepContext,
+    row: Mapping[str, Any],
+    result: PaymentResult,
+    attempt_id: int | None,
+    stage: str,
+    route: list[str],
+) -> StepResult:
+    """Decide on a pay or requery answer; save it with the call record in one transaction."""
+    bill = BillFacts.from_row(row)
+    if bill.status is S.PROVIDER_PROCESSING:
+        decision = policy.after_requery(bill, result, route, ctx.settings, ctx.now())
+    else:
+        decision = policy.after_pay(bill, result, route, ctx.settings, ctx.now())
+
+    def record(conn: Connection) -> None:
+        if attempt_id is not None and result.call is not None:
+            attempt_store.finish_attempt(conn, attempt_id, result.call)
+        elif attempt_id is not None:  # an adapter that reported no call record
+            error_class = str(result.error_class) if result.error_class else None
+            attempt_store.close_attempt(conn, attempt_id, str(result.outcome), error_class)
+        elif result.call is not None:
+            attempt_store.record_call(conn, row["id"], result.call)
+
+    return persist(ctx, row, decision, stage, record=record)

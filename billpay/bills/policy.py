@@ -1,0 +1,460 @@
+"""What happens to a bill next: pure decisions, no I/O.
+
+Each function takes the bill as it was loaded (:class:`BillFacts`), what a provider answered and
+the settings, and returns a :class:`Decision`: the next state, the fields to set, the refund
+reason, an operator alert and when to try again. The steps in ``billpay.bills`` persist a
+decision with exactly one store call (``billpay.store.bills.apply``), so every rule here is
+tested without a database (``tests/unit/test_policy.py``).
+
+The rules, in one place:
+- a provider that cannot answer a verification (down, our credentials, our float) is asked
+  again after a backoff; a user's retries are spent only on transient reasons, never on our
+  configuration; once spent, the bill is refunded;
+- a pay answer that is PENDING or UNKNOWN is never a failure: the attempt stays open and is
+  requeried, so a bill that may have been charged is never paid again under a new reference;
+- a definitive failure closes the attempt; the next provider of the route is tried at once
+  after a non-transient failure, and on the last transient retry; with no provider left, or an
+  invalid account, or the retries spent, the bill goes to refund;
+- our own configuration problems (no route, credentials) wait and alert; they never refund.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from billpay.bills.decision import CLEAR_ERROR, Alert, Decision, ErrorNote
+from billpay.money import format_naira
+from billpay.orders import BillOrder, BillType
+from billpay.providers.base import AccountCheck, ErrorClass, PaymentOutcome, PaymentResult
+from billpay.states import BillState
+from billpay.tokens import mask_token
+
+S = BillState
+
+# Bill types checked by format and network only: the providers have nothing to verify.
+NO_PROVIDER_VERIFY = frozenset({BillType.AIRTIME, BillType.DATA})
+# Stored error texts are capped; refund reasons are shorter still (they are shown to users).
+ERROR_TEXT_LIMIT = 500
+REFUND_REASON_LIMIT = 200
+# Error classes that are ours to fix: an operator is alerted (once an hour per provider).
+ALERTING_CLASSES = frozenset({ErrorClass.CONFIGURATION, ErrorClass.INSUFFICIENT_FLOAT})
+
+
+class RetrySettings(Protocol):
+    """The part of ``billpay.config.Settings`` the rules read."""
+
+    max_retries: int
+    pending_alert_seconds: int
+
+    def backoff_for_retry(self, attempt: int) -> int: ...
+
+    def backoff_for_requery(self, attempt: int) -> int: ...
+
+
+@dataclass(frozen=True, slots=True)
+class BillFacts:
+    """What the rules need of a ``bill_payments`` row, as it was when the step loaded it."""
+
+    id: int
+    reference: str
+    status: BillState
+    provider: str | None = None
+    attempt_reference: str | None = None
+    retry_count: int = 0
+    requery_count: int = 0
+    last_error_class: str | None = None
+    updated_at: datetime | None = None
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> BillFacts:
+        return cls(
+            id=int(row["id"]),
+            reference=row["reference"],
+            status=S(row["status"]),
+            provider=row.get("provider"),
+            attempt_reference=row.get("attempt_reference"),
+            retry_count=int(row.get("retry_count") or 0),
+            requery_count=int(row.get("requery_count") or 0),
+            last_error_class=row.get("last_error_class"),
+            updated_at=row.get("updated_at"),
+        )
+
+
+# --- refund reasons: the one place their text is written -----------------------------------
+
+
+def refund_reason_account_invalid() -> str:
+    return "account_invalid"
+
+
+def refund_reason_provider_failed(message: str | None) -> str:
+    return f"provider_failed: {message or ''}"[:REFUND_REASON_LIMIT]
+
+
+def refund_reason_operator() -> str:
+    return "operator_refund"
+
+
+def refund_reason_for(status: BillState | str, last_error: str | None) -> str:
+    """The reason for a bill found waiting in ``account_invalid`` / ``provider_failed`` (a crash
+    between deciding the failure and creating the refund)."""
+    if S(status) is S.ACCOUNT_INVALID:
+        return refund_reason_account_invalid()
+    return refund_reason_provider_failed(last_error)
+
+
+# --- verify --------------------------------------------------------------------------------
+
+
+def needs_provider_verify(order: BillOrder) -> bool:
+    return order.bill_type not in NO_PROVIDER_VERIFY
+
+
+def after_verify(
+    bill: BillFacts,
+    order: BillOrder,
+    check: AccountCheck,
+    settings: RetrySettings,
+    now: datetime,
+) -> Decision:
+    """The verification's answer (``valid`` True/False, or None when nobody could say)."""
+    if check.valid is True:
+        problem = amount_outside(order, check)
+        if problem:
+            return account_invalid(bill, problem)
+        return verified(bill, check)
+    if check.valid is False:
+        return account_invalid(bill, check.message or check.reason_code or "account invalid")
+    return verify_later(bill, check, settings, now)
+
+
+def verify_without_route(
+    bill: BillFacts, order: BillOrder, settings: RetrySettings, now: datetime
+) -> Decision:
+    """Our routing cannot serve this biller: wait and alert, never refund on our mistake."""
+    check = AccountCheck(
+        valid=None,
+        error_class=ErrorClass.CONFIGURATION,
+        message=f"no configured provider serves {order.bill_type} {order.biller}",
+    )
+    return verify_later(bill, check, settings, now)
+
+
+def verified(bill: BillFacts, check: AccountCheck) -> Decision:
+    verification = {
+        "customer_name": check.customer_name,
+        "address": check.address,
+        "arrears_kobo": check.arrears_kobo,
+        "provider": check.call.provider if check.call else None,
+        "message": check.message,
+    }
+    return Decision(
+        source=S.VERIFYING_ACCOUNT,
+        target=S.PROCESSING_BILL,
+        summary="account verified",
+        detail=f"account ok: {check.customer_name or check.message or ''}".strip(),
+        verification={k: v for k, v in verification.items() if v is not None},
+        retry_count=0,  # verification retries are spent; paying gets its own budget
+        error=CLEAR_ERROR,
+    )
+
+
+def account_invalid(bill: BillFacts, reason: str) -> Decision:
+    return Decision(
+        source=S.VERIFYING_ACCOUNT,
+        target=S.ACCOUNT_INVALID,
+        summary=f"account invalid: {reason}",
+        detail=reason,
+        error=ErrorNote(reason, str(ErrorClass.ACCOUNT_INVALID)),
+        refund_reason=refund_reason_account_invalid(),
+        via_account_invalid=True,
+    )
+
+
+def verify_later(
+    bill: BillFacts, check: AccountCheck, settings: RetrySettings, now: datetime
+) -> Decision:
+    """The provider could not say (down, credentials, float): ask again after a backoff; refund
+    only once the retries are spent, and never for our own configuration problem."""
+    error_class = check.error_class or ErrorClass.TRANSIENT
+    message = check.message or str(error_class)
+    retries = bill.retry_count
+    if retries >= settings.max_retries and error_class is not ErrorClass.CONFIGURATION:
+        reason = f"verification failed {retries + 1} times: {message}"
+        return Decision(
+            source=S.VERIFYING_ACCOUNT,
+            target=S.PROVIDER_FAILED,
+            summary=f"refunding: {reason}",
+            detail=reason,
+            error=ErrorNote(reason[:ERROR_TEXT_LIMIT], str(error_class)),
+            refund_reason=refund_reason_provider_failed(reason),
+        )
+    backoff = settings.backoff_for_retry(retries + 1)
+    return Decision(
+        source=S.VERIFYING_ACCOUNT,
+        target=S.VERIFYING_ACCOUNT,
+        summary=f"verify retry in {backoff}s: {message}",
+        advances=False,
+        retry_count=spend_retry(retries, error_class),
+        next_attempt_at=now + timedelta(seconds=backoff),
+        error=ErrorNote(message, str(error_class)),
+        alert=provider_alert(bill, error_class, message, now),
+    )
+
+
+def amount_outside(order: BillOrder, check: AccountCheck) -> str | None:
+    if check.min_amount_kobo and order.amount_kobo < check.min_amount_kobo:
+        return f"amount below the biller's minimum of {format_naira(check.min_amount_kobo)}"
+    if check.max_amount_kobo and order.amount_kobo > check.max_amount_kobo:
+        return f"amount above the biller's maximum of {format_naira(check.max_amount_kobo)}"
+    return None
+
+
+# --- pay -----------------------------------------------------------------------------------
+
+
+def choose_provider(
+    route: Sequence[str],
+    previous: Sequence[str],
+    last_error_class: str | None,
+    retries: int,
+    settings: RetrySettings,
+    known: Collection[str] = (),
+) -> str | None:
+    """Who pays next, by name: the first provider of the route; after a definitive
+    (non-transient) failure, the next one; a transient failure retries the same provider,
+    except that the last retry goes to the next provider when there is one.
+
+    ``previous`` are the providers of the earlier pay attempts (all closed as failed: this is
+    only asked with no open attempt); ``known`` are the providers configured at all."""
+    if not previous:
+        return route[0] if route else None
+    last = previous[-1]
+    fallback = next_in_route(route, last)
+    last_chance = retries >= settings.max_retries
+    if fallback is not None and (last_error_class != str(ErrorClass.TRANSIENT) or last_chance):
+        return fallback
+    if last in known or last in route:
+        return last
+    return route[0] if route else None
+
+
+def next_in_route(route: Sequence[str], after: str | None) -> str | None:
+    """The provider after ``after`` in the route (None: the first); None when exhausted or when
+    ``after`` is not in the route."""
+    if after is None:
+        return route[0] if route else None
+    if after not in route:
+        return None
+    position = list(route).index(after) + 1
+    return route[position] if position < len(route) else None
+
+
+def no_route_result(order: BillOrder) -> PaymentResult:
+    """Our routing cannot serve this biller: a configuration problem, not the user's."""
+    return PaymentResult(
+        outcome=PaymentOutcome.FAILED,
+        error_class=ErrorClass.CONFIGURATION,
+        reason_code="no_route",
+        message=f"no configured provider serves {order.bill_type} {order.biller}",
+    )
+
+
+def open_attempt_found(bill: BillFacts, now: datetime) -> Decision:
+    """An attempt is open (a crash after it was recorded, or it never got an answer): it may
+    have been charged. Ask the provider; never pay under a new reference."""
+    return Decision(
+        source=S.PROCESSING_BILL,
+        target=S.PROVIDER_PROCESSING,
+        summary="open attempt found: requery instead of paying again",
+        detail=f"open attempt {bill.attempt_reference}: requery",
+        next_attempt_at=now,
+    )
+
+
+def operator_requery(bill: BillFacts, now: datetime) -> Decision:
+    """An operator asks about an open attempt of a bill still in ``processing_bill``: due now,
+    even if the requery that follows fails."""
+    return Decision(
+        source=S.PROCESSING_BILL,
+        target=S.PROVIDER_PROCESSING,
+        summary="operator requery",
+        detail="operator requery",
+        next_attempt_at=now,
+    )
+
+
+def after_pay(
+    bill: BillFacts,
+    result: PaymentResult,
+    route: Sequence[str],
+    settings: RetrySettings,
+    now: datetime,
+) -> Decision:
+    """A pay call's answer, for a bill in ``processing_bill``."""
+    return _after_outcome(bill, S.PROCESSING_BILL, result, route, settings, now)
+
+
+def after_requery(
+    bill: BillFacts,
+    result: PaymentResult,
+    route: Sequence[str],
+    settings: RetrySettings,
+    now: datetime,
+) -> Decision:
+    """A requery's answer, for a bill in ``provider_processing``."""
+    return _after_outcome(bill, S.PROVIDER_PROCESSING, result, route, settings, now)
+
+
+def _after_outcome(
+    bill: BillFacts,
+    state: BillState,
+    result: PaymentResult,
+    route: Sequence[str],
+    settings: RetrySettings,
+    now: datetime,
+) -> Decision:
+    if result.outcome is PaymentOutcome.SUCCESS:
+        return Decision(
+            source=state,
+            target=S.COMPLETED,
+            summary="delivered",
+            detail=f"delivered {mask_token(result.token) or ''}".strip(),
+            token=result.token,
+            units=result.units,
+            provider_reference=result.provider_reference,
+            error=CLEAR_ERROR,
+        )
+    if result.outcome in (PaymentOutcome.PENDING, PaymentOutcome.UNKNOWN):
+        return still_open(bill, state, result, settings, now)
+    return failed(bill, state, result, route, settings, now)
+
+
+def outcome_detail(result: PaymentResult) -> str:
+    return f"{result.outcome}: {result.message or result.reason_code or ''}".strip()
+
+
+def still_open(
+    bill: BillFacts,
+    state: BillState,
+    result: PaymentResult,
+    settings: RetrySettings,
+    now: datetime,
+) -> Decision:
+    """PENDING or UNKNOWN: the attempt stays open and is requeried after a backoff."""
+    requeries = bill.requery_count + 1 if state is S.PROVIDER_PROCESSING else 0
+    backoff = settings.backoff_for_requery(requeries + 1)
+    return Decision(
+        source=state,
+        target=S.PROVIDER_PROCESSING,
+        summary=f"{result.outcome}, requery in {backoff}s",
+        detail=outcome_detail(result),
+        advances=state is S.PROCESSING_BILL,
+        requery_count=requeries,
+        next_attempt_at=now + timedelta(seconds=backoff),
+        error=ErrorNote(
+            (result.message or result.reason_code or str(result.outcome))[:ERROR_TEXT_LIMIT],
+            str(result.error_class) if result.error_class else None,
+        ),
+        provider_reference=result.provider_reference,
+        alert=pending_alert(bill, state, settings, now),
+    )
+
+
+def pending_alert(
+    bill: BillFacts, state: BillState, settings: RetrySettings, now: datetime
+) -> Alert | None:
+    """A bill pending at its provider for longer than ``pending_alert_seconds``."""
+    since = bill.updated_at if state is S.PROVIDER_PROCESSING and bill.updated_at else now
+    if (now - since).total_seconds() <= settings.pending_alert_seconds:
+        return None
+    return Alert(
+        kind="bill_pending_too_long",
+        text=f"{bill.reference} pending at {bill.provider} since {since:%Y-%m-%d %H:%M}Z",
+        dedupe_key=f"pending-alert:{bill.id}:{bill.attempt_reference}",
+        payload={
+            "reference": bill.reference,
+            "provider": bill.provider,
+            "attempt_reference": bill.attempt_reference,
+            "since": since,
+        },
+    )
+
+
+def failed(
+    bill: BillFacts,
+    state: BillState,
+    result: PaymentResult,
+    route: Sequence[str],
+    settings: RetrySettings,
+    now: datetime,
+) -> Decision:
+    """A definitive failure closes the attempt: what next depends on the error class and on
+    how many retries are left."""
+    error_class = result.error_class or ErrorClass.PERMANENT
+    retries = bill.retry_count
+    fallback = next_in_route(route, bill.provider) if bill.provider else None
+    message = (result.message or result.reason_code or "failed")[:ERROR_TEXT_LIMIT]
+    error = ErrorNote(message, str(error_class))
+    give_up = (
+        error_class is ErrorClass.ACCOUNT_INVALID
+        or (error_class is ErrorClass.PERMANENT and fallback is None)
+        or (retries >= settings.max_retries and error_class is not ErrorClass.CONFIGURATION)
+    )
+    if give_up:
+        return Decision(
+            source=state,
+            target=S.PROVIDER_FAILED,
+            summary=f"failed, refunding: {message}",
+            detail=outcome_detail(result),
+            error=error,
+            refund_reason=refund_reason_provider_failed(message),
+        )
+    # Fall back at once (due now) after a definitive failure; otherwise wait the backoff.
+    immediate = fallback is not None and error_class is not ErrorClass.TRANSIENT
+    backoff = 0 if immediate else settings.backoff_for_retry(retries + 1)
+    then = f"fallback to {fallback}" if immediate else f"retry in {backoff}s"
+    return Decision(
+        source=state,
+        target=S.RETRY_SCHEDULED,
+        summary=f"failed ({error_class}): {message}; {then}",
+        detail=outcome_detail(result),
+        retry_count=spend_retry(retries, error_class),
+        next_attempt_at=now + timedelta(seconds=backoff),
+        error=error,
+        alert=provider_alert(bill, error_class, message, now),
+    )
+
+
+def spend_retry(retries: int, error_class: ErrorClass) -> int:
+    """Our own configuration problems do not use up the user's retries: they wait for us."""
+    return retries if error_class is ErrorClass.CONFIGURATION else retries + 1
+
+
+def provider_alert(
+    bill: BillFacts, error_class: ErrorClass, message: str, now: datetime
+) -> Alert | None:
+    """Credentials refused or our float is low: tell an operator, once an hour per provider."""
+    if error_class not in ALERTING_CLASSES:
+        return None
+    return Alert(
+        kind=f"provider_{error_class}",
+        text=f"{error_class} at {bill.provider or 'provider'}: {message}",
+        dedupe_key=f"{error_class}:{bill.provider}:{now:%Y%m%d%H}",
+        payload={"reference": bill.reference, "provider": bill.provider, "message": message},
+    )
+
+
+def operator_refund(status: BillState) -> Decision:
+    """An operator sends a bill to refund (only where ``billpay.bills.stuck.plan`` allows it: no
+    money can have reached a provider). The stored error note is kept."""
+    return Decision(
+        source=status,
+        target=S.PROVIDER_FAILED,
+        summary="sent to refund",
+        detail="operator refund",
+        refund_reason=refund_reason_operator(),
+    )

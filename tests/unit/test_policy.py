@@ -1,0 +1,368 @@
+"""Every bill decision, without a database: a case in, a decision out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from billpay.bills import policy
+from billpay.bills.decision import CLEAR_ERROR, ErrorNote
+from billpay.bills.policy import BillFacts
+from billpay.config import Settings
+from billpay.orders import BillOrder, BillType
+from billpay.providers.base import (
+    AccountCheck,
+    CallRecord,
+    ErrorClass,
+    PaymentOutcome,
+    PaymentResult,
+)
+from billpay.states import BillState
+
+S = BillState
+E = ErrorClass
+NOW = datetime(2026, 12, 1, 10, 30, tzinfo=UTC)
+TOKEN = "12345678901234567802"
+
+
+@dataclass
+class Rules:
+    """The retry settings the rules read (the real Settings satisfy the same protocol)."""
+
+    max_retries: int = 3
+    pending_alert_seconds: int = 600
+
+    def backoff_for_retry(self, attempt: int) -> int:
+        return 10 * attempt
+
+    def backoff_for_requery(self, attempt: int) -> int:
+        return 5 * attempt
+
+
+RULES = Rules()
+
+
+def bill(status: S = S.VERIFYING_ACCOUNT, **fields) -> BillFacts:
+    return BillFacts(id=7, reference="AB12CD", status=status, **fields)
+
+
+def order(bill_type: BillType = BillType.ELECTRICITY, amount_kobo: int = 500_000) -> BillOrder:
+    return BillOrder(
+        id=7,
+        reference="AB12CD",
+        bill_type=bill_type,
+        biller="ikeja-electric",
+        account_number="45012345678",
+        amount_kobo=amount_kobo,
+        phone="08031234567",
+        account_type="prepaid",
+    )
+
+
+def result(outcome: PaymentOutcome, error_class: E | None = None, **fields) -> PaymentResult:
+    return PaymentResult(outcome, error_class, **fields)
+
+
+# --- verify --------------------------------------------------------------------------------
+
+
+def test_a_valid_account_goes_to_paying_with_a_fresh_retry_budget() -> None:
+    call = CallRecord(
+        provider="vtpass",
+        operation="verify",
+        reference=None,
+        started_at=NOW,
+        finished_at=NOW,
+        latency_ms=120,
+        outcome="success",
+        error_class=None,
+        http_status=200,
+    )
+    check = AccountCheck(valid=True, customer_name="ADA OBI", address="1 Marina", call=call)
+    decision = policy.after_verify(bill(retry_count=2), order(), check, RULES, NOW)
+    assert (decision.source, decision.target, decision.after) == (
+        S.VERIFYING_ACCOUNT,
+        S.PROCESSING_BILL,
+        S.PROCESSING_BILL,
+    )
+    assert decision.retry_count == 0 and decision.error == CLEAR_ERROR
+    assert decision.verification == {
+        "customer_name": "ADA OBI",
+        "address": "1 Marina",
+        "provider": "vtpass",
+    }
+    assert decision.detail == "account ok: ADA OBI" and decision.summary == "account verified"
+    assert decision.refund_reason is None and decision.alert is None and decision.advances
+
+
+@pytest.mark.parametrize(
+    ("check", "reason"),
+    [
+        (AccountCheck(valid=False, message="meter not found"), "meter not found"),
+        (AccountCheck(valid=False, reason_code="011"), "011"),
+        (AccountCheck(valid=False), "account invalid"),
+        (
+            AccountCheck(valid=True, min_amount_kobo=1_000_000),
+            "amount below the biller's minimum of NGN 10,000.00",
+        ),
+        (
+            AccountCheck(valid=True, max_amount_kobo=100_000),
+            "amount above the biller's maximum of NGN 1,000.00",
+        ),
+    ],
+)
+def test_an_invalid_account_or_amount_is_refunded_through_account_invalid(check, reason) -> None:
+    decision = policy.after_verify(bill(), order(amount_kobo=500_000), check, RULES, NOW)
+    assert decision.target is S.ACCOUNT_INVALID and decision.via_account_invalid
+    assert decision.after is S.REFUND_INITIATED
+    assert decision.refund_reason == "account_invalid"
+    assert decision.error == ErrorNote(reason, "account_invalid")
+    assert decision.summary == f"account invalid: {reason}" and decision.detail == reason
+
+
+@pytest.mark.parametrize(
+    ("error_class", "retries", "spent", "alert_kind"),
+    [
+        (None, 0, 1, None),  # nobody could say: transient
+        (E.TRANSIENT, 2, 3, None),
+        (E.INSUFFICIENT_FLOAT, 1, 2, "provider_insufficient_float"),
+        (E.CONFIGURATION, 0, 0, "provider_configuration"),  # ours: retries not spent
+        (E.CONFIGURATION, 3, 3, "provider_configuration"),  # ours: never refunded
+    ],
+)
+def test_an_unanswered_verification_waits_and_asks_again(
+    error_class, retries, spent, alert_kind
+) -> None:
+    check = AccountCheck(valid=None, error_class=error_class, message="provider down")
+    decision = policy.after_verify(
+        bill(retry_count=retries, provider="vtpass"), order(), check, RULES, NOW
+    )
+    assert decision.target is S.VERIFYING_ACCOUNT and decision.after is S.VERIFYING_ACCOUNT
+    assert not decision.advances and decision.refund_reason is None
+    assert decision.retry_count == spent
+    assert decision.next_attempt_at == NOW + timedelta(seconds=10 * (retries + 1))
+    assert decision.error == ErrorNote("provider down", str(error_class or E.TRANSIENT))
+    assert decision.summary == f"verify retry in {10 * (retries + 1)}s: provider down"
+    if alert_kind is None:
+        assert decision.alert is None
+    else:
+        assert decision.alert.kind == alert_kind
+        assert decision.alert.dedupe_key == f"{error_class}:vtpass:2026120110"
+        assert decision.alert.payload == {
+            "reference": "AB12CD",
+            "provider": "vtpass",
+            "message": "provider down",
+        }
+
+
+def test_a_verification_that_failed_every_retry_is_refunded() -> None:
+    check = AccountCheck(valid=None, error_class=E.TRANSIENT, message="timeout")
+    decision = policy.after_verify(bill(retry_count=3), order(), check, RULES, NOW)
+    assert decision.target is S.PROVIDER_FAILED and decision.after is S.REFUND_INITIATED
+    assert not decision.via_account_invalid
+    assert decision.refund_reason == "provider_failed: verification failed 4 times: timeout"
+    assert decision.error == ErrorNote("verification failed 4 times: timeout", "transient")
+    assert decision.summary == "refunding: verification failed 4 times: timeout"
+
+
+def test_no_route_at_verification_waits_and_alerts_without_spending_retries() -> None:
+    decision = policy.verify_without_route(bill(retry_count=1), order(), RULES, NOW)
+    assert decision.target is S.VERIFYING_ACCOUNT and decision.retry_count == 1
+    assert decision.error == ErrorNote(
+        "no configured provider serves electricity ikeja-electric", "configuration"
+    )
+    assert decision.alert is not None and decision.alert.kind == "provider_configuration"
+
+
+@pytest.mark.parametrize(
+    ("bill_type", "asks"),
+    [(BillType.AIRTIME, False), (BillType.DATA, False), (BillType.ELECTRICITY, True)],
+)
+def test_only_bills_with_an_account_at_the_biller_are_verified_by_a_provider(
+    bill_type, asks
+) -> None:
+    assert policy.needs_provider_verify(order(bill_type)) is asks
+
+
+# --- choose a provider ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("route", "previous", "last_class", "retries", "known", "chosen"),
+    [
+        (["a", "b"], [], None, 0, (), "a"),  # first attempt: the first of the route
+        ([], [], None, 0, (), None),  # nobody serves it
+        (["a", "b"], ["a"], "permanent", 1, ("a",), "b"),  # definitive: next provider
+        (["a", "b"], ["a"], "configuration", 0, ("a",), "b"),
+        (["a", "b"], ["a"], "transient", 1, ("a",), "a"),  # transient: the same again
+        (["a", "b"], ["a"], "transient", 3, ("a",), "b"),  # the last retry: the next one
+        (["a", "b"], ["a", "b"], "transient", 3, ("b",), "b"),  # nobody after b: b again
+        (["a", "b"], ["x"], "permanent", 1, ("x",), "x"),  # x left the route but exists
+        (["a", "b"], ["x"], "permanent", 1, (), "a"),  # x is gone: start the route again
+    ],
+)
+def test_choose_provider(route, previous, last_class, retries, known, chosen) -> None:
+    assert policy.choose_provider(route, previous, last_class, retries, RULES, known) == chosen
+
+
+def test_next_in_route() -> None:
+    assert policy.next_in_route(["a", "b"], None) == "a"
+    assert policy.next_in_route(["a", "b"], "a") == "b"
+    assert policy.next_in_route(["a", "b"], "b") is None
+    assert policy.next_in_route(["a", "b"], "z") is None
+    assert policy.next_in_route([], None) is None
+
+
+def test_no_route_is_a_configuration_failure() -> None:
+    answer = policy.no_route_result(order())
+    assert (answer.outcome, answer.error_class, answer.reason_code) == (
+        PaymentOutcome.FAILED,
+        E.CONFIGURATION,
+        "no_route",
+    )
+
+
+# --- after a pay or a requery --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("state", [S.PROCESSING_BILL, S.PROVIDER_PROCESSING])
+def test_success_completes_with_the_token_masked_in_the_audit(state) -> None:
+    decide = policy.after_pay if state is S.PROCESSING_BILL else policy.after_requery
+    answer = result(PaymentOutcome.SUCCESS, token=TOKEN, units="12.5", provider_reference="T1")
+    decision = decide(bill(state, provider="vtpass"), answer, ["vtpass"], RULES, NOW)
+    assert (decision.source, decision.target) == (state, S.COMPLETED)
+    assert (decision.token, decision.units, decision.provider_reference) == (TOKEN, "12.5", "T1")
+    assert decision.detail == "delivered ****-****-****-****-7802" and TOKEN not in decision.detail
+    assert decision.error == CLEAR_ERROR and decision.summary == "delivered"
+
+
+def test_a_pending_pay_opens_a_requery_and_counts_as_progress() -> None:
+    answer = result(PaymentOutcome.PENDING, reason_code="099", provider_reference="T9")
+    decision = policy.after_pay(bill(S.PROCESSING_BILL, requery_count=4), answer, [], RULES, NOW)
+    assert (decision.source, decision.target) == (S.PROCESSING_BILL, S.PROVIDER_PROCESSING)
+    assert decision.advances and decision.requery_count == 0
+    assert decision.next_attempt_at == NOW + timedelta(seconds=5)
+    assert decision.error == ErrorNote("099", None) and decision.provider_reference == "T9"
+    assert decision.summary == "pending, requery in 5s" and decision.detail == "pending: 099"
+    assert decision.alert is None  # it only just went out
+
+
+def test_an_unknown_requery_waits_longer_each_time_and_is_not_progress() -> None:
+    answer = result(PaymentOutcome.UNKNOWN, E.TRANSIENT, message="read timeout")
+    facts = bill(S.PROVIDER_PROCESSING, requery_count=2, updated_at=NOW - timedelta(seconds=30))
+    decision = policy.after_requery(facts, answer, [], RULES, NOW)
+    assert decision.target is S.PROVIDER_PROCESSING and not decision.advances
+    assert decision.requery_count == 3
+    assert decision.next_attempt_at == NOW + timedelta(seconds=20)
+    assert decision.error == ErrorNote("read timeout", "transient")
+    assert decision.alert is None
+
+
+def test_a_bill_pending_too_long_alerts_once_per_attempt() -> None:
+    since = NOW - timedelta(seconds=601)
+    facts = bill(S.PROVIDER_PROCESSING, provider="vtpass", attempt_reference="R1", updated_at=since)
+    decision = policy.after_requery(facts, result(PaymentOutcome.PENDING), [], RULES, NOW)
+    assert decision.alert is not None
+    assert decision.alert.kind == "bill_pending_too_long"
+    assert decision.alert.dedupe_key == "pending-alert:7:R1"
+    assert decision.alert.text == f"AB12CD pending at vtpass since {since:%Y-%m-%d %H:%M}Z"
+
+
+@pytest.mark.parametrize(
+    ("error_class", "route", "retries", "reason"),
+    [
+        (E.ACCOUNT_INVALID, ["a", "b"], 0, "provider_failed: 011"),  # even with a fallback
+        (E.PERMANENT, ["a"], 0, "provider_failed: 011"),  # nobody left to try
+        (None, ["a"], 0, "provider_failed: 011"),  # no class: permanent
+        (E.TRANSIENT, ["a", "b"], 3, "provider_failed: 011"),  # retries spent
+        (E.INSUFFICIENT_FLOAT, ["a"], 3, "provider_failed: 011"),
+    ],
+)
+def test_a_definitive_failure_with_nothing_left_to_try_is_refunded(
+    error_class, route, retries, reason
+) -> None:
+    facts = bill(S.PROCESSING_BILL, provider="a", retry_count=retries)
+    answer = result(PaymentOutcome.FAILED, error_class, reason_code="011")
+    decision = policy.after_pay(facts, answer, route, RULES, NOW)
+    assert decision.target is S.PROVIDER_FAILED and decision.after is S.REFUND_INITIATED
+    assert decision.refund_reason == reason
+    assert decision.error == ErrorNote("011", str(error_class or E.PERMANENT))
+    assert decision.summary == "failed, refunding: 011"
+
+
+@pytest.mark.parametrize(
+    ("error_class", "route", "retries", "spent", "wait", "then", "alert"),
+    [
+        (E.PERMANENT, ["a", "b"], 0, 1, 0, "fallback to b", None),  # next provider, now
+        (E.TRANSIENT, ["a", "b"], 0, 1, 10, "retry in 10s", None),
+        (E.TRANSIENT, ["a"], 2, 3, 30, "retry in 30s", None),
+        (E.INSUFFICIENT_FLOAT, ["a"], 0, 1, 10, "retry in 10s", "provider_insufficient_float"),
+        (E.CONFIGURATION, ["a"], 3, 3, 40, "retry in 40s", "provider_configuration"),
+    ],
+)
+def test_a_failure_with_something_left_to_try_schedules_a_retry(
+    error_class, route, retries, spent, wait, then, alert
+) -> None:
+    facts = bill(S.PROVIDER_PROCESSING, provider="a", retry_count=retries)
+    answer = result(PaymentOutcome.FAILED, error_class, message="declined")
+    decision = policy.after_requery(facts, answer, route, RULES, NOW)
+    assert (decision.source, decision.target) == (S.PROVIDER_PROCESSING, S.RETRY_SCHEDULED)
+    assert decision.retry_count == spent
+    assert decision.next_attempt_at == NOW + timedelta(seconds=wait)
+    assert decision.summary == f"failed ({error_class}): declined; {then}"
+    assert decision.refund_reason is None
+    assert (decision.alert.kind if decision.alert else None) == alert
+
+
+def test_long_provider_messages_are_capped_in_errors_and_refund_reasons() -> None:
+    answer = result(PaymentOutcome.FAILED, E.PERMANENT, message="x" * 900)
+    decision = policy.after_pay(bill(S.PROCESSING_BILL, provider="a"), answer, ["a"], RULES, NOW)
+    assert len(decision.error.message) == 500
+    assert len(decision.refund_reason) == 200
+
+
+# --- open attempts, operators, refund reasons ----------------------------------------------
+
+
+def test_an_open_attempt_is_requeried_now_instead_of_paid_again() -> None:
+    decision = policy.open_attempt_found(bill(S.PROCESSING_BILL, attempt_reference="R1"), NOW)
+    assert (decision.target, decision.next_attempt_at) == (S.PROVIDER_PROCESSING, NOW)
+    assert decision.detail == "open attempt R1: requery"
+    assert decision.error is None and decision.requery_count is None  # left as they are
+
+
+def test_operator_requery_and_refund() -> None:
+    requery = policy.operator_requery(bill(S.PROCESSING_BILL), NOW)
+    assert (requery.target, requery.next_attempt_at, requery.detail) == (
+        S.PROVIDER_PROCESSING,
+        NOW,
+        "operator requery",
+    )
+    refund = policy.operator_refund(S.RETRY_SCHEDULED)
+    assert refund.source is S.RETRY_SCHEDULED and refund.after is S.REFUND_INITIATED
+    assert refund.refund_reason == "operator_refund" and refund.error is None
+
+
+@pytest.mark.parametrize(
+    ("status", "last_error", "reason"),
+    [
+        ("account_invalid", "meter not found", "account_invalid"),
+        ("provider_failed", "declined", "provider_failed: declined"),
+        ("provider_failed", None, "provider_failed: "),
+    ],
+)
+def test_refund_reason_for_a_bill_left_waiting(status, last_error, reason) -> None:
+    assert policy.refund_reason_for(status, last_error) == reason
+
+
+def test_the_real_settings_drive_the_same_rules() -> None:
+    settings = Settings(max_retries=1, retry_backoff_seconds=[7], requery_backoff_seconds=[3])
+    answer = result(PaymentOutcome.FAILED, E.TRANSIENT, message="t")
+    decision = policy.after_pay(bill(S.PROCESSING_BILL, provider="a"), answer, ["a"], settings, NOW)
+    assert decision.next_attempt_at == NOW + timedelta(seconds=7)
+    spent = policy.after_pay(
+        bill(S.PROCESSING_BILL, provider="a", retry_count=1), answer, ["a"], settings, NOW
+    )
+    assert spent.after is S.REFUND_INITIATED
