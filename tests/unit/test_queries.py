@@ -54,3 +54,19 @@ def test_placeholders_take_plain_identifiers_only(monkeypatch: pytest.MonkeyPatc
 def test_the_shipped_catalogue_loads() -> None:
     loaded = queries.catalogue()
     assert all(sql.strip() for sql in loaded.values())
+
+
+def test_statuses_change_only_through_the_writer_functions() -> None:
+    """No catalogue query sets bill_payments.status or refunds.status itself: status changes
+    are calls of the plpgsql writers (sql/0006, sql/0007), which check state and lease."""
+    import re
+
+    direct = re.compile(
+        r"\bupdate\s+(bill_payments|refunds)\b(\s+\w+)?\s+set\b((?!\bwhere\b).)*\bstatus\s*="
+    )
+    offenders = [
+        name
+        for name, sql in queries.catalogue().items()
+        if direct.search(" ".join(sql.lower().split()))
+    ]
+    assert offenders == []
