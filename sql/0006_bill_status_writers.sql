@@ -13,17 +13,25 @@ LANGUAGE sql AS $$
            set_config('billpay.detail', coalesce(p_detail, ''), true);
 $$;
 
+-- A writer called for a state its family does not cover is a programming error: say so loudly.
+CREATE FUNCTION bill_expect(p_writer text, p_state text, p_allowed text[]) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF NOT p_state = ANY(p_allowed) THEN
+        RAISE EXCEPTION '% does not move a bill from %', p_writer, p_state
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+END;
+$$;
+
 -- A claimed bill starts its step: cngn_received -> verifying_account (verify) or
 -- retry_scheduled -> processing_bill (retry). The lease is kept for the rest of the step.
 CREATE FUNCTION bill_begin_step(p_id bigint, p_from text, p_to text, p_worker text,
                                 p_actor text, p_detail text)
 RETURNS boolean LANGUAGE plpgsql AS $$
 BEGIN
-    IF (p_from, p_to) NOT IN (('cngn_received', 'verifying_account'),
-                              ('retry_scheduled', 'processing_bill')) THEN
-        RAISE EXCEPTION 'bill_begin_step does not move % -> %', p_from, p_to
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
+    PERFORM bill_expect('bill_begin_step', p_from || '->' || p_to,
+                        ARRAY['cngn_received->verifying_account', 'retry_scheduled->processing_bill']);
     PERFORM bill_set_actor(p_actor, p_detail);
     UPDATE bill_payments SET status = p_to, updated_at = now()
      WHERE id = p_id AND status = p_from AND claimed_by = p_worker;
@@ -61,53 +69,34 @@ BEGIN
 END;
 $$;
 
--- The bill waits where it is (verification to ask again, a requery still pending): counters,
--- the next attempt time and the error note; the lease is given back. updated_at is left alone
--- on purpose: it means "last state change", which the stuck view measures. NULL arguments keep
--- the stored value, except the error pair when p_set_error.
-CREATE FUNCTION bill_defer(p_id bigint, p_state text, p_worker text, p_retry_count integer,
-                           p_requery_count integer, p_next_attempt_at timestamptz,
-                           p_set_error boolean, p_last_error text, p_last_error_class text,
-                           p_provider_reference text)
+-- The bill waits for an answer: a verification to ask again (stays verifying_account), a
+-- requery still pending (stays provider_processing), or a pay attempt left open (pending,
+-- unknown, found open after a crash, an operator's requery: processing_bill ->
+-- provider_processing, only with an open attempt). Counters, the next attempt time and the
+-- error note are set and the lease is given back. NULL arguments keep the stored value, except
+-- the error pair when p_set_error. A NULL worker is an operator acting without a lease.
+-- Without a state change updated_at is left alone: it means "last state change", which the
+-- stuck view measures (the guard trigger stamps it when the state does change).
+CREATE FUNCTION bill_wait(p_id bigint, p_from text, p_worker text, p_actor text, p_detail text,
+                          p_retry_count integer, p_requery_count integer,
+                          p_next_attempt_at timestamptz, p_set_error boolean, p_last_error text,
+                          p_last_error_class text, p_provider_reference text)
 RETURNS boolean LANGUAGE plpgsql AS $$
 BEGIN
-    IF p_state NOT IN ('verifying_account', 'provider_processing') THEN
-        RAISE EXCEPTION 'bill_defer cannot hold a bill in %', p_state
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
+    PERFORM bill_expect('bill_wait', p_from,
+                        ARRAY['verifying_account', 'processing_bill', 'provider_processing']);
+    PERFORM bill_set_actor(p_actor, p_detail);
     UPDATE bill_payments
-       SET retry_count = coalesce(p_retry_count, retry_count),
+       SET status = CASE WHEN p_from = 'processing_bill' THEN 'provider_processing' ELSE status END,
+           retry_count = coalesce(p_retry_count, retry_count),
            requery_count = coalesce(p_requery_count, requery_count),
            next_attempt_at = coalesce(p_next_attempt_at, next_attempt_at),
            last_error = CASE WHEN p_set_error THEN p_last_error ELSE last_error END,
            last_error_class = CASE WHEN p_set_error THEN p_last_error_class ELSE last_error_class END,
            provider_reference = coalesce(p_provider_reference, provider_reference),
            claimed_by = NULL, claimed_until = NULL
-     WHERE id = p_id AND status = p_state AND claimed_by = p_worker;
-    RETURN FOUND;
-END;
-$$;
-
--- processing_bill -> provider_processing: the attempt is open (pending, unknown, found open
--- after a crash, or an operator asks); it is requeried from next_attempt_at. Only with an open
--- attempt: there is nothing to requery otherwise. A NULL worker is
--- an operator acting without a lease. NULL arguments keep the stored value.
-CREATE FUNCTION bill_await_provider(p_id bigint, p_worker text, p_actor text, p_detail text,
-                                    p_requery_count integer, p_next_attempt_at timestamptz,
-                                    p_set_error boolean, p_last_error text,
-                                    p_last_error_class text, p_provider_reference text)
-RETURNS boolean LANGUAGE plpgsql AS $$
-BEGIN
-    PERFORM bill_set_actor(p_actor, p_detail);
-    UPDATE bill_payments
-       SET status = 'provider_processing',
-           requery_count = coalesce(p_requery_count, requery_count),
-           next_attempt_at = coalesce(p_next_attempt_at, next_attempt_at),
-           last_error = CASE WHEN p_set_error THEN p_last_error ELSE last_error END,
-           last_error_class = CASE WHEN p_set_error THEN p_last_error_class ELSE last_error_class END,
-           provider_reference = coalesce(p_provider_reference, provider_reference),
-           claimed_by = NULL, claimed_until = NULL, updated_at = now()
-     WHERE id = p_id AND status = 'processing_bill' AND attempt_reference IS NOT NULL
+     WHERE id = p_id AND status = p_from
+       AND (p_from <> 'processing_bill' OR attempt_reference IS NOT NULL)
        AND (p_worker IS NULL OR claimed_by = p_worker);
     RETURN FOUND;
 END;
@@ -119,10 +108,7 @@ CREATE FUNCTION bill_complete(p_id bigint, p_from text, p_worker text, p_actor t
                               p_provider_reference text)
 RETURNS boolean LANGUAGE plpgsql AS $$
 BEGIN
-    IF p_from NOT IN ('processing_bill', 'provider_processing') THEN
-        RAISE EXCEPTION 'bill_complete cannot complete a bill in %', p_from
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
+    PERFORM bill_expect('bill_complete', p_from, ARRAY['processing_bill', 'provider_processing']);
     PERFORM bill_set_actor(p_actor, p_detail);
     UPDATE bill_payments
        SET status = 'completed', token = p_token, units = p_units,
@@ -142,10 +128,8 @@ CREATE FUNCTION bill_schedule_retry(p_id bigint, p_from text, p_worker text, p_a
                                     p_last_error_class text)
 RETURNS boolean LANGUAGE plpgsql AS $$
 BEGIN
-    IF p_from NOT IN ('processing_bill', 'provider_processing') THEN
-        RAISE EXCEPTION 'bill_schedule_retry cannot retry a bill in %', p_from
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
+    PERFORM bill_expect('bill_schedule_retry', p_from,
+                        ARRAY['processing_bill', 'provider_processing']);
     PERFORM bill_set_actor(p_actor, p_detail);
     UPDATE bill_payments
        SET status = 'retry_scheduled', retry_count = p_retry_count,
@@ -190,10 +174,7 @@ BEGIN
                claimed_until = NULL, updated_at = now()
          WHERE id = p_id;
     END IF;
-    IF v_state NOT IN ('account_invalid', 'provider_failed') THEN
-        RAISE EXCEPTION 'bill_give_up cannot refund a bill in %', p_from
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
+    PERFORM bill_expect('bill_give_up', v_state, ARRAY['account_invalid', 'provider_failed']);
     IF p_set_error THEN
         UPDATE bill_payments SET last_error = p_last_error, last_error_class = p_last_error_class
          WHERE id = p_id;

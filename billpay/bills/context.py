@@ -13,9 +13,11 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from billpay.bills.decision import Decision
+from billpay.bills.policy import Conditions
 from billpay.config import Settings
 from billpay.orders import BillOrder
 from billpay.providers.routing import ProviderRouter
+from billpay.states import BillState
 from billpay.store import Database
 from billpay.store import bills as bill_store
 from billpay.store import notifications as outbox
@@ -69,6 +71,18 @@ class StepContext:
         if row is None:
             raise LookupError(f"bill {bill_id} does not exist")
         return row
+
+    def begin(self, bill_id: int, source: BillState, target: BillState, detail: str) -> bool:
+        """Start a step on a claimed bill (the lease is kept for the rest of the step)."""
+        with self.db.begin() as conn:
+            return bill_store.begin_step(
+                conn, bill_id, source, target, worker=self.worker, detail=detail
+            )
+
+    def conditions(self, order: BillOrder | None = None) -> Conditions:
+        """What the rules decide under now: the settings, the clock, the order's route."""
+        route = self.route(order) if order is not None else []
+        return Conditions(self.settings, self.now(), route)
 
     def route(self, order: BillOrder) -> list[str]:
         """The providers that may pay this order, in the configured order."""

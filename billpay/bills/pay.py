@@ -15,7 +15,7 @@ from sqlalchemy.engine import Connection
 
 from billpay.bills import policy
 from billpay.bills.context import StepContext, StepResult, persist, skipped
-from billpay.bills.policy import BillFacts
+from billpay.bills.policy import BillFacts, Conditions
 from billpay.providers.base import PaymentResult, make_attempt_reference
 from billpay.states import BillState
 from billpay.store import attempts as attempt_store
@@ -35,13 +35,14 @@ def pay_bill(ctx: StepContext, bill_id: int) -> StepResult:
         return persist(ctx, row, policy.open_attempt_found(bill, ctx.now()), "pay")
     with ctx.db.connect() as conn:
         previous = [attempt["provider"] for attempt in attempt_store.pay_attempts(conn, bill_id)]
-    route = ctx.route(order)
+    when = ctx.conditions(order)
+    route = list(when.route)
     known = [name for name in previous[-1:] if ctx.registered(name)]
     name = policy.choose_provider(
         route, previous, bill.last_error_class, bill.retry_count, ctx.settings, known
     )
     if name is None:
-        return record_answer(ctx, row, policy.no_route_result(order), None, "pay", route)
+        return record_answer(ctx, row, policy.no_route_result(order), None, "pay", when)
     provider = ctx.router.get(name)
     # Take the provider slot first: the attempt is committed only once the call can go out
     # at once, so a worker never sits on a committed attempt while its lease runs out.
@@ -76,7 +77,7 @@ def pay_bill(ctx: StepContext, bill_id: int) -> StepResult:
         )
         result = provider.pay(order, reference)
     row = {**row, "provider": name, "attempt_reference": reference}
-    return record_answer(ctx, row, result, attempt_id, "pay", route)
+    return record_answer(ctx, row, result, attempt_id, "pay", ctx.conditions(order))
 
 
 def record_answer(
@@ -85,14 +86,14 @@ def record_answer(
     result: PaymentResult,
     attempt_id: int | None,
     stage: str,
-    route: list[str],
+    when: Conditions,
 ) -> StepResult:
     """Decide on a pay or requery answer; save it with the call record in one transaction."""
     bill = BillFacts.from_row(row)
     if bill.status is S.PROVIDER_PROCESSING:
-        decision = policy.after_requery(bill, result, route, ctx.settings, ctx.now())
+        decision = policy.after_requery(bill, result, when)
     else:
-        decision = policy.after_pay(bill, result, route, ctx.settings, ctx.now())
+        decision = policy.after_pay(bill, result, when)
 
     def record(conn: Connection) -> None:
         if attempt_id is not None and result.call is not None:

@@ -55,6 +55,16 @@ class RetrySettings(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class Conditions:
+    """What a rule decides under, besides the bill and the answer: the retry settings, the
+    time of the decision and the providers that may pay the bill, in order."""
+
+    settings: RetrySettings
+    now: datetime
+    route: Sequence[str] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class BillFacts:
     """What the rules need of a ``bill_payments`` row, as it was when the step loaded it."""
 
@@ -114,11 +124,7 @@ def needs_provider_verify(order: BillOrder) -> bool:
 
 
 def after_verify(
-    bill: BillFacts,
-    order: BillOrder,
-    check: AccountCheck,
-    settings: RetrySettings,
-    now: datetime,
+    bill: BillFacts, order: BillOrder, check: AccountCheck, when: Conditions
 ) -> Decision:
     """The verification's answer (``valid`` True/False, or None when nobody could say)."""
     if check.valid is True:
@@ -128,19 +134,17 @@ def after_verify(
         return verified(bill, check)
     if check.valid is False:
         return account_invalid(bill, check.message or check.reason_code or "account invalid")
-    return verify_later(bill, check, settings, now)
+    return verify_later(bill, check, when)
 
 
-def verify_without_route(
-    bill: BillFacts, order: BillOrder, settings: RetrySettings, now: datetime
-) -> Decision:
+def verify_without_route(bill: BillFacts, order: BillOrder, when: Conditions) -> Decision:
     """Our routing cannot serve this biller: wait and alert, never refund on our mistake."""
     check = AccountCheck(
         valid=None,
         error_class=ErrorClass.CONFIGURATION,
         message=f"no configured provider serves {order.bill_type} {order.biller}",
     )
-    return verify_later(bill, check, settings, now)
+    return verify_later(bill, check, when)
 
 
 def verified(bill: BillFacts, check: AccountCheck) -> Decision:
@@ -174,14 +178,12 @@ def account_invalid(bill: BillFacts, reason: str) -> Decision:
     )
 
 
-def verify_later(
-    bill: BillFacts, check: AccountCheck, settings: RetrySettings, now: datetime
-) -> Decision:
+def verify_later(bill: BillFacts, check: AccountCheck, when: Conditions) -> Decision:
     """The provider could not say (down, credentials, float): ask again after a backoff; refund
     only once the retries are spent, and never for our own configuration problem."""
     error_class = check.error_class or ErrorClass.TRANSIENT
     message = check.message or str(error_class)
-    retries = bill.retry_count
+    retries, settings, now = bill.retry_count, when.settings, when.now
     if retries >= settings.max_retries and error_class is not ErrorClass.CONFIGURATION:
         reason = f"verification failed {retries + 1} times: {message}"
         return Decision(
@@ -287,35 +289,18 @@ def operator_requery(bill: BillFacts, now: datetime) -> Decision:
     )
 
 
-def after_pay(
-    bill: BillFacts,
-    result: PaymentResult,
-    route: Sequence[str],
-    settings: RetrySettings,
-    now: datetime,
-) -> Decision:
+def after_pay(bill: BillFacts, result: PaymentResult, when: Conditions) -> Decision:
     """A pay call's answer, for a bill in ``processing_bill``."""
-    return _after_outcome(bill, S.PROCESSING_BILL, result, route, settings, now)
+    return _after_outcome(bill, S.PROCESSING_BILL, result, when)
 
 
-def after_requery(
-    bill: BillFacts,
-    result: PaymentResult,
-    route: Sequence[str],
-    settings: RetrySettings,
-    now: datetime,
-) -> Decision:
+def after_requery(bill: BillFacts, result: PaymentResult, when: Conditions) -> Decision:
     """A requery's answer, for a bill in ``provider_processing``."""
-    return _after_outcome(bill, S.PROVIDER_PROCESSING, result, route, settings, now)
+    return _after_outcome(bill, S.PROVIDER_PROCESSING, result, when)
 
 
 def _after_outcome(
-    bill: BillFacts,
-    state: BillState,
-    result: PaymentResult,
-    route: Sequence[str],
-    settings: RetrySettings,
-    now: datetime,
+    bill: BillFacts, state: BillState, result: PaymentResult, when: Conditions
 ) -> Decision:
     if result.outcome is PaymentOutcome.SUCCESS:
         return Decision(
@@ -329,8 +314,8 @@ def _after_outcome(
             error=CLEAR_ERROR,
         )
     if result.outcome in (PaymentOutcome.PENDING, PaymentOutcome.UNKNOWN):
-        return still_open(bill, state, result, settings, now)
-    return failed(bill, state, result, route, settings, now)
+        return still_open(bill, state, result, when)
+    return failed(bill, state, result, when)
 
 
 def outcome_detail(result: PaymentResult) -> str:
@@ -338,15 +323,11 @@ def outcome_detail(result: PaymentResult) -> str:
 
 
 def still_open(
-    bill: BillFacts,
-    state: BillState,
-    result: PaymentResult,
-    settings: RetrySettings,
-    now: datetime,
+    bill: BillFacts, state: BillState, result: PaymentResult, when: Conditions
 ) -> Decision:
     """PENDING or UNKNOWN: the attempt stays open and is requeried after a backoff."""
     requeries = bill.requery_count + 1 if state is S.PROVIDER_PROCESSING else 0
-    backoff = settings.backoff_for_requery(requeries + 1)
+    backoff = when.settings.backoff_for_requery(requeries + 1)
     return Decision(
         source=state,
         target=S.PROVIDER_PROCESSING,
@@ -354,22 +335,20 @@ def still_open(
         detail=outcome_detail(result),
         advances=state is S.PROCESSING_BILL,
         requery_count=requeries,
-        next_attempt_at=now + timedelta(seconds=backoff),
+        next_attempt_at=when.now + timedelta(seconds=backoff),
         error=ErrorNote(
             (result.message or result.reason_code or str(result.outcome))[:ERROR_TEXT_LIMIT],
             str(result.error_class) if result.error_class else None,
         ),
         provider_reference=result.provider_reference,
-        alert=pending_alert(bill, state, settings, now),
+        alert=pending_alert(bill, state, when),
     )
 
 
-def pending_alert(
-    bill: BillFacts, state: BillState, settings: RetrySettings, now: datetime
-) -> Alert | None:
+def pending_alert(bill: BillFacts, state: BillState, when: Conditions) -> Alert | None:
     """A bill pending at its provider for longer than ``pending_alert_seconds``."""
-    since = bill.updated_at if state is S.PROVIDER_PROCESSING and bill.updated_at else now
-    if (now - since).total_seconds() <= settings.pending_alert_seconds:
+    since = bill.updated_at if state is S.PROVIDER_PROCESSING and bill.updated_at else when.now
+    if (when.now - since).total_seconds() <= when.settings.pending_alert_seconds:
         return None
     return Alert(
         kind="bill_pending_too_long",
@@ -384,19 +363,12 @@ def pending_alert(
     )
 
 
-def failed(
-    bill: BillFacts,
-    state: BillState,
-    result: PaymentResult,
-    route: Sequence[str],
-    settings: RetrySettings,
-    now: datetime,
-) -> Decision:
+def failed(bill: BillFacts, state: BillState, result: PaymentResult, when: Conditions) -> Decision:
     """A definitive failure closes the attempt: what next depends on the error class and on
     how many retries are left."""
     error_class = result.error_class or ErrorClass.PERMANENT
-    retries = bill.retry_count
-    fallback = next_in_route(route, bill.provider) if bill.provider else None
+    retries, settings, now = bill.retry_count, when.settings, when.now
+    fallback = next_in_route(when.route, bill.provider) if bill.provider else None
     message = (result.message or result.reason_code or "failed")[:ERROR_TEXT_LIMIT]
     error = ErrorNote(message, str(error_class))
     give_up = (

@@ -21,4 +21,4 @@ def requery_bill(ctx: StepContext, bill_id: int) -> StepResult:
     provider = ctx.router.get(row["provider"])
     with ctx.guard(provider.name):
         result = provider.requery(order, reference)
-    return record_answer(ctx, row, result, None, "requery", ctx.route(order))
+    return record_answer(ctx, row, result, None, "requery", ctx.conditions(order))

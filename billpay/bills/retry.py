@@ -7,7 +7,6 @@ from dataclasses import replace
 from billpay.bills.context import StepContext, StepResult, skipped
 from billpay.bills.pay import pay_bill
 from billpay.states import BillState
-from billpay.store import bills as bill_store
 
 S = BillState
 
@@ -16,15 +15,6 @@ def retry_bill(ctx: StepContext, bill_id: int) -> StepResult:
     row = ctx.load(bill_id)
     if row["status"] != S.RETRY_SCHEDULED:
         return skipped(row, "retry")
-    with ctx.db.begin() as conn:
-        started = bill_store.begin_step(
-            conn,
-            bill_id,
-            S.RETRY_SCHEDULED,
-            S.PROCESSING_BILL,
-            worker=ctx.worker,
-            detail=f"retry {row['retry_count']}",
-        )
-    if not started:
+    if not ctx.begin(bill_id, S.RETRY_SCHEDULED, S.PROCESSING_BILL, f"retry {row['retry_count']}"):
         return skipped(row, "retry")
     return replace(pay_bill(ctx, bill_id), stage="retry", before=str(S.RETRY_SCHEDULED))

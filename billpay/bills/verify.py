@@ -18,28 +18,20 @@ def verify_account(ctx: StepContext, bill_id: int) -> StepResult:
     row = ctx.load(bill_id)
     if row["status"] not in (S.CNGN_RECEIVED, S.VERIFYING_ACCOUNT):
         return skipped(row, "verify")
-    if row["status"] == S.CNGN_RECEIVED:
-        with ctx.db.begin() as conn:
-            started = bill_store.begin_step(
-                conn,
-                bill_id,
-                S.CNGN_RECEIVED,
-                S.VERIFYING_ACCOUNT,
-                worker=ctx.worker,
-                detail="re-verifying the account",
-            )
-        if not started:
-            return skipped(row, "verify")
+    if row["status"] == S.CNGN_RECEIVED and not ctx.begin(
+        bill_id, S.CNGN_RECEIVED, S.VERIFYING_ACCOUNT, "re-verifying the account"
+    ):
+        return skipped(row, "verify")
     bill, order = BillFacts.from_row(row), bill_store.to_order(row)
     if not policy.needs_provider_verify(order):
         check = AccountCheck(valid=True, message="format and network checked")
         return persist(ctx, row, policy.verified(bill, check), "verify")
     providers = ctx.router.route(order)
     if not providers:
-        decision = policy.verify_without_route(bill, order, ctx.settings, ctx.now())
+        decision = policy.verify_without_route(bill, order, ctx.conditions())
         return persist(ctx, row, decision, "verify")
     check = ask_providers(ctx, bill_id, order, providers)
-    decision = policy.after_verify(bill, order, check, ctx.settings, ctx.now())
+    decision = policy.after_verify(bill, order, check, ctx.conditions())
     return persist(ctx, row, decision, "verify")
 
 

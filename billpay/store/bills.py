@@ -263,17 +263,15 @@ def apply(
     if source is S.VERIFYING_ACCOUNT and target is S.PROCESSING_BILL:
         verification = json.dumps(dict(decision.verification or {}), default=str)
         return _call(conn, "bill_verified", base | {"verification": verification})
-    waiting = {
-        "requery_count": decision.requery_count,
-        "next_attempt_at": decision.next_attempt_at,
-        "provider_reference": decision.provider_reference,
-    }
-    if source is S.PROCESSING_BILL and target is S.PROVIDER_PROCESSING:
-        return _call(conn, "bill_await_provider", base | errors | waiting)
-    if source is target:
-        params = {"id": bill_id, "worker": worker, "source": str(source)}
-        params |= errors | waiting | {"retry_count": decision.retry_count}
-        return _call(conn, "bill_defer", params)
+    if target is source or (source is S.PROCESSING_BILL and target is S.PROVIDER_PROCESSING):
+        waiting = {
+            "source": str(source),
+            "retry_count": decision.retry_count,
+            "requery_count": decision.requery_count,
+            "next_attempt_at": decision.next_attempt_at,
+            "provider_reference": decision.provider_reference,
+        }
+        return _call(conn, "bill_wait", base | errors | waiting)
     raise ValueError(f"no status writer moves a bill {source} -> {target}")
 
 

@@ -79,15 +79,10 @@ SELECT bill_verified(:id, :worker, :actor, :detail, CAST(:verification AS jsonb)
 -- name: bill_open_attempt
 SELECT bill_open_attempt(:id, :worker, :provider, :attempt_reference, :lease);
 
--- name: bill_defer
-SELECT bill_defer(:id, :source, :worker, :retry_count, :requery_count,
-                  CAST(:next_attempt_at AS timestamptz), :set_error, :last_error,
-                  :last_error_class, :provider_reference);
-
--- name: bill_await_provider
-SELECT bill_await_provider(:id, :worker, :actor, :detail, :requery_count,
-                           CAST(:next_attempt_at AS timestamptz), :set_error, :last_error,
-                           :last_error_class, :provider_reference);
+-- name: bill_wait
+SELECT bill_wait(:id, :source, :worker, :actor, :detail, :retry_count, :requery_count,
+                 CAST(:next_attempt_at AS timestamptz), :set_error, :last_error,
+                 :last_error_class, :provider_reference);
 
 -- name: bill_complete
 SELECT bill_complete(:id, :source, :worker, :actor, :detail, :token, :units, :provider_reference);

@@ -44,6 +44,10 @@ class Rules:
 RULES = Rules()
 
 
+def when(route=(), settings=RULES, now=NOW) -> policy.Conditions:
+    return policy.Conditions(settings, now, route)
+
+
 def bill(status: S = S.VERIFYING_ACCOUNT, **fields) -> BillFacts:
     return BillFacts(id=7, reference="AB12CD", status=status, **fields)
 
@@ -81,7 +85,7 @@ def test_a_valid_account_goes_to_paying_with_a_fresh_retry_budget() -> None:
         http_status=200,
     )
     check = AccountCheck(valid=True, customer_name="ADA OBI", address="1 Marina", call=call)
-    decision = policy.after_verify(bill(retry_count=2), order(), check, RULES, NOW)
+    decision = policy.after_verify(bill(retry_count=2), order(), check, when())
     assert (decision.source, decision.target, decision.after) == (
         S.VERIFYING_ACCOUNT,
         S.PROCESSING_BILL,
@@ -114,7 +118,7 @@ def test_a_valid_account_goes_to_paying_with_a_fresh_retry_budget() -> None:
     ],
 )
 def test_an_invalid_account_or_amount_is_refunded_through_account_invalid(check, reason) -> None:
-    decision = policy.after_verify(bill(), order(amount_kobo=500_000), check, RULES, NOW)
+    decision = policy.after_verify(bill(), order(amount_kobo=500_000), check, when())
     assert decision.target is S.ACCOUNT_INVALID and decision.via_account_invalid
     assert decision.after is S.REFUND_INITIATED
     assert decision.refund_reason == "account_invalid"
@@ -137,7 +141,7 @@ def test_an_unanswered_verification_waits_and_asks_again(
 ) -> None:
     check = AccountCheck(valid=None, error_class=error_class, message="provider down")
     decision = policy.after_verify(
-        bill(retry_count=retries, provider="vtpass"), order(), check, RULES, NOW
+        bill(retry_count=retries, provider="vtpass"), order(), check, when()
     )
     assert decision.target is S.VERIFYING_ACCOUNT and decision.after is S.VERIFYING_ACCOUNT
     assert not decision.advances and decision.refund_reason is None
@@ -159,7 +163,7 @@ def test_an_unanswered_verification_waits_and_asks_again(
 
 def test_a_verification_that_failed_every_retry_is_refunded() -> None:
     check = AccountCheck(valid=None, error_class=E.TRANSIENT, message="timeout")
-    decision = policy.after_verify(bill(retry_count=3), order(), check, RULES, NOW)
+    decision = policy.after_verify(bill(retry_count=3), order(), check, when())
     assert decision.target is S.PROVIDER_FAILED and decision.after is S.REFUND_INITIATED
     assert not decision.via_account_invalid
     assert decision.refund_reason == "provider_failed: verification failed 4 times: timeout"
@@ -168,7 +172,7 @@ def test_a_verification_that_failed_every_retry_is_refunded() -> None:
 
 
 def test_no_route_at_verification_waits_and_alerts_without_spending_retries() -> None:
-    decision = policy.verify_without_route(bill(retry_count=1), order(), RULES, NOW)
+    decision = policy.verify_without_route(bill(retry_count=1), order(), when())
     assert decision.target is S.VERIFYING_ACCOUNT and decision.retry_count == 1
     assert decision.error == ErrorNote(
         "no configured provider serves electricity ikeja-electric", "configuration"
@@ -231,7 +235,7 @@ def test_no_route_is_a_configuration_failure() -> None:
 def test_success_completes_with_the_token_masked_in_the_audit(state) -> None:
     decide = policy.after_pay if state is S.PROCESSING_BILL else policy.after_requery
     answer = result(PaymentOutcome.SUCCESS, token=TOKEN, units="12.5", provider_reference="T1")
-    decision = decide(bill(state, provider="vtpass"), answer, ["vtpass"], RULES, NOW)
+    decision = decide(bill(state, provider="vtpass"), answer, when(["vtpass"]))
     assert (decision.source, decision.target) == (state, S.COMPLETED)
     assert (decision.token, decision.units, decision.provider_reference) == (TOKEN, "12.5", "T1")
     assert decision.detail == "delivered ****-****-****-****-7802" and TOKEN not in decision.detail
@@ -240,7 +244,7 @@ def test_success_completes_with_the_token_masked_in_the_audit(state) -> None:
 
 def test_a_pending_pay_opens_a_requery_and_counts_as_progress() -> None:
     answer = result(PaymentOutcome.PENDING, reason_code="099", provider_reference="T9")
-    decision = policy.after_pay(bill(S.PROCESSING_BILL, requery_count=4), answer, [], RULES, NOW)
+    decision = policy.after_pay(bill(S.PROCESSING_BILL, requery_count=4), answer, when())
     assert (decision.source, decision.target) == (S.PROCESSING_BILL, S.PROVIDER_PROCESSING)
     assert decision.advances and decision.requery_count == 0
     assert decision.next_attempt_at == NOW + timedelta(seconds=5)
@@ -252,7 +256,7 @@ def test_a_pending_pay_opens_a_requery_and_counts_as_progress() -> None:
 def test_an_unknown_requery_waits_longer_each_time_and_is_not_progress() -> None:
     answer = result(PaymentOutcome.UNKNOWN, E.TRANSIENT, message="read timeout")
     facts = bill(S.PROVIDER_PROCESSING, requery_count=2, updated_at=NOW - timedelta(seconds=30))
-    decision = policy.after_requery(facts, answer, [], RULES, NOW)
+    decision = policy.after_requery(facts, answer, when())
     assert decision.target is S.PROVIDER_PROCESSING and not decision.advances
     assert decision.requery_count == 3
     assert decision.next_attempt_at == NOW + timedelta(seconds=20)
@@ -263,7 +267,7 @@ def test_an_unknown_requery_waits_longer_each_time_and_is_not_progress() -> None
 def test_a_bill_pending_too_long_alerts_once_per_attempt() -> None:
     since = NOW - timedelta(seconds=601)
     facts = bill(S.PROVIDER_PROCESSING, provider="vtpass", attempt_reference="R1", updated_at=since)
-    decision = policy.after_requery(facts, result(PaymentOutcome.PENDING), [], RULES, NOW)
+    decision = policy.after_requery(facts, result(PaymentOutcome.PENDING), when())
     assert decision.alert is not None
     assert decision.alert.kind == "bill_pending_too_long"
     assert decision.alert.dedupe_key == "pending-alert:7:R1"
@@ -285,7 +289,7 @@ def test_a_definitive_failure_with_nothing_left_to_try_is_refunded(
 ) -> None:
     facts = bill(S.PROCESSING_BILL, provider="a", retry_count=retries)
     answer = result(PaymentOutcome.FAILED, error_class, reason_code="011")
-    decision = policy.after_pay(facts, answer, route, RULES, NOW)
+    decision = policy.after_pay(facts, answer, when(route))
     assert decision.target is S.PROVIDER_FAILED and decision.after is S.REFUND_INITIATED
     assert decision.refund_reason == reason
     assert decision.error == ErrorNote("011", str(error_class or E.PERMANENT))
@@ -307,7 +311,7 @@ def test_a_failure_with_something_left_to_try_schedules_a_retry(
 ) -> None:
     facts = bill(S.PROVIDER_PROCESSING, provider="a", retry_count=retries)
     answer = result(PaymentOutcome.FAILED, error_class, message="declined")
-    decision = policy.after_requery(facts, answer, route, RULES, NOW)
+    decision = policy.after_requery(facts, answer, when(route))
     assert (decision.source, decision.target) == (S.PROVIDER_PROCESSING, S.RETRY_SCHEDULED)
     assert decision.retry_count == spent
     assert decision.next_attempt_at == NOW + timedelta(seconds=wait)
@@ -318,7 +322,7 @@ def test_a_failure_with_something_left_to_try_schedules_a_retry(
 
 def test_long_provider_messages_are_capped_in_errors_and_refund_reasons() -> None:
     answer = result(PaymentOutcome.FAILED, E.PERMANENT, message="x" * 900)
-    decision = policy.after_pay(bill(S.PROCESSING_BILL, provider="a"), answer, ["a"], RULES, NOW)
+    decision = policy.after_pay(bill(S.PROCESSING_BILL, provider="a"), answer, when(["a"]))
     assert len(decision.error.message) == 500
     assert len(decision.refund_reason) == 200
 
@@ -360,9 +364,11 @@ def test_refund_reason_for_a_bill_left_waiting(status, last_error, reason) -> No
 def test_the_real_settings_drive_the_same_rules() -> None:
     settings = Settings(max_retries=1, retry_backoff_seconds=[7], requery_backoff_seconds=[3])
     answer = result(PaymentOutcome.FAILED, E.TRANSIENT, message="t")
-    decision = policy.after_pay(bill(S.PROCESSING_BILL, provider="a"), answer, ["a"], settings, NOW)
+    decision = policy.after_pay(
+        bill(S.PROCESSING_BILL, provider="a"), answer, when(["a"], settings)
+    )
     assert decision.next_attempt_at == NOW + timedelta(seconds=7)
     spent = policy.after_pay(
-        bill(S.PROCESSING_BILL, provider="a", retry_count=1), answer, ["a"], settings, NOW
+        bill(S.PROCESSING_BILL, provider="a", retry_count=1), answer, when(["a"], settings)
     )
     assert spent.after is S.REFUND_INITIATED
