@@ -76,11 +76,11 @@ def serve(
 
 def run_tick(include_expire: bool = True) -> dict[str, Any]:
     """Each 10-second flow once, in order, in this process."""
-    from flows.bills import process_bills
-    from flows.expire import expire_orders
-    from flows.notifications import dispatch_notifications
-    from flows.payments import ingest_payments
-    from flows.refunds import process_refunds
+    from flows.dispatch_notifications import dispatch_notifications
+    from flows.expire_orders import expire_orders
+    from flows.ingest_payments import ingest_payments
+    from flows.process_bills import process_bills
+    from flows.process_refunds import process_refunds
 
     summary: dict[str, Any] = {}
     if include_expire:
@@ -127,10 +127,10 @@ def work(
     import threading
     import time
 
-    from flows.bills import process_bills
-    from flows.notifications import dispatch_notifications
-    from flows.payments import ingest_payments
-    from flows.refunds import process_refunds
+    from flows.dispatch_notifications import dispatch_notifications
+    from flows.ingest_payments import ingest_payments
+    from flows.process_bills import process_bills
+    from flows.process_refunds import process_refunds
     from tasks.runtime import get_runtime
 
     get_runtime()  # built in the main thread, where its SIGTERM handler can be installed

@@ -6,19 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 from prefect import task
-from prefect.cache_policies import NO_CACHE
 
 from billpay.processing import NeedsAttention, Processor, StepResult
-from tasks.policy import retry_on_transient
+from tasks.policy import TASK_DEFAULTS
 from tasks.runtime import get_runtime
-
-COMMON = dict(
-    retries=2,
-    retry_delay_seconds=[1, 5],
-    retry_condition_fn=retry_on_transient,
-    persist_result=False,
-    cache_policy=NO_CACHE,
-)
 
 
 def processor(worker: str) -> Processor:
@@ -39,21 +30,21 @@ def _finish(result: StepResult) -> dict[str, Any]:
     return result.as_dict()
 
 
-@task(name="verify-account", task_run_name="verify-{reference}", **COMMON)
+@task(name="verify-account", task_run_name="verify-{reference}", **TASK_DEFAULTS)
 def verify_account(bill_id: int, reference: str, worker: str) -> dict[str, Any]:
     return _finish(processor(worker).verify(bill_id))
 
 
-@task(name="pay-bill", task_run_name="pay-{reference}", **COMMON)
+@task(name="pay-bill", task_run_name="pay-{reference}", **TASK_DEFAULTS)
 def pay_bill(bill_id: int, reference: str, worker: str) -> dict[str, Any]:
     return _finish(processor(worker).pay(bill_id))
 
 
-@task(name="requery-bill", task_run_name="requery-{reference}", **COMMON)
+@task(name="requery-bill", task_run_name="requery-{reference}", **TASK_DEFAULTS)
 def requery_bill(bill_id: int, reference: str, worker: str) -> dict[str, Any]:
     return _finish(processor(worker).requery(bill_id))
 
 
-@task(name="retry-bill", task_run_name="retry-{reference}", **COMMON)
+@task(name="retry-bill", task_run_name="retry-{reference}", **TASK_DEFAULTS)
 def retry_bill(bill_id: int, reference: str, worker: str) -> dict[str, Any]:
     return _finish(processor(worker).retry(bill_id))

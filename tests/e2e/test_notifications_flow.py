@@ -66,7 +66,8 @@ def receiver() -> Iterator[Receiver]:
 
 @pytest.fixture
 def webhook_runtime(pipeline_settings, receiver, prefect_harness) -> Iterator[Any]:
-    from tasks.runtime import build_runtime, set_runtime
+    from billpay.app import App
+    from tasks.runtime import set_runtime
 
     settings = pipeline_settings.model_copy(
         update={
@@ -76,7 +77,7 @@ def webhook_runtime(pipeline_settings, receiver, prefect_harness) -> Iterator[An
             "notify_max_attempts": 2,
         }
     )
-    rt = build_runtime(settings)
+    rt = App.open(settings)
     set_runtime(rt)
     yield rt
     set_runtime(None)

@@ -219,12 +219,13 @@ def test_fallback_to_second_provider_after_definitive_failure(
 ):
     from pydantic import SecretStr
 
-    from tasks.runtime import build_runtime, set_runtime
+    from billpay.app import App
+    from tasks.runtime import set_runtime
 
     settings = pipeline_settings.model_copy(
         update={"flutterwave_secret_key": SecretStr("FLWSECK_TEST-revoked")}
     )
-    rt = build_runtime(settings)
+    rt = App.open(settings)
     set_runtime(rt)
     try:
         order = _order(
@@ -253,7 +254,8 @@ def test_fallback_to_second_provider_after_definitive_failure(
 
 
 def test_unreachable_providers_retry_then_refund(pipeline_settings, sandbox, prefect_harness):
-    from tasks.runtime import build_runtime, set_runtime
+    from billpay.app import App
+    from tasks.runtime import set_runtime
 
     dead = "http://127.0.0.1:9"  # nothing listens: connection refused
     settings = pipeline_settings.model_copy(
@@ -262,7 +264,7 @@ def test_unreachable_providers_retry_then_refund(pipeline_settings, sandbox, pre
             "vtpass_base_url": f"{dead}/vtpass/api",
         }
     )
-    rt = build_runtime(settings)
+    rt = App.open(settings)
     set_runtime(rt)
     try:
         order = _order(
@@ -288,8 +290,8 @@ def test_unreachable_providers_retry_then_refund(pipeline_settings, sandbox, pre
 
 
 def test_two_process_bills_runs_at_once_pay_each_bill_once(runtime, sandbox):
-    from flows.bills import process_bills
-    from flows.payments import ingest_payments
+    from flows.ingest_payments import ingest_payments
+    from flows.process_bills import process_bills
 
     orders = [
         _order(runtime, "airtime", "mtn", f"0803123{i:04d}", "100", phone=f"0803123{i:04d}")

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.e2e
 
 def _reprocess(**params: Any) -> tuple[dict[str, Any], str]:
     """Run the flow as an operator would; returns its result and its markdown artifact."""
-    from flows.stuck import reprocess_stuck
+    from flows.reprocess_stuck import reprocess_stuck
 
     state = reprocess_stuck(**params, return_state=True)
     assert state.is_completed(), state
@@ -53,7 +53,7 @@ def _paid_order(rt: Any, sandbox: Any, account: str, **kw: Any) -> dict[str, Any
 
 def _received(rt: Any, sandbox: Any) -> dict[str, Any]:
     """A paid order ingested and matched (cngn_received), not yet processed."""
-    from flows.payments import ingest_payments
+    from flows.ingest_payments import ingest_payments
 
     order = _paid_order(rt, sandbox, "1111111111111", account_type="prepaid")
     ingest_payments()
