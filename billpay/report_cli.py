@@ -4,6 +4,7 @@ terminal, computed on the spot (nothing is written). Mounted by billpay/cli.py a
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any
@@ -11,7 +12,6 @@ from typing import Annotated, Any
 import typer
 
 from billpay import reports
-from billpay.config import Settings
 
 report_app = typer.Typer(
     no_args_is_help=True,
@@ -45,10 +45,34 @@ def _windows(labels: list[str] | None, as_of: datetime | None) -> list[reports.W
         raise typer.BadParameter(str(exc), param_hint="--window") from exc
 
 
-def _database() -> Any:
-    from billpay.store import connect
+ReportBuilder = Callable[[Any, datetime, datetime, list[reports.Window]], Any]
 
-    return connect(Settings())
+
+def _compute(labels: list[str] | None, as_of: datetime | None, build: ReportBuilder) -> Any:
+    """``build(db, since, until, windows)`` over one read covering every window."""
+    from billpay.app import App  # imported here: ``--help`` stays fast
+
+    windows = _windows(labels, as_of)
+    since, until = reports.covering(windows)
+    with App.open() as root:
+        return build(root.db, since, until, windows)
+
+
+def _success_rate(db: Any, since: datetime, until: datetime, windows: list[reports.Window]) -> Any:
+    from billpay.store import reports as report_store
+
+    return reports.success_rate_report(report_store.read_bills(db, since, until), windows)
+
+
+def _provider_performance(
+    db: Any, since: datetime, until: datetime, windows: list[reports.Window]
+) -> Any:
+    from billpay.store import reports as report_store
+
+    attempts = report_store.read_attempts(db, since, until)
+    return reports.provider_performance_report(
+        attempts, report_store.read_bills(db, since, until), windows
+    )
 
 
 def _print(
@@ -97,17 +121,8 @@ def success_rate(
 ) -> None:
     """Paid, completed, refunded, in flight, success/refund rate, time to complete and cNGN
     volume per bill type and biller (window membership: paid_at)."""
-    from billpay.store import reports as report_store
-
-    windows = _windows(window, as_of)
-    db = _database()
-    try:
-        since, until = reports.covering(windows)
-        report = reports.success_rate_report(report_store.read_bills(db, since, until), windows)
-    finally:
-        db.dispose()
     _print(
-        report,
+        _compute(window, as_of, _success_rate),
         fmt=fmt,
         title="Bill success rate",
         columns=reports.SUCCESS_RATE_SUMMARY_COLUMNS,
@@ -123,21 +138,8 @@ def provider_performance(
 ) -> None:
     """Calls, outcomes, success rate, latency p50/p95/p99, error classes, fallbacks, requery
     share and electricity time to token per provider and operation (membership: started_at)."""
-    from billpay.store import reports as report_store
-
-    windows = _windows(window, as_of)
-    db = _database()
-    try:
-        since, until = reports.covering(windows)
-        report = reports.provider_performance_report(
-            report_store.read_attempts(db, since, until),
-            report_store.read_bills(db, since, until),
-            windows,
-        )
-    finally:
-        db.dispose()
     _print(
-        report,
+        _compute(window, as_of, _provider_performance),
         fmt=fmt,
         title="Provider performance",
         columns=reports.PROVIDER_SUMMARY_COLUMNS,
