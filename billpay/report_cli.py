@@ -5,6 +5,7 @@ terminal, computed on the spot (nothing is written). Mounted by billpay/cli.py a
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any
@@ -113,6 +114,34 @@ def _shown(value: Any) -> str:
     return str(value)
 
 
+@dataclass(frozen=True)
+class _Report:
+    build: ReportBuilder
+    title: str
+    columns: tuple[str, ...]
+    count_column: str  # zero in every row: the window has no data
+
+
+SUCCESS_RATE = _Report(
+    _success_rate, "Bill success rate", reports.SUCCESS_RATE_SUMMARY_COLUMNS, "paid"
+)
+PROVIDER_PERFORMANCE = _Report(
+    _provider_performance, "Provider performance", reports.PROVIDER_SUMMARY_COLUMNS, "calls"
+)
+
+
+def _show(
+    report: _Report, labels: list[str] | None, as_of: datetime | None, fmt: OutputFormat
+) -> None:
+    _print(
+        _compute(labels, as_of, report.build),
+        fmt=fmt,
+        title=report.title,
+        columns=report.columns,
+        count_column=report.count_column,
+    )
+
+
 @report_app.command("success-rate")
 def success_rate(
     window: WindowOption = None,
@@ -121,13 +150,7 @@ def success_rate(
 ) -> None:
     """Paid, completed, refunded, in flight, success/refund rate, time to complete and cNGN
     volume per bill type and biller (window membership: paid_at)."""
-    _print(
-        _compute(window, as_of, _success_rate),
-        fmt=fmt,
-        title="Bill success rate",
-        columns=reports.SUCCESS_RATE_SUMMARY_COLUMNS,
-        count_column="paid",
-    )
+    _show(SUCCESS_RATE, window, as_of, fmt)
 
 
 @report_app.command("provider-performance")
@@ -138,10 +161,4 @@ def provider_performance(
 ) -> None:
     """Calls, outcomes, success rate, latency p50/p95/p99, error classes, fallbacks, requery
     share and electricity time to token per provider and operation (membership: started_at)."""
-    _print(
-        _compute(window, as_of, _provider_performance),
-        fmt=fmt,
-        title="Provider performance",
-        columns=reports.PROVIDER_SUMMARY_COLUMNS,
-        count_column="calls",
-    )
+    _show(PROVIDER_PERFORMANCE, window, as_of, fmt)

@@ -26,16 +26,8 @@ from billpay.money import kobo_to_cngn
 from billpay.orders import BillType
 from billpay.store import Database, monitoring
 from billpay.store import bills as bill_store
-from deployments.services import (
-    BILLPAY,
-    Services,
-    free_port,
-    fresh_database,
-    pipeline_env,
-    settings_from_env,
-    stop_on_sigterm,
-    tree_cpu_seconds,
-)
+from deployments import services as setup
+from deployments.services import BILLPAY, Services
 
 BENCH_DATABASE = "billpay_bench"
 # the sandbox's pay outcomes that did not take the customer's money
@@ -65,10 +57,8 @@ class WorkerRun:
     server_cpu: float
 
 
-def run_bench(**options: Any) -> dict[str, Any]:
-    """Options: the fields of :class:`BenchOptions` (the ``billpay bench`` flags)."""
-    stop_on_sigterm()
-    opts = BenchOptions(**options)
+def run_bench(opts: BenchOptions) -> dict[str, Any]:
+    setup.stop_on_sigterm()
     services = Services(Path(tempfile.mkdtemp(prefix="billpay-bench-")))
     try:
         return _bench(Settings(), services, opts)
@@ -78,7 +68,7 @@ def run_bench(**options: Any) -> dict[str, Any]:
 
 def _bench(base: Settings, services: Services, opts: BenchOptions) -> dict[str, Any]:
     env, sandbox, server = _start_services(base, services, opts)
-    settings = settings_from_env(env)
+    settings = setup.settings_from_env(env)
     db = Database(engine=sa.create_engine(_url(env), pool_size=4), url=_url(env))
     try:
         _log(f"creating {opts.bills} prepaid electricity orders and paying them on the ledger")
@@ -112,9 +102,9 @@ def _start_services(
     base: Settings, services: Services, opts: BenchOptions
 ) -> tuple[dict[str, str], str, subprocess.Popen[bytes]]:
     """A fresh database, the sandbox with the asked latency and failure rate, a Prefect server."""
-    url = fresh_database(base, BENCH_DATABASE)
-    port = free_port()
-    env = pipeline_env(
+    url = setup.fresh_database(base, BENCH_DATABASE)
+    port = setup.free_port()
+    env = setup.pipeline_env(
         url,
         port,
         {
@@ -131,7 +121,7 @@ def _start_services(
         port,
         *("--latency-ms", str(opts.latency_ms), "--failure-rate", str(opts.failure_rate)),
     )
-    server = services.start_prefect_server(env, services.logs / "prefect", free_port())
+    server = services.start_prefect_server(env, services.logs / "prefect", setup.free_port())
     _log(
         f"database {BENCH_DATABASE}, sandbox {sandbox} (latency {opts.latency_ms} ms, failure "
         f"rate {opts.failure_rate}), Prefect API {env['PREFECT_API_URL']}"
@@ -171,7 +161,7 @@ def _run_workers(
     env: dict[str, str], logs: Path, opts: BenchOptions, server: subprocess.Popen[bytes]
 ) -> WorkerRun:
     """``--workers`` processes of ``billpay work``, until the pipeline is idle."""
-    server_cpu_before = tree_cpu_seconds(server.pid)
+    server_cpu_before = setup.tree_cpu_seconds(server.pid)
     started = time.monotonic()
     procs = [
         subprocess.Popen(
@@ -194,7 +184,7 @@ def _run_workers(
             for line in out.splitlines()
             if line.startswith('{"tick"')
         ],
-        server_cpu=tree_cpu_seconds(server.pid) - server_cpu_before,
+        server_cpu=setup.tree_cpu_seconds(server.pid) - server_cpu_before,
     )
 
 

@@ -250,19 +250,10 @@ def bench(
 ) -> None:
     """Run the pipeline against the sandbox and print throughput, latency, overhead, idle cost
     and correctness counters."""
-    from deployments.bench import print_result, run_bench
+    from deployments.bench import BenchOptions, print_result, run_bench
 
-    result = run_bench(
-        bills=bills,
-        latency_ms=latency_ms,
-        provider_concurrency=provider_concurrency,
-        failure_rate=failure_rate,
-        workers=workers,
-        batch_size=batch_size,
-        json_path=json_path,
-        reports_rows=reports_rows,
-        max_seconds=max_seconds,
-    )
+    measured = (bills, latency_ms, provider_concurrency, failure_rate, workers, batch_size)
+    result = run_bench(BenchOptions(*measured, json_path, reports_rows, max_seconds))
     print_result(result)
 
 
