@@ -25,10 +25,11 @@ def _print_json(data: Any) -> None:
     typer.echo(json.dumps(data, indent=2, default=str))
 
 
-def _database(settings: Settings):  # noqa: ANN202 - Database, imported lazily for a fast --help
-    from billpay.store import connect
+def _open_app(settings: Settings | None = None):  # noqa: ANN202 - App, imported lazily
+    """The composition root for one command (imported here: ``--help`` stays fast)."""
+    from billpay.app import App
 
-    return connect(settings)
+    return App.open(settings)
 
 
 @db_app.command("upgrade")
@@ -36,21 +37,16 @@ def db_upgrade() -> None:
     """Apply the sql/ migrations not yet applied (idempotent, safe to run concurrently)."""
     from billpay.store.migrations import upgrade
 
-    settings = Settings()
-    db = _database(settings)
-    try:
-        applied = upgrade(db.url)
-    finally:
-        db.dispose()
+    with _open_app() as root:
+        applied = upgrade(root.db.url)
     typer.echo(f"applied: {', '.join(applied)}" if applied else "schema is up to date")
 
 
 @db_app.command("url")
 def db_url() -> None:
     """Print the database URL in use (password hidden)."""
-    db = _database(Settings())
-    typer.echo(db.url.render_as_string(hide_password=True))
-    db.dispose()
+    with _open_app() as root:
+        typer.echo(root.db.url.render_as_string(hide_password=True))
 
 
 @order_app.command("create")
@@ -90,13 +86,11 @@ def order_create(
         validate(request, settings)  # before touching the database: bad input stores nothing
     except IntakeError as exc:
         _fail(str(exc))
-    db = _database(settings)
-    try:
-        _print_json(create_order(db, settings, request))
-    except IntakeError as exc:
-        _fail(str(exc))
-    finally:
-        db.dispose()
+    with _open_app(settings) as root:
+        try:
+            _print_json(create_order(root.db, settings, request))
+        except IntakeError as exc:
+            _fail(str(exc))
 
 
 @order_app.command("show")
@@ -105,14 +99,11 @@ def order_show(reference: str) -> None:
     from billpay.intake import describe
     from billpay.store import bills
 
-    db = _database(Settings())
-    try:
-        row = bills.get_by_reference(db, reference.strip().upper())
+    with _open_app() as root:
+        row = bills.get_by_reference(root.db, reference.strip().upper())
         if row is None:
             _fail(f"reference: no order {reference!r}", 1)
-        _print_json(describe(row, bills.events_for(db, row["id"])))
-    finally:
-        db.dispose()
+        _print_json(describe(row, bills.events_for(root.db, row["id"])))
 
 
 @app.command()

@@ -4,6 +4,8 @@ terminal, computed on the spot (nothing is written). Mounted by billpay/cli.py a
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any
@@ -11,7 +13,6 @@ from typing import Annotated, Any
 import typer
 
 from billpay import reports
-from billpay.config import Settings
 
 report_app = typer.Typer(
     no_args_is_help=True,
@@ -45,10 +46,34 @@ def _windows(labels: list[str] | None, as_of: datetime | None) -> list[reports.W
         raise typer.BadParameter(str(exc), param_hint="--window") from exc
 
 
-def _database() -> Any:
-    from billpay.store import connect
+ReportBuilder = Callable[[Any, datetime, datetime, list[reports.Window]], Any]
 
-    return connect(Settings())
+
+def _compute(labels: list[str] | None, as_of: datetime | None, build: ReportBuilder) -> Any:
+    """``build(db, since, until, windows)`` over one read covering every window."""
+    from billpay.app import App  # imported here: ``--help`` stays fast
+
+    windows = _windows(labels, as_of)
+    since, until = reports.covering(windows)
+    with App.open() as root:
+        return build(root.db, since, until, windows)
+
+
+def _success_rate(db: Any, since: datetime, until: datetime, windows: list[reports.Window]) -> Any:
+    from billpay.store import reports as report_store
+
+    return reports.success_rate_report(report_store.read_bills(db, since, until), windows)
+
+
+def _provider_performance(
+    db: Any, since: datetime, until: datetime, windows: list[reports.Window]
+) -> Any:
+    from billpay.store import reports as report_store
+
+    attempts = report_store.read_attempts(db, since, until)
+    return reports.provider_performance_report(
+        attempts, report_store.read_bills(db, since, until), windows
+    )
 
 
 def _print(
@@ -89,6 +114,34 @@ def _shown(value: Any) -> str:
     return str(value)
 
 
+@dataclass(frozen=True)
+class _Report:
+    build: ReportBuilder
+    title: str
+    columns: tuple[str, ...]
+    count_column: str  # zero in every row: the window has no data
+
+
+SUCCESS_RATE = _Report(
+    _success_rate, "Bill success rate", reports.SUCCESS_RATE_SUMMARY_COLUMNS, "paid"
+)
+PROVIDER_PERFORMANCE = _Report(
+    _provider_performance, "Provider performance", reports.PROVIDER_SUMMARY_COLUMNS, "calls"
+)
+
+
+def _show(
+    report: _Report, labels: list[str] | None, as_of: datetime | None, fmt: OutputFormat
+) -> None:
+    _print(
+        _compute(labels, as_of, report.build),
+        fmt=fmt,
+        title=report.title,
+        columns=report.columns,
+        count_column=report.count_column,
+    )
+
+
 @report_app.command("success-rate")
 def success_rate(
     window: WindowOption = None,
@@ -97,22 +150,7 @@ def success_rate(
 ) -> None:
     """Paid, completed, refunded, in flight, success/refund rate, time to complete and cNGN
     volume per bill type and biller (window membership: paid_at)."""
-    from billpay.store import reports as report_store
-
-    windows = _windows(window, as_of)
-    db = _database()
-    try:
-        since, until = reports.covering(windows)
-        report = reports.success_rate_report(report_store.read_bills(db, since, until), windows)
-    finally:
-        db.dispose()
-    _print(
-        report,
-        fmt=fmt,
-        title="Bill success rate",
-        columns=reports.SUCCESS_RATE_SUMMARY_COLUMNS,
-        count_column="paid",
-    )
+    _show(SUCCESS_RATE, window, as_of, fmt)
 
 
 @report_app.command("provider-performance")
@@ -123,23 +161,4 @@ def provider_performance(
 ) -> None:
     """Calls, outcomes, success rate, latency p50/p95/p99, error classes, fallbacks, requery
     share and electricity time to token per provider and operation (membership: started_at)."""
-    from billpay.store import reports as report_store
-
-    windows = _windows(window, as_of)
-    db = _database()
-    try:
-        since, until = reports.covering(windows)
-        report = reports.provider_performance_report(
-            report_store.read_attempts(db, since, until),
-            report_store.read_bills(db, since, until),
-            windows,
-        )
-    finally:
-        db.dispose()
-    _print(
-        report,
-        fmt=fmt,
-        title="Provider performance",
-        columns=reports.PROVIDER_SUMMARY_COLUMNS,
-        count_column="calls",
-    )
+    _show(PROVIDER_PERFORMANCE, window, as_of, fmt)

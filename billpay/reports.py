@@ -47,11 +47,10 @@ _RATE_PLACES = Decimal("0.0001")
 _WINDOW_RE = re.compile(r"^(\d+)\s*([mhdw])$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
+# Every snapshot row starts with its moment and window.
+SNAPSHOT_KEY: tuple[str, ...] = ("as_of", "window_label", "window_start", "window_end")
 SUCCESS_RATE_COLUMNS: tuple[str, ...] = (
-    "as_of",
-    "window_label",
-    "window_start",
-    "window_end",
+    *SNAPSHOT_KEY,
     "bill_type",
     "biller",
     "paid",
@@ -67,10 +66,7 @@ SUCCESS_RATE_COLUMNS: tuple[str, ...] = (
     "cngn_volume",
 )
 PROVIDER_COLUMNS: tuple[str, ...] = (
-    "as_of",
-    "window_label",
-    "window_start",
-    "window_end",
+    *SNAPSHOT_KEY,
     "provider",
     "operation",
     "calls",
@@ -92,18 +88,10 @@ PROVIDER_COLUMNS: tuple[str, ...] = (
 )
 
 # What a person reads first (markdown summary, terminal table); the full rows stay in tables.
-SUCCESS_RATE_SUMMARY_COLUMNS: tuple[str, ...] = (
-    "bill_type",
-    "biller",
-    "paid",
-    "completed",
-    "refunded",
-    "in_flight",
-    "success_rate",
-    "refund_rate",
-    "time_to_complete_p50_s",
-    "time_to_complete_p95_s",
-    "cngn_volume",
+SUCCESS_RATE_SUMMARY_COLUMNS: tuple[str, ...] = tuple(
+    column
+    for column in SUCCESS_RATE_COLUMNS[len(SNAPSHOT_KEY) :]
+    if column not in ("settled", "refunds_by_reason")
 )
 PROVIDER_SUMMARY_COLUMNS: tuple[str, ...] = (
     "provider",

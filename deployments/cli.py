@@ -76,19 +76,12 @@ def serve(
 
 def run_tick(include_expire: bool = True) -> dict[str, Any]:
     """Each 10-second flow once, in order, in this process."""
-    from flows.bills import process_bills
-    from flows.expire import expire_orders
-    from flows.notifications import dispatch_notifications
-    from flows.payments import ingest_payments
-    from flows.refunds import process_refunds
+    from deployments.registry import load_flow
 
+    names = (("expire-orders",) if include_expire else ()) + PIPELINE_TICK
     summary: dict[str, Any] = {}
-    if include_expire:
-        summary.update(expire_orders())
-    summary.update(ingest_payments())
-    summary.update(process_bills())
-    summary.update(process_refunds())
-    summary.update(dispatch_notifications())
+    for name in names:
+        summary.update(load_flow(name)())
     return summary
 
 
@@ -127,10 +120,8 @@ def work(
     import threading
     import time
 
-    from flows.bills import process_bills
-    from flows.notifications import dispatch_notifications
-    from flows.payments import ingest_payments
-    from flows.refunds import process_refunds
+    from billpay.store import monitoring
+    from deployments.registry import load_flow
     from tasks.runtime import get_runtime
 
     get_runtime()  # built in the main thread, where its SIGTERM handler can be installed
@@ -161,12 +152,7 @@ def work(
             if busy == 0:
                 time.sleep(0.5)  # nothing claimable now: wait a little, like a schedule would
 
-    flows = {
-        "ingest-payments": ingest_payments,
-        "process-bills": process_bills,
-        "process-refunds": process_refunds,
-        "dispatch-notifications": dispatch_notifications,
-    }
+    flows = {name: load_flow(name) for name in PIPELINE_TICK}
     threads = [threading.Thread(target=loop, args=item, daemon=True) for item in flows.items()]
     for thread in threads:
         thread.start()
@@ -174,50 +160,35 @@ def work(
         time.sleep(1)
         with lock:
             all_idle = len(idle_rounds) == len(flows) and all(idle_rounds.values())
-        if until_idle and all_idle and not _work_left(get_runtime()):
+        if until_idle and all_idle and not monitoring.work_left(get_runtime().db):
             break
     stop.set()
     for thread in threads:
         thread.join(timeout=120)
-    idle_cpu: list[float] = []
-    for _ in range(idle_ticks):
-        before = _cpu_seconds(resource)
-        run_tick(include_expire=False)
-        idle_cpu.append(_cpu_seconds(resource) - before)
-    runtime = get_runtime()
+    idle_cpu = [_idle_tick_cpu(resource) for _ in range(idle_ticks)]
     typer.echo(
         json.dumps(
             {
                 "done": True,
                 "ticks": ticks,
                 "cpu_seconds": _cpu_seconds(resource),
-                "statements": runtime.db.stats["statements"],
+                "statements": get_runtime().db.stats["statements"],
                 "idle_cpu": idle_cpu,
             }
         )
     )
 
 
+def _idle_tick_cpu(resource: Any) -> float:
+    """CPU seconds of one tick of the 10-second flows (run when there is nothing to do)."""
+    before = _cpu_seconds(resource)
+    run_tick(include_expire=False)
+    return _cpu_seconds(resource) - before
+
+
 def _cpu_seconds(resource: Any) -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
-
-
-def _work_left(runtime: Any) -> bool:
-    import sqlalchemy as sa
-
-    with runtime.db.connect() as conn:
-        return bool(
-            conn.execute(
-                sa.text(
-                    "SELECT (SELECT count(*) FROM bill_payments WHERE status NOT IN"
-                    " ('completed', 'refunded', 'expired', 'pending_payment'))"
-                    " + (SELECT count(*) FROM refunds WHERE status IN ('pending', 'submitted'))"
-                    " + (SELECT count(*) FROM notifications WHERE status = 'pending'"
-                    "    AND next_attempt_at <= now())"
-                )
-            ).scalar_one()
-        )
 
 
 def _strip(summary: dict[str, Any]) -> dict[str, Any]:
@@ -279,19 +250,10 @@ def bench(
 ) -> None:
     """Run the pipeline against the sandbox and print throughput, latency, overhead, idle cost
     and correctness counters."""
-    from deployments.bench import print_result, run_bench
+    from deployments.bench import BenchOptions, print_result, run_bench
 
-    result = run_bench(
-        bills=bills,
-        latency_ms=latency_ms,
-        provider_concurrency=provider_concurrency,
-        failure_rate=failure_rate,
-        workers=workers,
-        batch_size=batch_size,
-        json_path=json_path,
-        reports_rows=reports_rows,
-        max_seconds=max_seconds,
-    )
+    measured = (bills, latency_ms, provider_concurrency, failure_rate, workers, batch_size)
+    result = run_bench(BenchOptions(*measured, json_path, reports_rows, max_seconds))
     print_result(result)
 
 

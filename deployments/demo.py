@@ -9,10 +9,6 @@ order ended as its scenario expects.
 
 from __future__ import annotations
 
-import os
-import shutil
-import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -26,15 +22,31 @@ import sqlalchemy as sa
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
+from sqlalchemy.engine import URL
 
 from billpay.config import Settings
 from billpay.intake import OrderRequest, create_order
+from billpay.store import Database, monitoring
 from billpay.store import engine as db_engine
-from billpay.store.migrations import upgrade
+from deployments.services import (
+    BILLPAY,
+    Services,
+    free_port,
+    fresh_database,
+    pipeline_env,
+    settings_from_env,
+    stop_on_sigterm,
+)
 
 console = Console(width=None if sys.stdout.isatty() else 150)
 DEMO_DATABASE = "billpay_demo"
 UI_PORT = 4200
+DEMO_ENV = {
+    "BILLPAY_PROVIDER_READ_TIMEOUT_SECONDS": "5",
+    "BILLPAY_SANDBOX_TIMEOUT_SECONDS": "8",
+    "BILLPAY_REQUERY_BACKOFF_SECONDS": "5,10,20",
+    "PYTHONUNBUFFERED": "1",
+}
 
 
 @dataclass
@@ -54,90 +66,67 @@ class Scenario:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def scenarios() -> list[Scenario]:
-    def req(bill_type: str, biller: str, account: str, amount: str, **kw: Any) -> OrderRequest:
-        return OrderRequest(
-            bill_type=bill_type,
-            biller=biller,
-            account=account,
-            amount=amount,
-            phone=kw.pop("phone", "08011111111"),
-            **kw,
-        )
+def _order(bill_type: str, biller: str, account: str, amount: str, **options: str) -> OrderRequest:
+    phone = options.pop("phone", "08011111111")
+    return OrderRequest(
+        bill_type=bill_type, biller=biller, account=account, amount=amount, phone=phone, **options
+    )
 
+
+def _airtime(biller: str, phone: str, amount: str) -> OrderRequest:
+    return _order("airtime", biller, phone, amount, phone=phone)
+
+
+def _prepaid(biller: str, meter: str, amount: str) -> OrderRequest:
+    return _order("electricity", biller, meter, amount, account_type="prepaid")
+
+
+def scenarios() -> list[Scenario]:
+    """The demo's orders: every bill type, and each way a payment can go wrong."""
+    postpaid = _order(
+        "electricity", "eko-electric", "1010101010101", "12000", account_type="postpaid"
+    )
+    data = _order(
+        "data", "mtn-data", "08061234567", "1000", product="mtn-1gb-1000", phone="08061234567"
+    )
     return [
         Scenario(
-            "electricity prepaid",
-            req("electricity", "ikeja-electric", "1111111111111", "5000", account_type="prepaid"),
-            "completed",
+            "electricity prepaid", _prepaid("ikeja-electric", "1111111111111", "5000"), "completed"
         ),
-        Scenario(
-            "electricity postpaid",
-            req("electricity", "eko-electric", "1010101010101", "12000", account_type="postpaid"),
-            "completed",
-        ),
-        Scenario(
-            "airtime MTN",
-            req("airtime", "mtn", "08031234567", "500", phone="08031234567"),
-            "completed",
-        ),
-        Scenario(
-            "airtime Airtel",
-            req("airtime", "airtel", "08021234567", "200", phone="08021234567"),
-            "completed",
-        ),
-        Scenario(
-            "airtime Glo",
-            req("airtime", "glo", "08051234567", "1000", phone="08051234567"),
-            "completed",
-        ),
-        Scenario(
-            "airtime 9mobile",
-            req("airtime", "9mobile", "08091234567", "100", phone="08091234567"),
-            "completed",
-        ),
-        Scenario(
-            "data MTN 1GB",
-            req(
-                "data",
-                "mtn-data",
-                "08061234567",
-                "1000",
-                product="mtn-1gb-1000",
-                phone="08061234567",
-            ),
-            "completed",
-        ),
+        Scenario("electricity postpaid", postpaid, "completed"),
+        Scenario("airtime MTN", _airtime("mtn", "08031234567", "500"), "completed"),
+        Scenario("airtime Airtel", _airtime("airtel", "08021234567", "200"), "completed"),
+        Scenario("airtime Glo", _airtime("glo", "08051234567", "1000"), "completed"),
+        Scenario("airtime 9mobile", _airtime("9mobile", "08091234567", "100"), "completed"),
+        Scenario("data MTN 1GB", data, "completed"),
         Scenario(
             "cable DStv Padi",
-            req("cable_tv", "dstv", "1212121212", "2950", product="dstv-padi"),
+            _order("cable_tv", "dstv", "1212121212", "2950", product="dstv-padi"),
             "completed",
         ),
-        Scenario("water Lagos", req("water", "lagos-water", "12345678", "3500"), "completed"),
+        Scenario("water Lagos", _order("water", "lagos-water", "12345678", "3500"), "completed"),
         Scenario(
             "meter the provider rejects",
-            req("electricity", "ikeja-electric", "1234567890123", "2500", account_type="prepaid"),
+            _prepaid("ikeja-electric", "1234567890123", "2500"),
             "refunded",
         ),
         Scenario(
             "provider leaves it pending",
-            req("electricity", "kano-electric", "2010000000000", "4000", account_type="prepaid"),
+            _prepaid("kano-electric", "2010000000000", "4000"),
             "completed",
         ),
         Scenario(
-            "provider times out",
-            req("electricity", "abuja-electric", "3000000000000", "3000", account_type="prepaid"),
-            "completed",
+            "provider times out", _prepaid("abuja-electric", "3000000000000", "3000"), "completed"
         ),
         Scenario(
             "wrong amount sent",
-            req("airtime", "mtn", "08139876543", "750", phone="08139876543"),
+            _airtime("mtn", "08139876543", "750"),
             "refunded",
             pay_amount="705.0000000",
         ),
         Scenario(
             "late payment, order expired",
-            req("airtime", "glo", "08159876543", "400", phone="08159876543"),
+            _airtime("glo", "08159876543", "400"),
             "expired",
             expire_first=True,
         ),
@@ -151,175 +140,70 @@ def scenarios() -> list[Scenario]:
     ]
 
 
-def _free_port(preferred: int | None = None) -> int:
-    if preferred:
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", preferred))
-                return preferred
-            except OSError:
-                pass
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait_http(url: str, seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=2).status_code < 500:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise RuntimeError(f"{url} did not come up within {seconds:.0f}s")
-
-
-class Services:
-    """The processes the demo starts, stopped in reverse order however the demo ends."""
-
-    def __init__(self) -> None:
-        self.procs: list[tuple[str, subprocess.Popen[bytes]]] = []
-
-    def start(
-        self, name: str, args: list[str], env: dict[str, str], log: Path
-    ) -> subprocess.Popen[bytes]:
-        handle = log.open("wb")
-        proc = subprocess.Popen(
-            args, env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True
-        )
-        self.procs.append((name, proc))
-        return proc
-
-    def stop(self) -> None:
-        for _, proc in reversed(self.procs):
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-        for _, proc in reversed(self.procs):
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-
-
-def stop_on_sigterm() -> None:
-    """SIGTERM (a CI timeout, `kill`) unwinds like Ctrl-C so the services are stopped."""
-
-    def handler(signum: int, frame: Any) -> None:
-        raise SystemExit(128 + signum)
-
-    signal.signal(signal.SIGTERM, handler)
-
-
-def cpu_seconds_of(pid: int) -> float:
-    """User + system CPU of a live process (Linux /proc), for the benchmark."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def run_demo(time_limit: int = 150) -> int:
     stop_on_sigterm()
     started = time.monotonic()
     base = Settings()
-    data_dir = base.data_dir.resolve()
-    logs = data_dir / "demo-logs"
+    logs = base.data_dir.resolve() / "demo-logs"
     logs.mkdir(parents=True, exist_ok=True)
-    services = Services()
+    services = Services(logs)
     try:
-        return _run(base, data_dir, logs, services, started, time_limit)
+        return _run(base, services, started, time_limit)
     finally:
         services.stop()
 
 
-def _run(
-    base: Settings, data_dir: Path, logs: Path, services: Services, started: float, time_limit: int
-) -> int:
+def _run(base: Settings, services: Services, started: float, time_limit: int) -> int:
     console.rule("[bold]billpay demo")
-    # 1. the database: a fresh demo database on the embedded server (or the configured one)
-    if base.database_url:
-        url = db_engine.normalise_url(base.database_url).set(database=DEMO_DATABASE)
-    else:
+    url = _demo_database(base)
+    env, sandbox_url = _start_services(base, services, url)
+    settings = settings_from_env(env, skip=("BILLPAY_SANDBOX_TIMEOUT_SECONDS",))
+    db = db_engine.Database(engine=sa.create_engine(url), url=url)
+    try:
+        plan = scenarios()
+        _place_orders_and_pay(db, settings, plan, sandbox_url)
+        _wait_until_settled(db, plan, services, deadline=started + time_limit, started=started)
+        return _print_results(plan, env, started, services.logs)
+    finally:
+        db.dispose()
+
+
+def _demo_database(base: Settings) -> URL:
+    """1. A fresh demo database on the embedded server (or the configured one)."""
+    if not base.database_url:
         console.print(f"starting embedded PostgreSQL under {base.pgdata_dir}")
-        url = db_engine.embedded_url(db_engine.start_embedded(base.pgdata_dir), DEMO_DATABASE)
-    admin = sa.create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{DEMO_DATABASE}" WITH (FORCE)'))
-        conn.execute(sa.text(f'CREATE DATABASE "{DEMO_DATABASE}"'))
-    admin.dispose()
-    upgrade(url)
+    url = fresh_database(base, DEMO_DATABASE)
     console.print(f"database {DEMO_DATABASE} ready (schema applied)")
+    return url
 
-    # 2. the sandbox: providers + Horizon on loopback
-    from billpay.sandbox.app import sandbox_env
 
-    sandbox_port = _free_port(8765)
-    env = dict(os.environ)
-    env.update(sandbox_env(sandbox_port))
-    env.update(
-        {
-            "BILLPAY_DATABASE_URL": url.render_as_string(hide_password=False),
-            "BILLPAY_PROVIDER_READ_TIMEOUT_SECONDS": "5",
-            "BILLPAY_SANDBOX_TIMEOUT_SECONDS": "8",
-            "BILLPAY_REQUERY_BACKOFF_SECONDS": "5,10,20",
-            "PYTHONUNBUFFERED": "1",
-        }
-    )
-    billpay = [sys.executable, "-m", "deployments.cli"]
-    services.start(
-        "sandbox", billpay + ["sandbox", "--port", str(sandbox_port)], env, logs / "sandbox.log"
-    )
-    sandbox_url = f"http://127.0.0.1:{sandbox_port}"
-    _wait_http(f"{sandbox_url}/_sandbox/calls", 30)
+def _start_services(base: Settings, services: Services, url: URL) -> tuple[dict[str, str], str]:
+    """2. The sandbox (providers + Horizon on loopback), 3. a local Prefect server keeping its
+    history under the data folder, then `billpay serve`."""
+    sandbox_port = free_port(8765)
+    env = pipeline_env(url, sandbox_port, DEMO_ENV)
+    sandbox_url = services.start_sandbox(env, sandbox_port)
     console.print(f"sandbox (Flutterwave, VTpass, Horizon) on {sandbox_url}")
-
-    # 3. Prefect: a local server keeping its history under the data folder, then `billpay serve`
-    prefect_home = data_dir / "prefect"
-    env["PREFECT_HOME"] = str(prefect_home)
-    api_port = _free_port(UI_PORT)
-    env["PREFECT_API_URL"] = f"http://127.0.0.1:{api_port}/api"
-    env["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
-    prefect = shutil.which("prefect", path=str(Path(sys.executable).parent)) or "prefect"
-    services.start(
-        "prefect-server",
-        [prefect, "server", "start", "--host", "127.0.0.1", "--port", str(api_port)],
-        env,
-        logs / "prefect-server.log",
-    )
-    _wait_http(f"http://127.0.0.1:{api_port}/api/health", 90)
+    api_port = free_port(UI_PORT)
+    services.start_prefect_server(env, base.data_dir.resolve() / "prefect", api_port)
     console.print(f"Prefect server on http://127.0.0.1:{api_port} (UI)")
-    services.start("serve", billpay + ["serve"], env, logs / "serve.log")
+    services.start("serve", BILLPAY + ["serve"], env)
     console.print(
         "serving the deployments on their schedules (ingest-payments, process-bills, "
         "process-refunds, dispatch-notifications every 10 s; expire-orders every minute)"
     )
+    return env, sandbox_url
 
-    # 4. orders and the users' payments
-    settings = Settings(
-        **{
-            k.removeprefix("BILLPAY_").lower(): v
-            for k, v in env.items()
-            if k.startswith("BILLPAY_") and k != "BILLPAY_SANDBOX_TIMEOUT_SECONDS"
-        }
-    )
-    db = db_engine.Database(engine=sa.create_engine(url), url=url)
-    plan = scenarios()
+
+def _place_orders_and_pay(
+    db: Database, settings: Settings, plan: list[Scenario], sandbox_url: str
+) -> None:
+    """4. The orders, and the users' payments (some wrong, one late, one with no order)."""
     for item in plan:
-        if item.request is None:
-            continue
-        item.reference = create_order(db, settings, item.request)["reference"]
-    expired = [s.reference for s in plan if s.expire_first]
-    with db.begin() as conn:  # these users come back after the order's 10 minutes ran out
-        conn.execute(
-            sa.text(
-                "UPDATE bill_payments SET expires_at = now() - interval '1 second'"
-                " WHERE reference = ANY(:refs)"
-            ),
-            {"refs": expired},
-        )
+        if item.request is not None:
+            item.reference = create_order(db, settings, item.request)["reference"]
+    # these users come back after the order's 10 minutes ran out
+    monitoring.expire_orders_now(db, [s.reference for s in plan if s.expire_first and s.reference])
     with httpx.Client(base_url=sandbox_url, timeout=10) as client:
         for item in plan:
             row = _order_row(db, item.reference) if item.reference else None
@@ -334,26 +218,32 @@ def _run(
         f"created {sum(1 for s in plan if s.reference)} orders and sent {len(plan)} cNGN payments"
     )
 
-    # 5. wait for every order to settle, with a progress display
-    deadline = started + time_limit
+
+def _wait_until_settled(
+    db: Database, plan: list[Scenario], services: Services, *, deadline: float, started: float
+) -> None:
+    """5. Every order settled as expected, the deadline, or a service gone: with a progress
+    display."""
     with Live(_progress_table(plan, started), console=console, refresh_per_second=2) as live:
         while time.monotonic() < deadline:
             _refresh(db, plan)
             live.update(_progress_table(plan, started))
             if all(s.final == s.expect for s in plan):
                 break
-            if any(proc.poll() is not None for _, proc in services.procs):
-                console.print("[red]a service exited early; see " + str(logs))
+            if services.any_exited():
+                console.print("[red]a service exited early; see " + str(services.logs))
                 break
             time.sleep(1)
     _refresh(db, plan)
 
-    # 6. results
+
+def _print_results(plan: list[Scenario], env: dict[str, str], started: float, logs: Path) -> int:
+    """6. Every order's outcome and the reports; 0 only when every order ended as expected."""
     console.print(_final_table(plan))
     for report in ("success-rate", "provider-performance"):
         console.rule(f"report {report} (last hour)")
         out = subprocess.run(
-            billpay + ["report", report, "--window", "1h"],
+            BILLPAY + ["report", report, "--window", "1h"],
             env={**env, "COLUMNS": "150"},
             capture_output=True,
             text=True,
@@ -369,11 +259,10 @@ def _run(
         "(Runs: one flow run per deployment every 10 s; task runs are named after the "
         "bill reference, e.g. pay-<reference>)"
     )
-    db.dispose()
     return 0 if good == len(plan) else 1
 
 
-def _order_row(db: Any, reference: str) -> dict[str, Any]:
+def _order_row(db: Database, reference: str) -> dict[str, Any]:
     from billpay.store import bills
 
     row = bills.get_by_reference(db, reference)
@@ -381,52 +270,27 @@ def _order_row(db: Any, reference: str) -> dict[str, Any]:
     return row
 
 
-def _refresh(db: Any, plan: list[Scenario]) -> None:
-    with db.connect() as conn:
-        for item in plan:
-            if item.reference:
-                row = (
-                    conn.execute(
-                        sa.text(
-                            "SELECT b.status, b.token, b.updated_at, r.tx_hash, r.status AS refund_status,"
-                            " r.reason FROM bill_payments b LEFT JOIN refunds r ON r.incoming_payment_id ="
-                            " (SELECT id FROM incoming_payments WHERE memo = :memo ORDER BY id LIMIT 1)"
-                            " WHERE b.reference = :ref"
-                        ),
-                        {"ref": item.reference, "memo": item.memo_sent},
-                    )
-                    .mappings()
-                    .first()
-                )
-                final = row["status"]
-                if (
-                    item.expect == "expired"
-                    and final == "expired"
-                    and row["refund_status"] != "confirmed"
-                ):
-                    final = "expired (refund pending)"
-                item.detail = _detail(row)
-            else:
-                row = (
-                    conn.execute(
-                        sa.text(
-                            "SELECT r.status AS refund_status, r.tx_hash, r.reason FROM incoming_payments p"
-                            " LEFT JOIN refunds r ON r.incoming_payment_id = p.id WHERE p.memo = :memo"
-                        ),
-                        {"memo": item.memo_sent},
-                    )
-                    .mappings()
-                    .first()
-                )
-                final = (
-                    f"refund {row['refund_status']}" if row and row["refund_status"] else "waiting"
-                )
-                if final == "refund confirmed":
-                    pass
-                item.detail = _detail(row) if row else ""
-            if final != item.final:
-                item.final = final
-                item.settled_at = time.monotonic() if final == item.expect else None
+def _refresh(db: Database, plan: list[Scenario]) -> None:
+    for item in plan:
+        final, item.detail = _outcome(db, item)
+        if final != item.final:
+            item.final = final
+            item.settled_at = time.monotonic() if final == item.expect else None
+
+
+def _outcome(db: Database, item: Scenario) -> tuple[str, str]:
+    """Where a scenario stands now, and its token or refund."""
+    if item.reference is None:  # a payment with no order: its refund is the outcome
+        row = monitoring.payment_refund_outcome(db, item.memo_sent)
+        if row and row["refund_status"]:
+            return f"refund {row['refund_status']}", _detail(row)
+        return "waiting", _detail(row) if row else ""
+    row = monitoring.order_outcome(db, item.reference, item.memo_sent)
+    assert row is not None
+    final = row["status"]
+    if item.expect == "expired" and final == "expired" and row["refund_status"] != "confirmed":
+        final = "expired (refund pending)"
+    return final, _detail(row)
 
 
 def _detail(row: Any) -> str:

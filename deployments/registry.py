@@ -18,7 +18,7 @@ DEFAULT_TAGS = ("billpay",)
 @dataclass(frozen=True)
 class DeploymentSpec:
     name: str
-    entrypoint: str  # "flows/bills.py:process_bills"
+    entrypoint: str  # "flows/process_bills.py:process_bills"
     description: str
     interval_seconds: int | None = None
     cron: str | None = None
@@ -60,37 +60,37 @@ class DeploymentSpec:
 PIPELINE: tuple[DeploymentSpec, ...] = (
     DeploymentSpec(
         "ingest-payments",
-        "flows/payments.py:ingest_payments",
+        "flows/ingest_payments.py:ingest_payments",
         "Read new Horizon payments, store them once, match them to orders",
         interval_seconds=10,
     ),
     DeploymentSpec(
         "process-bills",
-        "flows/bills.py:process_bills",
+        "flows/process_bills.py:process_bills",
         "Verify accounts, pay, requery pending, run due retries",
         interval_seconds=10,
     ),
     DeploymentSpec(
         "process-refunds",
-        "flows/refunds.py:process_refunds",
+        "flows/process_refunds.py:process_refunds",
         "Build, sign, submit and confirm cNGN refunds",
         interval_seconds=10,
     ),
     DeploymentSpec(
         "dispatch-notifications",
-        "flows/notifications.py:dispatch_notifications",
+        "flows/dispatch_notifications.py:dispatch_notifications",
         "Deliver receipts and operator alerts (signed webhook or log)",
         interval_seconds=10,
     ),
     DeploymentSpec(
         "expire-orders",
-        "flows/expire.py:expire_orders",
+        "flows/expire_orders.py:expire_orders",
         "Expire unpaid orders past their expiry",
         interval_seconds=60,
     ),
     DeploymentSpec(
         "reprocess-stuck",
-        "flows/stuck.py:reprocess_stuck",
+        "flows/reprocess_stuck.py:reprocess_stuck",
         "Manual: re-drive a chosen batch (requeue, requery or refund); dry run first",
         parameters={"dry_run": True},
         concurrency_limit=None,
@@ -98,31 +98,39 @@ PIPELINE: tuple[DeploymentSpec, ...] = (
 )
 
 
-def report_specs() -> tuple[DeploymentSpec, ...]:
-    """The reporting deployments, declared beside their flows (deployments/reports.py)."""
-    try:
-        from deployments.reports import REPORT_DEPLOYMENTS
-    except ImportError:
-        return ()
-    specs = []
-    for item in REPORT_DEPLOYMENTS:
-        module, _, attr = str(item["flow"]).partition(":")
-        specs.append(
-            DeploymentSpec(
-                name=item["name"],
-                entrypoint=f"{module.replace('.', '/')}.py:{attr}",
-                description=item.get("description", item["name"]),
-                interval_seconds=item.get("interval_seconds"),
-                cron=item.get("cron"),
-                timezone=item.get("timezone"),
-                parameters=dict(item.get("parameters", {})),
-            )
-        )
-    return tuple(specs)
+REPORTS: tuple[DeploymentSpec, ...] = (
+    DeploymentSpec(
+        "report-success-rate",
+        "flows/report_success_rate.py:report_success_rate",
+        "Success rate per bill type and biller over rolling windows (1h, 24h, 7d)",
+        interval_seconds=900,
+    ),
+    DeploymentSpec(
+        "report-provider-performance",
+        "flows/report_provider_performance.py:report_provider_performance",
+        "Calls, outcomes and latency per provider and operation over rolling windows",
+        interval_seconds=900,
+    ),
+    DeploymentSpec(
+        "daily-report",
+        "flows/daily_report.py:daily_report",
+        "Both reports for the previous day in Africa/Lagos",
+        cron="0 6 * * *",
+        timezone="Africa/Lagos",
+    ),
+)
 
 
 def all_specs() -> tuple[DeploymentSpec, ...]:
-    return PIPELINE + report_specs()
+    return PIPELINE + REPORTS
+
+
+def load_flow(name: str) -> Any:
+    """The flow of the deployment ``name`` (imported on demand)."""
+    for spec in all_specs():
+        if spec.name == name:
+            return spec.load_flow()
+    raise KeyError(f"no deployment named {name!r}")
 
 
 def render_prefect_yaml() -> str:

@@ -6,23 +6,14 @@ from __future__ import annotations
 from typing import Any
 
 from prefect import task
-from prefect.cache_policies import NO_CACHE
 
 from billpay.bills.context import NeedsAttention, StepContext, StepResult
 from billpay.bills.pay import pay_bill as pay
 from billpay.bills.requery import requery_bill as requery
 from billpay.bills.retry import retry_bill as retry
 from billpay.bills.verify import verify_account as verify
-from tasks.policy import retry_on_transient
+from tasks.policy import TASK_DEFAULTS
 from tasks.runtime import get_runtime
-
-COMMON = dict(
-    retries=2,
-    retry_delay_seconds=[1, 5],
-    retry_condition_fn=retry_on_transient,
-    persist_result=False,
-    cache_policy=NO_CACHE,
-)
 
 
 def step_context(worker: str) -> StepContext:
@@ -43,21 +34,21 @@ def _finish(result: StepResult) -> dict[str, Any]:
     return result.as_dict()
 
 
-@task(name="verify-account", task_run_name="verify-{reference}", **COMMON)
+@task(name="verify-account", task_run_name="verify-{reference}", **TASK_DEFAULTS)
 def verify_account(bill_id: int, reference: str, worker: str) -> dict[str, Any]:
     return _finish(verify(step_context(worker), bill_id))
 
 
-@task(name="pay-bill", task_run_name="pay-{reference}", **COMMON)
+@task(name="pay-bill", task_run_name="pay-{reference}", **TASK_DEFAULTS)
 def pay_bill(bill_id: int, reference: str, worker: str) -> dict[str, Any]:
     return _finish(pay(step_context(worker), bill_id))
 
 
-@task(name="requery-bill", task_run_name="requery-{reference}", **COMMON)
+@task(name="requery-bill", task_run_name="requery-{reference}", **TASK_DEFAULTS)
 def requery_bill(bill_id: int, reference: str, worker: str) -> dict[str, Any]:
     return _finish(requery(step_context(worker), bill_id))
 
 
-@task(name="retry-bill", task_run_name="retry-{reference}", **COMMON)
+@task(name="retry-bill", task_run_name="retry-{reference}", **TASK_DEFAULTS)
 def retry_bill(bill_id: int, reference: str, worker: str) -> dict[str, Any]:
     return _finish(retry(step_context(worker), bill_id))

@@ -5,22 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 from prefect import task
-from prefect.cache_policies import NO_CACHE
 
 from billpay import notifications
 from billpay.store import notifications as outbox
-from tasks.policy import retry_on_transient
+from tasks.policy import TASK_DEFAULTS
 from tasks.runtime import get_runtime
 
 
 @task(
     name="deliver-notification",
     task_run_name="notify-{reference}",
-    retries=1,
-    retry_delay_seconds=2,
-    retry_condition_fn=retry_on_transient,
-    persist_result=False,
-    cache_policy=NO_CACHE,
+    **{**TASK_DEFAULTS, "retries": 1, "retry_delay_seconds": 2},
 )
 def deliver_notification(row: dict[str, Any], reference: str, worker: str) -> dict[str, Any]:
     runtime = get_runtime()

@@ -6,37 +6,28 @@ from dataclasses import asdict
 from typing import Any
 
 from prefect import task
-from prefect.cache_policies import NO_CACHE
 
 from billpay.bills import refund as refund_decision
 from billpay.bills.context import NeedsAttention
 from billpay.stellar import ingest, matching, refunds
-from tasks.policy import retry_on_transient
+from tasks.policy import TASK_DEFAULTS
 from tasks.runtime import get_runtime
 
-COMMON = dict(
-    retries=2,
-    retry_delay_seconds=[1, 5],
-    retry_condition_fn=retry_on_transient,
-    persist_result=False,
-    cache_policy=NO_CACHE,
-)
 
-
-@task(name="ingest-horizon-payments", **COMMON)
+@task(name="ingest-horizon-payments", **TASK_DEFAULTS)
 def ingest_horizon_payments() -> dict[str, Any]:
     runtime = get_runtime()
     summary = ingest.ingest_payments(runtime.db, runtime.settings, runtime.horizon)
     return asdict(summary)
 
 
-@task(name="match-payments", **COMMON)
+@task(name="match-payments", **TASK_DEFAULTS)
 def match_incoming_payments(worker: str, limit: int) -> dict[str, Any]:
     runtime = get_runtime()
     return asdict(matching.match_payments(runtime.db, runtime.settings, actor=worker, limit=limit))
 
 
-@task(name="send-bills-to-refund", **COMMON)
+@task(name="send-bills-to-refund", **TASK_DEFAULTS)
 def send_failed_bills_to_refund(worker: str, limit: int) -> int:
     """Bills left in account_invalid / provider_failed (a crash between the two steps)."""
     runtime = get_runtime()
@@ -45,7 +36,7 @@ def send_failed_bills_to_refund(worker: str, limit: int) -> int:
     )
 
 
-@task(name="process-refund", task_run_name="refund-{label}", **COMMON)
+@task(name="process-refund", task_run_name="refund-{label}", **TASK_DEFAULTS)
 def process_refund(refund_id: int, label: str, worker: str) -> dict[str, Any]:
     runtime = get_runtime()
     result = refunds.process_refund(

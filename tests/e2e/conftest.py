@@ -102,9 +102,10 @@ def pipeline_settings(settings: Settings, sandbox: Sandbox) -> Settings:
 
 @pytest.fixture
 def runtime(pipeline_settings: Settings, prefect_harness: None) -> Iterator[Any]:
-    from tasks.runtime import build_runtime, set_runtime
+    from billpay.app import App
+    from tasks.runtime import set_runtime
 
-    rt = build_runtime(pipeline_settings)
+    rt = App.open(pipeline_settings)
     set_runtime(rt)
     yield rt
     set_runtime(None)

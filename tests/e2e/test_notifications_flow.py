@@ -20,7 +20,7 @@ from pydantic import SecretStr
 
 from billpay.tokens import format_token
 from deployments.cli import run_tick
-from tests.e2e.test_pipeline import _bill, _order
+from tests.e2e.pipeline_helpers import bill_row, place_order
 
 pytestmark = pytest.mark.e2e
 
@@ -66,7 +66,8 @@ def receiver() -> Iterator[Receiver]:
 
 @pytest.fixture
 def webhook_runtime(pipeline_settings, receiver, prefect_harness) -> Iterator[Any]:
-    from tasks.runtime import build_runtime, set_runtime
+    from billpay.app import App
+    from tasks.runtime import set_runtime
 
     settings = pipeline_settings.model_copy(
         update={
@@ -76,7 +77,7 @@ def webhook_runtime(pipeline_settings, receiver, prefect_harness) -> Iterator[An
             "notify_max_attempts": 2,
         }
     )
-    rt = build_runtime(settings)
+    rt = App.open(settings)
     set_runtime(rt)
     yield rt
     set_runtime(None)
@@ -95,7 +96,7 @@ def _notifications(rt: Any, bill_id: int) -> list[dict[str, Any]]:
 
 
 def _prepaid(rt: Any, sandbox: Any, amount: str = "5000") -> dict[str, Any]:
-    order = _order(
+    order = place_order(
         rt, "electricity", "ikeja-electric", "1111111111111", amount, account_type="prepaid"
     )
     sandbox.pay(order["memo"], order["amount_cngn"])
@@ -105,7 +106,7 @@ def _prepaid(rt: Any, sandbox: Any, amount: str = "5000") -> dict[str, Any]:
 def test_completed_bill_receipt_is_posted_signed_with_the_token(webhook_runtime, receiver, sandbox):
     order = _prepaid(webhook_runtime, sandbox)
     summary = run_tick()
-    row = _bill(webhook_runtime, order["reference"])
+    row = bill_row(webhook_runtime, order["reference"])
     assert row["status"] == "completed" and row["token"]
     assert summary["notify"]["advanced"] == 1
 
@@ -130,7 +131,7 @@ def test_refusing_webhook_is_retried_then_marked_failed(webhook_runtime, receive
     receiver.status = 500
     order = _prepaid(webhook_runtime, sandbox, "2000")
     first = run_tick()
-    row = _bill(webhook_runtime, order["reference"])
+    row = bill_row(webhook_runtime, order["reference"])
     assert row["status"] == "completed"
     assert first["notify"] == {"claimed": 1, "advanced": 0, "failed": 0}
     (note,) = _notifications(webhook_runtime, row["id"])
@@ -155,7 +156,7 @@ def test_receipt_without_webhook_goes_to_the_log_without_the_token(runtime, sand
     caplog.set_level(logging.DEBUG)
     order = _prepaid(runtime, sandbox, "3000")
     run_tick()
-    row = _bill(runtime, order["reference"])
+    row = bill_row(runtime, order["reference"])
     assert row["status"] == "completed" and row["token"]
     (note,) = _notifications(runtime, row["id"])
     assert note["status"] == "sent"

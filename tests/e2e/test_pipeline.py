@@ -10,74 +10,30 @@ import subprocess
 import sys
 import threading
 import time
-from collections import Counter
-from typing import Any
 
 import httpx
 import pytest
 import sqlalchemy as sa
 
-from billpay.intake import OrderRequest, create_order
 from billpay.store import bills as bill_store
 from billpay.tokens import is_valid_token
 from deployments.cli import run_tick
+from tests.e2e.pipeline_helpers import (
+    bill_row,
+    db_now,
+    open_pay_attempt,
+    pay_calls,
+    place_order,
+    refund_payments,
+    ticks_until_settled,
+)
 
 pytestmark = pytest.mark.e2e
 
 
-def _order(
-    rt: Any, bill_type: str, biller: str, account: str, amount: str = "1000", **kw: Any
-) -> dict[str, Any]:
-    request = OrderRequest(
-        bill_type=bill_type,
-        biller=biller,
-        account=account,
-        amount=amount,
-        phone=kw.pop("phone", "08011111111"),
-        **kw,
-    )
-    return create_order(rt.db, rt.settings, request)
-
-
-def _bill(rt: Any, reference: str) -> dict[str, Any]:
-    row = bill_store.get_by_reference(rt.db, reference)
-    assert row is not None
-    return row
-
-
-def _ticks_until_settled(rt: Any, references: list[str], max_ticks: int = 8) -> dict[str, str]:
-    for _ in range(max_ticks):
-        run_tick()
-        states = {ref: _bill(rt, ref)["status"] for ref in references}
-        if all(s in ("completed", "refunded", "expired") for s in states.values()):
-            return states
-    return states
-
-
-def _successful_pays(sandbox: Any) -> Counter[str]:
-    return Counter(
-        call.get("reference")
-        for call in sandbox.calls(operation="pay")
-        if call.get("outcome")
-        in ("success", "delivered", "pending", "timeout", "no_response", "unexpected")
-    )
-
-
-def _pay_calls(sandbox: Any) -> Counter[str]:
-    return Counter(call.get("reference") for call in sandbox.calls(operation="pay"))
-
-
-def _refund_payments(sandbox: Any, rt: Any) -> list[dict[str, Any]]:
-    return [
-        r
-        for r in sandbox.horizon_transactions(rt.settings.system_account)
-        if r.get("from") == rt.settings.system_account
-    ]
-
-
 def test_electricity_airtime_data_and_cable_complete_in_one_tick(runtime, sandbox):
     orders = [
-        _order(
+        place_order(
             runtime,
             "electricity",
             "ikeja-electric",
@@ -85,8 +41,8 @@ def test_electricity_airtime_data_and_cable_complete_in_one_tick(runtime, sandbo
             "5000",
             account_type="prepaid",
         ),
-        _order(runtime, "airtime", "mtn", "08031234567", "500", phone="08031234567"),
-        _order(
+        place_order(runtime, "airtime", "mtn", "08031234567", "500", phone="08031234567"),
+        place_order(
             runtime,
             "data",
             "airtel-data",
@@ -95,12 +51,12 @@ def test_electricity_airtime_data_and_cable_complete_in_one_tick(runtime, sandbo
             phone="08021234567",
             product="airtel-1gb-1000",
         ),
-        _order(runtime, "cable_tv", "dstv", "1212121212", "2950", product="dstv-padi"),
+        place_order(runtime, "cable_tv", "dstv", "1212121212", "2950", product="dstv-padi"),
     ]
     for order in orders:
         sandbox.pay(order["memo"], order["amount_cngn"])
     run_tick()
-    rows = {o["reference"]: _bill(runtime, o["reference"]) for o in orders}
+    rows = {o["reference"]: bill_row(runtime, o["reference"]) for o in orders}
     assert {ref: row["status"] for ref, row in rows.items()} == {
         o["reference"]: "completed" for o in orders
     }
@@ -114,7 +70,7 @@ def test_electricity_airtime_data_and_cable_complete_in_one_tick(runtime, sandbo
         "processing_bill",
         "completed",
     ]
-    pays = _pay_calls(sandbox)
+    pays = pay_calls(sandbox)
     assert all(pays[row["attempt_reference"]] == 1 for row in rows.values())
     with runtime.db.connect() as conn:
         sent = conn.execute(
@@ -127,28 +83,28 @@ def test_electricity_airtime_data_and_cable_complete_in_one_tick(runtime, sandbo
 
 
 def test_pending_at_provider_is_requeried_until_delivered(runtime, sandbox):
-    order = _order(
+    order = place_order(
         runtime, "electricity", "ikeja-electric", "201000000000", "3000", account_type="postpaid"
     )
     sandbox.pay(order["memo"], order["amount_cngn"])
     run_tick()
-    assert _bill(runtime, order["reference"])["status"] == "provider_processing"
-    states = _ticks_until_settled(runtime, [order["reference"]])
+    assert bill_row(runtime, order["reference"])["status"] == "provider_processing"
+    states = ticks_until_settled(runtime, [order["reference"]])
     assert states[order["reference"]] == "completed"
-    row = _bill(runtime, order["reference"])
-    assert _pay_calls(sandbox)[row["attempt_reference"]] == 1
+    row = bill_row(runtime, order["reference"])
+    assert pay_calls(sandbox)[row["attempt_reference"]] == 1
     assert sandbox.calls(operation="requery") or sandbox.calls(operation="status")
 
 
 def test_read_timeout_on_pay_is_resolved_by_requery_with_one_pay_call(runtime, sandbox):
-    order = _order(
+    order = place_order(
         runtime, "electricity", "ikeja-electric", "300000000000", "2000", account_type="postpaid"
     )
     sandbox.pay(order["memo"], order["amount_cngn"])
-    states = _ticks_until_settled(runtime, [order["reference"]])
+    states = ticks_until_settled(runtime, [order["reference"]])
     assert states[order["reference"]] == "completed"
-    row = _bill(runtime, order["reference"])
-    assert sum(_pay_calls(sandbox).values()) == 1
+    row = bill_row(runtime, order["reference"])
+    assert sum(pay_calls(sandbox).values()) == 1
     with runtime.db.connect() as conn:
         outcomes = conn.execute(
             sa.text(
@@ -162,27 +118,27 @@ def test_read_timeout_on_pay_is_resolved_by_requery_with_one_pay_call(runtime, s
 
 
 def test_invalid_account_is_refunded_on_the_ledger(runtime, sandbox):
-    order = _order(
+    order = place_order(
         runtime, "electricity", "ikeja-electric", "1234567890123", "2500", account_type="prepaid"
     )
     sandbox.pay(order["memo"], order["amount_cngn"])
-    states = _ticks_until_settled(runtime, [order["reference"]])
+    states = ticks_until_settled(runtime, [order["reference"]])
     assert states[order["reference"]] == "refunded"
-    assert sum(_pay_calls(sandbox).values()) == 0
-    refunds = _refund_payments(sandbox, runtime)
+    assert sum(pay_calls(sandbox).values()) == 0
+    refunds = refund_payments(sandbox, runtime)
     assert len(refunds) == 1
     assert refunds[0]["amount"] == "2500.0000000"
     assert refunds[0]["transaction"]["memo"] == f"REFUND-{order['reference']}"
     events = [
         e["to_state"]
-        for e in bill_store.events_for(runtime.db, _bill(runtime, order["reference"])["id"])
+        for e in bill_store.events_for(runtime.db, bill_row(runtime, order["reference"])["id"])
     ]
     assert events[-4:] == ["account_invalid", "refund_initiated", "refund_processing", "refunded"]
 
 
 def test_wrong_amount_unknown_memo_and_late_payment_are_refunded_once(runtime, sandbox):
-    wrong = _order(runtime, "airtime", "mtn", "08031234567", "500", phone="08031234567")
-    late = _order(runtime, "airtime", "glo", "08051234567", "300", phone="08051234567")
+    wrong = place_order(runtime, "airtime", "mtn", "08031234567", "500", phone="08031234567")
+    late = place_order(runtime, "airtime", "glo", "08051234567", "300", phone="08051234567")
     with runtime.db.begin() as conn:  # the order's time ran out
         conn.execute(
             sa.text(
@@ -192,15 +148,15 @@ def test_wrong_amount_unknown_memo_and_late_payment_are_refunded_once(runtime, s
             {"r": late["reference"]},
         )
     run_tick()  # expire-orders runs first
-    assert _bill(runtime, late["reference"])["status"] == "expired"
+    assert bill_row(runtime, late["reference"])["status"] == "expired"
     sandbox.pay(wrong["memo"], "499.9900000")
     sandbox.pay("BILL-NOSUCHREF", "123.0000000")
     sandbox.pay(late["memo"], late["amount_cngn"])
     for _ in range(3):
         run_tick()
-    assert _bill(runtime, wrong["reference"])["status"] == "refunded"
-    assert _bill(runtime, late["reference"])["status"] == "expired"
-    refunds = _refund_payments(sandbox, runtime)
+    assert bill_row(runtime, wrong["reference"])["status"] == "refunded"
+    assert bill_row(runtime, late["reference"])["status"] == "expired"
+    refunds = refund_payments(sandbox, runtime)
     assert sorted(r["amount"] for r in refunds) == ["123.0000000", "300.0000000", "499.9900000"]
     with runtime.db.connect() as conn:
         reasons = dict(conn.execute(sa.text("SELECT amount::text, reason FROM refunds")).all())
@@ -211,7 +167,7 @@ def test_wrong_amount_unknown_memo_and_late_payment_are_refunded_once(runtime, s
         "300.0000000": "order_not_payable",
     }
     assert statuses == {"confirmed"}
-    assert sum(_pay_calls(sandbox).values()) == 0
+    assert sum(pay_calls(sandbox).values()) == 0
 
 
 def test_fallback_to_second_provider_after_definitive_failure(
@@ -219,20 +175,21 @@ def test_fallback_to_second_provider_after_definitive_failure(
 ):
     from pydantic import SecretStr
 
-    from tasks.runtime import build_runtime, set_runtime
+    from billpay.app import App
+    from tasks.runtime import set_runtime
 
     settings = pipeline_settings.model_copy(
         update={"flutterwave_secret_key": SecretStr("FLWSECK_TEST-revoked")}
     )
-    rt = build_runtime(settings)
+    rt = App.open(settings)
     set_runtime(rt)
     try:
-        order = _order(
+        order = place_order(
             rt, "electricity", "ikeja-electric", "1111111111111", "4000", account_type="prepaid"
         )
         sandbox.pay(order["memo"], order["amount_cngn"])
         run_tick()
-        row = _bill(rt, order["reference"])
+        row = bill_row(rt, order["reference"])
         assert row["status"] == "completed"
         assert row["provider"] == "vtpass"
         with rt.db.connect() as conn:
@@ -253,7 +210,8 @@ def test_fallback_to_second_provider_after_definitive_failure(
 
 
 def test_unreachable_providers_retry_then_refund(pipeline_settings, sandbox, prefect_harness):
-    from tasks.runtime import build_runtime, set_runtime
+    from billpay.app import App
+    from tasks.runtime import set_runtime
 
     dead = "http://127.0.0.1:9"  # nothing listens: connection refused
     settings = pipeline_settings.model_copy(
@@ -262,16 +220,16 @@ def test_unreachable_providers_retry_then_refund(pipeline_settings, sandbox, pre
             "vtpass_base_url": f"{dead}/vtpass/api",
         }
     )
-    rt = build_runtime(settings)
+    rt = App.open(settings)
     set_runtime(rt)
     try:
-        order = _order(
+        order = place_order(
             rt, "electricity", "ikeja-electric", "1111111111111", "1500", account_type="prepaid"
         )
         sandbox.pay(order["memo"], order["amount_cngn"])
-        states = _ticks_until_settled(rt, [order["reference"]], max_ticks=6)
+        states = ticks_until_settled(rt, [order["reference"]], max_ticks=6)
         assert states[order["reference"]] == "refunded"
-        row = _bill(rt, order["reference"])
+        row = bill_row(rt, order["reference"])
         assert row["retry_count"] == 3
         with rt.db.connect() as conn:
             verifies = conn.execute(
@@ -288,11 +246,11 @@ def test_unreachable_providers_retry_then_refund(pipeline_settings, sandbox, pre
 
 
 def test_two_process_bills_runs_at_once_pay_each_bill_once(runtime, sandbox):
-    from flows.bills import process_bills
-    from flows.payments import ingest_payments
+    from flows.ingest_payments import ingest_payments
+    from flows.process_bills import process_bills
 
     orders = [
-        _order(runtime, "airtime", "mtn", f"0803123{i:04d}", "100", phone=f"0803123{i:04d}")
+        place_order(runtime, "airtime", "mtn", f"0803123{i:04d}", "100", phone=f"0803123{i:04d}")
         for i in range(12)
     ]
     for order in orders:
@@ -304,15 +262,15 @@ def test_two_process_bills_runs_at_once_pay_each_bill_once(runtime, sandbox):
     for t in threads:
         t.join()
     run_tick()
-    assert {_bill(runtime, o["reference"])["status"] for o in orders} == {"completed"}
-    pays = _pay_calls(sandbox)
+    assert {bill_row(runtime, o["reference"])["status"] for o in orders} == {"completed"}
+    pays = pay_calls(sandbox)
     assert sum(pays.values()) == 12 and set(pays.values()) == {1}
 
 
 def test_worker_killed_mid_pay_resumes_after_lease_without_double_pay(
     runtime, sandbox, pipeline_settings, database_url
 ):
-    order = _order(
+    order = place_order(
         runtime, "electricity", "ikeja-electric", "1111111111111", "6000", account_type="prepaid"
     )
     sandbox.pay(order["memo"], order["amount_cngn"])
@@ -333,7 +291,7 @@ def test_worker_killed_mid_pay_resumes_after_lease_without_double_pay(
     )
     try:
         deadline = time.monotonic() + 90
-        while not _open_pay_attempt(runtime):  # recorded, committed, and the HTTP call under way
+        while not open_pay_attempt(runtime):  # recorded, committed, and the HTTP call under way
             assert time.monotonic() < deadline, "the worker never reached the pay call"
             assert proc.poll() is None, "the worker exited before paying"
             time.sleep(0.1)
@@ -343,30 +301,14 @@ def test_worker_killed_mid_pay_resumes_after_lease_without_double_pay(
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
-    row = _bill(runtime, order["reference"])
+    row = bill_row(runtime, order["reference"])
     assert row["status"] == "processing_bill" and row["attempt_reference"]
     assert row["claimed_by"] is not None  # the dead worker's lease
     sandbox.options.latency_ms = 0
-    time.sleep(max(0.0, (row["claimed_until"] - _db_now(runtime)).total_seconds()) + 0.5)
-    states = _ticks_until_settled(runtime, [order["reference"]])
+    time.sleep(max(0.0, (row["claimed_until"] - db_now(runtime)).total_seconds()) + 0.5)
+    states = ticks_until_settled(runtime, [order["reference"]])
     assert states[order["reference"]] == "completed"
-    assert sum(_pay_calls(sandbox).values()) == 1
-
-
-def _open_pay_attempt(rt: Any) -> bool:
-    with rt.db.connect() as conn:
-        return bool(
-            conn.execute(
-                sa.text(
-                    "SELECT count(*) FROM provider_attempts WHERE operation = 'pay' AND finished_at IS NULL"
-                )
-            ).scalar_one()
-        )
-
-
-def _db_now(rt: Any):
-    with rt.db.connect() as conn:
-        return conn.execute(sa.text("SELECT now()")).scalar_one()
+    assert sum(pay_calls(sandbox).values()) == 1
 
 
 def test_sandbox_call_log_is_served(sandbox):

@@ -22,9 +22,20 @@ def report_harness(prefect_harness: None) -> Iterator[None]:
 
 
 @pytest.fixture
-def report_db(db, settings, monkeypatch):
-    """The test database, seeded, and named in the environment the flows read Settings from."""
-    monkeypatch.setenv("BILLPAY_DATABASE_URL", settings.database_url)
+def report_app(settings) -> Iterator[None]:
+    """The process's App, on the test database, for the report flows to read and write."""
+    from billpay.app import App
+    from tasks.runtime import set_runtime
+
+    with App.open(settings) as app:
+        set_runtime(app)
+        yield
+        set_runtime(None)
+
+
+@pytest.fixture
+def report_db(db, report_app):
+    """The test database, seeded."""
     seed_history(db)
     return db
 
@@ -46,23 +57,21 @@ def _count(db, table: str, where: str = "true") -> int:
 
 
 def test_report_flows_fill_tables_and_publish_artifacts(report_harness, report_db):
-    from flows.reports import (
-        daily_report_flow,
-        report_provider_performance_flow,
-        report_success_rate_flow,
-    )
+    from flows.daily_report import daily_report
+    from flows.report_provider_performance import report_provider_performance
+    from flows.report_success_rate import report_success_rate
 
     windows = ["1h", "24h", "7d"]
-    first = report_success_rate_flow(windows=windows, as_of=AS_OF, return_state=True)
+    first = report_success_rate(windows=windows, as_of=AS_OF, return_state=True)
     assert first.is_completed(), first
     assert first.result()["rows"] == 15
-    again = report_success_rate_flow(windows=windows, as_of=AS_OF)  # same as_of: replaced
+    again = report_success_rate(windows=windows, as_of=AS_OF)  # same as_of: replaced
     assert again["rows"] == 15
     assert _count(report_db, "report_success_rate") == 15
 
-    earlier = report_provider_performance_flow(windows=windows, as_of=AS_OF - timedelta(hours=1))
+    earlier = report_provider_performance(windows=windows, as_of=AS_OF - timedelta(hours=1))
     assert earlier["rows"] > 0
-    state = report_provider_performance_flow(windows=windows, as_of=AS_OF, return_state=True)
+    state = report_provider_performance(windows=windows, as_of=AS_OF, return_state=True)
     assert state.is_completed(), state
     assert (
         _count(report_db, "report_provider_performance", "as_of = '2026-11-20T12:00Z'")
@@ -83,7 +92,7 @@ def test_report_flows_fill_tables_and_publish_artifacts(report_harness, report_d
     assert "data:image/png;base64," in markdown
 
     # 06:00 Lagos on 21 Nov reports 20 Nov (Lagos): everything from AS_OF - 11h to AS_OF
-    daily = daily_report_flow(as_of=AS_OF + timedelta(hours=17), return_state=True)
+    daily = daily_report(as_of=AS_OF + timedelta(hours=17), return_state=True)
     assert daily.is_completed(), daily
     result = daily.result()
     assert result["day"] == "2026-11-19T23:00:00+00:00"
@@ -101,11 +110,10 @@ def test_report_flows_fill_tables_and_publish_artifacts(report_harness, report_d
     } <= set(daily_artifacts)
 
 
-def test_report_flow_on_an_empty_database_says_no_data(report_harness, db, settings, monkeypatch):
-    from flows.reports import report_provider_performance_flow
+def test_report_flow_on_an_empty_database_says_no_data(report_harness, report_app):
+    from flows.report_provider_performance import report_provider_performance
 
-    monkeypatch.setenv("BILLPAY_DATABASE_URL", settings.database_url)
-    state = report_provider_performance_flow(windows=["15m"], as_of=AS_OF, return_state=True)
+    state = report_provider_performance(windows=["15m"], as_of=AS_OF, return_state=True)
     assert state.is_completed(), state
     assert state.result()["rows"] == 1  # the (*, *) row of zeros
     markdown = _artifacts(state.state_details.flow_run_id)[

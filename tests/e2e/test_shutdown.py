@@ -15,7 +15,7 @@ import pytest
 import sqlalchemy as sa
 
 from deployments.cli import run_tick
-from tests.e2e.test_pipeline import _bill, _open_pay_attempt, _order, _pay_calls
+from tests.e2e.pipeline_helpers import bill_row, open_pay_attempt, pay_calls, place_order
 
 pytestmark = pytest.mark.e2e
 
@@ -38,7 +38,7 @@ def _claimed(rt: Any) -> dict[str, list[tuple[int, str]]]:
 def test_sigterm_mid_pay_releases_leases_and_the_bill_is_paid_once(
     runtime, sandbox, database_url, tmp_path
 ):
-    order = _order(
+    order = place_order(
         runtime, "electricity", "ikeja-electric", "1111111111111", "6000", account_type="prepaid"
     )
     sandbox.pay(order["memo"], order["amount_cngn"])
@@ -64,7 +64,7 @@ def test_sigterm_mid_pay_releases_leases_and_the_bill_is_paid_once(
     )
     try:
         deadline = time.monotonic() + 60
-        while not _open_pay_attempt(runtime):
+        while not open_pay_attempt(runtime):
             assert time.monotonic() < deadline, "the worker never reached the pay call"
             assert proc.poll() is None, "the worker exited before paying"
             time.sleep(0.1)
@@ -91,16 +91,16 @@ def test_sigterm_mid_pay_releases_leases_and_the_bill_is_paid_once(
     assert released == {table: [] for table in TABLES}, output
     assert _claimed(runtime) == {table: [] for table in TABLES}, output
 
-    row = _bill(runtime, order["reference"])
+    row = bill_row(runtime, order["reference"])
     # the answer came after the lease was given back, so the dying worker wrote nothing: the
     # open attempt is there for the next worker to requery
     assert row["status"] == "processing_bill" and row["attempt_reference"], output
     sandbox.options.latency_ms = 0
     for _ in range(4):  # at once: no lease to wait out
         run_tick()
-        if _bill(runtime, order["reference"])["status"] == "completed":
+        if bill_row(runtime, order["reference"])["status"] == "completed":
             break
-    row = _bill(runtime, order["reference"])
+    row = bill_row(runtime, order["reference"])
     assert row["status"] == "completed" and row["token"]
-    assert sum(_pay_calls(sandbox).values()) == 1
+    assert sum(pay_calls(sandbox).values()) == 1
     assert len(sandbox.calls(operation="pay")) == 1

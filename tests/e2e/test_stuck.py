@@ -11,14 +11,14 @@ import pytest
 import sqlalchemy as sa
 
 from deployments.cli import run_tick
-from tests.e2e.test_pipeline import _bill, _order, _pay_calls, _refund_payments
+from tests.e2e.pipeline_helpers import bill_row, pay_calls, place_order, refund_payments
 
 pytestmark = pytest.mark.e2e
 
 
 def _reprocess(**params: Any) -> tuple[dict[str, Any], str]:
     """Run the flow as an operator would; returns its result and its markdown artifact."""
-    from flows.stuck import reprocess_stuck
+    from flows.reprocess_stuck import reprocess_stuck
 
     state = reprocess_stuck(**params, return_state=True)
     assert state.is_completed(), state
@@ -46,18 +46,18 @@ def _artifact(flow_run_id: UUID) -> str:
 
 
 def _paid_order(rt: Any, sandbox: Any, account: str, **kw: Any) -> dict[str, Any]:
-    order = _order(rt, "electricity", "ikeja-electric", account, "2000", **kw)
+    order = place_order(rt, "electricity", "ikeja-electric", account, "2000", **kw)
     sandbox.pay(order["memo"], order["amount_cngn"])
     return order
 
 
 def _received(rt: Any, sandbox: Any) -> dict[str, Any]:
     """A paid order ingested and matched (cngn_received), not yet processed."""
-    from flows.payments import ingest_payments
+    from flows.ingest_payments import ingest_payments
 
     order = _paid_order(rt, sandbox, "1111111111111", account_type="prepaid")
     ingest_payments()
-    assert _bill(rt, order["reference"])["status"] == "cngn_received"
+    assert bill_row(rt, order["reference"])["status"] == "cngn_received"
     return order
 
 
@@ -76,7 +76,7 @@ def _force(rt: Any, reference: str, status: str, **fields: Any) -> None:
 def _pending_at_provider(rt: Any, sandbox: Any) -> dict[str, Any]:
     order = _paid_order(rt, sandbox, "201000000000", account_type="postpaid")
     run_tick()
-    row = _bill(rt, order["reference"])
+    row = bill_row(rt, order["reference"])
     assert row["status"] == "provider_processing" and row["attempt_reference"]
     return order
 
@@ -124,11 +124,11 @@ def test_dry_run_changes_nothing_and_lists_each_bill(runtime, sandbox):
 
 def test_refund_is_refused_while_money_may_be_at_the_provider(runtime, sandbox):
     pending = _pending_at_provider(runtime, sandbox)
-    before = _bill(runtime, pending["reference"])
+    before = bill_row(runtime, pending["reference"])
 
     result, markdown = _reprocess(references=[pending["reference"]], action="refund", dry_run=False)
 
-    after = _bill(runtime, pending["reference"])
+    after = bill_row(runtime, pending["reference"])
     assert after["status"] == "provider_processing"
     assert after["attempt_reference"] == before["attempt_reference"]
     assert after["updated_at"] == before["updated_at"]
@@ -159,25 +159,25 @@ def test_refund_of_definitively_failed_bills_returns_the_cngn(runtime, sandbox):
     assert "applied" in markdown
     for reference in references:
         assert "sent to refund" in _line(markdown, reference)
-        assert _bill(runtime, reference)["status"] == "refund_initiated"
+        assert bill_row(runtime, reference)["status"] == "refund_initiated"
     for _ in range(4):
         run_tick()
-        if {_bill(runtime, r)["status"] for r in references} == {"refunded"}:
+        if {bill_row(runtime, r)["status"] for r in references} == {"refunded"}:
             break
-    assert {_bill(runtime, r)["status"] for r in references} == {"refunded"}
-    refunds = _refund_payments(sandbox, runtime)
+    assert {bill_row(runtime, r)["status"] for r in references} == {"refunded"}
+    refunds = refund_payments(sandbox, runtime)
     assert sorted(r["transaction"]["memo"] for r in refunds) == sorted(
         f"REFUND-{r}" for r in references
     )
     assert {r["amount"] for r in refunds} == {"2000.0000000"}
-    assert sum(_pay_calls(sandbox).values()) == 0
+    assert sum(pay_calls(sandbox).values()) == 0
     events = [e["detail"] for e in _events(runtime, retrying["reference"])]
     assert "operator refund" in events
 
 
 def test_requery_asks_the_provider_now(runtime, sandbox):
     pending = _pending_at_provider(runtime, sandbox)
-    row = _bill(runtime, pending["reference"])
+    row = bill_row(runtime, pending["reference"])
     _force(  # not due for an hour: only the operator's requery asks now
         runtime,
         pending["reference"],
@@ -192,13 +192,13 @@ def test_requery_asks_the_provider_now(runtime, sandbox):
     )
 
     assert _requeries(sandbox) == asked_before + 1
-    after = _bill(runtime, pending["reference"])
+    after = bill_row(runtime, pending["reference"])
     assert after["status"] == "completed"
     assert after["claimed_by"] is None
     assert result["bills"][0]["done"].startswith("requeried: ")
     line = _line(markdown, pending["reference"])
     assert f"open attempt {row['attempt_reference']}" in line and "requeried" in line
-    assert _pay_calls(sandbox)[row["attempt_reference"]] == 1  # asked, never paid again
+    assert pay_calls(sandbox)[row["attempt_reference"]] == 1  # asked, never paid again
 
 
 @pytest.mark.parametrize("next_attempt_at", ["2099-01-01T00:00:00Z", None])
@@ -217,13 +217,13 @@ def test_requeue_releases_a_live_lease_and_makes_the_bill_due_now(
             {"r": pending["reference"], "next": next_attempt_at},
         )
     run_tick()
-    assert _bill(runtime, pending["reference"])["status"] == "provider_processing"  # not due
+    assert bill_row(runtime, pending["reference"])["status"] == "provider_processing"  # not due
 
     result, markdown = _reprocess(
         references=[pending["reference"]], action="requeue", dry_run=False
     )
 
-    row = _bill(runtime, pending["reference"])
+    row = bill_row(runtime, pending["reference"])
     assert row["claimed_by"] is None and row["claimed_until"] is None
     with runtime.db.connect() as conn:
         due = conn.execute(
@@ -237,7 +237,7 @@ def test_requeue_releases_a_live_lease_and_makes_the_bill_due_now(
         "requeued by operator"
     )
     run_tick()
-    assert _bill(runtime, pending["reference"])["status"] == "completed"
+    assert bill_row(runtime, pending["reference"])["status"] == "completed"
 
 
 def _requeries(sandbox: Any) -> int:
@@ -247,4 +247,4 @@ def _requeries(sandbox: Any) -> int:
 def _events(rt: Any, reference: str) -> list[dict[str, Any]]:
     from billpay.store import bills as bill_store
 
-    return bill_store.events_for(rt.db, _bill(rt, reference)["id"])
+    return bill_store.events_for(rt.db, bill_row(rt, reference)["id"])

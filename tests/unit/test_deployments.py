@@ -23,7 +23,10 @@ def test_the_pipeline_runs_every_ten_seconds_with_cancel_new_concurrency():
     by_name = {d["name"]: d for d in document["deployments"]}
     for name in ("ingest-payments", "process-bills", "process-refunds", "dispatch-notifications"):
         assert by_name[name]["schedules"] == [{"interval": 10, "active": True}]
-        assert by_name[name]["concurrency_limit"] == {"limit": 1, "collision_strategy": "CANCEL_NEW"}
+        assert by_name[name]["concurrency_limit"] == {
+            "limit": 1,
+            "collision_strategy": "CANCEL_NEW",
+        }
     assert by_name["expire-orders"]["schedules"] == [{"interval": 60, "active": True}]
     assert by_name["reprocess-stuck"]["schedules"] == []
     assert by_name["reprocess-stuck"]["parameters"] == {"dry_run": True}
@@ -38,8 +41,11 @@ def test_serve_builds_the_same_deployments_and_schedules():
     assert set(served) == set(specs)
     for name, spec in specs.items():
         deployment = served[name]
-        intervals = [s.schedule.interval.total_seconds() for s in deployment.schedules
-                     if getattr(s.schedule, "interval", None)]
+        intervals = [
+            s.schedule.interval.total_seconds()
+            for s in deployment.schedules
+            if getattr(s.schedule, "interval", None)
+        ]
         crons = [s.schedule.cron for s in deployment.schedules if getattr(s.schedule, "cron", None)]
         assert intervals == ([spec.interval_seconds] if spec.interval_seconds else [])
         assert crons == ([spec.cron] if spec.cron else [])
@@ -48,3 +54,11 @@ def test_serve_builds_the_same_deployments_and_schedules():
             assert str(deployment.concurrency_options.collision_strategy.value) == "CANCEL_NEW"
         assert (deployment.parameters or {}) == spec.parameters
         assert deployment.entrypoint.replace(":", "").endswith(spec.entrypoint.split(":")[1])
+
+
+def test_every_flow_file_is_named_after_its_deployment():
+    for spec in all_specs():
+        path, _, attr = spec.entrypoint.partition(":")
+        assert path == f"flows/{spec.name.replace('-', '_')}.py"
+        assert (ROOT / path).is_file()
+        assert spec.load_flow().name == spec.name

@@ -288,15 +288,17 @@ def test_summary_markdown_embeds_the_chart_and_lists_changes():
 
 
 def test_report_deployments_name_flows_and_schedules():
-    from deployments.reports import REPORT_DEPLOYMENTS, load_flow
+    from deployments.registry import REPORTS
 
-    by_name = {d["name"]: d for d in REPORT_DEPLOYMENTS}
-    assert by_name["report-success-rate"]["interval_seconds"] == 900
-    assert by_name["report-provider-performance"]["interval_seconds"] == 900
+    by_name = {spec.name: spec for spec in REPORTS}
+    assert set(by_name) == {"report-success-rate", "report-provider-performance", "daily-report"}
+    assert by_name["report-success-rate"].interval_seconds == 900
+    assert by_name["report-provider-performance"].interval_seconds == 900
     daily = by_name["daily-report"]
-    assert (daily["cron"], daily["timezone"]) == ("0 6 * * *", "Africa/Lagos")
+    assert (daily.cron, daily.timezone) == ("0 6 * * *", "Africa/Lagos")
     for name, spec in by_name.items():
-        assert load_flow(spec["flow"]).name == name
+        assert spec.load_flow().name == name
+        assert spec.entrypoint.startswith(f"flows/{name.replace('-', '_')}.py:")
 
 
 def test_domain_report_modules_do_not_import_prefect():
