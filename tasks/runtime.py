@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from billpay.config import Settings
-from billpay.providers.routing import ProviderRouter, build_providers
+from billpay.providers import ProviderRouter, build_providers
 from billpay.store import Database, connect
 from billpay.store import bills as bill_store
 from billpay.store.slots import ProviderSlots

@@ -19,11 +19,11 @@ Outcome rules (the full table is docs/providers.md):
 from __future__ import annotations
 
 import re
-from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 from billpay.accounts import parse_phone
+from billpay.catalogue import FLUTTERWAVE_CATEGORY, biller_supported, find_biller, provider_product
 from billpay.orders import BillOrder, BillType
 from billpay.providers.base import (
     AccountCheck,
@@ -40,12 +40,6 @@ from billpay.providers.base import (
     not_found_is_definitive,
 )
 from billpay.providers.http import Exchange, HttpAdapter
-from billpay.providers.routing import (
-    FLUTTERWAVE_CATEGORY,
-    biller_supported,
-    find_biller,
-    provider_product,
-)
 from billpay.tokens import extract_token
 
 PHONE_BILLS = (BillType.AIRTIME, BillType.DATA)
@@ -236,10 +230,6 @@ def requery_result(order: BillOrder, reference: str, ex: Exchange, now: datetime
 class FlutterwaveProvider(HttpAdapter):
     name = "flutterwave"
 
-    def __init__(self, settings: Any, client: Any = None, *, clock: Any = None) -> None:
-        super().__init__(settings, client)
-        self._clock = clock or (lambda: datetime.now(UTC))
-
     def _base_url(self) -> str:
         return self._settings.flutterwave_base_url
 
@@ -266,11 +256,7 @@ class FlutterwaveProvider(HttpAdapter):
             )
         params = {"code": biller_code, "customer": order.account_number}
         ex = self._send("GET", f"/bill-items/{item}/validate", params=params)
-        check = verify_result(ex)
-        outcome = {True: "valid", False: "invalid", None: "unknown"}[check.valid]
-        error_class = check.error_class.value if check.error_class else None
-        call = self._record(Operation.VERIFY, order.reference, ex, outcome, error_class)
-        return replace(check, call=call)
+        return self._with_check_call(order.reference, ex, verify_result(ex))
 
     def _customer_id(self, order: BillOrder) -> str:
         if order.bill_type in PHONE_BILLS:
@@ -299,13 +285,6 @@ class FlutterwaveProvider(HttpAdapter):
         ex = self._send("GET", f"/bills/{reference}")
         result = requery_result(order, reference, ex, self._clock())
         return self._with_call(Operation.REQUERY, reference, ex, result)
-
-    def _with_call(
-        self, operation: str, reference: str, ex: Exchange, result: PaymentResult
-    ) -> PaymentResult:
-        error_class = result.error_class.value if result.error_class else None
-        call = self._record(operation, reference, ex, result.outcome.value, error_class)
-        return replace(result, call=call)
 
     # --- catalogue ------------------------------------------------------------------------
 

@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any, Self
+from typing import Any
 
 import httpx
 
 from billpay.config import Settings
-from billpay.providers.base import CallRecord, redact
+from billpay.providers.base import AccountCheck, CallRecord, Operation, PaymentResult, redact
 
 GET_RETRIES = 2  # extra tries after the first, GET only
 GET_RETRY_PAUSE_SECONDS = 0.2
@@ -44,10 +44,6 @@ class Exchange:
     body: Any = None  # parsed JSON, or None when absent or unparseable
     text: str = ""  # first characters of the raw body, for diagnosis
     transport_error: str | None = None
-
-    @property
-    def parsed(self) -> bool:
-        return self.body is not None
 
     @property
     def nothing_sent(self) -> bool:
@@ -191,14 +187,17 @@ class HttpAdapter:
 
     name: str = ""
 
-    def __init__(self, settings: Settings, client: httpx.Client | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        client: httpx.Client | None = None,
+        *,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
         self._settings = settings
+        self._clock = clock or (lambda: datetime.now(UTC))  # "not found" grace needs the time
         self._owns_client = client is None
         self._client = client if client is not None else build_client(settings)
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> Self:
-        return cls(settings)
 
     def close(self) -> None:
         if self._owns_client:
@@ -245,3 +244,18 @@ class HttpAdapter:
             error_class=error_class,
             summary=summary,
         )
+
+    def _with_call(
+        self, operation: str, reference: str, ex: Exchange, result: PaymentResult
+    ) -> PaymentResult:
+        """``result`` with the call record of the exchange that produced it."""
+        error_class = result.error_class.value if result.error_class else None
+        call = self._record(operation, reference, ex, result.outcome.value, error_class)
+        return replace(result, call=call)
+
+    def _with_check_call(self, reference: str, ex: Exchange, check: AccountCheck) -> AccountCheck:
+        """``check`` with the call record of the verify exchange that produced it."""
+        outcome = {True: "valid", False: "invalid", None: "unknown"}[check.valid]
+        error_class = check.error_class.value if check.error_class else None
+        call = self._record(Operation.VERIFY, reference, ex, outcome, error_class)
+        return replace(check, call=call)

@@ -405,7 +405,7 @@ def test_unsupported_biller_is_a_programming_error(flw: FlutterwaveProvider) -> 
 
 
 def test_paystack_declares_no_bill_capability() -> None:
-    paystack = PaystackProvider.from_settings(Settings())
+    paystack = PaystackProvider(Settings())
     assert not any(paystack.supports(t, "mtn") for t in BillType)
     for call in (
         lambda: paystack.verify_account(DSTV),

@@ -6,11 +6,11 @@ from typing import Any
 import httpx
 import pytest
 
+from billpay.catalogue import BILLERS, find_biller, provider_product
 from billpay.config import Settings
 from billpay.orders import BillOrder, BillType
 from billpay.providers import BillProvider, ProviderRouter, build_providers
 from billpay.providers.base import make_attempt_reference, reference_created_at
-from billpay.providers.routing import BILLERS, find_biller, provider_product
 
 DISCOS = [
     "ikeja-electric", "eko-electric", "kano-electric", "portharcourt-electric", "jos-electric",
