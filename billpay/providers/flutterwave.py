@@ -23,13 +23,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from billpay.accounts import parse_phone
-from billpay.catalogue import FLUTTERWAVE_CATEGORY, biller_supported, find_biller, provider_product
+from billpay.catalogue import FLUTTERWAVE_CATEGORY, provider_product
 from billpay.orders import BillOrder, BillType
 from billpay.providers.base import (
     AccountCheck,
     Catalogue,
     ErrorClass,
-    NotSupported,
     Operation,
     PaymentOutcome,
     PaymentResult,
@@ -237,13 +236,8 @@ class FlutterwaveProvider(HttpAdapter):
         secret = self._settings.flutterwave_secret_key.get_secret_value()
         return {"Authorization": f"Bearer {secret}"}
 
-    def supports(self, bill_type: BillType | str, biller: str) -> bool:
-        return biller_supported(self.name, bill_type, biller)
-
     def _codes(self, order: BillOrder) -> tuple[str, str | None]:
-        biller = find_biller(order.biller)
-        if biller is None or not self.supports(order.bill_type, order.biller):
-            raise NotSupported(f"flutterwave does not sell {order.bill_type} {order.biller}")
+        biller = self._biller(order.biller, order.bill_type)
         return str(biller.flutterwave_biller_code), provider_product(order, self.name)
 
     def verify_account(self, order: BillOrder) -> AccountCheck:
@@ -289,9 +283,7 @@ class FlutterwaveProvider(HttpAdapter):
     # --- catalogue ------------------------------------------------------------------------
 
     def catalogue(self, biller: str) -> Catalogue:
-        entry = find_biller(biller)
-        if entry is None or entry.flutterwave_biller_code is None:
-            raise NotSupported(f"flutterwave does not sell {biller}")
+        entry = self._biller(biller)
         ex = self._send("GET", f"/billers/{entry.flutterwave_biller_code}/items")
         envelope = _envelope(ex)
         ok = envelope is not None and envelope[0] == "success" and isinstance(envelope[2], list)

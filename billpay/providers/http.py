@@ -17,8 +17,17 @@ from typing import Any
 
 import httpx
 
+from billpay.catalogue import Biller, biller_supported, find_biller
 from billpay.config import Settings
-from billpay.providers.base import AccountCheck, CallRecord, Operation, PaymentResult, redact
+from billpay.orders import BillType
+from billpay.providers.base import (
+    AccountCheck,
+    CallRecord,
+    NotSupported,
+    Operation,
+    PaymentResult,
+    redact,
+)
 
 GET_RETRIES = 2  # extra tries after the first, GET only
 GET_RETRY_PAUSE_SECONDS = 0.2
@@ -183,7 +192,8 @@ def call_record(
 
 
 class HttpAdapter:
-    """Shared plumbing for the HTTP adapters: one injected client, timeouts from settings."""
+    """Shared plumbing for the bill adapters that speak HTTP: one injected client, timeouts from
+    settings, the biller catalogue lookup and call records."""
 
     name: str = ""
 
@@ -202,6 +212,18 @@ class HttpAdapter:
     def close(self) -> None:
         if self._owns_client:
             self._client.close()
+
+    def supports(self, bill_type: BillType | str, biller: str) -> bool:
+        return biller_supported(self.name, bill_type, biller)
+
+    def _biller(self, code: str, bill_type: BillType | str | None = None) -> Biller:
+        """The catalogue entry of a biller this adapter sells (of ``bill_type`` when given);
+        asking for any other is a routing bug, hence NotSupported."""
+        biller = find_biller(code)
+        if biller is None or not self.supports(bill_type or biller.bill_type, code):
+            kind = f"{bill_type} " if bill_type else ""
+            raise NotSupported(f"{self.name} does not sell {kind}{code}")
+        return biller
 
     def _base_url(self) -> str:
         raise NotImplementedError

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from billpay.catalogue import biller_supported, find_biller, provider_product
+from billpay.catalogue import provider_product
 from billpay.orders import BillOrder, BillType
 from billpay.providers.base import (
     LAGOS,
@@ -23,7 +23,6 @@ from billpay.providers.base import (
     AccountCheck,
     Catalogue,
     ErrorClass,
-    NotSupported,
     Operation,
     PaymentOutcome,
     PaymentResult,
@@ -290,14 +289,8 @@ class VTpassProvider(HttpAdapter):
             second[0]: second[1].get_secret_value(),
         }
 
-    def supports(self, bill_type: BillType | str, biller: str) -> bool:
-        return biller_supported(self.name, bill_type, biller)
-
     def _service_id(self, order: BillOrder) -> str:
-        biller = find_biller(order.biller)
-        if biller is None or not self.supports(order.bill_type, order.biller):
-            raise NotSupported(f"vtpass does not sell {order.bill_type} {order.biller}")
-        return str(biller.vtpass_service_id)
+        return str(self._biller(order.biller, order.bill_type).vtpass_service_id)
 
     def verify_account(self, order: BillOrder) -> AccountCheck:
         service_id = self._service_id(order)
@@ -339,9 +332,7 @@ class VTpassProvider(HttpAdapter):
         return self._with_call(Operation.REQUERY, reference, ex, result)
 
     def catalogue(self, biller: str) -> Catalogue:
-        entry = find_biller(biller)
-        if entry is None or entry.vtpass_service_id is None:
-            raise NotSupported(f"vtpass does not sell {biller}")
+        entry = self._biller(biller)
         ex = self._send("GET", "/service-variations", params={"serviceID": entry.vtpass_service_id})
         content = ex.body.get("content") if isinstance(ex.body, dict) else None
         variations = None
