@@ -121,6 +121,10 @@ def resource_missing() -> JSONResponse:
     return problem(404, "Resource Missing", "The resource at the url requested was not found.")
 
 
+def found_or_missing(body: dict[str, Any] | None) -> dict[str, Any] | JSONResponse:
+    return resource_missing() if body is None else body
+
+
 class SandboxLedger:
     """Accounts, transactions and payment operations; every access holds ``lock``."""
 
@@ -558,10 +562,7 @@ def mount_horizon(app: FastAPI, options: Any) -> SandboxLedger:
 
     @router.get("/accounts/{account_id}")
     def get_account(account_id: str) -> Any:
-        body = ledger.account_json(account_id)
-        if body is None:
-            return resource_missing()
-        return body
+        return found_or_missing(ledger.account_json(account_id))
 
     @router.get("/accounts/{account_id}/payments")
     def get_payments(
@@ -593,10 +594,7 @@ def mount_horizon(app: FastAPI, options: Any) -> SandboxLedger:
 
     @router.get("/transactions/{tx_hash}")
     def get_transaction(tx_hash: str) -> Any:
-        body = ledger.transaction_json(tx_hash)
-        if body is None:
-            return resource_missing()
-        return body
+        return found_or_missing(ledger.transaction_json(tx_hash))
 
     @router.post("/transactions")
     async def post_transaction(request: Request) -> Any:
