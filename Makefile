@@ -16,6 +16,7 @@ install: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check billpay tasks flows deployments tests
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q
 
 demo: $(STAMP)
@@ -36,7 +37,8 @@ bench: $(STAMP)
 	$(BIN)/billpay bench
 
 lint: $(STAMP)
-	$(BIN)/ruff check billpay tasks flows tests
+	$(BIN)/ruff check billpay tasks flows deployments tests
+	$(BIN)/lint-imports
 
 clean:
 	rm -rf $(VENV) .billpay

@@ -7,11 +7,14 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from billpay import accounts
+from billpay.catalogue import find_biller
 from billpay.config import Settings
 from billpay.money import MoneyError, format_cngn, kobo_to_cngn, naira_to_kobo
 from billpay.orders import BillType, memo_for
 from billpay.store import Database
 from billpay.store import bills as bill_store
+from billpay.tokens import format_token
 
 
 class IntakeError(ValueError):
@@ -51,8 +54,6 @@ class ValidOrder:
 
 
 def validate(request: OrderRequest, settings: Settings) -> ValidOrder:
-    from billpay import accounts
-
     try:
         bill_type = BillType(request.bill_type.strip().lower())
     except ValueError:
@@ -121,8 +122,6 @@ def _check_catalogue(
 ) -> tuple[str, str | None]:
     """The biller must be one we route, of this bill type; a fixed-price plan must be paid at
     its price. Returns our canonical biller code and product code."""
-    from billpay.providers.routing import find_biller
-
     biller = find_biller(biller_code)
     if biller is None or biller.bill_type != bill_type:
         raise IntakeError("biller", f"no {bill_type} biller {biller_code!r}", "invalid_biller")
@@ -197,8 +196,6 @@ def _iso(value: datetime) -> str:
 
 def describe(row: dict[str, Any], events: list[dict[str, Any]]) -> dict[str, Any]:
     """``billpay order show``: the order, its state and its transitions, JSON-ready."""
-    from billpay.tokens import format_token
-
     out: dict[str, Any] = {}
     for key, value in row.items():
         if key in ("claimed_by", "claimed_until"):

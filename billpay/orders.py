@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -60,7 +60,6 @@ class BillOrder:
     fee_kobo: int = 0
     amount_cngn: Decimal | None = None
     expires_at: datetime | None = None
-    extra: dict[str, str] = field(default_factory=dict)
 
     @property
     def amount_naira(self) -> Decimal:

@@ -42,18 +42,6 @@ ALLOWED_TRANSITIONS: dict[BillState, frozenset[BillState]] = {
     S.EXPIRED: frozenset(),
 }
 
-TERMINAL_STATES: frozenset[BillState] = frozenset(
-    state for state, targets in ALLOWED_TRANSITIONS.items() if not targets
-)
-
-# States from which sending the bill to refund is safe: no money can have moved to a provider,
-# or the provider reported a definitive failure.
-REFUNDABLE_STATES: frozenset[BillState] = frozenset({S.ACCOUNT_INVALID, S.PROVIDER_FAILED})
-
-
-def can_transition(source: BillState, target: BillState) -> bool:
-    return target in ALLOWED_TRANSITIONS[source]
-
 
 def transition_pairs() -> set[tuple[str, str]]:
     return {(src.value, dst.value) for src, dsts in ALLOWED_TRANSITIONS.items() for dst in dsts}

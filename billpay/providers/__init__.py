@@ -1,38 +1,19 @@
 """Bill provider adapters: Flutterwave and VTpass pay bills; Paystack is declared unsupported.
 
-The pipeline needs only this module's names; see ``base`` for how to read results.
+The pipeline needs only these names; ``base`` says how to read results, ``registry`` lists
+the adapters.
 """
 
 from __future__ import annotations
 
-from billpay.providers.base import (
-    AccountCheck,
-    BillProvider,
-    CallRecord,
-    Catalogue,
-    ErrorClass,
-    NotSupported,
-    Operation,
-    PaymentOutcome,
-    PaymentResult,
-    Product,
-    ProviderError,
-    make_attempt_reference,
-)
-from billpay.providers.routing import ProviderRouter, build_providers
+from billpay.providers.base import BillProvider, ErrorClass, PaymentOutcome, make_attempt_reference
+from billpay.providers.registry import build_providers
+from billpay.providers.routing import ProviderRouter
 
 __all__ = [
-    "AccountCheck",
     "BillProvider",
-    "CallRecord",
-    "Catalogue",
     "ErrorClass",
-    "NotSupported",
-    "Operation",
     "PaymentOutcome",
-    "PaymentResult",
-    "Product",
-    "ProviderError",
     "ProviderRouter",
     "build_providers",
     "make_attempt_reference",

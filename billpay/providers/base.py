@@ -91,20 +91,6 @@ class CallRecord:
     http_status: int | None
     response_summary: dict[str, Any] = field(default_factory=dict)
 
-    def as_row(self) -> dict[str, Any]:
-        return {
-            "provider": self.provider,
-            "operation": self.operation,
-            "reference": self.reference,
-            "started_at": self.started_at,
-            "finished_at": self.finished_at,
-            "latency_ms": self.latency_ms,
-            "outcome": self.outcome,
-            "error_class": self.error_class,
-            "http_status": self.http_status,
-            "response_summary": self.response_summary,
-        }
-
 
 @dataclass(frozen=True, slots=True)
 class AccountCheck:
@@ -132,14 +118,6 @@ class PaymentResult:
     call: CallRecord | None = None
     amount_kobo: int | None = None  # what the provider says it charged, when it says
     provider_time: datetime | None = None
-
-    @property
-    def is_final(self) -> bool:
-        return self.outcome in (PaymentOutcome.SUCCESS, PaymentOutcome.FAILED)
-
-    @property
-    def needs_requery(self) -> bool:
-        return self.outcome in (PaymentOutcome.PENDING, PaymentOutcome.UNKNOWN)
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,17 +19,16 @@ Outcome rules (the full table is docs/providers.md):
 from __future__ import annotations
 
 import re
-from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 from billpay.accounts import parse_phone
+from billpay.catalogue import FLUTTERWAVE_CATEGORY, provider_product
 from billpay.orders import BillOrder, BillType
 from billpay.providers.base import (
     AccountCheck,
     Catalogue,
     ErrorClass,
-    NotSupported,
     Operation,
     PaymentOutcome,
     PaymentResult,
@@ -40,12 +39,6 @@ from billpay.providers.base import (
     not_found_is_definitive,
 )
 from billpay.providers.http import Exchange, HttpAdapter
-from billpay.providers.routing import (
-    FLUTTERWAVE_CATEGORY,
-    biller_supported,
-    find_biller,
-    provider_product,
-)
 from billpay.tokens import extract_token
 
 PHONE_BILLS = (BillType.AIRTIME, BillType.DATA)
@@ -236,10 +229,6 @@ def requery_result(order: BillOrder, reference: str, ex: Exchange, now: datetime
 class FlutterwaveProvider(HttpAdapter):
     name = "flutterwave"
 
-    def __init__(self, settings: Any, client: Any = None, *, clock: Any = None) -> None:
-        super().__init__(settings, client)
-        self._clock = clock or (lambda: datetime.now(UTC))
-
     def _base_url(self) -> str:
         return self._settings.flutterwave_base_url
 
@@ -247,13 +236,8 @@ class FlutterwaveProvider(HttpAdapter):
         secret = self._settings.flutterwave_secret_key.get_secret_value()
         return {"Authorization": f"Bearer {secret}"}
 
-    def supports(self, bill_type: BillType | str, biller: str) -> bool:
-        return biller_supported(self.name, bill_type, biller)
-
     def _codes(self, order: BillOrder) -> tuple[str, str | None]:
-        biller = find_biller(order.biller)
-        if biller is None or not self.supports(order.bill_type, order.biller):
-            raise NotSupported(f"flutterwave does not sell {order.bill_type} {order.biller}")
+        biller = self._biller(order.biller, order.bill_type)
         return str(biller.flutterwave_biller_code), provider_product(order, self.name)
 
     def verify_account(self, order: BillOrder) -> AccountCheck:
@@ -266,11 +250,7 @@ class FlutterwaveProvider(HttpAdapter):
             )
         params = {"code": biller_code, "customer": order.account_number}
         ex = self._send("GET", f"/bill-items/{item}/validate", params=params)
-        check = verify_result(ex)
-        outcome = {True: "valid", False: "invalid", None: "unknown"}[check.valid]
-        error_class = check.error_class.value if check.error_class else None
-        call = self._record(Operation.VERIFY, order.reference, ex, outcome, error_class)
-        return replace(check, call=call)
+        return self._with_check_call(order.reference, ex, verify_result(ex))
 
     def _customer_id(self, order: BillOrder) -> str:
         if order.bill_type in PHONE_BILLS:
@@ -300,19 +280,10 @@ class FlutterwaveProvider(HttpAdapter):
         result = requery_result(order, reference, ex, self._clock())
         return self._with_call(Operation.REQUERY, reference, ex, result)
 
-    def _with_call(
-        self, operation: str, reference: str, ex: Exchange, result: PaymentResult
-    ) -> PaymentResult:
-        error_class = result.error_class.value if result.error_class else None
-        call = self._record(operation, reference, ex, result.outcome.value, error_class)
-        return replace(result, call=call)
-
     # --- catalogue ------------------------------------------------------------------------
 
     def catalogue(self, biller: str) -> Catalogue:
-        entry = find_biller(biller)
-        if entry is None or entry.flutterwave_biller_code is None:
-            raise NotSupported(f"flutterwave does not sell {biller}")
+        entry = self._biller(biller)
         ex = self._send("GET", f"/billers/{entry.flutterwave_biller_code}/items")
         envelope = _envelope(ex)
         ok = envelope is not None and envelope[0] == "success" and isinstance(envelope[2], list)

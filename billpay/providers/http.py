@@ -10,15 +10,24 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any, Self
+from typing import Any
 
 import httpx
 
+from billpay.catalogue import Biller, biller_supported, find_biller
 from billpay.config import Settings
-from billpay.providers.base import CallRecord, redact
+from billpay.orders import BillType
+from billpay.providers.base import (
+    AccountCheck,
+    CallRecord,
+    NotSupported,
+    Operation,
+    PaymentResult,
+    redact,
+)
 
 GET_RETRIES = 2  # extra tries after the first, GET only
 GET_RETRY_PAUSE_SECONDS = 0.2
@@ -44,10 +53,6 @@ class Exchange:
     body: Any = None  # parsed JSON, or None when absent or unparseable
     text: str = ""  # first characters of the raw body, for diagnosis
     transport_error: str | None = None
-
-    @property
-    def parsed(self) -> bool:
-        return self.body is not None
 
     @property
     def nothing_sent(self) -> bool:
@@ -187,22 +192,38 @@ def call_record(
 
 
 class HttpAdapter:
-    """Shared plumbing for the HTTP adapters: one injected client, timeouts from settings."""
+    """Shared plumbing for the bill adapters that speak HTTP: one injected client, timeouts from
+    settings, the biller catalogue lookup and call records."""
 
     name: str = ""
 
-    def __init__(self, settings: Settings, client: httpx.Client | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        client: httpx.Client | None = None,
+        *,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
         self._settings = settings
+        self._clock = clock or (lambda: datetime.now(UTC))  # "not found" grace needs the time
         self._owns_client = client is None
         self._client = client if client is not None else build_client(settings)
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> Self:
-        return cls(settings)
 
     def close(self) -> None:
         if self._owns_client:
             self._client.close()
+
+    def supports(self, bill_type: BillType | str, biller: str) -> bool:
+        return biller_supported(self.name, bill_type, biller)
+
+    def _biller(self, code: str, bill_type: BillType | str | None = None) -> Biller:
+        """The catalogue entry of a biller this adapter sells (of ``bill_type`` when given);
+        asking for any other is a routing bug, hence NotSupported."""
+        biller = find_biller(code)
+        if biller is None or not self.supports(bill_type or biller.bill_type, code):
+            kind = f"{bill_type} " if bill_type else ""
+            raise NotSupported(f"{self.name} does not sell {kind}{code}")
+        return biller
 
     def _base_url(self) -> str:
         raise NotImplementedError
@@ -245,3 +266,18 @@ class HttpAdapter:
             error_class=error_class,
             summary=summary,
         )
+
+    def _with_call(
+        self, operation: str, reference: str, ex: Exchange, result: PaymentResult
+    ) -> PaymentResult:
+        """``result`` with the call record of the exchange that produced it."""
+        error_class = result.error_class.value if result.error_class else None
+        call = self._record(operation, reference, ex, result.outcome.value, error_class)
+        return replace(result, call=call)
+
+    def _with_check_call(self, reference: str, ex: Exchange, check: AccountCheck) -> AccountCheck:
+        """``check`` with the call record of the verify exchange that produced it."""
+        outcome = {True: "valid", False: "invalid", None: "unknown"}[check.valid]
+        error_class = check.error_class.value if check.error_class else None
+        call = self._record(Operation.VERIFY, reference, ex, outcome, error_class)
+        return replace(check, call=call)

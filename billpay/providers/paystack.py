@@ -8,7 +8,7 @@ honestly: it supports nothing, routing never picks it, and every operation raise
 
 from __future__ import annotations
 
-from typing import Any, NoReturn, Self
+from typing import Any, NoReturn
 
 from billpay.orders import BillOrder, BillType
 from billpay.providers.base import AccountCheck, Catalogue, NotSupported, PaymentResult
@@ -21,10 +21,6 @@ class PaystackProvider:
 
     def __init__(self, settings: Any = None, client: Any = None) -> None:
         self._settings = settings
-
-    @classmethod
-    def from_settings(cls, settings: Any) -> Self:
-        return cls(settings)
 
     def close(self) -> None:
         return None

@@ -11,10 +11,11 @@ with the Lagos ``YYYYMMDDHHII`` stamp), so a requery days later reproduces it ex
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from billpay.catalogue import provider_product
 from billpay.orders import BillOrder, BillType
 from billpay.providers.base import (
     LAGOS,
@@ -22,7 +23,6 @@ from billpay.providers.base import (
     AccountCheck,
     Catalogue,
     ErrorClass,
-    NotSupported,
     Operation,
     PaymentOutcome,
     PaymentResult,
@@ -33,11 +33,12 @@ from billpay.providers.base import (
     reference_created_at,
 )
 from billpay.providers.http import Exchange, HttpAdapter
-from billpay.providers.routing import biller_supported, find_biller, provider_product
 from billpay.tokens import extract_token
 
 Outcome = PaymentOutcome
 Err = ErrorClass
+# VTpass's "change" buys the bouquet named by variation_code ("renew" repeats the current one).
+SUBSCRIPTION_TYPE = "change"
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,10 +276,6 @@ def _verified(content: dict[str, Any], code: str, message: str | None) -> Accoun
 class VTpassProvider(HttpAdapter):
     name = "vtpass"
 
-    def __init__(self, settings: Any, client: Any = None, *, clock: Any = None) -> None:
-        super().__init__(settings, client)
-        self._clock = clock or (lambda: datetime.now(UTC))
-
     def _base_url(self) -> str:
         return self._settings.vtpass_base_url
 
@@ -292,14 +289,8 @@ class VTpassProvider(HttpAdapter):
             second[0]: second[1].get_secret_value(),
         }
 
-    def supports(self, bill_type: BillType | str, biller: str) -> bool:
-        return biller_supported(self.name, bill_type, biller)
-
     def _service_id(self, order: BillOrder) -> str:
-        biller = find_biller(order.biller)
-        if biller is None or not self.supports(order.bill_type, order.biller):
-            raise NotSupported(f"vtpass does not sell {order.bill_type} {order.biller}")
-        return str(biller.vtpass_service_id)
+        return str(self._biller(order.biller, order.bill_type).vtpass_service_id)
 
     def verify_account(self, order: BillOrder) -> AccountCheck:
         service_id = self._service_id(order)
@@ -309,12 +300,7 @@ class VTpassProvider(HttpAdapter):
         if order.bill_type == BillType.ELECTRICITY:
             body["type"] = order.account_type or ""
         ex = self._send("POST", "/merchant-verify", body=body)
-        check = verify_result(ex)
-        outcome = {True: "valid", False: "invalid", None: "unknown"}[check.valid]
-        error_class = check.error_class.value if check.error_class else None
-        return replace(
-            check, call=self._record(Operation.VERIFY, order.reference, ex, outcome, error_class)
-        )
+        return self._with_check_call(order.reference, ex, verify_result(ex))
 
     def pay_body(self, order: BillOrder, reference: str) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -331,7 +317,7 @@ class VTpassProvider(HttpAdapter):
         if variation:
             body["variation_code"] = variation
         if order.bill_type == BillType.CABLE_TV:
-            body["subscription_type"] = order.extra.get("subscription_type", "change")
+            body["subscription_type"] = SUBSCRIPTION_TYPE
         return body
 
     def pay(self, order: BillOrder, reference: str) -> PaymentResult:
@@ -345,17 +331,8 @@ class VTpassProvider(HttpAdapter):
         result = requery_result(order, reference, ex, self._clock())
         return self._with_call(Operation.REQUERY, reference, ex, result)
 
-    def _with_call(
-        self, operation: str, reference: str, ex: Exchange, result: PaymentResult
-    ) -> PaymentResult:
-        error_class = result.error_class.value if result.error_class else None
-        call = self._record(operation, reference, ex, result.outcome.value, error_class)
-        return replace(result, call=call)
-
     def catalogue(self, biller: str) -> Catalogue:
-        entry = find_biller(biller)
-        if entry is None or entry.vtpass_service_id is None:
-            raise NotSupported(f"vtpass does not sell {biller}")
+        entry = self._biller(biller)
         ex = self._send("GET", "/service-variations", params={"serviceID": entry.vtpass_service_id})
         content = ex.body.get("content") if isinstance(ex.body, dict) else None
         variations = None

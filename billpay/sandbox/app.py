@@ -6,38 +6,18 @@ at ``GET /_sandbox/calls``.
 
 from __future__ import annotations
 
-import random
-import threading
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import FastAPI
 
+from billpay.sandbox.horizon import horizon_env, mount_horizon
+from billpay.sandbox.options import SandboxOptions
+from billpay.sandbox.providers import mount_providers, provider_env
 
-@dataclass
-class SandboxOptions:
-    latency_ms: int = 0  # added to every provider call
-    failure_rate: float = 0.0  # share of provider pay calls answered with a definitive failure
-    seed: int = 0
-    calls: list[dict[str, Any]] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    rng: random.Random = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.rng = random.Random(self.seed)
-
-    def log_call(self, provider: str, operation: str, **details: Any) -> None:
-        entry = {"provider": provider, "operation": operation, "at": datetime.now(UTC).isoformat()}
-        entry.update(details)
-        with self.lock:
-            self.calls.append(entry)
+__all__ = ["SandboxOptions", "create_app", "sandbox_env"]
 
 
 def create_app(options: SandboxOptions | None = None) -> FastAPI:
-    from billpay.sandbox.horizon import mount_horizon
-    from billpay.sandbox.providers import mount_providers
-
     options = options or SandboxOptions()
     app = FastAPI(title="billpay sandbox")
     app.state.options = options
@@ -60,9 +40,6 @@ def create_app(options: SandboxOptions | None = None) -> FastAPI:
 
 def sandbox_env(port: int, host: str = "127.0.0.1") -> dict[str, str]:
     """The BILLPAY_* settings that point the pipeline at a sandbox on ``host:port``."""
-    from billpay.sandbox.horizon import horizon_env
-    from billpay.sandbox.providers import provider_env
-
     base = f"http://{host}:{port}"
     env = provider_env(base)
     env.update(horizon_env(base))

@@ -117,6 +117,14 @@ def problem(status: int, title: str, detail: str, **extras: Any) -> JSONResponse
     return JSONResponse(body, status_code=status)
 
 
+def resource_missing() -> JSONResponse:
+    return problem(404, "Resource Missing", "The resource at the url requested was not found.")
+
+
+def found_or_missing(body: dict[str, Any] | None) -> dict[str, Any] | JSONResponse:
+    return resource_missing() if body is None else body
+
+
 class SandboxLedger:
     """Accounts, transactions and payment operations; every access holds ``lock``."""
 
@@ -554,12 +562,7 @@ def mount_horizon(app: FastAPI, options: Any) -> SandboxLedger:
 
     @router.get("/accounts/{account_id}")
     def get_account(account_id: str) -> Any:
-        body = ledger.account_json(account_id)
-        if body is None:
-            return problem(
-                404, "Resource Missing", "The resource at the url requested was not found."
-            )
-        return body
+        return found_or_missing(ledger.account_json(account_id))
 
     @router.get("/accounts/{account_id}/payments")
     def get_payments(
@@ -576,9 +579,7 @@ def mount_horizon(app: FastAPI, options: Any) -> SandboxLedger:
                 ledger.faults.payments_503 -= 1
                 return problem(503, "Service Unavailable", "sandbox fault")
         if account_id not in ledger.accounts:
-            return problem(
-                404, "Resource Missing", "The resource at the url requested was not found."
-            )
+            return resource_missing()
         if cursor not in (None, "", "now") and not cursor.isdigit():
             return problem(400, "Bad Request", f"invalid cursor {cursor!r}")
         limit = max(1, min(limit, 200))
@@ -593,12 +594,7 @@ def mount_horizon(app: FastAPI, options: Any) -> SandboxLedger:
 
     @router.get("/transactions/{tx_hash}")
     def get_transaction(tx_hash: str) -> Any:
-        body = ledger.transaction_json(tx_hash)
-        if body is None:
-            return problem(
-                404, "Resource Missing", "The resource at the url requested was not found."
-            )
-        return body
+        return found_or_missing(ledger.transaction_json(tx_hash))
 
     @router.post("/transactions")
     async def post_transaction(request: Request) -> Any:

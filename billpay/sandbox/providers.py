@@ -45,10 +45,10 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
+from billpay.catalogue import BILLERS, FLUTTERWAVE_CATEGORY, Biller, Plan
 from billpay.orders import BillType
-from billpay.providers.base import LAGOS, REFERENCE_STAMP_FORMAT
-from billpay.providers.routing import BILLERS, FLUTTERWAVE_CATEGORY, Biller, Plan
-from billpay.sandbox.app import SandboxOptions
+from billpay.providers.base import REFERENCE_STAMP_FORMAT
+from billpay.sandbox.options import SandboxOptions
 
 SANDBOX_FLUTTERWAVE_SECRET_KEY = "FLWSECK_TEST-sandbox0000000000000000000000000000-X"
 SANDBOX_VTPASS_API_KEY = "sandbox-vtpass-api-key-0000000000"
@@ -719,8 +719,3 @@ def mount_providers(
     app.state.provider_sandbox = sandbox
     app.include_router(_flutterwave_router(sandbox))
     app.include_router(_vtpass_router(sandbox))
-
-
-def lagos_stamp(now: datetime | None = None) -> str:
-    """The current Lagos ``YYYYMMDDHHII`` (handy for hand-made VTpass request ids)."""
-    return (now or datetime.now(UTC)).astimezone(LAGOS).strftime(REFERENCE_STAMP_FORMAT)

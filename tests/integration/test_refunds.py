@@ -20,8 +20,8 @@ from stellar_sdk import MuxedAccount, TransactionEnvelope
 from billpay.config import SANDBOX_NETWORK_PASSPHRASE, Settings
 from billpay.orders import BillType
 from billpay.sandbox import identities as ids
-from billpay.sandbox.app import SandboxOptions
 from billpay.sandbox.horizon import SandboxLedger, horizon_env, mount_horizon
+from billpay.sandbox.options import SandboxOptions
 from billpay.stellar import (
     HorizonClient,
     RefundStatus,

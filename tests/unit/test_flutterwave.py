@@ -2,8 +2,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -13,44 +12,21 @@ import respx
 from billpay.config import Settings
 from billpay.orders import BillOrder, BillType
 from billpay.providers.base import (
-    ErrorClass,
     NotSupported,
-    PaymentOutcome,
     PaymentResult,
-    make_attempt_reference,
 )
 from billpay.providers.flutterwave import FlutterwaveProvider, classify_error_message
 from billpay.providers.paystack import PaystackProvider
+from tests.unit.outcomes import ACC, CONF, FLOAT, PERM, F, P, S, T, U
+from tests.unit.provider_cases import NOW, OLD_REFERENCE, REFERENCE, fixture, order_maker
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 BASE = "https://flw.test/v3"
 SECRET = "FLWSECK_TEST-abcdef0123456789-X"
-NOW = datetime(2026, 11, 26, 13, 30, tzinfo=UTC)
-REFERENCE = make_attempt_reference("7K3M9QZ2XA", 1, NOW)
-OLD_REFERENCE = make_attempt_reference("7K3M9QZ2XA", 1, NOW - timedelta(hours=1))
 TOKEN = "26362054405982757802"
-S, P = PaymentOutcome.SUCCESS, PaymentOutcome.PENDING
-F, U = PaymentOutcome.FAILED, PaymentOutcome.UNKNOWN
-T, PERM, ACC = ErrorClass.TRANSIENT, ErrorClass.PERMANENT, ErrorClass.ACCOUNT_INVALID
-FLOAT, CONF = ErrorClass.INSUFFICIENT_FLOAT, ErrorClass.CONFIGURATION
-
-
-def fixture(name: str) -> dict[str, Any]:
-    return json.loads((FIXTURES / name).read_text())
-
-
-def order(**changes: Any) -> BillOrder:
-    fields: dict[str, Any] = {
-        "reference": "7K3M9QZ2XA",
-        "bill_type": BillType.CABLE_TV,
-        "biller": "dstv",
-        "account_number": "0025401100",
-        "amount_kobo": 180_000,
-        "phone": "08031234567",
-        "product_code": "dstv-padi",
-    }
-    fields.update(changes)
-    return BillOrder(**fields)
+order = order_maker(
+    bill_type=BillType.CABLE_TV, biller="dstv", account_number="0025401100",
+    amount_kobo=180_000, product_code="dstv-padi",
+)  # fmt: skip
 
 
 DSTV = order()
@@ -405,7 +381,7 @@ def test_unsupported_biller_is_a_programming_error(flw: FlutterwaveProvider) -> 
 
 
 def test_paystack_declares_no_bill_capability() -> None:
-    paystack = PaystackProvider.from_settings(Settings())
+    paystack = PaystackProvider(Settings())
     assert not any(paystack.supports(t, "mtn") for t in BillType)
     for call in (
         lambda: paystack.verify_account(DSTV),

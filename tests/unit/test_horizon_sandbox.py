@@ -11,8 +11,8 @@ from stellar_sdk import Account, Asset, Keypair, TransactionBuilder
 
 from billpay.config import SANDBOX_NETWORK_PASSPHRASE
 from billpay.sandbox import identities as ids
-from billpay.sandbox.app import SandboxOptions
 from billpay.sandbox.horizon import SandboxLedger, horizon_env, mount_horizon
+from billpay.sandbox.options import SandboxOptions
 
 SYSTEM = ids.system()
 ISSUER = ids.issuer().account_id

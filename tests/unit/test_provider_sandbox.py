@@ -21,7 +21,7 @@ from billpay.config import Settings
 from billpay.orders import BillOrder, BillType
 from billpay.providers import BillProvider, ErrorClass, PaymentOutcome, build_providers
 from billpay.providers.base import make_attempt_reference
-from billpay.sandbox.app import SandboxOptions
+from billpay.sandbox.options import SandboxOptions
 from billpay.sandbox.providers import (
     SANDBOX_VTPASS_API_KEY,
     ProviderSandboxConfig,

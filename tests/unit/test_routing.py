@@ -6,11 +6,11 @@ from typing import Any
 import httpx
 import pytest
 
+from billpay.catalogue import BILLERS, provider_product
 from billpay.config import Settings
 from billpay.orders import BillOrder, BillType
 from billpay.providers import BillProvider, ProviderRouter, build_providers
 from billpay.providers.base import make_attempt_reference, reference_created_at
-from billpay.providers.routing import BILLERS, find_biller, provider_product
 
 DISCOS = [
     "ikeja-electric", "eko-electric", "kano-electric", "portharcourt-electric", "jos-electric",
@@ -109,33 +109,6 @@ def test_every_disco_is_sold_by_both_providers(
         bill = order(BillType.ELECTRICITY, disco, account_type=account_type)
         assert provider_product(bill, "vtpass") == account_type
         assert provider_product(bill, "flutterwave")
-
-
-def test_vtpass_service_ids_for_phone_bills() -> None:
-    expected = {"mtn": "mtn", "airtel": "airtel", "glo": "glo", "9mobile": "etisalat",
-                "mtn-data": "mtn-data", "airtel-data": "airtel-data", "glo-data": "glo-data",
-                "etisalat-data": "etisalat-data", "dstv": "dstv", "gotv": "gotv",
-                "startimes": "startimes"}  # fmt: skip
-    assert {code: BILLERS[code].vtpass_service_id for code in expected} == expected
-    assert find_biller("9mobile-data") is BILLERS["etisalat-data"]
-    assert find_biller("etisalat") is BILLERS["9mobile"]
-
-
-def test_flutterwave_codes_are_unique_per_product() -> None:
-    items = [p.flutterwave for b in BILLERS.values() for p in b.plans if p.flutterwave]
-    assert len(items) == len(set(items))
-    billers = [b.flutterwave_biller_code for b in BILLERS.values() if b.flutterwave_biller_code]
-    assert len(billers) == len(set(billers))
-
-
-def test_products_map_per_provider_and_unknown_codes_pass_through() -> None:
-    padi = order(BillType.CABLE_TV, "dstv", product_code="dstv-padi")
-    assert provider_product(padi, "vtpass") == "dstv-padi"
-    assert provider_product(padi, "flutterwave") == "CB141"
-    native = order(BillType.DATA, "mtn-data", product_code="mtn-40gb-10000")
-    assert provider_product(native, "vtpass") == "mtn-40gb-10000"
-    assert provider_product(order(BillType.AIRTIME, "mtn"), "flutterwave") == "AT099"
-    assert provider_product(order(BillType.AIRTIME, "mtn"), "vtpass") is None
 
 
 def test_attempt_reference_is_lagos_stamped_and_reversible() -> None:

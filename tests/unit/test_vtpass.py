@@ -3,7 +3,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -12,36 +11,16 @@ import respx
 
 from billpay.config import Settings
 from billpay.orders import BillOrder, BillType
-from billpay.providers.base import ErrorClass, PaymentOutcome, PaymentResult, make_attempt_reference
+from billpay.providers.base import ErrorClass, PaymentOutcome, PaymentResult
 from billpay.providers.vtpass import VTPASS_CODES, VTpassProvider, vtpass_request_id
+from tests.unit.outcomes import ACC, CONF, FLOAT, PERM, F, P, S, T, U
+from tests.unit.provider_cases import NOW, OLD_REFERENCE, REFERENCE, fixture, order_maker
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 BASE = "https://vtpass.test/api"
-NOW = datetime(2026, 11, 26, 13, 30, tzinfo=UTC)  # 14:30 in Lagos
-REFERENCE = make_attempt_reference("7K3M9QZ2XA", 1, NOW)
-OLD_REFERENCE = make_attempt_reference("7K3M9QZ2XA", 1, NOW - timedelta(hours=1))
-S, P = PaymentOutcome.SUCCESS, PaymentOutcome.PENDING
-F, U = PaymentOutcome.FAILED, PaymentOutcome.UNKNOWN
-T, PERM, ACC = ErrorClass.TRANSIENT, ErrorClass.PERMANENT, ErrorClass.ACCOUNT_INVALID
-FLOAT, CONF = ErrorClass.INSUFFICIENT_FLOAT, ErrorClass.CONFIGURATION
-
-
-def fixture(name: str) -> dict[str, Any]:
-    return json.loads((FIXTURES / name).read_text())
-
-
-def order(**changes: Any) -> BillOrder:
-    fields: dict[str, Any] = {
-        "reference": "7K3M9QZ2XA",
-        "bill_type": BillType.ELECTRICITY,
-        "biller": "ikeja-electric",
-        "account_number": "1111111111111",
-        "amount_kobo": 200_000,
-        "phone": "08011111111",
-        "account_type": "prepaid",
-    }
-    fields.update(changes)
-    return BillOrder(**fields)
+order = order_maker(
+    bill_type=BillType.ELECTRICITY, biller="ikeja-electric", account_number="1111111111111",
+    amount_kobo=200_000, phone="08011111111", account_type="prepaid",
+)  # fmt: skip
 
 
 AIRTIME = order(
