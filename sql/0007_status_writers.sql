@@ -48,6 +48,43 @@ BEGIN
 END;
 $$;
 
+-- A refund row is the caller's to change when no other worker holds a live lease on it.
+CREATE FUNCTION refund_lease_free(p_claimed_by text, p_claimed_until timestamptz, p_actor text)
+RETURNS boolean LANGUAGE sql STABLE AS $$
+    SELECT p_claimed_by IS NULL OR p_claimed_by = p_actor OR p_claimed_until < now()
+$$;
+
+-- bill_follow_refund: when a refund moved (p_refund_moved), its bill, if any, takes one step
+-- of refund_initiated -> refund_processing -> refunded (or back). Returns p_refund_moved.
+CREATE FUNCTION bill_follow_refund(p_refund_moved boolean, p_bill_id bigint, p_from text,
+                                   p_to text)
+RETURNS boolean LANGUAGE plpgsql AS $$
+DECLARE
+    v_done boolean := p_to = 'refunded';
+BEGIN
+    IF p_refund_moved THEN
+        UPDATE bill_payments
+           SET status = p_to, updated_at = now(),
+               refunded_at = CASE WHEN v_done THEN now() ELSE refunded_at END,
+               claimed_by = CASE WHEN v_done THEN NULL ELSE claimed_by END,
+               claimed_until = CASE WHEN v_done THEN NULL ELSE claimed_until END
+         WHERE id = p_bill_id AND status = p_from;
+    END IF;
+    RETURN p_refund_moved;
+END;
+$$;
+
+-- A refund set aside goes to pending or held, never elsewhere (a caller's mistake: raise).
+CREATE FUNCTION refund_check_set_aside(p_status text)
+RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    IF p_status NOT IN ('pending', 'held') THEN
+        RAISE EXCEPTION 'a refund set aside is pending or held, not %', p_status
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+END;
+$$;
+
 -- refund_mark_submitted: a signed envelope is stored before its first POST: pending ->
 -- submitted; the bill, if any, refund_initiated -> refund_processing.
 CREATE FUNCTION refund_mark_submitted(p_id bigint, p_xdr text, p_tx_hash text, p_sequence bigint,
@@ -61,16 +98,9 @@ BEGIN
        SET status = 'submitted', envelope_xdr = p_xdr, tx_hash = p_tx_hash, sequence = p_sequence,
            max_time = p_max_time, submit_attempts = 0, next_attempt_at = NULL, updated_at = now()
      WHERE id = p_id AND status = 'pending' AND envelope_xdr IS NULL
-       AND (claimed_by IS NULL OR claimed_by = p_actor OR claimed_until < now())
+       AND refund_lease_free(claimed_by, claimed_until, p_actor)
     RETURNING bill_payment_id INTO v_bill_id;
-    IF NOT FOUND THEN
-        RETURN false;
-    END IF;
-    IF v_bill_id IS NOT NULL THEN
-        UPDATE bill_payments SET status = 'refund_processing', updated_at = now()
-         WHERE id = v_bill_id AND status = 'refund_initiated';
-    END IF;
-    RETURN true;
+    RETURN bill_follow_refund(FOUND, v_bill_id, 'refund_initiated', 'refund_processing');
 END;
 $$;
 
@@ -83,62 +113,49 @@ RETURNS boolean LANGUAGE plpgsql AS $$
 DECLARE
     v_bill_id bigint;
 BEGIN
-    IF p_status NOT IN ('pending', 'held') THEN
-        RAISE EXCEPTION 'refund_reset: % is not pending or held', p_status
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
+    PERFORM refund_check_set_aside(p_status);
     PERFORM billpay_set_actor(p_actor, p_detail);
     UPDATE refunds
        SET status = p_status, hold_reason = p_hold_reason, envelope_xdr = NULL, tx_hash = NULL,
            sequence = NULL, max_time = NULL, submit_attempts = 0, last_error = p_last_error,
            result_codes = p_result_codes, next_attempt_at = p_next_attempt_at,
            claimed_by = NULL, claimed_until = NULL, updated_at = now()
-     WHERE id = p_id AND status = 'submitted' AND tx_hash = p_tx_hash
-       AND (claimed_by IS NULL OR claimed_by = p_actor OR claimed_until < now())
+     WHERE id = p_id AND refund_lease_free(claimed_by, claimed_until, p_actor)
+       AND status = 'submitted' AND tx_hash = p_tx_hash
     RETURNING bill_payment_id INTO v_bill_id;
-    IF NOT FOUND THEN
-        RETURN false;
-    END IF;
-    IF v_bill_id IS NOT NULL THEN
-        UPDATE bill_payments SET status = 'refund_initiated', updated_at = now()
-         WHERE id = v_bill_id AND status = 'refund_processing';
-    END IF;
-    RETURN true;
+    RETURN bill_follow_refund(FOUND, v_bill_id, 'refund_processing', 'refund_initiated');
 END;
 $$;
 
--- refund_park: a refund without an envelope is set aside: held (p_hold_reason says why) or
--- pending again at p_next_attempt_at. The lease is released.
+-- refund_park: set a refund without an envelope aside, lease released: held, or pending later.
 CREATE FUNCTION refund_park(p_id bigint, p_status text, p_hold_reason text, p_last_error text,
                             p_result_codes jsonb, p_next_attempt_at timestamptz, p_actor text)
-RETURNS boolean LANGUAGE plpgsql AS $$
-BEGIN
-    IF p_status NOT IN ('pending', 'held') THEN
-        RAISE EXCEPTION 'refund_park: % is not pending or held', p_status
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    PERFORM billpay_set_actor(p_actor, NULL);
-    UPDATE refunds
-       SET status = p_status, hold_reason = p_hold_reason, last_error = p_last_error,
-           result_codes = p_result_codes, next_attempt_at = p_next_attempt_at,
-           claimed_by = NULL, claimed_until = NULL, updated_at = now()
-     WHERE id = p_id AND status = 'pending' AND envelope_xdr IS NULL
-       AND (claimed_by IS NULL OR claimed_by = p_actor OR claimed_until < now());
-    RETURN FOUND;
-END;
+RETURNS boolean LANGUAGE sql AS $$
+    SELECT refund_check_set_aside(p_status), billpay_set_actor(p_actor, NULL);
+    WITH parked AS (
+        UPDATE refunds
+           SET status = p_status, hold_reason = p_hold_reason, last_error = p_last_error,
+               result_codes = p_result_codes, next_attempt_at = p_next_attempt_at,
+               claimed_by = NULL, claimed_until = NULL, updated_at = now()
+         WHERE id = p_id AND status = 'pending' AND envelope_xdr IS NULL
+           AND refund_lease_free(claimed_by, claimed_until, p_actor)
+        RETURNING id
+    )
+    SELECT count(*) = 1 FROM parked;
 $$;
 
--- refund_release: a held refund may go (operator decision, or its recheck time came): held ->
--- pending, due now.
+-- refund_release: a held refund may go (an operator decided, or its recheck time came): held
+-- -> pending, due now.
 CREATE FUNCTION refund_release(p_id bigint, p_actor text)
-RETURNS boolean LANGUAGE plpgsql AS $$
-BEGIN
-    PERFORM billpay_set_actor(p_actor, NULL);
-    UPDATE refunds
-       SET status = 'pending', hold_reason = NULL, next_attempt_at = NULL, updated_at = now()
-     WHERE id = p_id AND status = 'held';
-    RETURN FOUND;
-END;
+RETURNS boolean LANGUAGE sql AS $$
+    SELECT billpay_set_actor(p_actor, NULL);
+    WITH released AS (
+        UPDATE refunds
+           SET status = 'pending', hold_reason = NULL, next_attempt_at = NULL, updated_at = now()
+         WHERE id = p_id AND status = 'held'
+        RETURNING id
+    )
+    SELECT count(*) = 1 FROM released;
 $$;
 
 -- refund_release_due: refund_release for up to p_limit held refunds whose recheck time has come
@@ -169,6 +186,7 @@ CREATE FUNCTION refund_mark_confirmed(p_id bigint, p_tx_hash text, p_actor text,
 RETURNS boolean LANGUAGE plpgsql AS $$
 DECLARE
     v_bill_id bigint;
+    v_confirmed boolean;
 BEGIN
     PERFORM billpay_set_actor(p_actor, p_detail);
     UPDATE refunds
@@ -177,20 +195,11 @@ BEGIN
      WHERE id = p_id
        AND status IN ('pending', 'submitted', 'held')
        AND (tx_hash IS NULL OR tx_hash = p_tx_hash)
-       AND (claimed_by IS NULL OR claimed_by = p_actor OR claimed_until < now())
+       AND refund_lease_free(claimed_by, claimed_until, p_actor)
     RETURNING bill_payment_id INTO v_bill_id;
-    IF NOT FOUND THEN
-        RETURN false;
-    END IF;
-    IF v_bill_id IS NOT NULL THEN
-        UPDATE bill_payments SET status = 'refund_processing', updated_at = now()
-         WHERE id = v_bill_id AND status = 'refund_initiated';
-        UPDATE bill_payments
-           SET status = 'refunded', refunded_at = now(), claimed_by = NULL, claimed_until = NULL,
-               updated_at = now()
-         WHERE id = v_bill_id AND status = 'refund_processing';
-    END IF;
-    RETURN true;
+    v_confirmed := FOUND;
+    PERFORM bill_follow_refund(v_confirmed, v_bill_id, 'refund_initiated', 'refund_processing');
+    RETURN bill_follow_refund(v_confirmed, v_bill_id, 'refund_processing', 'refunded');
 END;
 $$;
 

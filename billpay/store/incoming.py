@@ -91,37 +91,25 @@ def record_outcome(
 
 
 def mark_order_paid(
-    conn: Connection,
-    bill_id: int,
-    payment_id: int,
-    paid_at: datetime,
-    *,
-    actor: str | None = None,
-    detail: str | None = None,
+    conn: Connection, bill_id: int, payment_id: int, paid_at: datetime, **audit: str | None
 ) -> None:
-    """``bill_mark_paid``: pending_payment -> cngn_received; the audit event names ``actor``."""
-    params = {
-        "bill_id": bill_id,
-        "payment_id": payment_id,
-        "paid_at": paid_at,
-        "actor": actor,
-        "detail": detail,
-    }
-    if not conn.execute(query("bill_mark_paid"), params).scalar():
-        raise ConflictError(f"bill {bill_id} is no longer pending_payment")
+    """``bill_mark_paid``: pending_payment -> cngn_received. ``audit``: actor, detail."""
+    _move_order(conn, "bill_mark_paid", bill_id, audit, payment_id=payment_id, paid_at=paid_at)
 
 
 def refund_for_amount_mismatch(
-    conn: Connection,
-    bill_id: int,
-    payment_id: int,
-    *,
-    actor: str | None = None,
-    detail: str | None = None,
+    conn: Connection, bill_id: int, payment_id: int, **audit: str | None
 ) -> None:
     """Link the payment to the order, then pending_payment -> refund_initiated (+ refund row)."""
-    params = {"bill_id": bill_id, "payment_id": payment_id, "actor": actor, "detail": detail}
-    if not conn.execute(query("bill_refund_amount_mismatch"), params).scalar():
+    _move_order(conn, "bill_refund_amount_mismatch", bill_id, audit, payment_id=payment_id)
+
+
+def _move_order(
+    conn: Connection, writer: str, bill_id: int, audit: dict[str, str | None], **params: Any
+) -> None:
+    """Run the status writer ``writer`` on a pending order; the audit event names the actor."""
+    params |= {"bill_id": bill_id, "actor": audit.get("actor"), "detail": audit.get("detail")}
+    if not conn.execute(query(writer), params).scalar():
         raise ConflictError(f"bill {bill_id} is no longer pending_payment")
 
 

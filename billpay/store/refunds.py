@@ -58,11 +58,20 @@ def _row(mapping: Any) -> RefundRow:
     return RefundRow(**{name: mapping[name] for name in _FIELDS})
 
 
-def _write(db: Database, name: str, params: dict[str, Any], conflict: str) -> None:
-    """Run the status writer ``name``; it returning false means another worker moved the row."""
+# What a status writer returning false means, by writer.
+_CONFLICTS = {
+    "refund_mark_submitted": "is no longer pending without an envelope",
+    "refund_park": "is no longer pending without an envelope",
+    "refund_reset": "no longer holds envelope {tx_hash}",
+}
+
+
+def _write(db: Database, name: str, refund: RefundRow, params: dict[str, Any]) -> None:
+    """Run the status writer ``name``; false means another worker moved (or leases) the row."""
     with db.begin() as conn:
         if not conn.execute(query(name), params).scalar():
-            raise RefundConflict(conflict)
+            why = _CONFLICTS[name].format(tx_hash=refund.tx_hash)
+            raise RefundConflict(f"refund {refund.id} {why}")
 
 
 def _set_aside(
@@ -134,8 +143,7 @@ def store_envelope(
         "actor": actor,
         "detail": f"refund {refund.id} envelope {tx_hash}",
     }
-    conflict = f"refund {refund.id} is no longer pending without an envelope"
-    _write(db, "refund_mark_submitted", params, conflict)
+    _write(db, "refund_mark_submitted", refund, params)
 
 
 def note_submit_attempt(db: Database, refund: RefundRow) -> int:
@@ -167,8 +175,7 @@ def discard_envelope(
         "detail": f"refund {refund.id} envelope {refund.tx_hash} discarded",
         **_set_aside(status, hold_reason, last_error, result_codes, next_attempt_at),
     }
-    conflict = f"refund {refund.id} no longer holds envelope {refund.tx_hash}"
-    _write(db, "refund_reset", params, conflict)
+    _write(db, "refund_reset", refund, params)
 
 
 def park(
@@ -191,8 +198,7 @@ def park(
         "actor": actor,
         **_set_aside(status, hold_reason, last_error, result_codes, next_attempt_at),
     }
-    conflict = f"refund {refund.id} is no longer pending without an envelope"
-    _write(db, "refund_park", params, conflict)
+    _write(db, "refund_park", refund, params)
 
 
 def recheck_later(

@@ -265,45 +265,40 @@ def _read_snapshot(db: Database, kind: str, name: str, params: dict[str, Any]) -
     return frame[list(columns)]
 
 
+def _previous(db: Database, kind: str, as_of: datetime, labels: Sequence[str]) -> pd.DataFrame:
+    params = {"as_of": as_of, "labels": list(labels)}
+    return _read_snapshot(db, kind, f"previous_{kind}_snapshot", params)
+
+
+def _history(
+    db: Database, kind: str, window_label: str, since: datetime, until: datetime
+) -> pd.DataFrame:
+    params = {"window_label": window_label, "since": since, "until": until}
+    return _read_snapshot(db, kind, f"{kind}_history", params)
+
+
 def previous_success_rate_snapshot(
     db: Database, as_of: datetime, labels: Sequence[str]
 ) -> pd.DataFrame:
-    return _read_snapshot(
-        db,
-        "success_rate",
-        "previous_success_rate_snapshot",
-        {"as_of": as_of, "labels": list(labels)},
-    )
+    return _previous(db, "success_rate", as_of, labels)
 
 
 def previous_provider_snapshot(
     db: Database, as_of: datetime, labels: Sequence[str]
 ) -> pd.DataFrame:
-    return _read_snapshot(
-        db, "provider", "previous_provider_snapshot", {"as_of": as_of, "labels": list(labels)}
-    )
+    return _previous(db, "provider", as_of, labels)
 
 
 def success_rate_history(
     db: Database, window_label: str, since: datetime, until: datetime
 ) -> pd.DataFrame:
-    return _read_snapshot(
-        db,
-        "success_rate",
-        "success_rate_history",
-        {"window_label": window_label, "since": since, "until": until},
-    )
+    return _history(db, "success_rate", window_label, since, until)
 
 
 def provider_history(
     db: Database, window_label: str, since: datetime, until: datetime
 ) -> pd.DataFrame:
-    return _read_snapshot(
-        db,
-        "provider",
-        "provider_history",
-        {"window_label": window_label, "since": since, "until": until},
-    )
+    return _history(db, "provider", window_label, since, until)
 
 
 # --- benchmark ----------------------------------------------------------------------------

@@ -44,6 +44,11 @@ def _last_event(db, bill_id: int) -> dict:
     return bills.events_for(db, bill_id)[-1]
 
 
+def _assert_last_event(db, bill_id: int, to_state: str, actor: str, detail: str) -> None:
+    event = _last_event(db, bill_id)
+    assert (event["to_state"], event["actor"], event["detail"]) == (to_state, actor, detail)
+
+
 def _lease(db, refund_id: int, holder: str, seconds: int = 3600) -> None:
     with db.begin() as conn:
         conn.execute(
@@ -53,6 +58,14 @@ def _lease(db, refund_id: int, holder: str, seconds: int = 3600) -> None:
             ),
             {"h": holder, "s": seconds, "id": refund_id},
         )
+
+
+def _refused_under_another_lease(db, refund_id: int, attempt) -> None:
+    """With a live lease held by "other", ``attempt()`` (as "w") returns false, changes nothing."""
+    _lease(db, refund_id, "other")
+    before = _refund(db, refund_id)
+    assert not attempt()
+    assert _refund(db, refund_id) == before
 
 
 def _unlinked_payment(db, bill: dict) -> int:
@@ -78,59 +91,47 @@ def _pending_refund(db) -> tuple[int, int]:
     return bill["id"], refund_id
 
 
-def _submit(db, refund_id: int, actor: str = "w", tx_hash: str = "h1") -> bool:
-    return _run(
-        db,
-        "refund_mark_submitted",
-        id=refund_id,
-        xdr="AAAA",
-        tx_hash=tx_hash,
-        sequence=7,
-        max_time=MAX_TIME,
-        actor=actor,
-        detail=f"refund {refund_id} envelope {tx_hash}",
-    )
+# What each refund writer is called with unless a test says otherwise.
+_DEFAULTS: dict[str, dict] = {
+    "refund_mark_submitted": {
+        "xdr": "AAAA",
+        "tx_hash": "h1",
+        "sequence": 7,
+        "max_time": MAX_TIME,
+        "detail": "envelope stored",
+    },
+    "refund_reset": {
+        "tx_hash": "h1",
+        "status": "pending",
+        "hold_reason": None,
+        "last_error": "rejected",
+        "result_codes": '{"transaction": "tx_failed"}',
+        "next_attempt_at": None,
+        "detail": "discarded",
+    },
+    "refund_park": {
+        "status": "held",
+        "hold_reason": "no_trustline",
+        "last_error": "cannot receive",
+        "result_codes": None,
+        "next_attempt_at": datetime.now(UTC) - timedelta(seconds=1),
+    },
+    "refund_mark_confirmed": {"tx_hash": "h1", "detail": "on the ledger"},
+}
 
 
-def _reset(db, refund_id: int, actor: str = "w", tx_hash: str = "h1", status: str = "pending"):
-    return _run(
-        db,
-        "refund_reset",
-        id=refund_id,
-        tx_hash=tx_hash,
-        status=status,
-        hold_reason="op_no_trust" if status == "held" else None,
-        last_error="rejected",
-        result_codes='{"transaction": "tx_failed"}',
-        next_attempt_at=None,
-        actor=actor,
-        detail="discarded",
-    )
+def _writer(name: str):
+    def call(db, refund_id: int, actor: str = "w", **overrides) -> bool:
+        params = {**_DEFAULTS[name], "id": refund_id, "actor": actor, **overrides}
+        return _run(db, name, **params)
+
+    return call
 
 
-def _park(db, refund_id: int, actor: str = "w", status: str = "held") -> bool:
-    return _run(
-        db,
-        "refund_park",
-        id=refund_id,
-        status=status,
-        hold_reason="no_trustline" if status == "held" else None,
-        last_error="cannot receive",
-        result_codes=None,
-        next_attempt_at=datetime.now(UTC) - timedelta(seconds=1),
-        actor=actor,
-    )
-
-
-def _confirm(db, refund_id: int, actor: str = "w", tx_hash: str = "h1") -> bool:
-    return _run(
-        db,
-        "refund_mark_confirmed",
-        id=refund_id,
-        tx_hash=tx_hash,
-        actor=actor,
-        detail=f"refund {refund_id} confirmed {tx_hash}",
-    )
+_submit = _writer("refund_mark_submitted")
+_reset = _writer("refund_reset")
+_park = _writer("refund_park")
+_confirm = _writer("refund_mark_confirmed")
 
 
 # --- bill_mark_paid -------------------------------------------------------------------------
@@ -149,12 +150,7 @@ def test_bill_mark_paid_moves_a_pending_order_to_cngn_received_with_the_actor(db
         payment_id,
         paid_at,
     )
-    event = _last_event(db, bill["id"])
-    assert (event["to_state"], event["actor"], event["detail"]) == (
-        "cngn_received",
-        "matcher-1",
-        "incoming payment op",
-    )
+    _assert_last_event(db, bill["id"], "cngn_received", "matcher-1", "incoming payment op")
     # Already paid: refused, nothing changes.
     assert not _run(db, "bill_mark_paid", **params, actor="matcher-2", detail=None)
     assert _last_event(db, bill["id"])["actor"] == "matcher-1"
@@ -183,12 +179,7 @@ def test_amount_mismatch_links_the_payment_and_initiates_a_refund_with_the_actor
         refund = conn.execute(sa.text("SELECT * FROM refunds")).mappings().one()
     assert (row["status"], row["incoming_payment_id"]) == ("refund_initiated", payment_id)
     assert (refund["bill_payment_id"], refund["reason"]) == (bill["id"], "amount_mismatch")
-    event = _last_event(db, bill["id"])
-    assert (event["to_state"], event["actor"], event["detail"]) == (
-        "refund_initiated",
-        "matcher",
-        "op 1",
-    )
+    _assert_last_event(db, bill["id"], "refund_initiated", "matcher", "op 1")
 
 
 def test_amount_mismatch_refuses_a_paid_order_and_creates_no_refund(db):
@@ -212,22 +203,14 @@ def test_mark_submitted_stores_the_envelope_and_moves_the_bill_with_the_actor(db
     refund = _refund(db, refund_id)
     assert (refund["status"], refund["tx_hash"], refund["sequence"]) == ("submitted", "h1", 7)
     assert _status(db, bill_id) == "refund_processing"
-    event = _last_event(db, bill_id)
-    assert (event["to_state"], event["actor"], event["detail"]) == (
-        "refund_processing",
-        "w",
-        f"refund {refund_id} envelope h1",
-    )
+    _assert_last_event(db, bill_id, "refund_processing", "w", "envelope stored")
     assert not _submit(db, refund_id, actor="w", tx_hash="h2")  # already submitted
     assert _refund(db, refund_id)["tx_hash"] == "h1"
 
 
 def test_mark_submitted_refuses_a_refund_another_worker_leases(db):
     bill_id, refund_id = _pending_refund(db)
-    _lease(db, refund_id, "other")
-    before = _refund(db, refund_id)
-    assert not _submit(db, refund_id, actor="w")
-    assert _refund(db, refund_id) == before
+    _refused_under_another_lease(db, refund_id, lambda: _submit(db, refund_id, actor="w"))
     assert _status(db, bill_id) == "refund_initiated"
 
 
@@ -243,7 +226,7 @@ def test_an_expired_lease_does_not_block_the_next_worker(db):
 def test_reset_forgets_the_envelope_and_moves_the_bill_back_with_the_actor(db):
     bill_id, refund_id = _pending_refund(db)
     assert _submit(db, refund_id)
-    assert _reset(db, refund_id, actor="r", status="held")
+    assert _reset(db, refund_id, actor="r", status="held", hold_reason="op_no_trust")
     refund = _refund(db, refund_id)
     assert (refund["status"], refund["hold_reason"], refund["envelope_xdr"], refund["tx_hash"]) == (
         "held",
@@ -253,12 +236,7 @@ def test_reset_forgets_the_envelope_and_moves_the_bill_back_with_the_actor(db):
     )
     assert refund["result_codes"] == {"transaction": "tx_failed"}
     assert _status(db, bill_id) == "refund_initiated"
-    event = _last_event(db, bill_id)
-    assert (event["to_state"], event["actor"], event["detail"]) == (
-        "refund_initiated",
-        "r",
-        "discarded",
-    )
+    _assert_last_event(db, bill_id, "refund_initiated", "r", "discarded")
 
 
 def test_reset_refuses_another_envelope_another_lease_holder_and_an_unsent_refund(db):
@@ -266,17 +244,14 @@ def test_reset_refuses_another_envelope_another_lease_holder_and_an_unsent_refun
     assert not _reset(db, refund_id)  # pending: nothing to reset
     assert _submit(db, refund_id)
     assert not _reset(db, refund_id, tx_hash="other-hash")
-    _lease(db, refund_id, "other")
-    before = _refund(db, refund_id)
-    assert not _reset(db, refund_id, actor="w")
-    assert _refund(db, refund_id) == before
+    _refused_under_another_lease(db, refund_id, lambda: _reset(db, refund_id, actor="w"))
     assert _status(db, bill_id) == "refund_processing"
 
 
 def test_reset_rejects_a_status_it_cannot_reset_to(db):
     _, refund_id = _pending_refund(db)
     assert _submit(db, refund_id)
-    with pytest.raises(sa.exc.DBAPIError, match="not pending or held"):
+    with pytest.raises(sa.exc.DBAPIError, match="pending or held, not confirmed"):
         _reset(db, refund_id, status="confirmed")
     assert _refund(db, refund_id)["status"] == "submitted"
 
@@ -299,10 +274,7 @@ def test_park_holds_a_pending_refund_and_releases_the_lease(db):
 
 def test_park_refuses_another_lease_holder_and_a_refund_with_an_envelope(db):
     _, refund_id = _pending_refund(db)
-    _lease(db, refund_id, "other")
-    before = _refund(db, refund_id)
-    assert not _park(db, refund_id, actor="w")
-    assert _refund(db, refund_id) == before
+    _refused_under_another_lease(db, refund_id, lambda: _park(db, refund_id, actor="w"))
     _lease(db, refund_id, "w")
     assert _submit(db, refund_id, actor="w")
     assert not _park(db, refund_id, actor="w")
@@ -360,12 +332,7 @@ def test_mark_confirmed_confirms_once_and_refunds_the_bill_with_the_actor(db):
     refund = _refund(db, refund_id)
     assert (refund["status"], refund["tx_hash"]) == ("confirmed", "h1")
     assert _status(db, bill_id) == "refunded"
-    event = _last_event(db, bill_id)
-    assert (event["to_state"], event["actor"], event["detail"]) == (
-        "refunded",
-        "confirmer",
-        f"refund {refund_id} confirmed h1",
-    )
+    _assert_last_event(db, bill_id, "refunded", "confirmer", "on the ledger")
     assert not _confirm(db, refund_id, actor="confirmer")  # confirmed already
     assert not _confirm(db, refund_id, actor="confirmer", tx_hash="h2")
 
@@ -374,10 +341,7 @@ def test_mark_confirmed_refuses_another_hash_and_another_lease_holder(db):
     bill_id, refund_id = _pending_refund(db)
     assert _submit(db, refund_id)
     assert not _confirm(db, refund_id, tx_hash="not-the-envelope")
-    _lease(db, refund_id, "other")
-    before = _refund(db, refund_id)
-    assert not _confirm(db, refund_id, actor="w")
-    assert _refund(db, refund_id) == before
+    _refused_under_another_lease(db, refund_id, lambda: _confirm(db, refund_id, actor="w"))
     assert _status(db, bill_id) == "refund_processing"
 
 
