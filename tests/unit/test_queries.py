@@ -54,3 +54,18 @@ def test_placeholders_take_plain_identifiers_only(monkeypatch: pytest.MonkeyPatc
 def test_the_shipped_catalogue_loads() -> None:
     loaded = queries.catalogue()
     assert all(sql.strip() for sql in loaded.values())
+
+
+@pytest.mark.parametrize(
+    ("name", "columns"),
+    [
+        ("insert_success_rate_snapshot", "SUCCESS_RATE_COLUMNS"),
+        ("insert_provider_snapshot", "PROVIDER_COLUMNS"),
+    ],
+)
+def test_snapshot_inserts_write_every_report_column(name: str, columns: str) -> None:
+    from billpay import reports
+
+    sql = queries.catalogue()[name]
+    listed = sql[sql.index("(") + 1 : sql.index(")")]
+    assert [c.strip() for c in listed.split(",")] == list(getattr(reports, columns))
