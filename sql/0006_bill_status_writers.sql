@@ -7,7 +7,7 @@
 -- Nothing calls it: steps schedule retries through bill_schedule_retry.
 DROP FUNCTION IF EXISTS mark_bill_payment_ready_for_retry(bigint, integer);
 
-CREATE FUNCTION bill_set_actor(p_actor text, p_detail text) RETURNS void
+CREATE FUNCTION billpay_set_actor(p_actor text, p_detail text) RETURNS void
 LANGUAGE sql AS $$
     SELECT set_config('billpay.actor', coalesce(p_actor, ''), true),
            set_config('billpay.detail', coalesce(p_detail, ''), true);
@@ -32,7 +32,7 @@ RETURNS boolean LANGUAGE plpgsql AS $$
 BEGIN
     PERFORM bill_expect('bill_begin_step', p_from || '->' || p_to,
                         ARRAY['cngn_received->verifying_account', 'retry_scheduled->processing_bill']);
-    PERFORM bill_set_actor(p_actor, p_detail);
+    PERFORM billpay_set_actor(p_actor, p_detail);
     UPDATE bill_payments SET status = p_to, updated_at = now()
      WHERE id = p_id AND status = p_from AND claimed_by = p_worker;
     RETURN FOUND;
@@ -44,7 +44,7 @@ CREATE FUNCTION bill_verified(p_id bigint, p_worker text, p_actor text, p_detail
                               p_verification jsonb)
 RETURNS boolean LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM bill_set_actor(p_actor, p_detail);
+    PERFORM billpay_set_actor(p_actor, p_detail);
     UPDATE bill_payments
        SET status = 'processing_bill', verification = p_verification, retry_count = 0,
            last_error = NULL, last_error_class = NULL,
@@ -85,7 +85,7 @@ RETURNS boolean LANGUAGE plpgsql AS $$
 BEGIN
     PERFORM bill_expect('bill_wait', p_from,
                         ARRAY['verifying_account', 'processing_bill', 'provider_processing']);
-    PERFORM bill_set_actor(p_actor, p_detail);
+    PERFORM billpay_set_actor(p_actor, p_detail);
     UPDATE bill_payments
        SET status = CASE WHEN p_from = 'processing_bill' THEN 'provider_processing' ELSE status END,
            retry_count = coalesce(p_retry_count, retry_count),
@@ -109,7 +109,7 @@ CREATE FUNCTION bill_complete(p_id bigint, p_from text, p_worker text, p_actor t
 RETURNS boolean LANGUAGE plpgsql AS $$
 BEGIN
     PERFORM bill_expect('bill_complete', p_from, ARRAY['processing_bill', 'provider_processing']);
-    PERFORM bill_set_actor(p_actor, p_detail);
+    PERFORM billpay_set_actor(p_actor, p_detail);
     UPDATE bill_payments
        SET status = 'completed', token = p_token, units = p_units,
            provider_reference = coalesce(p_provider_reference, provider_reference),
@@ -130,7 +130,7 @@ RETURNS boolean LANGUAGE plpgsql AS $$
 BEGIN
     PERFORM bill_expect('bill_schedule_retry', p_from,
                         ARRAY['processing_bill', 'provider_processing']);
-    PERFORM bill_set_actor(p_actor, p_detail);
+    PERFORM billpay_set_actor(p_actor, p_detail);
     UPDATE bill_payments
        SET status = 'retry_scheduled', retry_count = p_retry_count,
            next_attempt_at = p_next_attempt_at, attempt_reference = NULL,
@@ -155,7 +155,7 @@ RETURNS boolean LANGUAGE plpgsql AS $$
 DECLARE
     v_state text := p_from;
 BEGIN
-    PERFORM bill_set_actor(p_actor, p_detail);
+    PERFORM billpay_set_actor(p_actor, p_detail);
     -- The guard: the bill is where the caller saw it and (for a worker) still leased to it.
     PERFORM 1 FROM bill_payments
      WHERE id = p_id AND status = p_from AND (p_worker IS NULL OR claimed_by = p_worker)
@@ -179,7 +179,7 @@ BEGIN
         UPDATE bill_payments SET last_error = p_last_error, last_error_class = p_last_error_class
          WHERE id = p_id;
     END IF;
-    PERFORM bill_set_actor(p_actor, p_refund_reason);
+    PERFORM billpay_set_actor(p_actor, p_refund_reason);
     RETURN transition_bill_to_refund(p_id, p_refund_reason);
 END;
 $$;
@@ -189,7 +189,7 @@ $$;
 CREATE FUNCTION bill_send_to_refund(p_id bigint, p_actor text, p_reason text)
 RETURNS boolean LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM bill_set_actor(p_actor, p_reason);
+    PERFORM billpay_set_actor(p_actor, p_reason);
     RETURN transition_bill_to_refund(p_id, p_reason);
 END;
 $$;
@@ -198,7 +198,7 @@ $$;
 CREATE FUNCTION bill_expire_due(p_limit integer, p_actor text)
 RETURNS SETOF text LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM bill_set_actor(p_actor, 'no payment before expiry');
+    PERFORM billpay_set_actor(p_actor, 'no payment before expiry');
     RETURN QUERY
     WITH due AS (
         SELECT id FROM queue_expire_orders ORDER BY expires_at LIMIT p_limit

@@ -8,7 +8,7 @@ cursor where the last committed page left it; the summary says why the run stopp
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -18,7 +18,7 @@ from billpay.config import Settings
 from billpay.money import MoneyError, parse_cngn
 from billpay.stellar.horizon import PAGE_LIMIT, HorizonClient, HorizonError
 from billpay.stellar.memos import memo_from_transaction
-from billpay.store import payments as store
+from billpay.store import incoming as store
 from billpay.store.engine import Database
 
 log = logging.getLogger(__name__)
@@ -176,7 +176,11 @@ def ingest_payments(
             log.warning("ingest stopped at cursor %s: malformed page: %r", cursor, exc)
             return summary(StopReason.HORIZON_ERROR, f"malformed page: {exc!r}")
         inserted = store.store_page(
-            db, settings.system_account, cursor, page.last_paging_token, page.payments
+            db,
+            settings.system_account,
+            cursor,
+            page.last_paging_token,
+            [asdict(payment) for payment in page.payments],
         )
         if inserted is None:
             return summary(StopReason.CURSOR_MOVED)

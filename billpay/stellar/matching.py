@@ -30,7 +30,7 @@ from billpay.config import Settings, UnknownReferencePolicy
 from billpay.money import cngn_to_stroops
 from billpay.orders import reference_from_memo
 from billpay.stellar.memos import refund_memo_for_payment, refund_memo_for_reference
-from billpay.store import payments as store
+from billpay.store import incoming as store
 from billpay.store.engine import Database
 
 
@@ -89,17 +89,17 @@ def match_payments(db: Database, settings: Settings, actor: str, limit: int = 10
 def _match_one(
     conn: Connection, payment: dict[str, Any], settings: Settings, actor: str
 ) -> tuple[MatchOutcome, bool]:
-    store.set_actor(conn, actor, f"incoming payment {payment['operation_id']}")
+    audit = {"actor": actor, "detail": f"incoming payment {payment['operation_id']}"}
     reference = memo_reference(payment["memo_type"], payment["memo"])
     order = store.lock_order(conn, reference) if reference else None
     outcome = decide(payment["amount"], order, settings.unknown_reference_policy)
     bill_id = order["id"] if order else None
     store.record_outcome(conn, payment["id"], outcome.value, bill_id)
     if outcome == MatchOutcome.MATCHED:
-        store.mark_order_paid(conn, order["id"], payment["id"], payment["ledger_time"])
+        store.mark_order_paid(conn, order["id"], payment["id"], payment["ledger_time"], **audit)
         return outcome, False
     if outcome == MatchOutcome.AMOUNT_MISMATCH:
-        store.refund_for_amount_mismatch(conn, order["id"], payment["id"])
+        store.refund_for_amount_mismatch(conn, order["id"], payment["id"], **audit)
         return outcome, True
     return outcome, _refund_without_order(conn, payment, order, outcome)
 

@@ -236,6 +236,7 @@ def _retry(
         next_attempt_at=_now() + delay,
         last_error=message,
         result_codes=result_codes,
+        actor=ctx.actor,
     )
     (log.error if alert else log.warning)("refund %s: %s", refund.id, message)
     return RefundResult(refund.id, RefundStatus.RETRY, message, None, result_codes, alert)
@@ -256,6 +257,7 @@ def _hold(
         last_error=message,
         next_attempt_at=_now() + HOLD_RECHECK,
         result_codes=result_codes,
+        actor=ctx.actor,
     )
     log.warning("refund %s held: %s", refund.id, message)
     return RefundResult(refund.id, RefundStatus.HELD, message, None, result_codes)

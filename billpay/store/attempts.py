@@ -1,13 +1,15 @@
 """Provider calls as rows of ``provider_attempts``. A pay attempt is written and committed
-before its HTTP call, so a crash at any later line leaves a reference to requery."""
+before its HTTP call, so a crash at any later line leaves a reference to requery.
+Queries: ``sql/queries/attempts.sql``."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Connection
+
+from billpay.store.queries import query
 
 
 def start_pay_attempt(
@@ -20,11 +22,7 @@ def start_pay_attempt(
     is_fallback: bool,
 ) -> int:
     return conn.execute(
-        sa.text(
-            "INSERT INTO provider_attempts (bill_payment_id, provider, operation, reference,"
-            " attempt_no, is_fallback, started_at) VALUES (:bill, :provider, 'pay', :ref, :no,"
-            " :fallback, clock_timestamp()) RETURNING id"
-        ),
+        query("start_pay_attempt"),
         {
             "bill": bill_id,
             "provider": provider,
@@ -35,23 +33,23 @@ def start_pay_attempt(
     ).scalar_one()
 
 
+def _call_result(call: Any, outcome: str | None) -> dict[str, Any]:
+    """What a ``CallRecord`` says once the call returned (the columns finish and record share)."""
+    return {
+        "finished": call.finished_at,
+        "latency": call.latency_ms,
+        "outcome": outcome,
+        "error_class": call.error_class,
+        "http_status": call.http_status,
+        "summary": json.dumps(call.response_summary or {}, default=str),
+    }
+
+
 def finish_attempt(conn: Connection, attempt_id: int, call: Any) -> None:
     """Fill in a started attempt from a ``CallRecord`` (latency, outcome, status, summary)."""
     conn.execute(
-        sa.text(
-            "UPDATE provider_attempts SET finished_at = :finished, latency_ms = :latency,"
-            " outcome = :outcome, error_class = :error_class, http_status = :http_status,"
-            " response_summary = CAST(:summary AS jsonb) WHERE id = :id"
-        ),
-        {
-            "id": attempt_id,
-            "finished": call.finished_at,
-            "latency": call.latency_ms,
-            "outcome": call.outcome,
-            "error_class": call.error_class,
-            "http_status": call.http_status,
-            "summary": json.dumps(call.response_summary or {}, default=str),
-        },
+        query("finish_attempt"),
+        {"id": attempt_id, **_call_result(call, call.outcome)},
     )
 
 
@@ -69,13 +67,7 @@ def record_call(
     if call.operation == "verify":
         outcome = _VERIFY_OUTCOMES.get(outcome, outcome)
     return conn.execute(
-        sa.text(
-            "INSERT INTO provider_attempts (bill_payment_id, provider, operation, reference,"
-            " attempt_no, started_at, finished_at, latency_ms, outcome, error_class, http_status,"
-            " response_summary) VALUES (:bill, :provider, :operation, :ref, :no, :started,"
-            " :finished, :latency, :outcome, :error_class, :http_status, CAST(:summary AS jsonb))"
-            " RETURNING id"
-        ),
+        query("record_call"),
         {
             "bill": bill_id,
             "provider": call.provider,
@@ -83,23 +75,14 @@ def record_call(
             "ref": call.reference,
             "no": attempt_no,
             "started": call.started_at,
-            "finished": call.finished_at,
-            "latency": call.latency_ms,
-            "outcome": outcome,
-            "error_class": call.error_class,
-            "http_status": call.http_status,
-            "summary": json.dumps(call.response_summary or {}, default=str),
+            **_call_result(call, outcome),
         },
     ).scalar_one()
 
 
 def pay_attempts(conn: Connection, bill_id: int) -> list[dict[str, Any]]:
     rows = conn.execute(
-        sa.text(
-            "SELECT id, provider, reference, attempt_no, outcome, error_class, started_at,"
-            " finished_at, is_fallback FROM provider_attempts"
-            " WHERE bill_payment_id = :bill AND operation = 'pay' ORDER BY id"
-        ),
+        query("pay_attempts"),
         {"bill": bill_id},
     ).mappings()
     return [dict(row) for row in rows]
@@ -108,11 +91,6 @@ def pay_attempts(conn: Connection, bill_id: int) -> list[dict[str, Any]]:
 def close_attempt(conn: Connection, attempt_id: int, outcome: str, error_class: str | None) -> None:
     """Finish a started attempt from its outcome alone (no HTTP details to record)."""
     conn.execute(
-        sa.text(
-            "UPDATE provider_attempts SET finished_at = clock_timestamp(), outcome = :outcome,"
-            " error_class = :error_class,"
-            " latency_ms = (extract(epoch FROM clock_timestamp() - started_at) * 1000)::int"
-            " WHERE id = :id AND finished_at IS NULL"
-        ),
+        query("close_attempt"),
         {"id": attempt_id, "outcome": outcome, "error_class": error_class},
     )

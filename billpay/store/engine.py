@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine, make_url
 
 from billpay.config import Settings
+from billpay.store.queries import query
 
 log = logging.getLogger(__name__)
 
@@ -49,12 +50,10 @@ def ensure_database(url: URL) -> None:
     admin = sa.create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as conn:
-            exists = conn.execute(
-                sa.text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": url.database}
-            ).scalar()
+            exists = conn.execute(query("database_exists"), {"name": url.database}).scalar()
             if not exists:
                 try:
-                    conn.execute(sa.text(f'CREATE DATABASE "{url.database}"'))
+                    conn.execute(query("create_database", database=url.database or ""))
                 except sa.exc.ProgrammingError as exc:  # created concurrently by another process
                     if "already exists" not in str(exc):
                         raise

@@ -13,6 +13,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL
 from yoyo import get_backend, read_migrations
 
+from billpay.store.queries import query
+
 SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
 _ADVISORY_KEY = 0x62696C6C  # "bill"
 
@@ -34,7 +36,7 @@ def upgrade(url: URL, sql_dir: Path = SQL_DIR) -> list[str]:
     guard = sa.create_engine(url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
     try:
         with guard.connect() as conn:
-            conn.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": _ADVISORY_KEY})
+            conn.execute(query("lock_migrations"), {"k": _ADVISORY_KEY})
             try:
                 backend = get_backend(_yoyo_uri(url))
                 try:
@@ -46,6 +48,6 @@ def upgrade(url: URL, sql_dir: Path = SQL_DIR) -> list[str]:
                 finally:
                     backend.connection.close()
             finally:
-                conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": _ADVISORY_KEY})
+                conn.execute(query("unlock_migrations"), {"k": _ADVISORY_KEY})
     finally:
         guard.dispose()

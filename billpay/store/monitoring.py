@@ -1,5 +1,5 @@
 """How the pipeline is doing, read from the outside (the demo, the benchmark, ``billpay work``),
-and the fresh database they start from. Each function is one named query of
+and the fresh database they start from (the set-up statements are the engine's). Each function is one named query of
 ``sql/queries/monitoring.sql``."""
 
 from __future__ import annotations

@@ -1,14 +1,17 @@
-"""The notifications outbox: enqueue (in the caller's transaction), claim, settle."""
+"""The notifications outbox: enqueue (in the caller's transaction), claim, settle.
+
+Queries: ``sql/queries/notifications.sql``.
+"""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from billpay.store.engine import Database
+from billpay.store.queries import query
 
 
 def enqueue(
@@ -22,11 +25,7 @@ def enqueue(
 ) -> bool:
     """Write an outbox row in the caller's transaction; a repeated ``dedupe_key`` is a no-op."""
     row = conn.execute(
-        sa.text(
-            "INSERT INTO notifications (bill_payment_id, kind, audience, payload, dedupe_key)"
-            " VALUES (:bill, :kind, :audience, CAST(:payload AS jsonb), :dedupe)"
-            " ON CONFLICT (dedupe_key) DO NOTHING RETURNING id"
-        ),
+        query("enqueue_notification"),
         {
             "bill": bill_id,
             "kind": kind,
@@ -42,18 +41,7 @@ def claim(db: Database, *, worker: str, lease_seconds: int, limit: int) -> list[
     with db.begin() as conn:
         rows = (
             conn.execute(
-                sa.text(
-                    """
-                WITH picked AS (
-                    SELECT id FROM queue_notifications ORDER BY next_attempt_at, id
-                    LIMIT :limit FOR UPDATE SKIP LOCKED
-                )
-                UPDATE notifications n
-                   SET claimed_by = :worker, claimed_until = now() + make_interval(secs => :lease)
-                  FROM picked WHERE n.id = picked.id
-                RETURNING n.*
-                """
-                ),
+                query("claim_notifications"),
                 {"limit": limit, "worker": worker, "lease": lease_seconds},
             )
             .mappings()
@@ -66,11 +54,7 @@ def mark_sent(db: Database, notification_id: int, *, worker: str) -> bool:
     with db.begin() as conn:
         return (
             conn.execute(
-                sa.text(
-                    "UPDATE notifications SET status = 'sent', sent_at = now(), attempts = attempts + 1,"
-                    " claimed_by = NULL, claimed_until = NULL, last_error = NULL"
-                    " WHERE id = :id AND status = 'pending' AND claimed_by = :worker RETURNING id"
-                ),
+                query("mark_notification_sent"),
                 {"id": notification_id, "worker": worker},
             ).first()
             is not None
@@ -89,13 +73,7 @@ def mark_attempt_failed(
     """Count a failed delivery; after ``max_attempts`` the row is marked ``failed``."""
     with db.begin() as conn:
         return conn.execute(
-            sa.text(
-                "UPDATE notifications SET attempts = attempts + 1, last_error = :error,"
-                " status = CASE WHEN attempts + 1 >= :max THEN 'failed' ELSE 'pending' END,"
-                " next_attempt_at = now() + make_interval(secs => :backoff),"
-                " claimed_by = NULL, claimed_until = NULL"
-                " WHERE id = :id AND status = 'pending' AND claimed_by = :worker RETURNING status"
-            ),
+            query("mark_notification_attempt_failed"),
             {
                 "id": notification_id,
                 "worker": worker,

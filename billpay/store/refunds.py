@@ -6,7 +6,9 @@ A refund row's ``status`` means:
   held       not sendable without a change (recipient cannot receive, or policy): see hold_reason
   confirmed  on the ledger; ``tx_hash`` is the proof
 The bill, when there is one, follows: refund_initiated while pending, refund_processing while an
-envelope is stored, refunded on confirmation (``mark_refund_processed``).
+envelope is stored, refunded on confirmation. Queries: ``sql/queries/refunds.sql``; every status
+change is a status writer of ``sql/0007_status_writers.sql`` (it checks the state and the lease
+itself and records the actor for the bill's audit trail).
 """
 
 from __future__ import annotations
@@ -14,15 +16,13 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-import sqlalchemy as sa
-from sqlalchemy.engine import Connection
-
 from billpay.store.engine import Database
+from billpay.store.queries import query
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,131 +47,7 @@ class RefundRow:
     claimed_until: datetime | None
 
 
-_COLUMNS = ", ".join(RefundRow.__dataclass_fields__)
-
-CLAIM = sa.text(
-    f"""
-    WITH next AS (
-        SELECT id FROM queue_refunds
-         ORDER BY next_attempt_at NULLS FIRST, id
-         LIMIT :limit
-           FOR UPDATE SKIP LOCKED
-    )
-    UPDATE refunds r
-       SET claimed_by = :actor,
-           claimed_until = now() + make_interval(secs => :lease_seconds),
-           updated_at = now()
-      FROM next
-     WHERE r.id = next.id
-    RETURNING {", ".join(f"r.{c}" for c in RefundRow.__dataclass_fields__)}
-    """
-)
-
-GET = sa.text(f"SELECT {_COLUMNS} FROM refunds WHERE id = :id")
-
-SOURCE_LOCK = sa.text("SELECT pg_advisory_lock(hashtextextended(:key, 0))")
-SOURCE_UNLOCK = sa.text("SELECT pg_advisory_unlock(hashtextextended(:key, 0))")
-
-SET_ACTOR = sa.text(
-    "SELECT set_config('billpay.actor', :actor, true), set_config('billpay.detail', :detail, true)"
-)
-
-STORE_ENVELOPE = sa.text(
-    """
-    UPDATE refunds
-       SET status = 'submitted', envelope_xdr = :xdr, tx_hash = :tx_hash, sequence = :sequence,
-           max_time = :max_time, submit_attempts = 0, next_attempt_at = NULL, updated_at = now()
-     WHERE id = :id AND status = 'pending' AND envelope_xdr IS NULL
-    RETURNING id
-    """
-)
-
-NOTE_SUBMIT = sa.text(
-    """
-    UPDATE refunds
-       SET submit_attempts = submit_attempts + 1, submitted_at = coalesce(submitted_at, now()),
-           updated_at = now()
-     WHERE id = :id AND status = 'submitted' AND tx_hash = :tx_hash
-    RETURNING submit_attempts
-    """
-)
-
-# Only after the envelope cannot be on the ledger: see billpay.stellar.refunds.
-DISCARD_ENVELOPE = sa.text(
-    """
-    UPDATE refunds
-       SET status = :status, hold_reason = :hold_reason, envelope_xdr = NULL, tx_hash = NULL,
-           sequence = NULL, max_time = NULL, submit_attempts = 0, last_error = :last_error,
-           result_codes = CAST(:result_codes AS jsonb), next_attempt_at = :next_attempt_at,
-           claimed_by = NULL, claimed_until = NULL, updated_at = now()
-     WHERE id = :id AND status = 'submitted' AND tx_hash = :tx_hash
-    RETURNING id
-    """
-)
-
-# A refund without an envelope: put it on hold or back in the queue for later.
-PARK = sa.text(
-    """
-    UPDATE refunds
-       SET status = :status, hold_reason = :hold_reason, last_error = :last_error,
-           result_codes = CAST(:result_codes AS jsonb), next_attempt_at = :next_attempt_at,
-           claimed_by = NULL, claimed_until = NULL, updated_at = now()
-     WHERE id = :id AND status = 'pending' AND envelope_xdr IS NULL
-    RETURNING id
-    """
-)
-
-# The envelope stays (it may still land): look again at next_attempt_at.
-RECHECK_LATER = sa.text(
-    """
-    UPDATE refunds
-       SET last_error = :last_error, result_codes = CAST(:result_codes AS jsonb),
-           next_attempt_at = :next_attempt_at, claimed_by = NULL, claimed_until = NULL,
-           updated_at = now()
-     WHERE id = :id AND status = :status
-    RETURNING id
-    """
-)
-
-BILL_TO_PROCESSING = sa.text(
-    """
-    UPDATE bill_payments SET status = 'refund_processing', updated_at = now()
-     WHERE id = :bill_id AND status = 'refund_initiated'
-    """
-)
-
-BILL_BACK_TO_INITIATED = sa.text(
-    """
-    UPDATE bill_payments SET status = 'refund_initiated', updated_at = now()
-     WHERE id = :bill_id AND status = 'refund_processing'
-    """
-)
-
-CONFIRM = sa.text("SELECT mark_refund_processed(:id, :tx_hash)")
-
-REQUEUE_HELD = sa.text(
-    """
-    UPDATE refunds
-       SET status = 'pending', hold_reason = NULL, next_attempt_at = NULL, updated_at = now()
-     WHERE id IN (SELECT id FROM refunds
-                   WHERE status = 'held' AND hold_reason = ANY(:reasons)
-                     AND next_attempt_at <= now()
-                   ORDER BY next_attempt_at, id
-                   LIMIT :limit
-                     FOR UPDATE SKIP LOCKED)
-    RETURNING id
-    """
-)
-
-
-RELEASE_HELD = sa.text(
-    """
-    UPDATE refunds
-       SET status = 'pending', hold_reason = NULL, next_attempt_at = NULL, updated_at = now()
-     WHERE id = :id AND status = 'held'
-    RETURNING id
-    """
-)
+_FIELDS = tuple(f.name for f in fields(RefundRow))
 
 
 class RefundConflict(RuntimeError):
@@ -179,28 +55,53 @@ class RefundConflict(RuntimeError):
 
 
 def _row(mapping: Any) -> RefundRow:
-    return RefundRow(**dict(mapping))
+    return RefundRow(**{name: mapping[name] for name in _FIELDS})
 
 
-def _codes(result_codes: dict[str, Any] | None) -> str | None:
-    return json.dumps(result_codes) if result_codes is not None else None
+# What a status writer returning false means, by writer.
+_CONFLICTS = {
+    "refund_mark_submitted": "is no longer pending without an envelope",
+    "refund_park": "is no longer pending without an envelope",
+    "refund_reset": "no longer holds envelope {tx_hash}",
+}
 
 
-def _set_actor(conn: Connection, actor: str, detail: str) -> None:
-    conn.execute(SET_ACTOR, {"actor": actor, "detail": detail})
+def _write(db: Database, name: str, refund: RefundRow, params: dict[str, Any]) -> None:
+    """Run the status writer ``name``; false means another worker moved (or leases) the row."""
+    with db.begin() as conn:
+        if not conn.execute(query(name), params).scalar():
+            why = _CONFLICTS[name].format(tx_hash=refund.tx_hash)
+            raise RefundConflict(f"refund {refund.id} {why}")
+
+
+def _set_aside(
+    status: str,
+    hold_reason: str | None,
+    last_error: str | None,
+    result_codes: dict[str, Any] | None,
+    next_attempt_at: datetime | None,
+) -> dict[str, Any]:
+    """The parameters every "not now" change shares (park, reset, recheck)."""
+    return {
+        "status": status,
+        "hold_reason": hold_reason,
+        "last_error": last_error,
+        "result_codes": json.dumps(result_codes) if result_codes is not None else None,
+        "next_attempt_at": next_attempt_at,
+    }
 
 
 def claim_refunds(db: Database, actor: str, limit: int, lease_seconds: int) -> list[RefundRow]:
     """Lease up to ``limit`` due refunds (pending or submitted) to ``actor``."""
     params = {"actor": actor, "limit": limit, "lease_seconds": lease_seconds}
     with db.begin() as conn:
-        rows = conn.execute(CLAIM, params).mappings().all()
+        rows = conn.execute(query("claim_refunds"), params).mappings().all()
     return sorted((_row(r) for r in rows), key=lambda r: r.id)
 
 
 def get_refund(db: Database, refund_id: int) -> RefundRow | None:
     with db.begin() as conn:
-        row = conn.execute(GET, {"id": refund_id}).mappings().first()
+        row = conn.execute(query("get_refund"), {"id": refund_id}).mappings().first()
     return _row(row) if row is not None else None
 
 
@@ -211,14 +112,14 @@ def source_account_lock(db: Database, account: str) -> Iterator[None]:
     Held on its own connection, so no transaction stays open during HTTP calls; a dead process's
     lock goes with its connection.
     """
-    key = f"billpay:stellar-source:{account}"
+    key = {"key": f"billpay:stellar-source:{account}"}
     with db.engine.connect() as conn:
-        conn.execute(SOURCE_LOCK, {"key": key})
+        conn.execute(query("lock_source_account"), key)
         conn.commit()
         try:
             yield
         finally:
-            conn.execute(SOURCE_UNLOCK, {"key": key})
+            conn.execute(query("unlock_source_account"), key)
             conn.commit()
 
 
@@ -239,19 +140,17 @@ def store_envelope(
         "tx_hash": tx_hash,
         "sequence": sequence,
         "max_time": max_time,
+        "actor": actor,
+        "detail": f"refund {refund.id} envelope {tx_hash}",
     }
-    with db.begin() as conn:
-        _set_actor(conn, actor, f"refund {refund.id} envelope {tx_hash}")
-        if conn.execute(STORE_ENVELOPE, params).first() is None:
-            raise RefundConflict(f"refund {refund.id} is no longer pending without an envelope")
-        if refund.bill_payment_id is not None:
-            conn.execute(BILL_TO_PROCESSING, {"bill_id": refund.bill_payment_id})
+    _write(db, "refund_mark_submitted", refund, params)
 
 
 def note_submit_attempt(db: Database, refund: RefundRow) -> int:
     """Count the attempt before the POST: a crash after it still counts as possibly sent."""
+    params = {"id": refund.id, "tx_hash": refund.tx_hash}
     with db.begin() as conn:
-        attempts = conn.execute(NOTE_SUBMIT, {"id": refund.id, "tx_hash": refund.tx_hash}).scalar()
+        attempts = conn.execute(query("note_refund_submit_attempt"), params).scalar()
     if attempts is None:
         raise RefundConflict(f"refund {refund.id} no longer holds envelope {refund.tx_hash}")
     return int(attempts)
@@ -272,18 +171,11 @@ def discard_envelope(
     params = {
         "id": refund.id,
         "tx_hash": refund.tx_hash,
-        "status": status,
-        "hold_reason": hold_reason,
-        "last_error": last_error,
-        "result_codes": _codes(result_codes),
-        "next_attempt_at": next_attempt_at,
+        "actor": actor,
+        "detail": f"refund {refund.id} envelope {refund.tx_hash} discarded",
+        **_set_aside(status, hold_reason, last_error, result_codes, next_attempt_at),
     }
-    with db.begin() as conn:
-        _set_actor(conn, actor, f"refund {refund.id} envelope {refund.tx_hash} discarded")
-        if conn.execute(DISCARD_ENVELOPE, params).first() is None:
-            raise RefundConflict(f"refund {refund.id} no longer holds envelope {refund.tx_hash}")
-        if refund.bill_payment_id is not None:
-            conn.execute(BILL_BACK_TO_INITIATED, {"bill_id": refund.bill_payment_id})
+    _write(db, "refund_reset", refund, params)
 
 
 def park(
@@ -295,19 +187,18 @@ def park(
     hold_reason: str | None = None,
     last_error: str | None = None,
     result_codes: dict[str, Any] | None = None,
+    actor: str | None = None,
 ) -> None:
-    """A refund with no envelope: hold it (status held) or requeue it (pending) for later."""
+    """A refund with no envelope: hold it (status held) or requeue it (pending) for later.
+
+    ``actor`` is the lease holder; without one, only an unleased (or expired) row is parked.
+    """
     params = {
         "id": refund.id,
-        "status": status,
-        "hold_reason": hold_reason,
-        "last_error": last_error,
-        "result_codes": _codes(result_codes),
-        "next_attempt_at": next_attempt_at,
+        "actor": actor,
+        **_set_aside(status, hold_reason, last_error, result_codes, next_attempt_at),
     }
-    with db.begin() as conn:
-        if conn.execute(PARK, params).first() is None:
-            raise RefundConflict(f"refund {refund.id} is no longer pending without an envelope")
+    _write(db, "refund_park", refund, params)
 
 
 def recheck_later(
@@ -318,32 +209,39 @@ def recheck_later(
     last_error: str | None = None,
     result_codes: dict[str, Any] | None = None,
 ) -> None:
+    """The envelope stays (it may still land); look again at ``next_attempt_at``."""
     params = {
         "id": refund.id,
-        "status": refund.status,
-        "last_error": last_error,
-        "result_codes": _codes(result_codes),
-        "next_attempt_at": next_attempt_at,
+        **_set_aside(refund.status, None, last_error, result_codes, next_attempt_at),
     }
     with db.begin() as conn:
-        conn.execute(RECHECK_LATER, params)
+        conn.execute(query("refund_recheck_later"), params)
 
 
 def confirm(db: Database, refund: RefundRow, tx_hash: str, actor: str) -> bool:
-    """``mark_refund_processed``: refund confirmed, its bill (if any) refunded."""
+    """``refund_mark_confirmed``: refund confirmed, its bill (if any) refunded."""
+    params = {
+        "id": refund.id,
+        "tx_hash": tx_hash,
+        "actor": actor,
+        "detail": f"refund {refund.id} confirmed {tx_hash}",
+    }
     with db.begin() as conn:
-        _set_actor(conn, actor, f"refund {refund.id} confirmed {tx_hash}")
-        return bool(conn.execute(CONFIRM, {"id": refund.id, "tx_hash": tx_hash}).scalar())
+        return bool(conn.execute(query("refund_mark_confirmed"), params).scalar())
 
 
-def requeue_held_refunds(db: Database, reasons: list[str], limit: int = 100) -> list[int]:
+def requeue_held_refunds(
+    db: Database, reasons: list[str], limit: int = 100, *, actor: str = "refund-recheck"
+) -> list[int]:
     """Held refunds whose recheck time has come, for the given hold reasons, back to pending."""
+    params = {"reasons": reasons, "limit": limit, "actor": actor}
     with db.begin() as conn:
-        rows = conn.execute(REQUEUE_HELD, {"reasons": reasons, "limit": limit}).scalars().all()
+        rows = conn.execute(query("refund_release_due"), params).scalars().all()
     return sorted(rows)
 
 
-def release_held_refund(db: Database, refund_id: int) -> bool:
+def release_held_refund(db: Database, refund_id: int, *, actor: str = "operator") -> bool:
     """An operator decided a held refund may go: back to pending. False if it was not held."""
+    params = {"id": refund_id, "actor": actor}
     with db.begin() as conn:
-        return conn.execute(RELEASE_HELD, {"id": refund_id}).first() is not None
+        return bool(conn.execute(query("refund_release"), params).scalar())

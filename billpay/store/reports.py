@@ -3,6 +3,7 @@
 Reads select only the columns the reports use, stream in chunks (a server-side cursor) and
 shrink each chunk to compact dtypes (categories, one-byte booleans) before the next arrives, so
 a million provider attempts fit in a few tens of MB. The metrics themselves are pandas'.
+Queries: ``sql/queries/reports.sql``.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pandas.api.types import union_categoricals
 
 from billpay import reports
 from billpay.store.engine import Database
+from billpay.store.queries import query
 
 CHUNK_ROWS = 200_000
 
@@ -31,22 +33,6 @@ _CATEGORY_COLUMNS = {
     "attempts": ("provider", "operation", "outcome", "error_class"),
 }
 
-# ref_key: a 64-bit hash of (provider, reference), so that matching a pay attempt with its
-# requeries costs 8 bytes a row instead of a Python string. started_us: epoch microseconds
-# (an integer parses much faster than a timestamp string).
-READ_ATTEMPTS_COPY = """
-    COPY (
-        SELECT provider, operation, outcome, error_class,
-               latency_ms,
-               is_fallback,
-               (extract(epoch FROM started_at) * 1000000)::bigint AS started_us,
-               finished_at IS NOT NULL AS finished,
-               CASE WHEN operation IN ('pay', 'requery') AND reference IS NOT NULL
-                    THEN hashtextextended(provider || ':' || reference, 0) ELSE 0 END AS ref_key
-          FROM provider_attempts
-         WHERE started_at >= %(since)s AND started_at < %(until)s
-    ) TO STDOUT WITH (FORMAT csv, HEADER true)
-"""
 _ATTEMPT_DTYPES = {
     "provider": "category",
     "operation": "category",
@@ -57,38 +43,11 @@ _ATTEMPT_DTYPES = {
     "ref_key": "int64",
 }
 
-READ_BILLS = sa.text(
-    """
-    SELECT bill_type, biller, status, provider, refund_reason, amount_cngn, paid_at, completed_at
-      FROM bill_payments
-     WHERE paid_at >= :since AND paid_at < :until
-    """
-)
-
-DELETE_SUCCESS_RATE_SNAPSHOT = sa.text(
-    "DELETE FROM report_success_rate WHERE as_of = :as_of AND window_label = :window_label"
-)
-DELETE_PROVIDER_SNAPSHOT = sa.text(
-    "DELETE FROM report_provider_performance WHERE as_of = :as_of AND window_label = :window_label"
-)
-_SNAPSHOT_LOCK = sa.text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))")
-
-# The latest earlier snapshot of each window (what "changed" is measured against).
-_PREVIOUS_SNAPSHOT = """
-    SELECT r.* FROM {table} r
-      JOIN (SELECT window_label, max(as_of) AS as_of FROM {table}
-             WHERE as_of < :as_of AND window_label = ANY(:labels)
-             GROUP BY window_label) p USING (window_label, as_of)
-     ORDER BY r.window_label, {order}
-"""
-_HISTORY = """
-    SELECT * FROM {table}
-     WHERE window_label = :window_label AND as_of >= :since AND as_of <= :until
-     ORDER BY as_of, {order}
-"""
+# A snapshot kind's table and columns; its queries are named insert_<kind>_snapshot,
+# delete_<kind>_snapshot, previous_<kind>_snapshot and <kind>_history.
 _TABLES = {
-    "success_rate": ("report_success_rate", reports.SUCCESS_RATE_COLUMNS, "bill_type, biller"),
-    "provider": ("report_provider_performance", reports.PROVIDER_COLUMNS, "provider, operation"),
+    "success_rate": ("report_success_rate", reports.SUCCESS_RATE_COLUMNS),
+    "provider": ("report_provider_performance", reports.PROVIDER_COLUMNS),
 }
 _JSON_COLUMNS = frozenset({"refunds_by_reason", "error_classes"})
 
@@ -97,11 +56,11 @@ _JSON_COLUMNS = frozenset({"refunds_by_reason", "error_classes"})
 
 
 def _chunks(
-    db: Database, query: sa.TextClause, params: dict[str, Any], chunk_rows: int
+    db: Database, statement: sa.TextClause, params: dict[str, Any], chunk_rows: int
 ) -> Iterator[pd.DataFrame]:
     with db.connect() as conn:
         conn = conn.execution_options(stream_results=True, max_row_buffer=chunk_rows)
-        yield from pd.read_sql(query, conn, params=params, chunksize=chunk_rows)
+        yield from pd.read_sql(statement, conn, params=params, chunksize=chunk_rows)
 
 
 def _text_category(values: pd.Series) -> pd.Series:
@@ -191,7 +150,7 @@ def read_attempts(
     try:
         with (
             raw.cursor() as cursor,
-            cursor.copy(READ_ATTEMPTS_COPY, {"since": since, "until": until}) as copy,
+            cursor.copy(query("read_attempts_copy").text, {"since": since, "until": until}) as copy,
         ):
             stream = io.BufferedReader(_CopyStream(iter(copy)), buffer_size=1 << 20)
             reader = pd.read_csv(
@@ -237,7 +196,7 @@ def read_bills(
     ]
     chunks = [
         _compact(chunk, categories)
-        for chunk in _chunks(db, READ_BILLS, {"since": since, "until": until}, chunk_rows)
+        for chunk in _chunks(db, query("read_bills"), {"since": since, "until": until}, chunk_rows)
     ]
     frame = _concat(chunks, categories, columns)
     frame["amount_cngn"] = frame["amount_cngn"].astype(object)
@@ -247,7 +206,7 @@ def read_bills(
 
 def database_now(db: Database) -> datetime:
     with db.connect() as conn:
-        return conn.execute(sa.text("SELECT now()")).scalar_one()
+        return conn.execute(query("database_now")).scalar_one()
 
 
 # --- snapshots ----------------------------------------------------------------------------
@@ -268,40 +227,36 @@ def _row_params(row: dict[str, Any]) -> dict[str, Any]:
     return params
 
 
-def _insert(table: str, columns: Sequence[str]) -> sa.TextClause:
-    values = ", ".join(f"CAST(:{c} AS jsonb)" if c in _JSON_COLUMNS else f":{c}" for c in columns)
-    return sa.text(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({values})")
-
-
-def _write_snapshot(db: Database, kind: str, report: pd.DataFrame, delete: sa.TextClause) -> int:
+def _write_snapshot(db: Database, kind: str, report: pd.DataFrame) -> int:
     """Replace the snapshot(s) in ``report`` (one per (as_of, window_label)) in one transaction:
     a rerun for the same as_of leaves exactly one snapshot."""
-    table, columns, _ = _TABLES[kind]
+    table, columns = _TABLES[kind]
     rows = [_row_params(row) for row in report[list(columns)].to_dict(orient="records")]
     snapshots = {(row["as_of"], row["window_label"]) for row in rows}
     with db.begin() as conn:
         for as_of, label in sorted(snapshots):
             # Two runs writing one snapshot at once queue here instead of colliding on the key.
-            conn.execute(_SNAPSHOT_LOCK, {"key": f"{table}|{as_of.isoformat()}|{label}"})
-            conn.execute(delete, {"as_of": as_of, "window_label": label})
+            lock = {"key": f"{table}|{as_of.isoformat()}|{label}"}
+            conn.execute(query("lock_report_snapshot"), lock)
+            conn.execute(query(f"delete_{kind}_snapshot"), {"as_of": as_of, "window_label": label})
         if rows:
-            conn.execute(_insert(table, columns), rows)
+            conn.execute(query(f"insert_{kind}_snapshot"), rows)
     return len(rows)
 
 
 def write_success_rate_snapshot(db: Database, report: pd.DataFrame) -> int:
-    return _write_snapshot(db, "success_rate", report, DELETE_SUCCESS_RATE_SNAPSHOT)
+    return _write_snapshot(db, "success_rate", report)
 
 
 def write_provider_snapshot(db: Database, report: pd.DataFrame) -> int:
-    return _write_snapshot(db, "provider", report, DELETE_PROVIDER_SNAPSHOT)
+    return _write_snapshot(db, "provider", report)
 
 
-def _read_snapshot(db: Database, kind: str, template: str, params: dict[str, Any]) -> pd.DataFrame:
-    table, columns, order = _TABLES[kind]
-    query = sa.text(template.format(table=table, order=order))
+def _read_snapshot(db: Database, kind: str, name: str, params: dict[str, Any]) -> pd.DataFrame:
+    """Rows of the named snapshot query ``name`` for ``kind``, typed like the report frames."""
+    _, columns = _TABLES[kind]
     with db.connect() as conn:
-        result = conn.execute(query, params)
+        result = conn.execute(query(name), params)
         frame = pd.DataFrame(result.mappings().all(), columns=list(result.keys()))
     if frame.empty:
         return pd.DataFrame(columns=list(columns))
@@ -310,72 +265,43 @@ def _read_snapshot(db: Database, kind: str, template: str, params: dict[str, Any
     return frame[list(columns)]
 
 
+def _previous(db: Database, kind: str, as_of: datetime, labels: Sequence[str]) -> pd.DataFrame:
+    params = {"as_of": as_of, "labels": list(labels)}
+    return _read_snapshot(db, kind, f"previous_{kind}_snapshot", params)
+
+
+def _history(
+    db: Database, kind: str, window_label: str, since: datetime, until: datetime
+) -> pd.DataFrame:
+    params = {"window_label": window_label, "since": since, "until": until}
+    return _read_snapshot(db, kind, f"{kind}_history", params)
+
+
 def previous_success_rate_snapshot(
     db: Database, as_of: datetime, labels: Sequence[str]
 ) -> pd.DataFrame:
-    return _read_snapshot(
-        db, "success_rate", _PREVIOUS_SNAPSHOT, {"as_of": as_of, "labels": list(labels)}
-    )
+    return _previous(db, "success_rate", as_of, labels)
 
 
 def previous_provider_snapshot(
     db: Database, as_of: datetime, labels: Sequence[str]
 ) -> pd.DataFrame:
-    return _read_snapshot(
-        db, "provider", _PREVIOUS_SNAPSHOT, {"as_of": as_of, "labels": list(labels)}
-    )
+    return _previous(db, "provider", as_of, labels)
 
 
 def success_rate_history(
     db: Database, window_label: str, since: datetime, until: datetime
 ) -> pd.DataFrame:
-    return _read_snapshot(
-        db, "success_rate", _HISTORY, {"window_label": window_label, "since": since, "until": until}
-    )
+    return _history(db, "success_rate", window_label, since, until)
 
 
 def provider_history(
     db: Database, window_label: str, since: datetime, until: datetime
 ) -> pd.DataFrame:
-    return _read_snapshot(
-        db, "provider", _HISTORY, {"window_label": window_label, "since": since, "until": until}
-    )
+    return _history(db, "provider", window_label, since, until)
 
 
 # --- benchmark ----------------------------------------------------------------------------
-
-# Synthetic attempts: 2 providers x (verify, pay, requery) with a spread of outcomes, latencies
-# and error classes; every 10th pay is a fallback; a requery follows the call before it.
-_SEED_ATTEMPTS = sa.text(
-    """
-    INSERT INTO provider_attempts (provider, operation, reference, started_at, finished_at,
-                                   latency_ms, outcome, error_class, is_fallback)
-    SELECT p.provider,
-           o.operation,
-           'bench-' || :run || '-' || CASE WHEN o.operation = 'requery' THEN g - 1 ELSE g END,
-           t.started_at,
-           t.started_at + make_interval(secs => t.latency / 1000.0),
-           t.latency,
-           CASE WHEN g % 20 = 0 THEN 'failed' WHEN g % 31 = 0 THEN 'unknown'
-                WHEN g % 17 = 0 THEN 'pending' ELSE 'success' END,
-           CASE WHEN g % 20 = 0 THEN (ARRAY['timeout', 'upstream_5xx', 'declined'])[1 + g % 3]
-                WHEN g % 31 = 0 THEN 'timeout' END,
-           o.operation = 'pay' AND g % 10 = 0
-      FROM generate_series(1, :rows) AS g
-      CROSS JOIN LATERAL (SELECT (ARRAY['bench-flutterwave', 'bench-vtpass'])[1 + g % 2]
-                                 AS provider) p
-      CROSS JOIN LATERAL (SELECT CASE WHEN g % 7 = 3 THEN 'requery'
-                                      WHEN g % 3 = 0 THEN 'verify' ELSE 'pay' END
-                                 AS operation) o
-      CROSS JOIN LATERAL (SELECT :until - make_interval(
-                                     secs => ((:rows - g) % 604800)::double precision
-                                 ) AS started_at,
-                                 (50 + (g::bigint * 7919) % 3000)::integer AS latency) t
-    """
-)
-_DELETE_SEEDED = sa.text(
-    "DELETE FROM provider_attempts WHERE reference LIKE 'bench-' || :run || '-%'"
-)
 
 
 def seed_attempts(db: Database, rows: int, *, until: datetime, run: str) -> float:
@@ -383,9 +309,9 @@ def seed_attempts(db: Database, rows: int, *, until: datetime, run: str) -> floa
     returns the seconds it took."""
     started = time.perf_counter()
     with db.begin() as conn:
-        conn.execute(_SEED_ATTEMPTS, {"rows": rows, "until": until, "run": run})
+        conn.execute(query("seed_bench_attempts"), {"rows": rows, "until": until, "run": run})
     with db.connect() as conn:
-        conn.execute(sa.text("ANALYZE provider_attempts"))
+        conn.execute(query("analyze_provider_attempts"))
         conn.commit()
     return time.perf_counter() - started
 
@@ -449,5 +375,5 @@ def bench_reports(
     finally:
         if cleanup:
             with db.begin() as conn:
-                conn.execute(_DELETE_SEEDED, {"run": run})
+                conn.execute(query("delete_bench_attempts"), {"run": run})
     return result

@@ -3,7 +3,7 @@ machines: ``limit`` PostgreSQL advisory locks per provider, one held for each ca
 
 Prefect's global concurrency limits would do the same through the Prefect API; this keeps the
 bound where the data is (no extra API round trips per call, and it works under `billpay tick`
-without a Prefect server).
+without a Prefect server). Queries: ``sql/queries/slots.sql``.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from contextlib import contextmanager
 import sqlalchemy as sa
 
 from billpay.store.engine import Database
+from billpay.store.queries import query
 
 _NAMESPACE = 0x62700000  # "bp" in the high bits keeps our keys away from other users' locks
 
@@ -62,9 +63,7 @@ class ProviderSlots:
             finally:
                 try:
                     if slot is not None:
-                        conn.execute(
-                            sa.text("SELECT pg_advisory_unlock(:k, :s)"), {"k": key, "s": slot}
-                        )
+                        conn.execute(query("release_provider_slot"), {"k": key, "s": slot})
                 finally:
                     conn.close()
 
@@ -72,10 +71,7 @@ class ProviderSlots:
         pause = self.poll_seconds
         while True:
             slot = conn.execute(
-                sa.text(
-                    "SELECT s FROM (SELECT (g + :offset) % :n AS s FROM generate_series(0, :n - 1) g) t"
-                    " WHERE pg_try_advisory_lock(:k, s) LIMIT 1"
-                ),
+                query("take_provider_slot"),
                 {"k": key, "n": self.limit, "offset": random.randrange(self.limit)},
             ).scalar()
             if slot is not None:
@@ -87,9 +83,6 @@ class ProviderSlots:
         key = self.key(provider)
         with self.db.connect() as conn:
             return conn.execute(
-                sa.text(
-                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
-                    " AND objsubid = 2 AND classid = CAST(:k AS bigint)::oid"
-                ),
+                query("provider_slots_in_use"),
                 {"k": key},
             ).scalar_one()

@@ -29,7 +29,7 @@ RETURNING *;
 
 -- name: set_actor
 -- Attribute the audit events the trigger writes in this transaction (order intake).
-SELECT bill_set_actor(:actor, :detail);
+SELECT billpay_set_actor(:actor, :detail);
 
 -- name: bill_by_reference
 SELECT * FROM bill_payments WHERE reference = :reference;

@@ -1,12 +1,5 @@
 -- Monitoring: what the demo, the benchmark and `billpay work` read to see how the pipeline is
--- doing, and the database set-up they start from. Loaded by billpay/store/queries.py.
-
--- name: drop_database
--- Run on the maintenance database (autocommit): a fresh start for the demo or the benchmark.
-DROP DATABASE IF EXISTS {database} WITH (FORCE);
-
--- name: create_database
-CREATE DATABASE {database};
+-- doing. Loaded by billpay/store/queries.py.
 
 -- name: count_work_left
 -- Bills, refunds and notifications a worker could still move now: zero means idle.

@@ -165,17 +165,17 @@ def test_refund_transition_refuses_completed_and_creates_one_refund(db):
     ]
 
 
-def test_mark_refund_processed_confirms_once_and_marks_bill_refunded(db):
+def test_refund_mark_confirmed_confirms_once_and_marks_bill_refunded(db):
     bill = _bill(db, BillState.ACCOUNT_INVALID)
     _with_payment(db, bill)
     with db.begin() as conn:
         assert bills.send_to_refund(conn, bill["id"], "account_invalid", actor="t")
         refund_id = conn.execute(sa.text("SELECT id FROM refunds")).scalar_one()
         assert conn.execute(
-            sa.text("SELECT mark_refund_processed(:r, 'hash1')"), {"r": refund_id}
+            sa.text("SELECT refund_mark_confirmed(:r, 'hash1', 't', '')"), {"r": refund_id}
         ).scalar()
         assert not conn.execute(
-            sa.text("SELECT mark_refund_processed(:r, 'hash2')"), {"r": refund_id}
+            sa.text("SELECT refund_mark_confirmed(:r, 'hash2', 't', '')"), {"r": refund_id}
         ).scalar()
         row = bills.get_by_id(conn, bill["id"])
     assert row["status"] == "refunded" and row["refunded_at"] is not None

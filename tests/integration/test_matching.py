@@ -18,7 +18,7 @@ from billpay.stellar import match_payments
 from billpay.stellar.ingest import IncomingPayment
 from billpay.store import bills
 from billpay.store.engine import Database
-from billpay.store.payments import INSERT_PAYMENT
+from billpay.store.queries import query
 
 SYSTEM = ids.system().account_id
 ISSUER = ids.issuer().account_id
@@ -72,7 +72,7 @@ def _pay(
         ledger_time=LEDGER_TIME,
     )
     with db.begin() as conn:
-        return conn.execute(INSERT_PAYMENT, _params(payment)).scalar()
+        return conn.execute(query("insert_incoming_payment"), _params(payment)).scalar()
 
 
 def _params(payment: IncomingPayment) -> dict:

@@ -21,7 +21,7 @@ from billpay.orders import BillType
 from billpay.providers.base import AccountCheck, ErrorClass, PaymentOutcome, PaymentResult
 from billpay.providers.routing import ProviderRouter
 from billpay.store import bills as bill_store
-from billpay.store import payments as pay_store
+from billpay.store import incoming as pay_store
 
 
 @dataclass

@@ -18,7 +18,6 @@ from pydantic import SecretStr
 from stellar_sdk import MuxedAccount, TransactionEnvelope
 
 from billpay.config import SANDBOX_NETWORK_PASSPHRASE, Settings
-from billpay.orders import BillType
 from billpay.sandbox import identities as ids
 from billpay.sandbox.horizon import SandboxLedger, horizon_env, mount_horizon
 from billpay.sandbox.options import SandboxOptions
@@ -32,8 +31,8 @@ from billpay.stellar import (
     release_held_refund,
     requeue_held_refunds,
 )
-from billpay.store import bills
 from billpay.store.engine import Database
+from tests.integration.test_matching import _order
 
 SYSTEM = ids.system().account_id
 USER = ids.users()[0]
@@ -79,20 +78,6 @@ def stellar_settings(settings: Settings) -> Settings:
 @pytest.fixture
 def horizon(stellar_settings: Settings, web: TestClient) -> HorizonClient:
     return HorizonClient.from_settings(stellar_settings, web)
-
-
-def _order(db: Database, amount: str = "5000") -> dict:
-    return bills.create_order(
-        db,
-        bill_type=BillType.AIRTIME,
-        biller="mtn",
-        account_number="08031234567",
-        amount_kobo=int(Decimal(amount) * 100),
-        fee_kobo=0,
-        amount_cngn=Decimal(amount),
-        phone="08031234567",
-        ttl=timedelta(minutes=10),
-    )
 
 
 def _user_pays(web: TestClient, memo: str | None, amount: str, **extra: Any) -> dict:

@@ -70,3 +70,18 @@ def test_statuses_change_only_through_the_writer_functions() -> None:
         if direct.search(" ".join(sql.lower().split()))
     ]
     assert offenders == []
+
+
+@pytest.mark.parametrize(
+    ("name", "columns"),
+    [
+        ("insert_success_rate_snapshot", "SUCCESS_RATE_COLUMNS"),
+        ("insert_provider_snapshot", "PROVIDER_COLUMNS"),
+    ],
+)
+def test_snapshot_inserts_write_every_report_column(name: str, columns: str) -> None:
+    from billpay import reports
+
+    sql = queries.catalogue()[name]
+    listed = sql[sql.index("(") + 1 : sql.index(")")]
+    assert [c.strip() for c in listed.split(",")] == list(getattr(reports, columns))

@@ -1,0 +1,137 @@
+"""SQL for incoming cNGN payments: the ingest cursor, storing pages, and matching them to orders.
+
+Every function takes a connection already inside a transaction, except the two that own one
+(:func:`get_cursor`, :func:`store_page`). Queries: ``sql/queries/incoming.sql``; the order's
+status changes are the status writers of ``sql/0007_status_writers.sql``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy.engine import Connection
+
+from billpay.store.engine import Database
+from billpay.store.queries import query
+
+# --- ingest -------------------------------------------------------------------------------------
+
+
+class _CursorMoved(Exception):
+    pass
+
+
+def get_cursor(db: Database, account: str) -> str | None:
+    with db.begin() as conn:
+        return conn.execute(query("get_ingest_cursor"), {"account": account}).scalar()
+
+
+def store_page(
+    db: Database,
+    account: str,
+    old_cursor: str,
+    new_cursor: str,
+    payments: Sequence[Mapping[str, Any]],
+) -> int | None:
+    """Store the page's payments (one mapping of ``incoming_payments`` columns each) and move
+    the cursor in one transaction.
+
+    Returns how many rows were new, or None (nothing written) when the stored cursor is no
+    longer ``old_cursor``: another ingester got there first.
+    """
+    try:
+        with db.begin() as conn:
+            if not _advance_cursor(conn, account, old_cursor, new_cursor):
+                raise _CursorMoved
+            inserted = 0
+            for payment in payments:
+                row = conn.execute(query("insert_incoming_payment"), dict(payment)).first()
+                inserted += row is not None
+            return inserted
+    except _CursorMoved:
+        return None
+
+
+def _advance_cursor(conn: Connection, account: str, old: str, new: str) -> bool:
+    params = {"account": account, "old": old, "new": new}
+    if conn.execute(query("advance_ingest_cursor"), params).first() is not None:
+        return True
+    if conn.execute(query("get_ingest_cursor"), params).first() is not None:
+        return False  # a stored cursor exists and differs from the one we read from
+    return conn.execute(query("create_ingest_cursor"), params).first() is not None
+
+
+# --- matching -----------------------------------------------------------------------------------
+
+
+class ConflictError(RuntimeError):
+    """A compare-and-set found the row in another state than the lock said it was in."""
+
+
+def lock_next_unmatched(conn: Connection) -> dict[str, Any] | None:
+    row = conn.execute(query("lock_next_unmatched_payment")).mappings().first()
+    return dict(row) if row is not None else None
+
+
+def lock_order(conn: Connection, reference: str) -> dict[str, Any] | None:
+    params = {"reference": reference}
+    row = conn.execute(query("lock_order_by_reference"), params).mappings().first()
+    return dict(row) if row is not None else None
+
+
+def record_outcome(
+    conn: Connection, payment_id: int, outcome: str, bill_id: int | None = None
+) -> None:
+    params = {"payment_id": payment_id, "outcome": outcome, "bill_id": bill_id}
+    if conn.execute(query("record_match_outcome"), params).first() is None:
+        raise ConflictError(f"incoming payment {payment_id} already has a match outcome")
+
+
+def mark_order_paid(
+    conn: Connection, bill_id: int, payment_id: int, paid_at: datetime, **audit: str | None
+) -> None:
+    """``bill_mark_paid``: pending_payment -> cngn_received. ``audit``: actor, detail."""
+    _move_order(conn, "bill_mark_paid", bill_id, audit, payment_id=payment_id, paid_at=paid_at)
+
+
+def refund_for_amount_mismatch(
+    conn: Connection, bill_id: int, payment_id: int, **audit: str | None
+) -> None:
+    """Link the payment to the order, then pending_payment -> refund_initiated (+ refund row)."""
+    _move_order(conn, "bill_refund_amount_mismatch", bill_id, audit, payment_id=payment_id)
+
+
+def _move_order(
+    conn: Connection, writer: str, bill_id: int, audit: dict[str, str | None], **params: Any
+) -> None:
+    """Run the status writer ``writer`` on a pending order; the audit event names the actor."""
+    params |= {"bill_id": bill_id, "actor": audit.get("actor"), "detail": audit.get("detail")}
+    if not conn.execute(query(writer), params).scalar():
+        raise ConflictError(f"bill {bill_id} is no longer pending_payment")
+
+
+def insert_refund(
+    conn: Connection,
+    *,
+    payment_id: int,
+    destination: str,
+    amount: Decimal,
+    memo: str,
+    reason: str,
+    bill_id: int | None = None,
+    held: bool = False,
+) -> int | None:
+    params = {
+        "payment_id": payment_id,
+        "bill_id": bill_id,
+        "destination": destination,
+        "amount": amount,
+        "memo": memo,
+        "reason": reason,
+        "status": "held" if held else "pending",
+        "hold_reason": reason if held else None,
+    }
+    return conn.execute(query("insert_refund_without_order"), params).scalar()

@@ -1,0 +1,41 @@
+-- Provider calls as rows of provider_attempts.
+-- Loaded by billpay/store/queries.py; used by billpay/store/attempts.py.
+
+-- name: start_pay_attempt
+-- A pay attempt, written and committed before its HTTP call (its reference is then requeryable).
+INSERT INTO provider_attempts (bill_payment_id, provider, operation, reference, attempt_no,
+                               is_fallback, started_at)
+VALUES (:bill, :provider, 'pay', :ref, :no, :fallback, clock_timestamp())
+RETURNING id;
+
+-- name: finish_attempt
+-- Fill in a started attempt from the call's record.
+UPDATE provider_attempts
+   SET finished_at = :finished, latency_ms = :latency, outcome = :outcome,
+       error_class = :error_class, http_status = :http_status,
+       response_summary = CAST(:summary AS jsonb)
+ WHERE id = :id;
+
+-- name: record_call
+-- A verify or requery call, written after it returned.
+INSERT INTO provider_attempts (bill_payment_id, provider, operation, reference, attempt_no,
+                               started_at, finished_at, latency_ms, outcome, error_class,
+                               http_status, response_summary)
+VALUES (:bill, :provider, :operation, :ref, :no, :started, :finished, :latency, :outcome,
+        :error_class, :http_status, CAST(:summary AS jsonb))
+RETURNING id;
+
+-- name: pay_attempts
+-- The pay attempts of one bill, oldest first.
+SELECT id, provider, reference, attempt_no, outcome, error_class, started_at, finished_at,
+       is_fallback
+  FROM provider_attempts
+ WHERE bill_payment_id = :bill AND operation = 'pay'
+ ORDER BY id;
+
+-- name: close_attempt
+-- Finish a started attempt from its outcome alone (no HTTP details); latency from started_at.
+UPDATE provider_attempts
+   SET finished_at = clock_timestamp(), outcome = :outcome, error_class = :error_class,
+       latency_ms = (extract(epoch FROM clock_timestamp() - started_at) * 1000)::int
+ WHERE id = :id AND finished_at IS NULL;
