@@ -12,8 +12,8 @@ from billpay.providers.base import BillProvider
 
 class ProviderRouter:
     """Provider order per bill type comes from settings (``route_electricity`` etc.); only
-    providers that support the biller are kept. Fallback moves on only after a definitive
-    FAILED: never after PENDING or UNKNOWN (the pipeline's rule; the router cannot see it)."""
+    providers that support the biller are kept. Who pays next along the route is a rule
+    (``billpay.bills.policy.choose_provider``): fallback only after a definitive failure."""
 
     def __init__(self, providers: Mapping[str, BillProvider], settings: Settings) -> None:
         self._providers = dict(providers)
@@ -30,17 +30,3 @@ class ProviderRouter:
             if provider is not None and provider.supports(order.bill_type, order.biller):
                 chosen.append(provider)
         return chosen
-
-    def first_provider(self, order: BillOrder) -> BillProvider | None:
-        return self.next_provider(order, None)
-
-    def next_provider(self, order: BillOrder, after: str | None) -> BillProvider | None:
-        """The provider to try after ``after`` (None: the first), or None when exhausted."""
-        candidates = self.route(order)
-        if after is None:
-            return candidates[0] if candidates else None
-        names = [p.name for p in candidates]
-        if after not in names:
-            return None
-        position = names.index(after) + 1
-        return candidates[position] if position < len(candidates) else None

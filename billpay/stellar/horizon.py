@@ -46,10 +46,6 @@ class HorizonError(Exception):
         self.status = status
         self.retry_after = retry_after
 
-    @property
-    def should_retry(self) -> bool:
-        return self.kind != HorizonErrorKind.CLIENT_ERROR
-
 
 class SubmitStatus(StrEnum):
     SUCCESS = "success"  # on the ledger

@@ -6,6 +6,7 @@ from typing import Any
 import httpx
 import pytest
 
+from billpay.bills.policy import next_in_route
 from billpay.catalogue import BILLERS, provider_product
 from billpay.config import Settings
 from billpay.orders import BillOrder, BillType
@@ -86,16 +87,17 @@ def test_settings_refuse_routes_to_paystack_or_unknown_providers() -> None:
     assert Settings(route_water="VTpass, flutterwave").route_water == ["vtpass", "flutterwave"]
 
 
-def test_next_provider_for_fallback(providers: dict[str, BillProvider]) -> None:
+def test_the_route_gives_the_fallback_order(providers: dict[str, BillProvider]) -> None:
     router = ProviderRouter(providers, Settings())
     bill = order(BillType.ELECTRICITY, "eko-electric", account_type="prepaid")
-    first = router.next_provider(bill, None)
-    assert first is not None and first.name == "flutterwave"
-    second = router.next_provider(bill, "flutterwave")
-    assert second is not None and second.name == "vtpass"
-    assert router.next_provider(bill, "vtpass") is None
-    assert router.next_provider(bill, "paystack") is None
-    assert router.first_provider(order(BillType.WATER, "nowhere")) is None
+    names = [provider.name for provider in router.route(bill)]
+    first = next_in_route(names, None)
+    assert first is not None and first == "flutterwave"
+    second = next_in_route(names, "flutterwave")
+    assert second is not None and second == "vtpass"
+    assert next_in_route(names, "vtpass") is None
+    assert next_in_route(names, "paystack") is None
+    assert router.route(order(BillType.WATER, "nowhere")) == []
 
 
 @pytest.mark.parametrize("disco", DISCOS)
