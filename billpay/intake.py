@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -42,6 +42,8 @@ class OrderRequest:
 
 @dataclass(frozen=True)
 class ValidOrder:
+    """A validated order: its fields are those ``billpay.store.bills.create_order`` takes."""
+
     bill_type: BillType
     biller: str
     account_number: str
@@ -162,15 +164,7 @@ def create_order(db: Database, settings: Settings, request: OrderRequest) -> dic
     fee_kobo = naira_to_kobo(settings.service_fee_naira)
     row = bill_store.create_order(
         db,
-        bill_type=order.bill_type,
-        biller=order.biller,
-        account_number=order.account_number,
-        account_type=order.account_type,
-        product_code=order.product_code,
-        network=order.network,
-        phone=order.phone,
-        email=order.email,
-        amount_kobo=order.amount_kobo,
+        **asdict(order),
         fee_kobo=fee_kobo,
         amount_cngn=kobo_to_cngn(order.amount_kobo + fee_kobo),
         ttl=timedelta(seconds=settings.order_ttl_seconds),

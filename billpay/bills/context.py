@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -42,15 +42,7 @@ class StepResult:
     alert: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "reference": self.reference,
-            "stage": self.stage,
-            "before": self.before,
-            "after": self.after,
-            "advanced": self.advanced,
-            "detail": self.detail,
-            "alert": self.alert,
-        }
+        return asdict(self)
 
 
 @dataclass

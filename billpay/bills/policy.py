@@ -71,12 +71,12 @@ class BillFacts:
     id: int
     reference: str
     status: BillState
-    provider: str | None = None
-    attempt_reference: str | None = None
-    retry_count: int = 0
-    requery_count: int = 0
-    last_error_class: str | None = None
-    updated_at: datetime | None = None
+    provider: str | None  # the provider of the latest pay attempt
+    attempt_reference: str | None  # the open pay attempt, if any
+    retry_count: int
+    requery_count: int
+    last_error_class: str | None
+    updated_at: datetime | None  # the last state change
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> BillFacts:

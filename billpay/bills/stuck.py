@@ -3,7 +3,7 @@ the state machine allows. A dry run plans and changes nothing."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -39,14 +39,8 @@ class Plan:
     done: str = ""
 
     def as_row(self) -> dict[str, Any]:
-        return {
-            "reference": self.reference,
-            "status": self.status,
-            "action": self.action,
-            "allowed": self.allowed,
-            "why": self.why,
-            "done": self.done,
-        }
+        """What the artifact and the flow's result show (the bill id is internal)."""
+        return {k: v for k, v in asdict(self).items() if k != "bill_id"}
 
 
 def find(

@@ -433,27 +433,25 @@ def _rejected(
         return RefundResult(refund.id, RefundStatus.HELD, f"held: {text}", None, codes)
     if "op_underfunded" in outcome.operation_codes:
         message = f"ALERT: the system account lacks cNGN for this refund ({text})"
-        store.discard_envelope(
-            ctx.db,
-            refund,
-            actor=ctx.actor,
-            last_error=message,
-            result_codes=codes,
-            next_attempt_at=_now() + RETRY_UNDERFUNDED,
-        )
-        log.error("refund %s: %s", refund.id, message)
-        return RefundResult(refund.id, RefundStatus.RETRY, message, None, codes, alert=True)
+        return _retry_and_alert(ctx, refund, message, codes, RETRY_UNDERFUNDED)
     if outcome.transaction_code in REBUILD_TX_CODES:
         _discard(ctx, refund, f"rejected: {text}; rebuilding")
         return None
     message = f"ALERT: Horizon rejected the refund: {text} {outcome.detail}".strip()
+    return _retry_and_alert(ctx, refund, message, codes, RETRY_ALERT)
+
+
+def _retry_and_alert(
+    ctx: _Ctx, refund: RefundRow, message: str, codes: Any, wait: timedelta
+) -> RefundResult:
+    """Nothing landed and an operator must look: drop the envelope, try again after ``wait``."""
     store.discard_envelope(
         ctx.db,
         refund,
         actor=ctx.actor,
         last_error=message,
         result_codes=codes,
-        next_attempt_at=_now() + RETRY_ALERT,
+        next_attempt_at=_now() + wait,
     )
     log.error("refund %s: %s", refund.id, message)
     return RefundResult(refund.id, RefundStatus.RETRY, message, None, codes, alert=True)

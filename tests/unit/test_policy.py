@@ -49,7 +49,15 @@ def when(route=(), settings=RULES, now=NOW) -> policy.Conditions:
 
 
 def bill(status: S = S.VERIFYING_ACCOUNT, **fields) -> BillFacts:
-    return BillFacts(id=7, reference="AB12CD", status=status, **fields)
+    facts = {
+        "provider": None,
+        "attempt_reference": None,
+        "retry_count": 0,
+        "requery_count": 0,
+        "last_error_class": None,
+        "updated_at": None,
+    }
+    return BillFacts(id=7, reference="AB12CD", status=status, **(facts | fields))
 
 
 def order(bill_type: BillType = BillType.ELECTRICITY, amount_kobo: int = 500_000) -> BillOrder:
