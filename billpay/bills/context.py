@@ -98,11 +98,10 @@ def persist(
     stage: str,
     *,
     record: Record | None = None,
-    worker: str | None = "",
-    actor: str | None = None,
+    operator: str | None = None,
 ) -> StepResult:
     """Save a decision: ``record`` (the provider call), the status writer, the alert; then say
-    what happened. ``worker`` None: an operator acting without a lease."""
+    what happened. ``operator``: an operator acting by hand, without a lease, under that name."""
     with ctx.db.begin() as conn:
         if record is not None:
             record(conn)
@@ -110,8 +109,8 @@ def persist(
             conn,
             row["id"],
             decision,
-            worker=ctx.worker if worker == "" else worker,
-            actor=actor or ctx.worker,
+            worker=None if operator else ctx.worker,
+            actor=operator or ctx.worker,
         )
         alert = decision.alert
         if alert is not None:

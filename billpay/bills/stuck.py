@@ -110,19 +110,15 @@ def apply(ctx: StepContext, item: Plan, action: Action, actor: str) -> str:
     if action is Action.REQUERY:
         if item.status == S.PROCESSING_BILL:
             decision = policy.operator_requery(policy.BillFacts.from_row(row), ctx.now())
-            persist(ctx, row, decision, "requery", worker=None, actor=actor)
+            persist(ctx, row, decision, "requery", operator=actor)
         with ctx.db.begin() as conn:
             bill_store.lease(conn, item.bill_id, worker=ctx.worker, seconds=OPERATOR_LEASE_SECONDS)
         return f"requeried: {requery_bill(ctx, item.bill_id).detail}"
-    decision = policy.operator_refund(S(item.status))
-    done = persist(
-        ctx, {**row, "status": item.status}, decision, "refund", worker=None, actor=actor
-    )
-    return (
-        "sent to refund"
-        if done.after == S.REFUND_INITIATED
-        else ("refund not applied (state changed meanwhile)")
-    )
+    # From the state the plan was made for: if the bill moved meanwhile, the writer refuses.
+    done = persist(ctx, row, policy.operator_refund(S(item.status)), "refund", operator=actor)
+    if done.advanced:  # this call applied it (not someone before us)
+        return "sent to refund"
+    return "refund not applied (state changed meanwhile)"
 
 
 def markdown(items: list[Plan], action: Action, dry_run: bool) -> str:
