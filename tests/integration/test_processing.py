@@ -6,7 +6,6 @@ from __future__ import annotations
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -17,11 +16,11 @@ from billpay.bills.context import StepContext
 from billpay.bills.pay import pay_bill
 from billpay.bills.retry import retry_bill
 from billpay.bills.verify import verify_account
-from billpay.orders import BillType
 from billpay.providers.base import AccountCheck, ErrorClass, PaymentOutcome, PaymentResult
 from billpay.providers.routing import ProviderRouter
 from billpay.store import bills as bill_store
 from billpay.store import incoming as pay_store
+from tests.factories import WATER, add_incoming_payment, new_order
 
 
 @dataclass
@@ -65,25 +64,9 @@ def _setup(settings, db, route: list[str], worker: str = "w1"):
     providers = {name: Scripted(name) for name in route}
     configured = settings.model_copy(update={"route_water": route, "max_retries": 3})
     processor = StepContext(db, configured, ProviderRouter(providers, configured), worker)
-    row = bill_store.create_order(
-        db,
-        bill_type=BillType.WATER,
-        biller="lagos-water",
-        account_number="123456",
-        amount_kobo=100_000,
-        fee_kobo=0,
-        amount_cngn=Decimal("1000"),
-        phone="08011111111",
-        ttl=timedelta(hours=1),
-    )
+    row = new_order(db, ttl=timedelta(hours=1), **WATER)
     with db.begin() as conn:
-        payment = conn.execute(
-            sa.text(
-                "INSERT INTO incoming_payments (operation_id, paging_token, transaction_hash,"
-                " operation_type, from_account, to_account, asset_code, asset_issuer, amount, ledger_time)"
-                " VALUES ('op1', '1', 'h', 'payment', 'GUSER', 'GSYS', 'cNGN', 'GISS', 1000, now()) RETURNING id"
-            )
-        ).scalar_one()
+        payment = add_incoming_payment(conn)
         pay_store.mark_order_paid(conn, row["id"], payment, datetime.now(UTC))
     return processor, providers, row["id"]
 

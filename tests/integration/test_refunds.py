@@ -32,7 +32,7 @@ from billpay.stellar import (
     requeue_held_refunds,
 )
 from billpay.store.engine import Database
-from tests.integration.test_matching import _order
+from tests.factories import new_order
 
 SYSTEM = ids.system().account_id
 USER = ids.users()[0]
@@ -143,7 +143,7 @@ def test_wrong_amount_is_refunded_on_the_ledger_and_the_bill_ends_refunded(
     web: TestClient,
     ledger: SandboxLedger,
 ) -> None:
-    order = _order(db, "5000")
+    order = new_order(db, "5000")
     before = _cngn(ledger, USER.account_id)
     refund = _refund_for(db, stellar_settings, horizon, web, f"BILL-{order['reference']}", "4000")
     claimed = claim_refunds(db, "refunder", limit=10, lease_seconds=60)
@@ -214,7 +214,7 @@ def test_expired_unsent_envelope_is_rebuilt_with_a_fresh_sequence(
     web: TestClient,
     ledger: SandboxLedger,
 ) -> None:
-    order = _order(db, "5000")
+    order = new_order(db, "5000")
     refund = _refund_for(db, stellar_settings, horizon, web, f"BILL-{order['reference']}", "1")
     web.post("/horizon/_sandbox/faults", json={"submit_504_before_apply": 1})
     assert process_refund(db, stellar_settings, horizon, refund["id"], "r").status == "submitted"
@@ -425,7 +425,7 @@ def rhorizon(rsettings: Settings) -> HorizonClient:
 
 def _bill_refund(db: Database, amount: str = "5000", paid: str = "4000") -> tuple[dict, dict]:
     """An order paid with the wrong amount: refund row + bill in refund_initiated."""
-    order = _order(db, amount)
+    order = new_order(db, amount)
     with db.begin() as conn:
         payment_id = conn.execute(
             sa.text(
