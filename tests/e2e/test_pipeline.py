@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from billpay.store import bills as bill_store
 from billpay.tokens import is_valid_token
 from deployments.cli import run_tick
+from tests.db_reads import all_rows, scalar
 from tests.e2e.pipeline_helpers import (
     bill_row,
     db_now,
@@ -72,14 +73,8 @@ def test_electricity_airtime_data_and_cable_complete_in_one_tick(runtime, sandbo
     ]
     pays = pay_calls(sandbox)
     assert all(pays[row["attempt_reference"]] == 1 for row in rows.values())
-    with runtime.db.connect() as conn:
-        sent = conn.execute(
-            sa.text(
-                "SELECT count(*) FROM notifications WHERE status = 'sent'"
-                " AND kind = 'bill_completed'"
-            )
-        ).scalar_one()
-    assert sent == 4
+    sent = "SELECT count(*) FROM notifications WHERE status = 'sent' AND kind = :kind"
+    assert scalar(runtime.db, sent, kind="bill_completed") == 4
 
 
 def test_pending_at_provider_is_requeried_until_delivered(runtime, sandbox):
@@ -105,14 +100,12 @@ def test_read_timeout_on_pay_is_resolved_by_requery_with_one_pay_call(runtime, s
     assert states[order["reference"]] == "completed"
     row = bill_row(runtime, order["reference"])
     assert sum(pay_calls(sandbox).values()) == 1
-    with runtime.db.connect() as conn:
-        outcomes = conn.execute(
-            sa.text(
-                "SELECT operation, outcome FROM provider_attempts WHERE bill_payment_id = :id AND operation <> 'verify'"
-                " ORDER BY id"
-            ),
-            {"id": row["id"]},
-        ).all()
+    outcomes = all_rows(
+        runtime.db,
+        "SELECT operation, outcome FROM provider_attempts"
+        " WHERE bill_payment_id = :id AND operation <> 'verify' ORDER BY id",
+        id=row["id"],
+    )
     assert outcomes[0] == ("pay", "unknown")
     assert outcomes[-1] == ("requery", "success")
 
@@ -192,14 +185,12 @@ def test_fallback_to_second_provider_after_definitive_failure(
         row = bill_row(rt, order["reference"])
         assert row["status"] == "completed"
         assert row["provider"] == "vtpass"
-        with rt.db.connect() as conn:
-            attempts = conn.execute(
-                sa.text(
-                    "SELECT provider, outcome, error_class, is_fallback FROM provider_attempts"
-                    " WHERE bill_payment_id = :id AND operation = 'pay' ORDER BY id"
-                ),
-                {"id": row["id"]},
-            ).all()
+        attempts = all_rows(
+            rt.db,
+            "SELECT provider, outcome, error_class, is_fallback FROM provider_attempts"
+            " WHERE bill_payment_id = :id AND operation = 'pay' ORDER BY id",
+            id=row["id"],
+        )
         assert attempts == [
             ("flutterwave", "failed", "configuration", False),
             ("vtpass", "success", None, True),

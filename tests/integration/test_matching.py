@@ -18,6 +18,7 @@ from billpay.stellar.ingest import IncomingPayment
 from billpay.store import bills
 from billpay.store.engine import Database
 from billpay.store.queries import query
+from tests.db_reads import one_row
 from tests.factories import new_order
 
 SYSTEM = ids.system().account_id
@@ -65,22 +66,16 @@ def _params(payment: IncomingPayment) -> dict:
     return {name: getattr(payment, name) for name in IncomingPayment.__dataclass_fields__}
 
 
-def _one(db: Database, sql: str, **params: object) -> dict:
-    with db.begin() as conn:
-        row = conn.execute(sa.text(sql), params).mappings().first()
-    return dict(row) if row is not None else {}
-
-
 def _payment(db: Database, payment_id: int) -> dict:
-    return _one(db, "SELECT * FROM incoming_payments WHERE id = :id", id=payment_id)
+    return one_row(db, "SELECT * FROM incoming_payments WHERE id = :id", id=payment_id)
 
 
 def _bill(db: Database, bill_id: int) -> dict:
-    return _one(db, "SELECT * FROM bill_payments WHERE id = :id", id=bill_id)
+    return one_row(db, "SELECT * FROM bill_payments WHERE id = :id", id=bill_id)
 
 
 def _refund(db: Database, payment_id: int) -> dict:
-    return _one(db, "SELECT * FROM refunds WHERE incoming_payment_id = :id", id=payment_id)
+    return one_row(db, "SELECT * FROM refunds WHERE incoming_payment_id = :id", id=payment_id)
 
 
 def _expire(db: Database, bill_id: int) -> None:
@@ -107,7 +102,7 @@ def test_exact_amount_and_memo_marks_the_order_paid(
     payment = _payment(db, payment_id)
     assert payment["match_outcome"] == "matched" and payment["bill_payment_id"] == order["id"]
     assert _refund(db, payment_id) == {}
-    event = _one(
+    event = one_row(
         db,
         "SELECT * FROM bill_payment_events WHERE bill_payment_id = :id ORDER BY id DESC",
         id=order["id"],
@@ -233,7 +228,7 @@ def test_hold_policy_parks_unknown_payments_for_review(
     assert _payment(db, payment_id)["match_outcome"] == "held_for_review"
     refund = _refund(db, payment_id)
     assert (refund["status"], refund["hold_reason"]) == ("held", "unknown_reference")
-    assert _one(db, "SELECT count(*) AS n FROM queue_refunds")["n"] == 0
+    assert one_row(db, "SELECT count(*) AS n FROM queue_refunds")["n"] == 0
 
 
 def test_every_payment_gets_exactly_one_outcome(db: Database, stellar_settings: Settings) -> None:
@@ -246,7 +241,7 @@ def test_every_payment_gets_exactly_one_outcome(db: Database, stellar_settings: 
     rest = match_payments(db, stellar_settings, actor="m", limit=100)
     assert (first.processed, rest.processed) == (2, 3)
     assert match_payments(db, stellar_settings, actor="m", limit=100).processed == 0
-    counts = _one(
+    counts = one_row(
         db,
         "SELECT count(*) FILTER (WHERE match_outcome IS NULL) AS open, count(*) AS total,"
         " (SELECT count(*) FROM refunds) AS refunds FROM incoming_payments",

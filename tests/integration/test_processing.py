@@ -20,6 +20,7 @@ from billpay.providers.base import AccountCheck, ErrorClass, PaymentOutcome, Pay
 from billpay.providers.routing import ProviderRouter
 from billpay.store import bills as bill_store
 from billpay.store import incoming as pay_store
+from tests.db_reads import all_rows, scalar
 from tests.factories import WATER, add_incoming_payment, new_order
 
 
@@ -83,29 +84,39 @@ def _claim(db, bill_id: int, worker: str = "w1") -> None:
         )
 
 
+def _pay(db, processor, bill_id: int) -> None:
+    """Claim the bill as its worker, then run the pay step."""
+    _claim(db, bill_id)
+    pay_bill(processor, bill_id)
+
+
+def _retry(db, processor, bill_id: int) -> None:
+    _claim(db, bill_id)
+    retry_bill(processor, bill_id)
+
+
+def _verify(db, processor, bill_id: int) -> None:
+    _claim(db, bill_id)
+    verify_account(processor, bill_id)
+
+
 def _row(db, bill_id: int) -> dict:
     with db.connect() as conn:
         return bill_store.get_by_id(conn, bill_id)
 
 
 def _pay_attempts(db, bill_id: int) -> list[tuple]:
-    with db.connect() as conn:
-        return [
-            tuple(r)
-            for r in conn.execute(
-                sa.text(
-                    "SELECT provider, outcome, is_fallback FROM provider_attempts"
-                    " WHERE bill_payment_id = :id AND operation = 'pay' ORDER BY id"
-                ),
-                {"id": bill_id},
-            )
-        ]
+    return all_rows(
+        db,
+        "SELECT provider, outcome, is_fallback FROM provider_attempts"
+        " WHERE bill_payment_id = :id AND operation = 'pay' ORDER BY id",
+        id=bill_id,
+    )
 
 
 def _verified(db, processor, providers, bill_id, first: str) -> None:
     providers[first].checks.append(AccountCheck(valid=True, customer_name="ADA"))
-    _claim(db, bill_id)
-    verify_account(processor, bill_id)
+    _verify(db, processor, bill_id)
     assert _row(db, bill_id)["status"] == "processing_bill"
 
 
@@ -113,13 +124,11 @@ def test_permanent_failure_on_the_first_provider_falls_back_at_once(settings, db
     processor, providers, bill = _setup(settings, db, ["a", "b"])
     _verified(db, processor, providers, bill, "a")
     providers["a"].pays.append(failed(ErrorClass.PERMANENT, "016"))
-    _claim(db, bill)
-    pay_bill(processor, bill)
+    _pay(db, processor, bill)
     row = _row(db, bill)
     assert row["status"] == "retry_scheduled" and row["next_attempt_at"] <= datetime.now(UTC)
     providers["b"].pays.append(SUCCESS)
-    _claim(db, bill)
-    retry_bill(processor, bill)
+    _retry(db, processor, bill)
     assert _row(db, bill)["status"] == "completed"
     assert _pay_attempts(db, bill) == [("a", "failed", False), ("b", "success", True)]
 
@@ -128,11 +137,9 @@ def test_a_provider_that_failed_definitively_is_not_paid_again_in_the_fallback_c
     processor, providers, bill = _setup(settings, db, ["a", "b"])
     _verified(db, processor, providers, bill, "a")
     providers["a"].pays.append(failed(ErrorClass.CONFIGURATION, "087"))
-    _claim(db, bill)
-    pay_bill(processor, bill)
+    _pay(db, processor, bill)
     providers["b"].pays.append(failed(ErrorClass.PERMANENT, "016"))
-    _claim(db, bill)
-    retry_bill(processor, bill)
+    _retry(db, processor, bill)
     assert _row(db, bill)["status"] == "refund_initiated"
     assert [p for p, *_ in _pay_attempts(db, bill)] == ["a", "b"]
 
@@ -142,11 +149,9 @@ def test_transient_failures_retry_then_try_the_next_provider_on_the_last_retry(s
     _verified(db, processor, providers, bill, "a")
     providers["a"].pays.extend([failed(ErrorClass.TRANSIENT)] * 3)
     providers["b"].pays.append(SUCCESS)
-    _claim(db, bill)
-    pay_bill(processor, bill)
+    _pay(db, processor, bill)
     for _ in range(3):
-        _claim(db, bill)
-        retry_bill(processor, bill)
+        _retry(db, processor, bill)
     assert _row(db, bill)["status"] == "completed"
     assert [p for p, *_ in _pay_attempts(db, bill)] == ["a", "a", "a", "b"]
 
@@ -155,11 +160,9 @@ def test_retries_are_used_up_then_the_bill_is_refunded(settings, db):
     processor, providers, bill = _setup(settings, db, ["a"])
     _verified(db, processor, providers, bill, "a")
     providers["a"].pays.extend([failed(ErrorClass.TRANSIENT)] * 4)
-    _claim(db, bill)
-    pay_bill(processor, bill)
+    _pay(db, processor, bill)
     for _ in range(3):
-        _claim(db, bill)
-        retry_bill(processor, bill)
+        _retry(db, processor, bill)
     row = _row(db, bill)
     assert row["status"] == "refund_initiated" and row["retry_count"] == 3
     assert len(_pay_attempts(db, bill)) == 4  # the first attempt and 3 retries
@@ -172,33 +175,24 @@ def test_configuration_errors_at_verification_do_not_use_up_retries(settings, db
         providers["a"].checks.append(
             AccountCheck(valid=None, error_class=ErrorClass.CONFIGURATION, message="bad key")
         )
-        _claim(db, bill)
-        verify_account(processor, bill)
+        _verify(db, processor, bill)
     row = _row(db, bill)
     assert row["status"] == "verifying_account" and row["retry_count"] == 0
     _verified(db, processor, providers, bill, "a")
     providers["a"].pays.append(failed(pay_class))
-    _claim(db, bill)
-    pay_bill(processor, bill)
+    _pay(db, processor, bill)
     assert _row(db, bill)["status"] == "retry_scheduled"  # never refunded on a first failure
 
 
 def test_an_empty_route_waits_and_alerts_instead_of_refunding(settings, db):
     processor, providers, bill = _setup(settings, db, ["a"])
     processor.router = ProviderRouter({}, processor.settings)  # nobody serves the biller
-    _claim(db, bill)
-    verify_account(processor, bill)
+    _verify(db, processor, bill)
     row = _row(db, bill)
     assert row["status"] == "verifying_account"
     assert row["last_error_class"] == "configuration"
-    with db.connect() as conn:
-        alerts = conn.execute(
-            sa.text(
-                "SELECT count(*) FROM notifications WHERE audience = 'operator'"
-                " AND kind = 'provider_configuration'"
-            )
-        ).scalar_one()
-    assert alerts == 1
+    alerts = "SELECT count(*) FROM notifications WHERE audience = 'operator' AND kind = :kind"
+    assert scalar(db, alerts, kind="provider_configuration") == 1
 
 
 def test_the_attempt_is_recorded_only_once_the_provider_slot_is_held(settings, db):
@@ -213,8 +207,7 @@ def test_the_attempt_is_recorded_only_once_the_provider_slot_is_held(settings, d
 
     processor.guard = guard
     providers["a"].pays.append(SUCCESS)
-    _claim(db, bill)
-    pay_bill(processor, bill)
+    _pay(db, processor, bill)
     assert seen == [0]
     assert _row(db, bill)["status"] == "completed"
 
