@@ -102,11 +102,7 @@ def pipeline_settings(settings: Settings, sandbox: Sandbox) -> Settings:
 
 @pytest.fixture
 def runtime(pipeline_settings: Settings, prefect_harness: None) -> Iterator[Any]:
-    from billpay.app import App
-    from tasks.runtime import set_runtime
+    from tests.e2e.pipeline_helpers import runtime_with
 
-    rt = App.open(pipeline_settings)
-    set_runtime(rt)
-    yield rt
-    set_runtime(None)
-    rt.close()
+    with runtime_with(pipeline_settings) as rt:
+        yield rt

@@ -4,10 +4,13 @@ reading the sandbox's own call log and ledger."""
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import sqlalchemy as sa
 
+from billpay.config import Settings
 from billpay.intake import OrderRequest, create_order
 from billpay.store import bills as bill_store
 from deployments.cli import run_tick
@@ -25,6 +28,21 @@ def place_order(
         **kw,
     )
     return create_order(rt.db, rt.settings, request)
+
+
+@contextmanager
+def runtime_with(settings: Settings, **update: Any) -> Iterator[Any]:
+    """The pipeline's runtime on ``settings`` changed by ``update``, for one scenario."""
+    from billpay.app import App
+    from tasks.runtime import set_runtime
+
+    rt = App.open(settings.model_copy(update=update))
+    set_runtime(rt)
+    try:
+        yield rt
+    finally:
+        set_runtime(None)
+        rt.close()
 
 
 def bill_row(rt: Any, reference: str) -> dict[str, Any]:

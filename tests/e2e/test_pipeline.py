@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from billpay.store import bills as bill_store
 from billpay.tokens import is_valid_token
 from deployments.cli import run_tick
+from tests.db_reads import all_rows, scalar
 from tests.e2e.pipeline_helpers import (
     bill_row,
     db_now,
@@ -25,10 +26,27 @@ from tests.e2e.pipeline_helpers import (
     pay_calls,
     place_order,
     refund_payments,
+    runtime_with,
     ticks_until_settled,
 )
 
 pytestmark = pytest.mark.e2e
+
+
+def _paid_electricity(runtime, sandbox, meter: str, amount: str, account_type: str) -> dict:
+    """An ikeja-electric order the customer has paid on the ledger (not yet ingested)."""
+    order = place_order(
+        runtime, "electricity", "ikeja-electric", meter, amount, account_type=account_type
+    )
+    sandbox.pay(order["memo"], order["amount_cngn"])
+    return order
+
+
+def _settled(runtime, order: dict, final: str) -> dict:
+    """Tick until the order settles; it must end in ``final``. Its bill row."""
+    states = ticks_until_settled(runtime, [order["reference"]])
+    assert states[order["reference"]] == final
+    return bill_row(runtime, order["reference"])
 
 
 def test_electricity_airtime_data_and_cable_complete_in_one_tick(runtime, sandbox):
@@ -72,67 +90,42 @@ def test_electricity_airtime_data_and_cable_complete_in_one_tick(runtime, sandbo
     ]
     pays = pay_calls(sandbox)
     assert all(pays[row["attempt_reference"]] == 1 for row in rows.values())
-    with runtime.db.connect() as conn:
-        sent = conn.execute(
-            sa.text(
-                "SELECT count(*) FROM notifications WHERE status = 'sent'"
-                " AND kind = 'bill_completed'"
-            )
-        ).scalar_one()
-    assert sent == 4
+    sent = "SELECT count(*) FROM notifications WHERE status = 'sent' AND kind = :kind"
+    assert scalar(runtime.db, sent, kind="bill_completed") == 4
 
 
 def test_pending_at_provider_is_requeried_until_delivered(runtime, sandbox):
-    order = place_order(
-        runtime, "electricity", "ikeja-electric", "201000000000", "3000", account_type="postpaid"
-    )
-    sandbox.pay(order["memo"], order["amount_cngn"])
+    order = _paid_electricity(runtime, sandbox, "201000000000", "3000", "postpaid")
     run_tick()
     assert bill_row(runtime, order["reference"])["status"] == "provider_processing"
-    states = ticks_until_settled(runtime, [order["reference"]])
-    assert states[order["reference"]] == "completed"
-    row = bill_row(runtime, order["reference"])
+    row = _settled(runtime, order, "completed")
     assert pay_calls(sandbox)[row["attempt_reference"]] == 1
     assert sandbox.calls(operation="requery") or sandbox.calls(operation="status")
 
 
 def test_read_timeout_on_pay_is_resolved_by_requery_with_one_pay_call(runtime, sandbox):
-    order = place_order(
-        runtime, "electricity", "ikeja-electric", "300000000000", "2000", account_type="postpaid"
-    )
-    sandbox.pay(order["memo"], order["amount_cngn"])
-    states = ticks_until_settled(runtime, [order["reference"]])
-    assert states[order["reference"]] == "completed"
-    row = bill_row(runtime, order["reference"])
+    order = _paid_electricity(runtime, sandbox, "300000000000", "2000", "postpaid")
+    row = _settled(runtime, order, "completed")
     assert sum(pay_calls(sandbox).values()) == 1
-    with runtime.db.connect() as conn:
-        outcomes = conn.execute(
-            sa.text(
-                "SELECT operation, outcome FROM provider_attempts WHERE bill_payment_id = :id AND operation <> 'verify'"
-                " ORDER BY id"
-            ),
-            {"id": row["id"]},
-        ).all()
+    outcomes = all_rows(
+        runtime.db,
+        "SELECT operation, outcome FROM provider_attempts"
+        " WHERE bill_payment_id = :id AND operation <> 'verify' ORDER BY id",
+        id=row["id"],
+    )
     assert outcomes[0] == ("pay", "unknown")
     assert outcomes[-1] == ("requery", "success")
 
 
 def test_invalid_account_is_refunded_on_the_ledger(runtime, sandbox):
-    order = place_order(
-        runtime, "electricity", "ikeja-electric", "1234567890123", "2500", account_type="prepaid"
-    )
-    sandbox.pay(order["memo"], order["amount_cngn"])
-    states = ticks_until_settled(runtime, [order["reference"]])
-    assert states[order["reference"]] == "refunded"
+    order = _paid_electricity(runtime, sandbox, "1234567890123", "2500", "prepaid")
+    row = _settled(runtime, order, "refunded")
     assert sum(pay_calls(sandbox).values()) == 0
     refunds = refund_payments(sandbox, runtime)
     assert len(refunds) == 1
     assert refunds[0]["amount"] == "2500.0000000"
     assert refunds[0]["transaction"]["memo"] == f"REFUND-{order['reference']}"
-    events = [
-        e["to_state"]
-        for e in bill_store.events_for(runtime.db, bill_row(runtime, order["reference"])["id"])
-    ]
+    events = [e["to_state"] for e in bill_store.events_for(runtime.db, row["id"])]
     assert events[-4:] == ["account_invalid", "refund_initiated", "refund_processing", "refunded"]
 
 
@@ -175,74 +168,44 @@ def test_fallback_to_second_provider_after_definitive_failure(
 ):
     from pydantic import SecretStr
 
-    from billpay.app import App
-    from tasks.runtime import set_runtime
-
-    settings = pipeline_settings.model_copy(
-        update={"flutterwave_secret_key": SecretStr("FLWSECK_TEST-revoked")}
-    )
-    rt = App.open(settings)
-    set_runtime(rt)
-    try:
-        order = place_order(
-            rt, "electricity", "ikeja-electric", "1111111111111", "4000", account_type="prepaid"
-        )
-        sandbox.pay(order["memo"], order["amount_cngn"])
+    revoked = {"flutterwave_secret_key": SecretStr("FLWSECK_TEST-revoked")}
+    with runtime_with(pipeline_settings, **revoked) as rt:
+        order = _paid_electricity(rt, sandbox, "1111111111111", "4000", "prepaid")
         run_tick()
         row = bill_row(rt, order["reference"])
         assert row["status"] == "completed"
         assert row["provider"] == "vtpass"
-        with rt.db.connect() as conn:
-            attempts = conn.execute(
-                sa.text(
-                    "SELECT provider, outcome, error_class, is_fallback FROM provider_attempts"
-                    " WHERE bill_payment_id = :id AND operation = 'pay' ORDER BY id"
-                ),
-                {"id": row["id"]},
-            ).all()
+        attempts = all_rows(
+            rt.db,
+            "SELECT provider, outcome, error_class, is_fallback FROM provider_attempts"
+            " WHERE bill_payment_id = :id AND operation = 'pay' ORDER BY id",
+            id=row["id"],
+        )
         assert attempts == [
             ("flutterwave", "failed", "configuration", False),
             ("vtpass", "success", None, True),
         ]
-    finally:
-        set_runtime(None)
-        rt.close()
 
 
 def test_unreachable_providers_retry_then_refund(pipeline_settings, sandbox, prefect_harness):
-    from billpay.app import App
-    from tasks.runtime import set_runtime
-
     dead = "http://127.0.0.1:9"  # nothing listens: connection refused
-    settings = pipeline_settings.model_copy(
-        update={
-            "flutterwave_base_url": f"{dead}/flutterwave/v3",
-            "vtpass_base_url": f"{dead}/vtpass/api",
-        }
-    )
-    rt = App.open(settings)
-    set_runtime(rt)
-    try:
-        order = place_order(
-            rt, "electricity", "ikeja-electric", "1111111111111", "1500", account_type="prepaid"
-        )
-        sandbox.pay(order["memo"], order["amount_cngn"])
+    unreachable = {
+        "flutterwave_base_url": f"{dead}/flutterwave/v3",
+        "vtpass_base_url": f"{dead}/vtpass/api",
+    }
+    with runtime_with(pipeline_settings, **unreachable) as rt:
+        order = _paid_electricity(rt, sandbox, "1111111111111", "1500", "prepaid")
         states = ticks_until_settled(rt, [order["reference"]], max_ticks=6)
         assert states[order["reference"]] == "refunded"
         row = bill_row(rt, order["reference"])
         assert row["retry_count"] == 3
-        with rt.db.connect() as conn:
-            verifies = conn.execute(
-                sa.text(
-                    "SELECT count(*) FROM provider_attempts WHERE bill_payment_id = :id"
-                    " AND operation = 'verify'"
-                ),
-                {"id": row["id"]},
-            ).scalar_one()
+        verifies = scalar(
+            rt.db,
+            "SELECT count(*) FROM provider_attempts WHERE bill_payment_id = :id"
+            " AND operation = 'verify'",
+            id=row["id"],
+        )
         assert verifies == 8  # 4 rounds x 2 providers, then the refund
-    finally:
-        set_runtime(None)
-        rt.close()
 
 
 def test_two_process_bills_runs_at_once_pay_each_bill_once(runtime, sandbox):
@@ -270,10 +233,7 @@ def test_two_process_bills_runs_at_once_pay_each_bill_once(runtime, sandbox):
 def test_worker_killed_mid_pay_resumes_after_lease_without_double_pay(
     runtime, sandbox, pipeline_settings, database_url
 ):
-    order = place_order(
-        runtime, "electricity", "ikeja-electric", "1111111111111", "6000", account_type="prepaid"
-    )
-    sandbox.pay(order["memo"], order["amount_cngn"])
+    order = _paid_electricity(runtime, sandbox, "1111111111111", "6000", "prepaid")
     sandbox.options.latency_ms = 4000  # every provider call now takes 4 s
     env = {
         **os.environ,

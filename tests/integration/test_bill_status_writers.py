@@ -4,52 +4,32 @@ the lease holder, says whether it applied, and attributes the audit event."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 
 import pytest
 import sqlalchemy as sa
 
 from billpay.bills import policy
 from billpay.bills.decision import CLEAR_ERROR, Decision, ErrorNote
-from billpay.orders import BillType
 from billpay.states import BillState
 from billpay.store import bills
+from tests.factories import WATER, add_incoming_payment, force_state, new_order
 
 S = BillState
 SOON = datetime.now(UTC) + timedelta(minutes=5)
 
 
 def _bill(db, state: S, *, lease: str | None = "w1", attempt: str | None = None) -> int:
-    row = bills.create_order(
-        db,
-        bill_type=BillType.WATER,
-        biller="lagos-water",
-        account_number="123456",
-        amount_kobo=100_000,
-        fee_kobo=0,
-        amount_cngn=Decimal("1000"),
-        phone="08011111111",
-        ttl=timedelta(hours=1),
-    )
+    row = new_order(db, ttl=timedelta(hours=1), **WATER)
     with db.begin() as conn:
-        payment = conn.execute(
-            sa.text(
-                "INSERT INTO incoming_payments (operation_id, paging_token, transaction_hash,"
-                " operation_type, from_account, to_account, asset_code, asset_issuer, amount,"
-                " ledger_time) VALUES (:op, '1', 'h', 'payment', 'GUSER', 'GSYS', 'cNGN', 'GISS',"
-                " 1000, now()) RETURNING id"
-            ),
-            {"op": f"op-{row['id']}"},
-        ).scalar_one()
-        conn.execute(sa.text("ALTER TABLE bill_payments DISABLE TRIGGER bill_payments_guard"))
-        conn.execute(
-            sa.text(
-                "UPDATE bill_payments SET status = :s, incoming_payment_id = :p,"
-                " attempt_reference = :a, provider = 'a' WHERE id = :id"
-            ),
-            {"s": str(state), "p": payment, "a": attempt, "id": row["id"]},
+        payment = add_incoming_payment(conn)
+        force_state(
+            conn,
+            row["id"],
+            state,
+            incoming_payment_id=payment,
+            attempt_reference=attempt,
+            provider="a",
         )
-        conn.execute(sa.text("ALTER TABLE bill_payments ENABLE TRIGGER bill_payments_guard"))
         if lease:
             bills.lease(conn, row["id"], worker=lease, seconds=60)
     return row["id"]

@@ -9,57 +9,15 @@ from decimal import Decimal
 import sqlalchemy as sa
 
 from billpay.bills.decision import Decision, ErrorNote
-from billpay.orders import BillType
 from billpay.states import BillState
 from billpay.store import bills
 from billpay.store.migrations import pending_migrations, upgrade
-
-
-def _bill(db, state: BillState = BillState.PENDING_PAYMENT) -> dict:
-    row = bills.create_order(
-        db,
-        bill_type=BillType.AIRTIME,
-        biller="mtn",
-        account_number="08031234567",
-        amount_kobo=100_000,
-        fee_kobo=0,
-        amount_cngn=Decimal("1000"),
-        phone="08031234567",
-        ttl=timedelta(minutes=10),
-        network="mtn",
-    )
-    if state is not BillState.PENDING_PAYMENT:
-        with db.begin() as conn:
-            conn.execute(sa.text("ALTER TABLE bill_payments DISABLE TRIGGER bill_payments_guard"))
-            conn.execute(
-                sa.text("UPDATE bill_payments SET status=:s WHERE id=:id"),
-                {"s": str(state), "id": row["id"]},
-            )
-            conn.execute(sa.text("ALTER TABLE bill_payments ENABLE TRIGGER bill_payments_guard"))
-    return row
-
-
-def _with_payment(db, bill: dict) -> int:
-    with db.begin() as conn:
-        pid = conn.execute(
-            sa.text(
-                "INSERT INTO incoming_payments (operation_id, paging_token, transaction_hash, operation_type,"
-                " from_account, to_account, asset_code, asset_issuer, amount, memo_type, memo, ledger_time)"
-                " VALUES (:op, :op, 'abc', 'payment', 'GUSER', 'GSYS', 'cNGN', 'GISS', 1000, 'text', :memo, now())"
-                " RETURNING id"
-            ),
-            {"op": f"op-{bill['id']}", "memo": f"BILL-{bill['reference']}"},
-        ).scalar_one()
-        conn.execute(
-            sa.text("UPDATE bill_payments SET incoming_payment_id=:p WHERE id=:id"),
-            {"p": pid, "id": bill["id"]},
-        )
-    return pid
+from tests.factories import attach_payment, bill_in_state
 
 
 def test_two_threads_claiming_get_disjoint_rows(db):
     for _ in range(40):
-        _bill(db, BillState.PROCESSING_BILL)
+        bill_in_state(db, BillState.PROCESSING_BILL)
     results: dict[str, list[int]] = {}
     barrier = threading.Barrier(2)
 
@@ -80,7 +38,7 @@ def test_two_threads_claiming_get_disjoint_rows(db):
 
 
 def test_live_lease_is_not_claimable_and_expired_lease_is(db):
-    bill = _bill(db, BillState.PROCESSING_BILL)
+    bill = bill_in_state(db, BillState.PROCESSING_BILL)
     assert [
         r["id"] for r in bills.claim(db, "queue_pay_bills", worker="w1", lease_seconds=60, limit=10)
     ] == [bill["id"]]
@@ -119,8 +77,8 @@ def test_claim_queries_use_the_partial_indexes(db):
 
 
 def test_retry_is_scheduled_only_from_the_state_the_step_saw(db):
-    paying = _bill(db, BillState.PROCESSING_BILL)
-    done = _bill(db, BillState.COMPLETED)
+    paying = bill_in_state(db, BillState.PROCESSING_BILL)
+    done = bill_in_state(db, BillState.COMPLETED)
     soon = datetime.now(UTC) + timedelta(seconds=10)
     retry = Decision(
         BillState.PROCESSING_BILL,
@@ -142,10 +100,10 @@ def test_retry_is_scheduled_only_from_the_state_the_step_saw(db):
 
 
 def test_refund_transition_refuses_completed_and_creates_one_refund(db):
-    completed = _bill(db, BillState.COMPLETED)
-    _with_payment(db, completed)
-    failed = _bill(db, BillState.PROVIDER_FAILED)
-    payment_id = _with_payment(db, failed)
+    completed = bill_in_state(db, BillState.COMPLETED)
+    attach_payment(db, completed)
+    failed = bill_in_state(db, BillState.PROVIDER_FAILED)
+    payment_id = attach_payment(db, failed)
     with db.begin() as conn:
         assert not bills.send_to_refund(conn, completed["id"], "oops", actor="t")
         assert bills.send_to_refund(conn, failed["id"], "provider_failed", actor="t")
@@ -166,8 +124,8 @@ def test_refund_transition_refuses_completed_and_creates_one_refund(db):
 
 
 def test_refund_mark_confirmed_confirms_once_and_marks_bill_refunded(db):
-    bill = _bill(db, BillState.ACCOUNT_INVALID)
-    _with_payment(db, bill)
+    bill = bill_in_state(db, BillState.ACCOUNT_INVALID)
+    attach_payment(db, bill)
     with db.begin() as conn:
         assert bills.send_to_refund(conn, bill["id"], "account_invalid", actor="t")
         refund_id = conn.execute(sa.text("SELECT id FROM refunds")).scalar_one()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 from itertools import count
 
@@ -12,13 +12,14 @@ import sqlalchemy as sa
 from stellar_sdk import MuxedAccount
 
 from billpay.config import Settings, UnknownReferencePolicy
-from billpay.orders import BillType
 from billpay.sandbox import identities as ids
 from billpay.stellar import match_payments
 from billpay.stellar.ingest import IncomingPayment
 from billpay.store import bills
 from billpay.store.engine import Database
 from billpay.store.queries import query
+from tests.db_reads import one_row
+from tests.factories import new_order
 
 SYSTEM = ids.system().account_id
 ISSUER = ids.issuer().account_id
@@ -30,20 +31,6 @@ _ops = count(1)
 @pytest.fixture
 def stellar_settings(settings: Settings) -> Settings:
     return settings.model_copy(update={"system_account": SYSTEM, "cngn_issuer": ISSUER})
-
-
-def _order(db: Database, amount: str = "5000", ttl: timedelta = timedelta(minutes=10)) -> dict:
-    return bills.create_order(
-        db,
-        bill_type=BillType.AIRTIME,
-        biller="mtn",
-        account_number="08031234567",
-        amount_kobo=int(Decimal(amount) * 100),
-        fee_kobo=0,
-        amount_cngn=Decimal(amount),
-        phone="08031234567",
-        ttl=ttl,
-    )
 
 
 def _pay(
@@ -79,22 +66,16 @@ def _params(payment: IncomingPayment) -> dict:
     return {name: getattr(payment, name) for name in IncomingPayment.__dataclass_fields__}
 
 
-def _one(db: Database, sql: str, **params: object) -> dict:
-    with db.begin() as conn:
-        row = conn.execute(sa.text(sql), params).mappings().first()
-    return dict(row) if row is not None else {}
-
-
 def _payment(db: Database, payment_id: int) -> dict:
-    return _one(db, "SELECT * FROM incoming_payments WHERE id = :id", id=payment_id)
+    return one_row(db, "SELECT * FROM incoming_payments WHERE id = :id", id=payment_id)
 
 
 def _bill(db: Database, bill_id: int) -> dict:
-    return _one(db, "SELECT * FROM bill_payments WHERE id = :id", id=bill_id)
+    return one_row(db, "SELECT * FROM bill_payments WHERE id = :id", id=bill_id)
 
 
 def _refund(db: Database, payment_id: int) -> dict:
-    return _one(db, "SELECT * FROM refunds WHERE incoming_payment_id = :id", id=payment_id)
+    return one_row(db, "SELECT * FROM refunds WHERE incoming_payment_id = :id", id=payment_id)
 
 
 def _expire(db: Database, bill_id: int) -> None:
@@ -110,7 +91,7 @@ def _expire(db: Database, bill_id: int) -> None:
 def test_exact_amount_and_memo_marks_the_order_paid(
     db: Database, stellar_settings: Settings
 ) -> None:
-    order = _order(db, "5000")
+    order = new_order(db, "5000")
     payment_id = _pay(db, f"BILL-{order['reference']}", "5000.0000000")
     summary = match_payments(db, stellar_settings, actor="matcher-1", limit=10)
     assert summary.processed == 1 and summary.outcomes == {"matched": 1}
@@ -121,7 +102,7 @@ def test_exact_amount_and_memo_marks_the_order_paid(
     payment = _payment(db, payment_id)
     assert payment["match_outcome"] == "matched" and payment["bill_payment_id"] == order["id"]
     assert _refund(db, payment_id) == {}
-    event = _one(
+    event = one_row(
         db,
         "SELECT * FROM bill_payment_events WHERE bill_payment_id = :id ORDER BY id DESC",
         id=order["id"],
@@ -133,7 +114,7 @@ def test_exact_amount_and_memo_marks_the_order_paid(
 def test_wrong_amount_links_the_payment_and_refunds_through_the_order(
     db: Database, stellar_settings: Settings, amount: str
 ) -> None:
-    order = _order(db, "5000")
+    order = new_order(db, "5000")
     payment_id = _pay(db, f"BILL-{order['reference']}", amount)
     match_payments(db, stellar_settings, actor="m", limit=10)
     bill = _bill(db, order["id"])
@@ -151,7 +132,7 @@ def test_wrong_amount_links_the_payment_and_refunds_through_the_order(
 def test_second_payment_to_a_paid_order_is_refunded_and_the_order_untouched(
     db: Database, stellar_settings: Settings
 ) -> None:
-    order = _order(db)
+    order = new_order(db, "5000")
     first = _pay(db, f"BILL-{order['reference']}")
     second = _pay(db, f"BILL-{order['reference']}")
     summary = match_payments(db, stellar_settings, actor="m", limit=10)
@@ -167,7 +148,7 @@ def test_second_payment_to_a_paid_order_is_refunded_and_the_order_untouched(
 
 
 def test_payment_to_an_expired_order_is_refunded(db: Database, stellar_settings: Settings) -> None:
-    order = _order(db)
+    order = new_order(db, "5000")
     _expire(db, order["id"])
     bills.expire_due_orders(db, actor="expirer")
     payment_id = _pay(db, f"BILL-{order['reference']}")
@@ -180,7 +161,7 @@ def test_payment_to_an_expired_order_is_refunded(db: Database, stellar_settings:
 def test_pending_order_past_its_expiry_is_not_payable(
     db: Database, stellar_settings: Settings
 ) -> None:
-    order = _order(db)
+    order = new_order(db, "5000")
     _expire(db, order["id"])  # the expire job has not run yet
     payment_id = _pay(db, f"BILL-{order['reference']}")
     match_payments(db, stellar_settings, actor="m", limit=10)
@@ -220,7 +201,7 @@ def test_payment_naming_no_order_is_refunded_to_its_sender(
 
 
 def test_memo_must_be_exactly_bill_reference(db: Database, stellar_settings: Settings) -> None:
-    order = _order(db)
+    order = new_order(db, "5000")
     variants = [
         f"bill-{order['reference']}",
         f"BILL-{order['reference']} ",
@@ -247,11 +228,11 @@ def test_hold_policy_parks_unknown_payments_for_review(
     assert _payment(db, payment_id)["match_outcome"] == "held_for_review"
     refund = _refund(db, payment_id)
     assert (refund["status"], refund["hold_reason"]) == ("held", "unknown_reference")
-    assert _one(db, "SELECT count(*) AS n FROM queue_refunds")["n"] == 0
+    assert one_row(db, "SELECT count(*) AS n FROM queue_refunds")["n"] == 0
 
 
 def test_every_payment_gets_exactly_one_outcome(db: Database, stellar_settings: Settings) -> None:
-    orders = [_order(db) for _ in range(3)]
+    orders = [new_order(db, "5000") for _ in range(3)]
     for order in orders:
         _pay(db, f"BILL-{order['reference']}")
     _pay(db, None)
@@ -260,7 +241,7 @@ def test_every_payment_gets_exactly_one_outcome(db: Database, stellar_settings: 
     rest = match_payments(db, stellar_settings, actor="m", limit=100)
     assert (first.processed, rest.processed) == (2, 3)
     assert match_payments(db, stellar_settings, actor="m", limit=100).processed == 0
-    counts = _one(
+    counts = one_row(
         db,
         "SELECT count(*) FILTER (WHERE match_outcome IS NULL) AS open, count(*) AS total,"
         " (SELECT count(*) FROM refunds) AS refunds FROM incoming_payments",
@@ -287,7 +268,7 @@ def test_a_payment_locked_by_another_matcher_is_skipped(
 
 def test_expiry_and_matching_cannot_interleave(db: Database, stellar_settings: Settings) -> None:
     """The expire job holds the order row; the matcher waits and then sees it expired."""
-    order = _order(db)
+    order = new_order(db, "5000")
     payment_id = _pay(db, f"BILL-{order['reference']}")
     done = threading.Event()
     with db.engine.connect() as expirer:

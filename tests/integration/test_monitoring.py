@@ -2,29 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import sqlalchemy as sa
 
-from billpay.money import kobo_to_cngn
-from billpay.orders import BillType
-from billpay.store import bills as bill_store
 from billpay.store import monitoring
-
-
-def _order(db) -> dict:
-    return bill_store.create_order(
-        db,
-        bill_type=BillType.AIRTIME,
-        biller="mtn",
-        account_number="08031234567",
-        account_type=None,
-        amount_kobo=50_000,
-        fee_kobo=0,
-        amount_cngn=kobo_to_cngn(50_000),
-        phone="08031234567",
-        ttl=timedelta(minutes=10),
-    )
+from tests.factories import new_order
 
 
 def test_an_empty_pipeline_has_no_work_and_no_counts(db):
@@ -36,7 +17,7 @@ def test_an_empty_pipeline_has_no_work_and_no_counts(db):
 
 
 def test_an_unpaid_order_is_not_work_and_expires_when_told(db):
-    order = _order(db)
+    order = new_order(db, "500")
     assert monitoring.work_left(db) == 0  # pending_payment waits for the customer
     outcome = monitoring.order_outcome(db, order["reference"], f"BILL-{order['reference']}")
     assert outcome is not None and outcome["status"] == "pending_payment"

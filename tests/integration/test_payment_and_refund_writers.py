@@ -19,7 +19,7 @@ from billpay.states import BillState
 from billpay.store import bills
 from billpay.store.migrations import SQL_DIR, upgrade
 from billpay.store.queries import query
-from tests.integration.test_claims_and_functions import _bill, _with_payment
+from tests.factories import add_incoming_payment, attach_payment, bill_in_state, new_order
 
 MAX_TIME = datetime(2030, 1, 1, tzinfo=UTC)
 
@@ -70,19 +70,14 @@ def _refused_under_another_lease(db, refund_id: int, attempt) -> None:
 
 def _unlinked_payment(db, bill: dict) -> int:
     """An incoming payment naming ``bill`` that the bill does not point at yet."""
-    payment_id = _with_payment(db, bill)
     with db.begin() as conn:
-        conn.execute(
-            sa.text("UPDATE bill_payments SET incoming_payment_id = NULL WHERE id = :id"),
-            {"id": bill["id"]},
-        )
-    return payment_id
+        return add_incoming_payment(conn, memo=f"BILL-{bill['reference']}")
 
 
 def _pending_refund(db) -> tuple[int, int]:
     """A bill in refund_initiated with its pending refund: (bill id, refund id)."""
-    bill = _bill(db, BillState.ACCOUNT_INVALID)
-    _with_payment(db, bill)
+    bill = bill_in_state(db, BillState.ACCOUNT_INVALID)
+    attach_payment(db, bill)
     with db.begin() as conn:
         assert bills.send_to_refund(conn, bill["id"], "account_invalid", actor="setup")
         refund_id = conn.execute(
@@ -138,7 +133,7 @@ _confirm = _writer("refund_mark_confirmed")
 
 
 def test_bill_mark_paid_moves_a_pending_order_to_cngn_received_with_the_actor(db):
-    bill = _bill(db)
+    bill = new_order(db)
     payment_id = _unlinked_payment(db, bill)
     paid_at = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
     params = {"bill_id": bill["id"], "payment_id": payment_id, "paid_at": paid_at}
@@ -157,7 +152,7 @@ def test_bill_mark_paid_moves_a_pending_order_to_cngn_received_with_the_actor(db
 
 
 def test_bill_mark_paid_refuses_an_order_that_is_not_pending(db):
-    bill = _bill(db, BillState.EXPIRED)
+    bill = bill_in_state(db, BillState.EXPIRED)
     payment_id = _unlinked_payment(db, bill)
     params = {"bill_id": bill["id"], "payment_id": payment_id, "paid_at": datetime.now(UTC)}
     assert not _run(db, "bill_mark_paid", **params, actor="m", detail=None)
@@ -170,7 +165,7 @@ def test_bill_mark_paid_refuses_an_order_that_is_not_pending(db):
 
 
 def test_amount_mismatch_links_the_payment_and_initiates_a_refund_with_the_actor(db):
-    bill = _bill(db)
+    bill = new_order(db)
     payment_id = _unlinked_payment(db, bill)
     params = {"bill_id": bill["id"], "payment_id": payment_id}
     assert _run(db, "bill_refund_amount_mismatch", **params, actor="matcher", detail="op 1")
@@ -183,7 +178,7 @@ def test_amount_mismatch_links_the_payment_and_initiates_a_refund_with_the_actor
 
 
 def test_amount_mismatch_refuses_a_paid_order_and_creates_no_refund(db):
-    bill = _bill(db, BillState.CNGN_RECEIVED)
+    bill = bill_in_state(db, BillState.CNGN_RECEIVED)
     payment_id = _unlinked_payment(db, bill)
     params = {"bill_id": bill["id"], "payment_id": payment_id}
     assert not _run(db, "bill_refund_amount_mismatch", **params, actor="m", detail=None)

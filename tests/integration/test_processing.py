@@ -6,7 +6,6 @@ from __future__ import annotations
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -17,11 +16,12 @@ from billpay.bills.context import StepContext
 from billpay.bills.pay import pay_bill
 from billpay.bills.retry import retry_bill
 from billpay.bills.verify import verify_account
-from billpay.orders import BillType
 from billpay.providers.base import AccountCheck, ErrorClass, PaymentOutcome, PaymentResult
 from billpay.providers.routing import ProviderRouter
 from billpay.store import bills as bill_store
 from billpay.store import incoming as pay_store
+from tests.db_reads import all_rows, scalar
+from tests.factories import WATER, add_incoming_payment, new_order
 
 
 @dataclass
@@ -65,25 +65,9 @@ def _setup(settings, db, route: list[str], worker: str = "w1"):
     providers = {name: Scripted(name) for name in route}
     configured = settings.model_copy(update={"route_water": route, "max_retries": 3})
     processor = StepContext(db, configured, ProviderRouter(providers, configured), worker)
-    row = bill_store.create_order(
-        db,
-        bill_type=BillType.WATER,
-        biller="lagos-water",
-        account_number="123456",
-        amount_kobo=100_000,
-        fee_kobo=0,
-        amount_cngn=Decimal("1000"),
-        phone="08011111111",
-        ttl=timedelta(hours=1),
-    )
+    row = new_order(db, ttl=timedelta(hours=1), **WATER)
     with db.begin() as conn:
-        payment = conn.execute(
-            sa.text(
-                "INSERT INTO incoming_payments (operation_id, paging_token, transaction_hash,"
-                " operation_type, from_account, to_account, asset_code, asset_issuer, amount, ledger_time)"
-                " VALUES ('op1', '1', 'h', 'payment', 'GUSER', 'GSYS', 'cNGN', 'GISS', 1000, now()) RETURNING id"
-            )
-        ).scalar_one()
+        payment = add_incoming_payment(conn)
         pay_store.mark_order_paid(conn, row["id"], payment, datetime.now(UTC))
     return processor, providers, row["id"]
 
@@ -100,29 +84,39 @@ def _claim(db, bill_id: int, worker: str = "w1") -> None:
         )
 
 
+def _pay(db, processor, bill_id: int) -> None:
+    """Claim the bill as its worker, then run the pay step."""
+    _claim(db, bill_id)
+    pay_bill(processor, bill_id)
+
+
+def _retry(db, processor, bill_id: int) -> None:
+    _claim(db, bill_id)
+    retry_bill(processor, bill_id)
+
+
+def _verify(db, processor, bill_id: int) -> None:
+    _claim(db, bill_id)
+    verify_account(processor, bill_id)
+
+
 def _row(db, bill_id: int) -> dict:
     with db.connect() as conn:
         return bill_store.get_by_id(conn, bill_id)
 
 
 def _pay_attempts(db, bill_id: int) -> list[tuple]:
-    with db.connect() as conn:
-        return [
-            tuple(r)
-            for r in conn.execute(
-                sa.text(
-                    "SELECT provider, outcome, is_fallback FROM provider_attempts"
-                    " WHERE bill_payment_id = :id AND operation = 'pay' ORDER BY id"
-                ),
-                {"id": bill_id},
-            )
-        ]
+    return all_rows(
+        db,
+        "SELECT provider, outcome, is_fallback FROM provider_attempts"
+        " WHERE bill_payment_id = :id AND operation = 'pay' ORDER BY id",
+        id=bill_id,
+    )
 
 
 def _verified(db, processor, providers, bill_id, first: str) -> None:
     providers[first].checks.append(AccountCheck(valid=True, customer_name="ADA"))
-    _claim(db, bill_id)
-    verify_account(processor, bill_id)
+    _verify(db, processor, bill_id)
     assert _row(db, bill_id)["status"] == "processing_bill"
 
 
@@ -130,13 +124,11 @@ def test_permanent_failure_on_the_first_provider_falls_back_at_once(settings, db
     processor, providers, bill = _setup(settings, db, ["a", "b"])
     _verified(db, processor, providers, bill, "a")
     providers["a"].pays.append(failed(ErrorClass.PERMANENT, "016"))
-    _claim(db, bill)
-    pay_bill(processor, bill)
+    _pay(db, processor, bill)
     row = _row(db, bill)
     assert row["status"] == "retry_scheduled" and row["next_attempt_at"] <= datetime.now(UTC)
     providers["b"].pays.append(SUCCESS)
-    _claim(db, bill)
-    retry_bill(processor, bill)
+    _retry(db, processor, bill)
     assert _row(db, bill)["status"] == "completed"
     assert _pay_attempts(db, bill) == [("a", "failed", False), ("b", "success", True)]
 
@@ -145,11 +137,9 @@ def test_a_provider_that_failed_definitively_is_not_paid_again_in_the_fallback_c
     processor, providers, bill = _setup(settings, db, ["a", "b"])
     _verified(db, processor, providers, bill, "a")
     providers["a"].pays.append(failed(ErrorClass.CONFIGURATION, "087"))
-    _claim(db, bill)
-    pay_bill(processor, bill)
+    _pay(db, processor, bill)
     providers["b"].pays.append(failed(ErrorClass.PERMANENT, "016"))
-    _claim(db, bill)
-    retry_bill(processor, bill)
+    _retry(db, processor, bill)
     assert _row(db, bill)["status"] == "refund_initiated"
     assert [p for p, *_ in _pay_attempts(db, bill)] == ["a", "b"]
 
@@ -159,11 +149,9 @@ def test_transient_failures_retry_then_try_the_next_provider_on_the_last_retry(s
     _verified(db, processor, providers, bill, "a")
     providers["a"].pays.extend([failed(ErrorClass.TRANSIENT)] * 3)
     providers["b"].pays.append(SUCCESS)
-    _claim(db, bill)
-    pay_bill(processor, bill)
+    _pay(db, processor, bill)
     for _ in range(3):
-        _claim(db, bill)
-        retry_bill(processor, bill)
+        _retry(db, processor, bill)
     assert _row(db, bill)["status"] == "completed"
     assert [p for p, *_ in _pay_attempts(db, bill)] == ["a", "a", "a", "b"]
 
@@ -172,11 +160,9 @@ def test_retries_are_used_up_then_the_bill_is_refunded(settings, db):
     processor, providers, bill = _setup(settings, db, ["a"])
     _verified(db, processor, providers, bill, "a")
     providers["a"].pays.extend([failed(ErrorClass.TRANSIENT)] * 4)
-    _claim(db, bill)
-    pay_bill(processor, bill)
+    _pay(db, processor, bill)
     for _ in range(3):
-        _claim(db, bill)
-        retry_bill(processor, bill)
+        _retry(db, processor, bill)
     row = _row(db, bill)
     assert row["status"] == "refund_initiated" and row["retry_count"] == 3
     assert len(_pay_attempts(db, bill)) == 4  # the first attempt and 3 retries
@@ -189,33 +175,24 @@ def test_configuration_errors_at_verification_do_not_use_up_retries(settings, db
         providers["a"].checks.append(
             AccountCheck(valid=None, error_class=ErrorClass.CONFIGURATION, message="bad key")
         )
-        _claim(db, bill)
-        verify_account(processor, bill)
+        _verify(db, processor, bill)
     row = _row(db, bill)
     assert row["status"] == "verifying_account" and row["retry_count"] == 0
     _verified(db, processor, providers, bill, "a")
     providers["a"].pays.append(failed(pay_class))
-    _claim(db, bill)
-    pay_bill(processor, bill)
+    _pay(db, processor, bill)
     assert _row(db, bill)["status"] == "retry_scheduled"  # never refunded on a first failure
 
 
 def test_an_empty_route_waits_and_alerts_instead_of_refunding(settings, db):
     processor, providers, bill = _setup(settings, db, ["a"])
     processor.router = ProviderRouter({}, processor.settings)  # nobody serves the biller
-    _claim(db, bill)
-    verify_account(processor, bill)
+    _verify(db, processor, bill)
     row = _row(db, bill)
     assert row["status"] == "verifying_account"
     assert row["last_error_class"] == "configuration"
-    with db.connect() as conn:
-        alerts = conn.execute(
-            sa.text(
-                "SELECT count(*) FROM notifications WHERE audience = 'operator'"
-                " AND kind = 'provider_configuration'"
-            )
-        ).scalar_one()
-    assert alerts == 1
+    alerts = "SELECT count(*) FROM notifications WHERE audience = 'operator' AND kind = :kind"
+    assert scalar(db, alerts, kind="provider_configuration") == 1
 
 
 def test_the_attempt_is_recorded_only_once_the_provider_slot_is_held(settings, db):
@@ -230,8 +207,7 @@ def test_the_attempt_is_recorded_only_once_the_provider_slot_is_held(settings, d
 
     processor.guard = guard
     providers["a"].pays.append(SUCCESS)
-    _claim(db, bill)
-    pay_bill(processor, bill)
+    _pay(db, processor, bill)
     assert seen == [0]
     assert _row(db, bill)["status"] == "completed"
 

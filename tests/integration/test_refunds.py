@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -32,7 +33,8 @@ from billpay.stellar import (
     requeue_held_refunds,
 )
 from billpay.store.engine import Database
-from tests.integration.test_matching import _order
+from tests.db_reads import one_row
+from tests.factories import add_incoming_payment, new_order
 
 SYSTEM = ids.system().account_id
 USER = ids.users()[0]
@@ -87,37 +89,55 @@ def _user_pays(web: TestClient, memo: str | None, amount: str, **extra: Any) -> 
     return response.json()
 
 
-def _refund_for(
+@dataclass(frozen=True)
+class Sandboxed:
+    """The refunder wired to the sandbox Horizon, as the user (USER) sees it."""
+
+    db: Database
+    settings: Settings
+    horizon: HorizonClient
+    web: TestClient
+    ledger: SandboxLedger
+
+    def user_pays(self, memo: str | None, amount: str, **extra: Any) -> dict:
+        return _user_pays(self.web, memo, amount, **extra)
+
+    def refund_for(self, memo: str | None, amount: str, **extra: Any) -> dict:
+        """The user pays; ingest and match; the newest refund row."""
+        self.user_pays(memo, amount, **extra)
+        ingest_payments(self.db, self.settings, self.horizon)
+        match_payments(self.db, self.settings, actor="matcher", limit=10)
+        return one_row(self.db, "SELECT * FROM refunds ORDER BY id DESC LIMIT 1")
+
+    def process(self, refund_id: int, worker: str = "refunder") -> Any:
+        return process_refund(self.db, self.settings, self.horizon, refund_id, worker)
+
+    def refunds_to_user(self) -> list[dict]:
+        """Successful payments from the system account to USER on the ledger."""
+        return [
+            op
+            for op in self.ledger.operations
+            if op["from"] == SYSTEM and op["to"] == USER.account_id and op["transaction_successful"]
+        ]
+
+    def user_cngn(self) -> Decimal:
+        trustlines = self.ledger.accounts[USER.account_id].trustlines
+        return trustlines[("cNGN", self.ledger.issuer)].balance
+
+
+@pytest.fixture
+def sandboxed(
     db: Database,
-    settings: Settings,
+    stellar_settings: Settings,
     horizon: HorizonClient,
     web: TestClient,
-    memo: str | None,
-    amount: str,
-    **extra: Any,
-) -> dict:
-    _user_pays(web, memo, amount, **extra)
-    ingest_payments(db, settings, horizon)
-    match_payments(db, settings, actor="matcher", limit=10)
-    return _one(db, "SELECT * FROM refunds ORDER BY id DESC LIMIT 1")
+    ledger: SandboxLedger,
+) -> Sandboxed:
+    return Sandboxed(db, stellar_settings, horizon, web, ledger)
 
 
-def _one(db: Database, sql: str, **params: Any) -> dict:
-    with db.begin() as conn:
-        row = conn.execute(sa.text(sql), params).mappings().first()
-    return dict(row) if row is not None else {}
-
-
-def _refunds_on_ledger(ledger: SandboxLedger, destination: str) -> list[dict]:
-    return [
-        op
-        for op in ledger.operations
-        if op["from"] == SYSTEM and op["to"] == destination and op["transaction_successful"]
-    ]
-
-
-def _cngn(ledger: SandboxLedger, account: str) -> Decimal:
-    return ledger.accounts[account].trustlines[("cNGN", ledger.issuer)].balance
+def _refund_row(db: Database, refund_id: int) -> dict:
+    return one_row(db, "SELECT * FROM refunds WHERE id = :id", id=refund_id)
 
 
 def _events(db: Database, bill_id: int) -> list[str]:
@@ -137,27 +157,23 @@ def _events(db: Database, bill_id: int) -> list[str]:
 
 
 def test_wrong_amount_is_refunded_on_the_ledger_and_the_bill_ends_refunded(
-    db: Database,
-    stellar_settings: Settings,
-    horizon: HorizonClient,
-    web: TestClient,
-    ledger: SandboxLedger,
+    db: Database, sandboxed: Sandboxed
 ) -> None:
-    order = _order(db, "5000")
-    before = _cngn(ledger, USER.account_id)
-    refund = _refund_for(db, stellar_settings, horizon, web, f"BILL-{order['reference']}", "4000")
+    order = new_order(db, "5000")
+    before = sandboxed.user_cngn()
+    refund = sandboxed.refund_for(f"BILL-{order['reference']}", "4000")
     claimed = claim_refunds(db, "refunder", limit=10, lease_seconds=60)
     assert [r.id for r in claimed] == [refund["id"]]
 
-    result = process_refund(db, stellar_settings, horizon, refund["id"], "refunder")
+    result = sandboxed.process(refund["id"], "refunder")
 
     assert result.status == RefundStatus.CONFIRMED
-    assert _cngn(ledger, USER.account_id) == before  # paid 4000, got 4000 back
-    (on_ledger,) = _refunds_on_ledger(ledger, USER.account_id)
+    assert sandboxed.user_cngn() == before  # paid 4000, got 4000 back
+    (on_ledger,) = sandboxed.refunds_to_user()
     assert on_ledger["transaction_hash"] == result.tx_hash
-    tx = ledger.transactions[result.tx_hash]
+    tx = sandboxed.ledger.transactions[result.tx_hash]
     assert tx["memo"] == f"REFUND-{order['reference']}"
-    row = _one(db, "SELECT * FROM refunds WHERE id = :id", id=refund["id"])
+    row = _refund_row(db, refund["id"])
     assert (row["status"], row["tx_hash"], row["claimed_by"]) == ("confirmed", result.tx_hash, None)
     assert row["envelope_xdr"] and row["sequence"] and row["max_time"]
     assert _events(db, order["id"]) == [
@@ -166,70 +182,61 @@ def test_wrong_amount_is_refunded_on_the_ledger_and_the_bill_ends_refunded(
         "refund_processing",
         "refunded",
     ]
-    again = process_refund(db, stellar_settings, horizon, refund["id"], "refunder")
+    again = sandboxed.process(refund["id"], "refunder")
     assert again.status == RefundStatus.CONFIRMED
-    assert len(_refunds_on_ledger(ledger, USER.account_id)) == 1
+    assert len(sandboxed.refunds_to_user()) == 1
+
+
+def _refund_after_a_504(sandboxed: Sandboxed, fault: str) -> tuple[dict, Any]:
+    """An unknown payment's refund, processed once while Horizon answers its submit with 504."""
+    refund = sandboxed.refund_for("no such order", "250")
+    sandboxed.web.post("/horizon/_sandbox/faults", json={fault: 1})
+    return refund, sandboxed.process(refund["id"], "refunder")
 
 
 def test_submit_that_times_out_after_applying_is_confirmed_by_hash_and_lands_once(
-    db: Database,
-    stellar_settings: Settings,
-    horizon: HorizonClient,
-    web: TestClient,
-    ledger: SandboxLedger,
+    db: Database, sandboxed: Sandboxed
 ) -> None:
-    refund = _refund_for(db, stellar_settings, horizon, web, "no such order", "250")
-    web.post("/horizon/_sandbox/faults", json={"submit_504_after_apply": 1})
-    result = process_refund(db, stellar_settings, horizon, refund["id"], "refunder")
+    refund, result = _refund_after_a_504(sandboxed, "submit_504_after_apply")
     assert result.status == RefundStatus.CONFIRMED
-    assert len(_refunds_on_ledger(ledger, USER.account_id)) == 1
-    assert _one(db, "SELECT submit_attempts FROM refunds")["submit_attempts"] == 1
+    assert len(sandboxed.refunds_to_user()) == 1
+    assert one_row(db, "SELECT submit_attempts FROM refunds")["submit_attempts"] == 1
 
 
 def test_submit_that_times_out_before_applying_is_resubmitted_unchanged(
-    db: Database,
-    stellar_settings: Settings,
-    horizon: HorizonClient,
-    web: TestClient,
-    ledger: SandboxLedger,
+    db: Database, sandboxed: Sandboxed
 ) -> None:
-    refund = _refund_for(db, stellar_settings, horizon, web, "no such order", "250")
-    web.post("/horizon/_sandbox/faults", json={"submit_504_before_apply": 1})
-    first = process_refund(db, stellar_settings, horizon, refund["id"], "refunder")
+    refund, first = _refund_after_a_504(sandboxed, "submit_504_before_apply")
     assert first.status == RefundStatus.SUBMITTED
-    stored = _one(db, "SELECT * FROM refunds WHERE id = :id", id=refund["id"])
+    stored = _refund_row(db, refund["id"])
     assert stored["status"] == "submitted" and stored["next_attempt_at"] is not None
-    assert _refunds_on_ledger(ledger, USER.account_id) == []
+    assert sandboxed.refunds_to_user() == []
 
-    second = process_refund(db, stellar_settings, horizon, refund["id"], "refunder")
+    second = sandboxed.process(refund["id"], "refunder")
     assert second.status == RefundStatus.CONFIRMED
     assert second.tx_hash == stored["tx_hash"]  # the same envelope, not a new one
-    assert len(_refunds_on_ledger(ledger, USER.account_id)) == 1
+    assert len(sandboxed.refunds_to_user()) == 1
 
 
 def test_expired_unsent_envelope_is_rebuilt_with_a_fresh_sequence(
-    db: Database,
-    stellar_settings: Settings,
-    horizon: HorizonClient,
-    web: TestClient,
-    ledger: SandboxLedger,
+    db: Database, sandboxed: Sandboxed
 ) -> None:
-    order = _order(db, "5000")
-    refund = _refund_for(db, stellar_settings, horizon, web, f"BILL-{order['reference']}", "1")
-    web.post("/horizon/_sandbox/faults", json={"submit_504_before_apply": 1})
-    assert process_refund(db, stellar_settings, horizon, refund["id"], "r").status == "submitted"
-    old = _one(db, "SELECT * FROM refunds WHERE id = :id", id=refund["id"])
+    order = new_order(db, "5000")
+    refund = sandboxed.refund_for(f"BILL-{order['reference']}", "1")
+    sandboxed.web.post("/horizon/_sandbox/faults", json={"submit_504_before_apply": 1})
+    assert sandboxed.process(refund["id"], "r").status == "submitted"
+    old = _refund_row(db, refund["id"])
     # Another transaction from the system account uses the sequence, and the time bounds pass.
-    _user_pays(web, None, "1", sender="system", to=ids.users()[1].account_id)
+    sandboxed.user_pays(None, "1", sender="system", to=ids.users()[1].account_id)
     with db.begin() as conn:
         conn.execute(sa.text("UPDATE refunds SET max_time = now() - interval '1 hour'"))
 
-    result = process_refund(db, stellar_settings, horizon, refund["id"], "r")
+    result = sandboxed.process(refund["id"], "r")
 
     assert result.status == RefundStatus.CONFIRMED
-    new = _one(db, "SELECT * FROM refunds WHERE id = :id", id=refund["id"])
+    new = _refund_row(db, refund["id"])
     assert new["tx_hash"] != old["tx_hash"] and new["sequence"] == old["sequence"] + 1
-    assert len(_refunds_on_ledger(ledger, USER.account_id)) == 1
+    assert len(sandboxed.refunds_to_user()) == 1
     assert _events(db, order["id"])[-4:] == [
         "refund_processing",
         "refund_initiated",
@@ -238,54 +245,44 @@ def test_expired_unsent_envelope_is_rebuilt_with_a_fresh_sequence(
     ]
 
 
-def test_muxed_sender_is_refunded_to_the_muxed_address(
-    db: Database,
-    stellar_settings: Settings,
-    horizon: HorizonClient,
-    web: TestClient,
-    ledger: SandboxLedger,
-) -> None:
-    refund = _refund_for(db, stellar_settings, horizon, web, None, "10", from_muxed_id=7)
+def test_muxed_sender_is_refunded_to_the_muxed_address(db: Database, sandboxed: Sandboxed) -> None:
+    refund = sandboxed.refund_for(None, "10", from_muxed_id=7)
     muxed = MuxedAccount(USER.account_id, 7).account_muxed
     assert refund["destination"] == muxed
-    result = process_refund(db, stellar_settings, horizon, refund["id"], "r")
+    result = sandboxed.process(refund["id"], "r")
     assert result.status == RefundStatus.CONFIRMED
-    (op,) = _refunds_on_ledger(ledger, USER.account_id)
+    (op,) = sandboxed.refunds_to_user()
     assert op["to_muxed"] == muxed
 
 
 def test_recipient_without_trustline_is_held_without_submitting(
-    db: Database,
-    stellar_settings: Settings,
-    horizon: HorizonClient,
-    web: TestClient,
-    ledger: SandboxLedger,
+    db: Database, sandboxed: Sandboxed
 ) -> None:
-    refund = _refund_for(db, stellar_settings, horizon, web, None, "10")
-    web.post("/horizon/_sandbox/trustlines", json={"account": USER.name, "remove": True})
-    sequence = ledger.accounts[SYSTEM].sequence
+    refund = sandboxed.refund_for(None, "10")
+    sandboxed.web.post("/horizon/_sandbox/trustlines", json={"account": USER.name, "remove": True})
+    sequence = sandboxed.ledger.accounts[SYSTEM].sequence
 
-    held = process_refund(db, stellar_settings, horizon, refund["id"], "r")
+    held = sandboxed.process(refund["id"], "r")
 
     assert held.status == RefundStatus.HELD
-    row = _one(db, "SELECT * FROM refunds WHERE id = :id", id=refund["id"])
+    row = _refund_row(db, refund["id"])
     assert (row["status"], row["hold_reason"], row["envelope_xdr"]) == (
         "held",
         "no_trustline",
         None,
     )
     assert row["next_attempt_at"] is not None
-    assert ledger.accounts[SYSTEM].sequence == sequence  # nothing was submitted
+    assert sandboxed.ledger.accounts[SYSTEM].sequence == sequence  # nothing was submitted
     assert claim_refunds(db, "r", 10, 60) == []
 
     # The user adds the trustline back; the periodic recheck requeues it once due.
-    web.post("/horizon/_sandbox/trustlines", json={"account": USER.name, "balance": "0"})
+    sandboxed.web.post("/horizon/_sandbox/trustlines", json={"account": USER.name, "balance": "0"})
     assert requeue_held_refunds(db) == []
     with db.begin() as conn:
         conn.execute(sa.text("UPDATE refunds SET next_attempt_at = now() - interval '1 s'"))
     assert requeue_held_refunds(db) == [refund["id"]]
-    assert process_refund(db, stellar_settings, horizon, refund["id"], "r").status == "confirmed"
-    assert _cngn(ledger, USER.account_id) == Decimal("10")
+    assert sandboxed.process(refund["id"], "r").status == "confirmed"
+    assert sandboxed.user_cngn() == Decimal("10")
 
 
 def test_concurrent_workers_never_race_on_the_sequence(
@@ -423,29 +420,36 @@ def rhorizon(rsettings: Settings) -> HorizonClient:
     return HorizonClient.from_settings(rsettings, httpx.Client())
 
 
-def _bill_refund(db: Database, amount: str = "5000", paid: str = "4000") -> tuple[dict, dict]:
-    """An order paid with the wrong amount: refund row + bill in refund_initiated."""
-    order = _order(db, amount)
+@dataclass(frozen=True)
+class WrongAmountPaid:
+    """An order of 5000 paid with 4000: its refund row, and the refunder on the scripted Horizon."""
+
+    db: Database
+    settings: Settings
+    horizon: HorizonClient
+    order: dict
+    refund: dict
+
+    def process(self) -> Any:
+        return process_refund(self.db, self.settings, self.horizon, self.refund["id"], "r")
+
+    def row(self) -> dict:
+        return _refund_row(self.db, self.refund["id"])
+
+
+@pytest.fixture
+def paid(db: Database, rsettings: Settings, rhorizon: HorizonClient) -> WrongAmountPaid:
+    """The order's bill is in refund_initiated; the refund is pending."""
+    order = new_order(db, "5000")
     with db.begin() as conn:
-        payment_id = conn.execute(
-            sa.text(
-                """
-                INSERT INTO incoming_payments (operation_id, paging_token, transaction_hash,
-                    operation_type, from_account, to_account, asset_code, asset_issuer, amount,
-                    memo_type, memo, ledger_time)
-                VALUES ('op-1', 'op-1', 'h', 'payment', :sender, :system, 'cNGN', :issuer,
-                        :amount, 'text', :memo, now())
-                RETURNING id
-                """
-            ),
-            {
-                "sender": USER.account_id,
-                "system": SYSTEM,
-                "issuer": ids.issuer().account_id,
-                "amount": Decimal(paid),
-                "memo": f"BILL-{order['reference']}",
-            },
-        ).scalar()
+        payment_id = add_incoming_payment(
+            conn,
+            "4000",
+            memo=f"BILL-{order['reference']}",
+            from_account=USER.account_id,
+            to_account=SYSTEM,
+            asset_issuer=ids.issuer().account_id,
+        )
         conn.execute(
             sa.text("UPDATE bill_payments SET incoming_payment_id = :p WHERE id = :id"),
             {"p": payment_id, "id": order["id"]},
@@ -453,95 +457,87 @@ def _bill_refund(db: Database, amount: str = "5000", paid: str = "4000") -> tupl
         conn.execute(
             sa.text("SELECT transition_bill_to_refund(:id, 'amount_mismatch')"), {"id": order["id"]}
         )
-    return order, _one(db, "SELECT * FROM refunds")
-
-
-def _row(db: Database, refund_id: int) -> dict:
-    return _one(db, "SELECT * FROM refunds WHERE id = :id", id=refund_id)
+    return WrongAmountPaid(db, rsettings, rhorizon, order, one_row(db, "SELECT * FROM refunds"))
 
 
 def test_envelope_is_stored_before_the_first_submit_and_decodes_to_the_refund(
-    db: Database, rsettings: Settings, rhorizon: HorizonClient, fake: FakeHorizon
+    db: Database, fake: FakeHorizon, paid: WrongAmountPaid
 ) -> None:
-    order, refund = _bill_refund(db)
     seen: list[dict] = []
     fake.submit_answers = []
 
     original = fake._submit
 
     def spy(request: httpx.Request) -> httpx.Response:
-        seen.append(_row(db, refund["id"]))  # what PostgreSQL holds while the POST is in flight
+        seen.append(paid.row())  # what PostgreSQL holds while the POST is in flight
         return original(request)
 
     fake.router.post(f"{RBASE}/transactions").mock(side_effect=spy)
-    result = process_refund(db, rsettings, rhorizon, refund["id"], "r")
+    result = paid.process()
 
     assert result.status == RefundStatus.CONFIRMED
     (during,) = seen
     assert during["status"] == "submitted" and during["submit_attempts"] == 1
     assert during["envelope_xdr"] == fake.submissions[0] and during["tx_hash"] == result.tx_hash
-    assert _one(db, "SELECT status FROM bill_payments")["status"] == "refunded"
+    assert one_row(db, "SELECT status FROM bill_payments")["status"] == "refunded"
     envelope = TransactionEnvelope.from_xdr(during["envelope_xdr"], SANDBOX_NETWORK_PASSPHRASE)
     (op,) = envelope.transaction.operations
     assert op.destination.account_id == USER.account_id
-    assert (op.asset.code, op.asset.issuer) == ("cNGN", rsettings.cngn_issuer)
+    assert (op.asset.code, op.asset.issuer) == ("cNGN", paid.settings.cngn_issuer)
     assert Decimal(op.amount) == Decimal("4000")
-    assert envelope.transaction.memo.memo_text == f"REFUND-{order['reference']}".encode()
+    assert envelope.transaction.memo.memo_text == f"REFUND-{paid.order['reference']}".encode()
     assert envelope.transaction.sequence == 1001 == during["sequence"]
     ids.system().keypair.verify(envelope.hash(), envelope.signatures[0].signature)
 
 
 def test_504_then_hash_found_confirms_without_resubmitting(
-    db: Database, rsettings: Settings, rhorizon: HorizonClient, fake: FakeHorizon
+    db: Database, fake: FakeHorizon, paid: WrongAmountPaid
 ) -> None:
-    _, refund = _bill_refund(db)
 
     def applied_then_504(request: httpx.Request) -> httpx.Response:
         fake.apply(parse_qs(request.content.decode())["tx"][0])
         return httpx.Response(504, json={"status": 504, "title": "Timeout"})
 
     fake.submit_answers = [httpx.ReadTimeout("lost")]
-    first = process_refund(db, rsettings, rhorizon, refund["id"], "r")
+    first = paid.process()
     assert first.status == RefundStatus.SUBMITTED and len(fake.submissions) == 1
 
     fake.router.post(f"{RBASE}/transactions").mock(side_effect=applied_then_504)
-    second = process_refund(db, rsettings, rhorizon, refund["id"], "r")
+    second = paid.process()
     assert second.status == RefundStatus.CONFIRMED
-    assert _row(db, refund["id"])["submit_attempts"] == 2
-    third = process_refund(db, rsettings, rhorizon, refund["id"], "r")
+    assert paid.row()["submit_attempts"] == 2
+    third = paid.process()
     assert third.status == RefundStatus.CONFIRMED
-    assert _row(db, refund["id"])["submit_attempts"] == 2  # found by hash, not sent again
+    assert paid.row()["submit_attempts"] == 2  # found by hash, not sent again
 
 
 def test_unknown_outcome_resubmits_the_same_envelope_while_open(
-    db: Database, rsettings: Settings, rhorizon: HorizonClient, fake: FakeHorizon
+    db: Database, fake: FakeHorizon, paid: WrongAmountPaid
 ) -> None:
-    _, refund = _bill_refund(db)
     fake.submit_answers = [httpx.Response(504), httpx.ConnectError("down")]
-    assert process_refund(db, rsettings, rhorizon, refund["id"], "r").status == "submitted"
-    assert process_refund(db, rsettings, rhorizon, refund["id"], "r").status == "submitted"
-    assert process_refund(db, rsettings, rhorizon, refund["id"], "r").status == "confirmed"
+    assert paid.process().status == "submitted"
+    assert paid.process().status == "submitted"
+    assert paid.process().status == "confirmed"
     assert len(set(fake.submissions)) == 1 and len(fake.submissions) == 3
 
 
 def test_expired_and_absent_envelope_is_rebuilt_with_the_reloaded_sequence(
-    db: Database, rsettings: Settings, rhorizon: HorizonClient, fake: FakeHorizon
+    db: Database, fake: FakeHorizon, paid: WrongAmountPaid
 ) -> None:
-    order, refund = _bill_refund(db)
     fake.submit_answers = [httpx.Response(504)]
-    process_refund(db, rsettings, rhorizon, refund["id"], "r")
-    old = _row(db, refund["id"])
+    paid.process()
+    old = paid.row()
     fake.sequence = 1005  # other transactions used the account meanwhile
     with db.begin() as conn:
         conn.execute(sa.text("UPDATE refunds SET max_time = now() - interval '10 minutes'"))
 
-    result = process_refund(db, rsettings, rhorizon, refund["id"], "r")
+    result = paid.process()
 
     assert result.status == RefundStatus.CONFIRMED
-    new = _row(db, refund["id"])
+    new = paid.row()
     assert new["tx_hash"] != old["tx_hash"] and new["sequence"] == 1006
     assert len(fake.submissions) == 2
-    assert _events(db, order["id"])[-4:] == [
+    assert _events(db, paid.order["id"])[-4:] == [
         "refund_processing",
         "refund_initiated",
         "refund_processing",
@@ -550,35 +546,33 @@ def test_expired_and_absent_envelope_is_rebuilt_with_the_reloaded_sequence(
 
 
 def test_expired_envelope_waits_until_horizon_has_closed_a_later_ledger(
-    db: Database, rsettings: Settings, rhorizon: HorizonClient, fake: FakeHorizon
+    db: Database, fake: FakeHorizon, paid: WrongAmountPaid
 ) -> None:
-    _, refund = _bill_refund(db)
     fake.submit_answers = [httpx.Response(504)]
-    process_refund(db, rsettings, rhorizon, refund["id"], "r")
+    paid.process()
     with db.begin() as conn:
         conn.execute(sa.text("UPDATE refunds SET max_time = now() - interval '1 minute'"))
     fake.closed_at = datetime.now(UTC) - timedelta(minutes=5)  # Horizon is lagging behind
 
-    result = process_refund(db, rsettings, rhorizon, refund["id"], "r")
+    result = paid.process()
 
     assert result.status == RefundStatus.SUBMITTED
     assert len(fake.submissions) == 1  # neither resubmitted (too late) nor rebuilt (may land)
     fake.closed_at = None
-    assert process_refund(db, rsettings, rhorizon, refund["id"], "r").status == "confirmed"
+    assert paid.process().status == "confirmed"
     assert len(fake.submissions) == 2  # rebuilt (identical here: same sequence, same second)
 
 
 def test_bad_seq_on_a_first_submit_reloads_the_account_and_rebuilds(
-    db: Database, rsettings: Settings, rhorizon: HorizonClient, fake: FakeHorizon
+    db: Database, fake: FakeHorizon, paid: WrongAmountPaid
 ) -> None:
-    _, refund = _bill_refund(db)
 
     def someone_else_used_the_sequence(request: httpx.Request) -> httpx.Response:
         fake.sequence += 1
         return _rejected("tx_bad_seq")
 
     fake.submit_answers = [someone_else_used_the_sequence]
-    result = process_refund(db, rsettings, rhorizon, refund["id"], "r")
+    result = paid.process()
     assert result.status == RefundStatus.CONFIRMED
     sequences = [
         TransactionEnvelope.from_xdr(x, SANDBOX_NETWORK_PASSPHRASE).transaction.sequence
@@ -588,14 +582,13 @@ def test_bad_seq_on_a_first_submit_reloads_the_account_and_rebuilds(
 
 
 def test_bad_seq_after_an_unknown_outcome_does_not_rebuild_while_the_envelope_may_land(
-    db: Database, rsettings: Settings, rhorizon: HorizonClient, fake: FakeHorizon
+    db: Database, fake: FakeHorizon, paid: WrongAmountPaid
 ) -> None:
-    _, refund = _bill_refund(db)
     fake.submit_answers = [httpx.Response(504), _rejected("tx_bad_seq")]
-    process_refund(db, rsettings, rhorizon, refund["id"], "r")
-    result = process_refund(db, rsettings, rhorizon, refund["id"], "r")
+    paid.process()
+    result = paid.process()
     assert result.status == RefundStatus.SUBMITTED
-    row = _row(db, refund["id"])
+    row = paid.row()
     assert row["status"] == "submitted" and row["tx_hash"] == result.tx_hash
     assert len(set(fake.submissions)) == 1
 
@@ -604,76 +597,71 @@ def test_bad_seq_after_an_unknown_outcome_does_not_rebuild_while_the_envelope_ma
     "op_code", ["op_no_trust", "op_not_authorized", "op_line_full", "op_no_destination"]
 )
 def test_recipient_failures_at_submit_are_held_with_result_codes(
-    db: Database, rsettings: Settings, rhorizon: HorizonClient, fake: FakeHorizon, op_code: str
+    db: Database, fake: FakeHorizon, paid: WrongAmountPaid, op_code: str
 ) -> None:
-    _, refund = _bill_refund(db)
     fake.submit_answers = [_rejected("tx_failed", op_code)]
-    result = process_refund(db, rsettings, rhorizon, refund["id"], "r")
+    result = paid.process()
     assert result.status == RefundStatus.HELD
-    row = _row(db, refund["id"])
+    row = paid.row()
     assert (row["status"], row["hold_reason"], row["envelope_xdr"]) == ("held", op_code, None)
     assert row["result_codes"] == {"transaction": "tx_failed", "operations": [op_code]}
-    assert _one(db, "SELECT status FROM bill_payments")["status"] == "refund_initiated"
+    assert one_row(db, "SELECT status FROM bill_payments")["status"] == "refund_initiated"
 
 
 def test_underfunded_system_account_alerts_and_retries_later(
-    db: Database, rsettings: Settings, rhorizon: HorizonClient, fake: FakeHorizon
+    db: Database, fake: FakeHorizon, paid: WrongAmountPaid
 ) -> None:
-    _, refund = _bill_refund(db)
     fake.submit_answers = [_rejected("tx_failed", "op_underfunded")]
-    result = process_refund(db, rsettings, rhorizon, refund["id"], "r")
+    result = paid.process()
     assert (result.status, result.alert) == (RefundStatus.RETRY, True)
-    row = _row(db, refund["id"])
+    row = paid.row()
     assert row["status"] == "pending" and row["envelope_xdr"] is None
     assert "lacks cNGN" in row["last_error"]
     assert claim_refunds(db, "r", 10, 60) == []  # not due until next_attempt_at
     with db.begin() as conn:
         conn.execute(sa.text("UPDATE refunds SET next_attempt_at = now()"))
-    assert process_refund(db, rsettings, rhorizon, refund["id"], "r").status == "confirmed"
+    assert paid.process().status == "confirmed"
 
 
 def test_horizon_down_before_building_leaves_nothing_signed(
-    db: Database, rsettings: Settings, rhorizon: HorizonClient, fake: FakeHorizon
+    db: Database, fake: FakeHorizon, paid: WrongAmountPaid
 ) -> None:
-    _, refund = _bill_refund(db)
     fake.account_route.mock(side_effect=httpx.ConnectError("down"))
-    result = process_refund(db, rsettings, rhorizon, refund["id"], "r")
+    result = paid.process()
     assert result.status == RefundStatus.RETRY
-    row = _row(db, refund["id"])
+    row = paid.row()
     assert (row["status"], row["envelope_xdr"], row["submit_attempts"]) == ("pending", None, 0)
     assert fake.submissions == []
 
 
 def test_crash_during_submit_resumes_with_the_stored_envelope(
-    db: Database, rsettings: Settings, rhorizon: HorizonClient, fake: FakeHorizon
+    db: Database, fake: FakeHorizon, paid: WrongAmountPaid
 ) -> None:
-    _, refund = _bill_refund(db)
     fake.submit_answers = [RuntimeError("worker killed mid-request")]
     with pytest.raises(RuntimeError):
-        process_refund(db, rsettings, rhorizon, refund["id"], "r")
-    stored = _row(db, refund["id"])
+        paid.process()
+    stored = paid.row()
     assert stored["status"] == "submitted" and stored["submit_attempts"] == 1
-    result = process_refund(db, rsettings, rhorizon, refund["id"], "r")
+    result = paid.process()
     assert result.status == RefundStatus.CONFIRMED and result.tx_hash == stored["tx_hash"]
     assert set(fake.submissions) == {stored["envelope_xdr"]}
 
 
 def test_unknown_payment_held_by_policy_is_sent_after_an_operator_releases_it(
-    db: Database,
-    stellar_settings: Settings,
-    horizon: HorizonClient,
-    web: TestClient,
-    ledger: SandboxLedger,
+    db: Database, sandboxed: Sandboxed
 ) -> None:
-    hold = stellar_settings.model_copy(update={"unknown_reference_policy": "hold"})
-    refund = _refund_for(db, hold, horizon, web, "who knows", "77")
+    held = replace(
+        sandboxed,
+        settings=sandboxed.settings.model_copy(update={"unknown_reference_policy": "hold"}),
+    )
+    refund = held.refund_for("who knows", "77")
     assert (refund["status"], refund["hold_reason"]) == ("held", "unknown_reference")
     assert requeue_held_refunds(db) == []  # policy holds wait for a person, not a recheck
-    assert process_refund(db, hold, horizon, refund["id"], "r").status == RefundStatus.HELD
-    assert _refunds_on_ledger(ledger, USER.account_id) == []
+    assert held.process(refund["id"], "r").status == RefundStatus.HELD
+    assert held.refunds_to_user() == []
 
     assert release_held_refund(db, refund["id"]) is True
     assert claim_refunds(db, "r", 10, 60)[0].id == refund["id"]
-    assert process_refund(db, hold, horizon, refund["id"], "r").status == RefundStatus.CONFIRMED
-    assert len(_refunds_on_ledger(ledger, USER.account_id)) == 1
+    assert held.process(refund["id"], "r").status == RefundStatus.CONFIRMED
+    assert len(held.refunds_to_user()) == 1
     assert release_held_refund(db, refund["id"]) is False

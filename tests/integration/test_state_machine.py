@@ -3,40 +3,13 @@
 from __future__ import annotations
 
 import itertools
-from datetime import timedelta
-from decimal import Decimal
 
 import pytest
 import sqlalchemy as sa
 
-from billpay.orders import BillType
 from billpay.states import ALLOWED_TRANSITIONS, BillState, transition_pairs
 from billpay.store import bills
-
-
-def _new_bill(db) -> dict:
-    return bills.create_order(
-        db,
-        bill_type=BillType.ELECTRICITY,
-        biller="ikeja-electric",
-        account_number="1111111111111",
-        account_type="prepaid",
-        amount_kobo=500_000,
-        fee_kobo=0,
-        amount_cngn=Decimal("5000"),
-        phone="08011111111",
-        ttl=timedelta(minutes=10),
-    )
-
-
-def _force_state(conn, bill_id: int, state: BillState) -> None:
-    """Put a row in a state bypassing the guard (test set-up only)."""
-    conn.execute(sa.text("ALTER TABLE bill_payments DISABLE TRIGGER bill_payments_guard"))
-    conn.execute(
-        sa.text("UPDATE bill_payments SET status = :s WHERE id = :id"),
-        {"s": str(state), "id": bill_id},
-    )
-    conn.execute(sa.text("ALTER TABLE bill_payments ENABLE TRIGGER bill_payments_guard"))
+from tests.factories import PREPAID_ELECTRICITY, force_state, new_order
 
 
 def test_python_and_sql_transition_tables_are_identical(db):
@@ -57,12 +30,12 @@ def test_python_and_sql_transition_tables_are_identical(db):
 
 
 def test_every_allowed_transition_applies_and_every_other_is_rejected(db):
-    bill = _new_bill(db)
+    bill = new_order(db, "5000", **PREPAID_ELECTRICITY)
     for source, target in itertools.product(BillState, BillState):
         if source == target:
             continue
         with db.begin() as conn:
-            _force_state(conn, bill["id"], source)
+            force_state(conn, bill["id"], source)
         allowed = target in ALLOWED_TRANSITIONS[source]
         with db.begin() as conn:
             if allowed:
@@ -80,7 +53,7 @@ def test_every_allowed_transition_applies_and_every_other_is_rejected(db):
 
 
 def test_plain_sql_invalid_transition_raises(db):
-    _new_bill(db)
+    new_order(db, "5000", **PREPAID_ELECTRICITY)
     with (
         db.begin() as conn,
         pytest.raises(sa.exc.IntegrityError, match="pending_payment -> completed"),
@@ -105,9 +78,9 @@ def test_orders_must_start_pending(db):
 
 
 def test_status_writers_are_compare_and_set_and_write_events(db):
-    bill = _new_bill(db)
+    bill = new_order(db, "5000", **PREPAID_ELECTRICITY)
     with db.begin() as conn:
-        _force_state(conn, bill["id"], BillState.CNGN_RECEIVED)
+        force_state(conn, bill["id"], BillState.CNGN_RECEIVED)
         bills.lease(conn, bill["id"], worker="flow-run-1", seconds=60)
     with db.begin() as conn:
         assert bills.begin_step(

@@ -20,19 +20,25 @@ def _completed(**payload: object) -> dict[str, object]:
     return {"reference": "7K3M9QZ2XA", "provider": "vtpass", **payload}
 
 
+def _receipt(
+    bill_type: str, biller: str, account_number: str, amount_kobo: int, **payload: object
+) -> Message:
+    """The customer's bill_completed message for such a bill."""
+    details = {"bill_type": bill_type, "biller": biller, "account_number": account_number}
+    return render(
+        "bill_completed", "customer", _completed(**details, amount_kobo=amount_kobo, **payload)
+    )
+
+
 def test_electricity_receipt_shows_grouped_token_meter_and_units_and_logs_only_a_mask():
-    message = render(
-        "bill_completed",
-        "customer",
-        _completed(
-            bill_type="electricity",
-            biller="ikeja-electric",
-            account_number="45012345678",
-            account_type="prepaid",
-            amount_kobo=500_000,
-            token=TOKEN,
-            units="32.5",
-        ),
+    message = _receipt(
+        "electricity",
+        "ikeja-electric",
+        "45012345678",
+        500_000,
+        account_type="prepaid",
+        token=TOKEN,
+        units="32.5",
     )
     assert message.reference == "7K3M9QZ2XA"
     assert message.text == (
@@ -46,17 +52,8 @@ def test_electricity_receipt_shows_grouped_token_meter_and_units_and_logs_only_a
 
 
 def test_postpaid_electricity_receipt_has_no_token_and_masks_the_meter_in_the_log():
-    message = render(
-        "bill_completed",
-        "customer",
-        _completed(
-            bill_type="electricity",
-            biller="eko-electric",
-            account_number="201000000000",
-            account_type="postpaid",
-            amount_kobo=300_000,
-            token=None,
-        ),
+    message = _receipt(
+        "electricity", "eko-electric", "201000000000", 300_000, account_type="postpaid", token=None
     )
     assert message.text == (
         "7K3M9QZ2XA: NGN 3,000.00 paid to eko-electric for meter 201000000000 (postpaid)."
@@ -69,33 +66,13 @@ def test_postpaid_electricity_receipt_has_no_token_and_masks_the_meter_in_the_lo
     [("airtime", None, "airtime"), ("data", "airtel-1gb-1000", "data (airtel-1gb-1000)")],
 )
 def test_airtime_and_data_receipts_mask_the_phone(bill_type, product, what):
-    message = render(
-        "bill_completed",
-        "customer",
-        _completed(
-            bill_type=bill_type,
-            biller="mtn",
-            account_number="08031234567",
-            product_code=product,
-            amount_kobo=50_000,
-        ),
-    )
+    message = _receipt(bill_type, "mtn", "08031234567", 50_000, product_code=product)
     assert message.text == f"7K3M9QZ2XA: NGN 500.00 {what} delivered to *******4567."
     assert "08031234567" not in message.text and "08031234567" not in message.log_text
 
 
 def test_cable_tv_receipt_masks_the_smart_card():
-    message = render(
-        "bill_completed",
-        "customer",
-        _completed(
-            bill_type="cable_tv",
-            biller="dstv",
-            account_number="1212121212",
-            product_code="dstv-padi",
-            amount_kobo=295_000,
-        ),
-    )
+    message = _receipt("cable_tv", "dstv", "1212121212", 295_000, product_code="dstv-padi")
     assert message.text == (
         "7K3M9QZ2XA: dstv dstv-padi renewed for smart card ******1212 (NGN 2,950.00)."
     )
@@ -138,17 +115,7 @@ def test_operator_alert_never_carries_a_token():
 
 
 def _message() -> Message:
-    return render(
-        "bill_completed",
-        "customer",
-        _completed(
-            bill_type="electricity",
-            biller="ikeja-electric",
-            account_number="45012345678",
-            amount_kobo=100_000,
-            token=TOKEN,
-        ),
-    )
+    return _receipt("electricity", "ikeja-electric", "45012345678", 100_000, token=TOKEN)
 
 
 def test_webhook_body_is_signed_with_hmac_sha256_over_the_exact_bytes():
