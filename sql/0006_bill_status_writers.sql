@@ -3,6 +3,10 @@
 -- and the open attempt where it matters, sets the actor for the audit trigger, and returns
 -- whether it applied. The trigger and bill_state_transitions stay as the last line of defence.
 -- The store calls these through one-line entries in sql/queries/bills.sql.
+--
+-- p_worker is the lease holder the caller claims to be. Only bill_wait and bill_give_up take a
+-- NULL worker, meaning an operator acting by hand without a lease (reprocess-stuck); every
+-- other writer is for a step holding a lease, and a NULL worker never matches.
 
 -- Nothing calls it: steps schedule retries through bill_schedule_retry.
 DROP FUNCTION IF EXISTS mark_bill_payment_ready_for_retry(bigint, integer);
@@ -165,7 +169,9 @@ BEGIN
     END IF;
     IF v_state = 'verifying_account' THEN
         v_state := CASE WHEN p_account_invalid THEN 'account_invalid' ELSE 'retry_scheduled' END;
-        UPDATE bill_payments SET status = v_state, updated_at = now() WHERE id = p_id;
+        UPDATE bill_payments
+           SET status = v_state, claimed_by = NULL, claimed_until = NULL, updated_at = now()
+         WHERE id = p_id;
     END IF;
     IF v_state IN ('processing_bill', 'provider_processing', 'retry_scheduled') THEN
         v_state := 'provider_failed';

@@ -340,7 +340,7 @@ def still_open(
             (result.message or result.reason_code or str(result.outcome))[:ERROR_TEXT_LIMIT],
             str(result.error_class) if result.error_class else None,
         ),
-        provider_reference=result.provider_reference,
+        provider_reference=result.provider_reference or None,  # an empty one keeps ours
         alert=pending_alert(bill, state, when),
     )
 

@@ -108,10 +108,12 @@ def apply(ctx: StepContext, item: Plan, action: Action, actor: str) -> str:
         return "requeued: due now"
     row = ctx.load(item.bill_id)
     if action is Action.REQUERY:
-        if item.status == S.PROCESSING_BILL:
-            decision = policy.operator_requery(policy.BillFacts.from_row(row), ctx.now())
-            persist(ctx, row, decision, "requery", operator=actor)
+        # One transaction: due now (even if the requery below fails) and leased to this worker,
+        # so no scheduled requery can take the bill in between.
         with ctx.db.begin() as conn:
+            if item.status == S.PROCESSING_BILL:
+                decision = policy.operator_requery(policy.BillFacts.from_row(row), ctx.now())
+                bill_store.apply(conn, item.bill_id, decision, worker=None, actor=actor)
             bill_store.lease(conn, item.bill_id, worker=ctx.worker, seconds=OPERATOR_LEASE_SECONDS)
         return f"requeried: {requery_bill(ctx, item.bill_id).detail}"
     # From the state the plan was made for: if the bill moved meanwhile, the writer refuses.

@@ -10,7 +10,7 @@ lines right under the header say what the query is for. Names are unique across 
 
 Bind parameters are ``:name`` (SQLAlchemy ``text``). A ``{placeholder}`` stands for an SQL
 identifier (a view or table name) and is filled by :func:`query` from a whitelist of plain
-lower-case names; values never go there.
+names; values never go there.
 """
 
 from __future__ import annotations
@@ -23,7 +23,9 @@ import sqlalchemy as sa
 
 QUERIES_DIR = Path(__file__).resolve().parents[2] / "sql" / "queries"
 _HEADER = re.compile(r"^--\s*name:\s*([a-z_][a-z0-9_]*)\s*$")
-_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
+# A placeholder takes a name, never SQL: letters, digits, _ and - (a database name such as
+# billpay-staging goes inside double quotes in its query). No quotes, spaces or semicolons.
+_IDENTIFIER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]*")
 
 
 class QueryError(LookupError):
@@ -72,7 +74,7 @@ def query(name: str, **identifiers: str) -> sa.TextClause:
     except KeyError:
         raise QueryError(f"no query named {name!r} in {QUERIES_DIR}") from None
     for key, value in identifiers.items():
-        if not _IDENTIFIER.match(value):
+        if not _IDENTIFIER.fullmatch(value):
             raise QueryError(f"{name}: {key}={value!r} is not a plain SQL identifier")
         sql = sql.replace("{" + key + "}", value)
     return sa.text(sql)

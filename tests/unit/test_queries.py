@@ -47,8 +47,10 @@ def test_placeholders_take_plain_identifiers_only(monkeypatch: pytest.MonkeyPatc
     assert queries.query("pick", queue="queue_pay_bills").text == (
         "SELECT * FROM queue_pay_bills WHERE x = '{}'"
     )
-    with pytest.raises(queries.QueryError, match="identifier"):
-        queries.query("pick", queue="bills; DROP TABLE bills")
+    assert "billpay-Staging_2" in queries.query("pick", queue="billpay-Staging_2").text
+    for hostile in ("bills; DROP TABLE bills", 'a"b', "abc\n", "", "-x"):
+        with pytest.raises(queries.QueryError, match="identifier"):
+            queries.query("pick", queue=hostile)
 
 
 def test_the_shipped_catalogue_loads() -> None:
