@@ -80,13 +80,6 @@ class StepContext:
         """The providers that may pay this order, in the configured order."""
         return [provider.name for provider in self.router.route(order)]
 
-    def registered(self, name: str | None) -> bool:
-        try:
-            self.router.get(name or "")
-        except KeyError:
-            return False
-        return True
-
 
 Record = Callable[[Connection], Any]
 

@@ -40,8 +40,9 @@ CLEAR_ERROR = ErrorNote(None, None)
 class Decision:
     """The next state of one bill and what to write with it.
 
-    ``target == source``: the bill stays and waits (``next_attempt_at``); ``REFUND_INITIATED``:
-    the bill walks to refund through the states the state machine requires."""
+    ``target == source``: the bill stays and waits (``next_attempt_at``). With a
+    ``refund_reason`` the bill gives up: it walks through ``target`` (``account_invalid`` or
+    ``provider_failed``) to ``refund_initiated``."""
 
     source: BillState
     target: BillState
@@ -57,7 +58,6 @@ class Decision:
     token: str | None = None
     units: str | None = None
     refund_reason: str | None = None
-    via_account_invalid: bool = False
     alert: Alert | None = None
 
     @property

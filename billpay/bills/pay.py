@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy.engine import Connection
@@ -36,10 +37,13 @@ def pay_bill(ctx: StepContext, bill_id: int) -> StepResult:
     with ctx.db.connect() as conn:
         previous = [attempt["provider"] for attempt in attempt_store.pay_attempts(conn, bill_id)]
     when = ctx.conditions(order)
-    route = list(when.route)
-    known = [name for name in previous[-1:] if ctx.registered(name)]
     name = policy.choose_provider(
-        route, previous, bill.last_error_class, bill.retry_count, ctx.settings, known
+        when.route,
+        previous,
+        bill.last_error_class,
+        bill.retry_count,
+        ctx.settings,
+        ctx.router.names(),
     )
     if name is None:
         return record_answer(ctx, row, policy.no_route_result(order), None, "pay", when)
@@ -77,7 +81,8 @@ def pay_bill(ctx: StepContext, bill_id: int) -> StepResult:
         )
         result = provider.pay(order, reference)
     row = {**row, "provider": name, "attempt_reference": reference}
-    return record_answer(ctx, row, result, attempt_id, "pay", ctx.conditions(order))
+    # The same route; the clock of the answer.
+    return record_answer(ctx, row, result, attempt_id, "pay", replace(when, now=ctx.now()))
 
 
 def record_answer(

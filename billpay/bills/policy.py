@@ -174,7 +174,6 @@ def account_invalid(bill: BillFacts, reason: str) -> Decision:
         detail=reason,
         error=ErrorNote(reason, str(ErrorClass.ACCOUNT_INVALID)),
         refund_reason=refund_reason_account_invalid(),
-        via_account_invalid=True,
     )
 
 

@@ -22,6 +22,10 @@ class ProviderRouter:
     def get(self, name: str) -> BillProvider:
         return self._providers[name]
 
+    def names(self) -> frozenset[str]:
+        """Every configured provider, whether or not a route names it."""
+        return frozenset(self._providers)
+
     def route(self, order: BillOrder) -> list[BillProvider]:
         names = self._settings.route_for(str(order.bill_type))
         chosen: list[BillProvider] = []

@@ -207,10 +207,8 @@ def begin_step(
 ) -> bool:
     """A claimed bill starts its step (cngn_received -> verifying_account, retry_scheduled ->
     processing_bill); the lease is kept."""
-    params = {"id": bill_id, "source": str(source), "target": str(target)}
-    return _call(
-        conn, "bill_begin_step", params | {"worker": worker, "actor": worker, "detail": detail}
-    )
+    params = {"id": bill_id, "source": str(source), "target": str(target), "detail": detail}
+    return _call(conn, "bill_begin_step", params | {"worker": worker, "actor": worker})
 
 
 def open_attempt(
@@ -218,60 +216,52 @@ def open_attempt(
 ) -> bool:
     """Remember the pay attempt's reference (and renew the lease for the call) while the bill is
     still ours and has no open attempt."""
-    params = {"id": bill_id, "worker": worker, "provider": provider}
-    return _call(
-        conn, "bill_open_attempt", params | {"attempt_reference": reference, "lease": lease}
-    )
+    params = {"id": bill_id, "worker": worker, "provider": provider, "lease": lease}
+    return _call(conn, "bill_open_attempt", params | {"attempt_reference": reference})
 
 
 def apply(
     conn: Connection, bill_id: int, decision: Decision, *, worker: str | None, actor: str
 ) -> bool:
-    """Persist a :class:`~billpay.bills.policy.Decision` with its family's status writer.
-    ``worker`` None: an operator acting without a lease (refund, requery)."""
-    base = {"id": bill_id, "worker": worker, "actor": actor, "detail": decision.detail}
+    """Persist a :class:`~billpay.bills.decision.Decision` with its family's status writer.
+    ``worker`` None: an operator acting without a lease (refund, requery). Each writer's
+    catalogue entry takes the parameters it needs from the one set below."""
     error = decision.error
-    errors = {
+    params = {
+        "id": bill_id,
+        "worker": worker,
+        "actor": actor,
+        "detail": decision.detail,
+        "source": str(decision.source),
         "set_error": error is not None,
         "last_error": error.message if error else None,
         "last_error_class": error.error_class if error else None,
+        "retry_count": decision.retry_count,
+        "requery_count": decision.requery_count,
+        "next_attempt_at": decision.next_attempt_at,
+        "provider_reference": decision.provider_reference,
+        "token": decision.token,
+        "units": decision.units,
+        "verification": json.dumps(dict(decision.verification or {}), default=str),
+        "account_invalid": decision.target is S.ACCOUNT_INVALID,
+        "refund_reason": decision.refund_reason,
     }
+    return _call(conn, _writer_for(decision), params)
+
+
+def _writer_for(decision: Decision) -> str:
+    """The status writer (transition family) that applies ``decision``."""
     source, target = decision.source, decision.target
     if decision.refund_reason is not None:
-        return _call(
-            conn,
-            "bill_give_up",
-            base
-            | errors
-            | {
-                "source": str(source),
-                "account_invalid": decision.via_account_invalid,
-                "refund_reason": decision.refund_reason,
-            },
-        )
+        return "bill_give_up"
     if target is S.COMPLETED:
-        fields = {"token": decision.token, "units": decision.units}
-        fields["provider_reference"] = decision.provider_reference
-        return _call(conn, "bill_complete", base | fields | {"source": str(source)})
+        return "bill_complete"
     if target is S.RETRY_SCHEDULED:
-        fields = {"retry_count": decision.retry_count, "next_attempt_at": decision.next_attempt_at}
-        fields |= {
-            "last_error": errors["last_error"],
-            "last_error_class": errors["last_error_class"],
-        }
-        return _call(conn, "bill_schedule_retry", base | fields | {"source": str(source)})
+        return "bill_schedule_retry"
     if source is S.VERIFYING_ACCOUNT and target is S.PROCESSING_BILL:
-        verification = json.dumps(dict(decision.verification or {}), default=str)
-        return _call(conn, "bill_verified", base | {"verification": verification})
+        return "bill_verified"
     if target is source or (source is S.PROCESSING_BILL and target is S.PROVIDER_PROCESSING):
-        waiting = {
-            "source": str(source),
-            "retry_count": decision.retry_count,
-            "requery_count": decision.requery_count,
-            "next_attempt_at": decision.next_attempt_at,
-            "provider_reference": decision.provider_reference,
-        }
-        return _call(conn, "bill_wait", base | errors | waiting)
+        return "bill_wait"
     raise ValueError(f"no status writer moves a bill {source} -> {target}")
 
 

@@ -148,11 +148,10 @@ def test_giving_up_walks_the_state_machine_to_one_refund(db, state, account_inva
     bill_id = _bill(db, state, lease=None)
     decision = Decision(
         state,
-        S.PROVIDER_FAILED,
+        S.ACCOUNT_INVALID if account_invalid else S.PROVIDER_FAILED,
         "refund",
         detail="operator refund",
         refund_reason="operator_refund",
-        via_account_invalid=account_invalid,
     )
     with db.begin() as conn:  # an operator: no lease
         assert bills.apply(conn, bill_id, decision, worker=None, actor="operator")

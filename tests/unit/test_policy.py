@@ -127,7 +127,7 @@ def test_a_valid_account_goes_to_paying_with_a_fresh_retry_budget() -> None:
 )
 def test_an_invalid_account_or_amount_is_refunded_through_account_invalid(check, reason) -> None:
     decision = policy.after_verify(bill(), order(amount_kobo=500_000), check, when())
-    assert decision.target is S.ACCOUNT_INVALID and decision.via_account_invalid
+    assert decision.target is S.ACCOUNT_INVALID  # gives up through account_invalid
     assert decision.after is S.REFUND_INITIATED
     assert decision.refund_reason == "account_invalid"
     assert decision.error == ErrorNote(reason, "account_invalid")
@@ -173,7 +173,7 @@ def test_a_verification_that_failed_every_retry_is_refunded() -> None:
     check = AccountCheck(valid=None, error_class=E.TRANSIENT, message="timeout")
     decision = policy.after_verify(bill(retry_count=3), order(), check, when())
     assert decision.target is S.PROVIDER_FAILED and decision.after is S.REFUND_INITIATED
-    assert not decision.via_account_invalid
+    assert decision.target is not S.ACCOUNT_INVALID  # through retry_scheduled instead
     assert decision.refund_reason == "provider_failed: verification failed 4 times: timeout"
     assert decision.error == ErrorNote("verification failed 4 times: timeout", "transient")
     assert decision.summary == "refunding: verification failed 4 times: timeout"
