@@ -107,6 +107,40 @@ def order_show(reference: str) -> None:
 
 
 @app.command()
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="print the whole report as JSON")] = False,
+    stale_after: Annotated[
+        int, typer.Option("--stale-after", min=1, help="seconds without a success: stale")
+    ] = 60,
+) -> None:
+    """Is the pipeline moving? Read from the database only. Exit 0 when every stage succeeded
+    within --stale-after seconds, 1 when one is stale or never ran (for cron and alarms)."""
+    import sqlalchemy as sa
+
+    from billpay.status import format_status, pipeline_status, stale_hint
+    from billpay.store import connect
+
+    db = connect(Settings(), create=False)  # a status check never creates a database
+    try:
+        report = pipeline_status(db, stale_after=stale_after)
+    except sa.exc.DBAPIError as exc:
+        _fail(
+            f"cannot read the pipeline's state ({type(exc.orig).__name__}): is the database "
+            "up and migrated (`billpay db upgrade`)?"
+        )
+    finally:
+        db.dispose()
+    if as_json:
+        _print_json(report.to_json())
+        if not report.ok:
+            typer.echo(stale_hint(report), err=True)
+    else:
+        typer.echo(format_status(report))
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@app.command()
 def sandbox(
     port: Annotated[int, typer.Option(help="port on 127.0.0.1")] = 8765,
     host: str = "127.0.0.1",

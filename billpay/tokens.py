@@ -105,3 +105,15 @@ def mask_account(value: str | None, keep: int = 4) -> str:
     if len(text) <= keep:
         return "*" * len(text)
     return "*" * (len(text) - keep) + text[-keep:]
+
+
+# Six or more digits in free text: meters (11-13), phones (11; 13 with 234), smart cards (10),
+# water accounts (6+). Shorter numbers (HTTP statuses, counts, years) stay readable.
+_LONG_NUMBER = re.compile(r"(?<![0-9])[0-9]{6,}(?![0-9])")
+
+
+def mask_text(text: str) -> str:
+    """Free text (an error message) safe to store and log: every token in it masked as
+    :func:`mask_token` does, every other long number as :func:`mask_account` does."""
+    text = _TOKEN_PATTERN.sub(lambda m: mask_token(m.group(0)) or "****", text)
+    return _LONG_NUMBER.sub(lambda m: mask_account(m.group(0)), text)
