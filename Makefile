@@ -28,7 +28,7 @@ serve: $(STAMP)
 # The UI of the Prefect server the demo used (its history is kept under .billpay/prefect).
 # Point other shells at it with: export PREFECT_API_URL=http://127.0.0.1:4200/api
 ui: $(STAMP)
-	PREFECT_HOME=$(CURDIR)/.billpay/prefect $(BIN)/prefect server start --host 127.0.0.1 --port 4200
+	$(BIN)/billpay ui --port 4200
 
 sandbox: $(STAMP)
 	$(BIN)/billpay sandbox --port 8765

@@ -13,8 +13,8 @@ import subprocess
 import tempfile
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass
-from datetime import timedelta
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +22,10 @@ import httpx
 import sqlalchemy as sa
 
 from billpay.config import Settings
-from billpay.money import kobo_to_cngn
-from billpay.orders import BillType
 from billpay.store import Database, monitoring
-from billpay.store import bills as bill_store
+from deployments import prefect_runs
 from deployments import services as setup
+from deployments.bench_serve import pay_one_bill, serve_phase
 from deployments.services import BILLPAY, Services
 
 BENCH_DATABASE = "billpay_bench"
@@ -45,6 +44,8 @@ class BenchOptions:
     json_path: str | None
     reports_rows: int
     max_seconds: float
+    serve_idle_seconds: float = 60
+    single_bills: int = 5
 
 
 @dataclass
@@ -55,6 +56,8 @@ class WorkerRun:
     finals: list[dict[str, Any]]
     ticks: list[dict[str, Any]]
     server_cpu: float
+    task_runs: int = 0
+    pipeline_runs: dict[str, int] = field(default_factory=dict)
 
 
 def run_bench(opts: BenchOptions) -> dict[str, Any]:
@@ -78,6 +81,11 @@ def _bench(base: Settings, services: Services, opts: BenchOptions) -> dict[str, 
         _log("measuring idle cost (10 ticks with nothing to do)")
         idle_cpu = _idle_cost(env)
         result = _measure(db, sandbox, settings, references, opts, run, idle_cpu)
+        _log(
+            f"billpay serve on the 10-second schedule: {opts.serve_idle_seconds:.0f} s idle, "
+            f"then {opts.single_bills} single bills one at a time"
+        )
+        result["serve"] = serve_phase(env, services, db, settings, sandbox, opts)
         if opts.reports_rows:
             from billpay.store.reports import bench_reports
 
@@ -130,31 +138,8 @@ def _start_services(
 
 
 def _create_and_pay(db: Database, settings: Settings, sandbox: str, count: int) -> list[str]:
-    references = []
-    amount_kobo = 100_000
     with httpx.Client(base_url=sandbox, timeout=30) as client:
-        for _ in range(count):
-            row = bill_store.create_order(
-                db,
-                bill_type=BillType.ELECTRICITY,
-                biller="ikeja-electric",
-                account_number="1111111111111",
-                account_type="prepaid",
-                amount_kobo=amount_kobo,
-                fee_kobo=0,
-                amount_cngn=kobo_to_cngn(amount_kobo),
-                phone="08011111111",
-                ttl=timedelta(hours=2),
-            )
-            references.append(row["reference"])
-            client.post(
-                "/horizon/_sandbox/payments",
-                json={
-                    "amount": f"{kobo_to_cngn(amount_kobo):.7f}",
-                    "memo": f"BILL-{row['reference']}",
-                },
-            ).raise_for_status()
-    return references
+        return [pay_one_bill(db, client) for _ in range(count)]
 
 
 def _run_workers(
@@ -163,6 +148,7 @@ def _run_workers(
     """``--workers`` processes of ``billpay work``, until the pipeline is idle."""
     server_cpu_before = setup.tree_cpu_seconds(server.pid)
     started = time.monotonic()
+    since = datetime.now(UTC)
     procs = [
         subprocess.Popen(
             BILLPAY + ["work", "--max-seconds", str(opts.max_seconds)],
@@ -175,7 +161,11 @@ def _run_workers(
     ]
     outputs = [proc.communicate()[0] for proc in procs]
     elapsed = time.monotonic() - started
+    api = env["PREFECT_API_URL"]
+    time.sleep(3)  # the server records task runs from events, a moment after they happen
     return WorkerRun(
+        task_runs=prefect_runs.task_runs_since(api, since),
+        pipeline_runs=prefect_runs.run_states(prefect_runs.flow_runs_since(api, since)),
         elapsed=elapsed,
         finals=[final for out in outputs if (final := _last_json(out))],
         ticks=[
@@ -236,6 +226,7 @@ def _measure(
         },
         "per_bill": _per_bill(run, settled),
         "idle_cpu_s_per_tick": round(sum(idle_cpu) / len(idle_cpu), 3) if idle_cpu else None,
+        "worker_runs": run.pipeline_runs,
         "correctness": {
             **_paid_and_refunded_once(sandbox, settings),
             "bills_not_settled": len(references) - settled,
@@ -268,12 +259,7 @@ def _throughput(
 def _per_bill(run: WorkerRun, settled: int) -> dict[str, float]:
     """What one settled bill cost: CPU, Prefect server CPU, statements, task runs."""
     per = max(settled, 1)
-    task_runs = sum(
-        s.get("claimed", 0)
-        for t in run.ticks
-        for k, s in t["summary"].items()
-        if k in ("verify", "pay", "requery", "retry", "refund", "notify") and isinstance(s, dict)
-    )
+    task_runs = run.task_runs  # as the Prefect server recorded them, stage tasks included
     return {
         "cpu_s": round(sum(f["cpu_seconds"] for f in run.finals) / per, 4),
         "prefect_server_cpu_s": round(run.server_cpu / per, 4),
@@ -316,6 +302,7 @@ def print_result(result: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    serve = result.get("serve", {})
     table = Table(title="billpay bench")
     table.add_column("metric")
     table.add_column("value")
@@ -333,7 +320,13 @@ def print_result(result: dict[str, Any]) -> None:
         "CPU s per bill (Prefect server)": result["per_bill"]["prefect_server_cpu_s"],
         "DB statements per bill": result["per_bill"]["db_statements"],
         "Prefect task runs per bill": result["per_bill"]["prefect_task_runs"],
-        "idle CPU s per tick": result["idle_cpu_s_per_tick"],
+        "idle CPU s per tick (in-process)": result["idle_cpu_s_per_tick"],
+        "pipeline runs during the run (workers)": result["worker_runs"],
+        "serve: idle CPU s per 10 s (all 10-second work)": serve.get("idle_cpu_s_per_10s"),
+        "serve: single bill ledger -> completed p95 (s)": serve.get("single_bill_p95_s"),
+        "serve: single bills (s)": serve.get("single_bill_ledger_to_completed_s"),
+        "serve: pipeline runs by state": serve.get("pipeline_runs"),
+        "serve: runs left Pending/Running after stop": serve.get("left_pending_or_running"),
         "bills paid more than once": result["correctness"]["bills_paid_more_than_once"],
         "refunds sent more than once": result["correctness"]["refunds_sent_more_than_once"],
         "bills not settled": result["correctness"]["bills_not_settled"],

@@ -12,8 +12,6 @@ import typer
 
 from billpay.cli import app
 
-PIPELINE_TICK = ("ingest-payments", "process-bills", "process-refunds", "dispatch-notifications")
-
 deployments_app = typer.Typer(no_args_is_help=True, help="Deployment definitions.")
 app.add_typer(deployments_app, name="deployments")
 
@@ -25,64 +23,26 @@ except ImportError:  # pragma: no cover
     pass
 
 
-def build_deployments(names: set[str] | None = None) -> list[Any]:
-    from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
-    from prefect.schedules import Cron, Interval
-
-    from deployments.registry import all_specs
-
-    out = []
-    for spec in all_specs():
-        if names and spec.name not in names:
-            continue
-        schedules = []
-        if spec.interval_seconds:
-            schedules.append(Interval(spec.interval_seconds))
-        if spec.cron:
-            schedules.append(Cron(spec.cron, timezone=spec.timezone or "UTC"))
-        limit = (
-            ConcurrencyLimitConfig(
-                limit=spec.concurrency_limit,
-                collision_strategy=ConcurrencyLimitStrategy(spec.collision_strategy),
-            )
-            if spec.concurrency_limit
-            else None
-        )
-        out.append(
-            spec.load_flow().to_deployment(
-                name=spec.name,
-                schedules=schedules or None,
-                parameters=spec.parameters or None,
-                concurrency_limit=limit,
-                description=spec.description,
-                tags=["billpay"],
-            )
-        )
-    return out
-
-
 @app.command()
 def serve(
     only: Annotated[list[str] | None, typer.Option(help="serve only these deployments")] = None,
-    limit: Annotated[int, typer.Option(help="max concurrent flow runs in this process")] = 10,
+    limit: Annotated[int, typer.Option(help="max concurrent runner flow runs")] = 10,
 ) -> None:
-    """Serve every deployment on its schedule from this process (single-machine production)."""
-    from prefect import serve as prefect_serve
+    """Serve every deployment on its schedule from this process (single-machine production):
+    the 10-second pipeline in-process, the rest through Prefect's runner."""
+    from deployments.serving import enable_heartbeats
 
-    deployments = build_deployments(set(only) if only else None)
-    typer.echo(f"serving {len(deployments)} deployments: " + ", ".join(d.name for d in deployments))
-    prefect_serve(*deployments, limit=limit)
+    enable_heartbeats()  # before Prefect reads its settings
+    from deployments.serving import serve as serve_all
+
+    serve_all(set(only) if only else None, limit=limit)
 
 
-def run_tick(include_expire: bool = True) -> dict[str, Any]:
-    """Each 10-second flow once, in order, in this process."""
-    from deployments.registry import load_flow
+def run_tick() -> dict[str, Any]:
+    """One pipeline run (every stage once, in order), in this process."""
+    from flows.pipeline import pipeline
 
-    names = (("expire-orders",) if include_expire else ()) + PIPELINE_TICK
-    summary: dict[str, Any] = {}
-    for name in names:
-        summary.update(load_flow(name)())
-    return summary
+    return pipeline()
 
 
 def format_summary(summary: dict[str, Any]) -> str:
@@ -114,58 +74,38 @@ def work(
     max_seconds: Annotated[float, typer.Option(help="stop after this long regardless")] = 600,
     idle_ticks: Annotated[int, typer.Option(help="extra ticks with nothing to do, timed")] = 0,
 ) -> None:
-    """Run ticks back to back (a pipeline worker for benchmarks); prints one JSON line per tick
+    """Run pipeline ticks back to back (a worker for benchmarks); prints one JSON line per tick
     and a final line with this process's CPU seconds and database statements."""
     import resource
-    import threading
     import time
 
     from billpay.store import monitoring
-    from deployments.registry import load_flow
     from tasks.runtime import get_runtime
 
     get_runtime()  # built in the main thread, where its SIGTERM handler can be installed
-    # Like served deployments, each flow runs on its own, back to back, in its own thread.
     started = time.monotonic()
-    stop = threading.Event()
-    lock = threading.Lock()
     ticks = 0
-    idle_rounds: dict[str, bool] = {}
-
-    def loop(name: str, flow_fn: Any) -> None:
-        nonlocal ticks
-        while not stop.is_set() and time.monotonic() - started < max_seconds:
-            try:
-                summary = _strip(flow_fn())
-            except Exception as exc:  # noqa: BLE001 - e.g. the Prefect API answered 503: a
-                # served deployment would just run again at its next slot; so does this loop.
-                typer.echo(f"{name} run failed: {type(exc).__name__}: {exc}", err=True)
-                time.sleep(1)
-                continue
-            busy = sum(int(s.get("claimed", 0)) for s in summary.values() if isinstance(s, dict))
-            with lock:
-                ticks += 1
-                idle_rounds[name] = busy == 0
-                typer.echo(
-                    json.dumps({"tick": ticks, "flow": name, "summary": summary}, default=str)
-                )
-            if busy == 0:
-                time.sleep(0.5)  # nothing claimable now: wait a little, like a schedule would
-
-    flows = {name: load_flow(name) for name in PIPELINE_TICK}
-    threads = [threading.Thread(target=loop, args=item, daemon=True) for item in flows.items()]
-    for thread in threads:
-        thread.start()
     while time.monotonic() - started < max_seconds:
-        time.sleep(1)
-        with lock:
-            all_idle = len(idle_rounds) == len(flows) and all(idle_rounds.values())
-        if until_idle and all_idle and not monitoring.work_left(get_runtime().db):
+        try:
+            summary = _strip(run_tick())
+        except Exception as exc:  # noqa: BLE001 - e.g. the Prefect API answered 503: a
+            # served deployment would just run again at its next slot; so does this loop.
+            typer.echo(f"pipeline run failed: {type(exc).__name__}: {exc}", err=True)
+            time.sleep(1)
+            continue
+        ticks += 1
+        typer.echo(json.dumps({"tick": ticks, "summary": summary}, default=str))
+        busy = sum(int(s.get("claimed", 0)) for s in summary.values() if isinstance(s, dict))
+        if busy:
+            continue
+        if until_idle and not monitoring.work_left(get_runtime().db):
             break
-    stop.set()
-    for thread in threads:
-        thread.join(timeout=120)
-    idle_cpu = [_idle_tick_cpu(resource) for _ in range(idle_ticks)]
+        time.sleep(0.5)  # nothing claimable now: wait a little, like a schedule would
+    idle_cpu = []
+    for _ in range(idle_ticks):
+        before = _cpu_seconds(resource)
+        run_tick()
+        idle_cpu.append(_cpu_seconds(resource) - before)
     typer.echo(
         json.dumps(
             {
@@ -177,13 +117,6 @@ def work(
             }
         )
     )
-
-
-def _idle_tick_cpu(resource: Any) -> float:
-    """CPU seconds of one tick of the 10-second flows (run when there is nothing to do)."""
-    before = _cpu_seconds(resource)
-    run_tick(include_expire=False)
-    return _cpu_seconds(resource) - before
 
 
 def _cpu_seconds(resource: Any) -> float:
@@ -220,6 +153,23 @@ def deployments_list() -> None:
 
 
 @app.command()
+def ui(
+    port: Annotated[int, typer.Option(help="port of the UI and API")] = 4200,
+) -> None:
+    """The Prefect server (and UI) the demo used, its history kept under the data folder, with
+    the batching settings every server of this project runs with."""
+    import os
+
+    from billpay.config import Settings
+    from deployments.services import PREFECT_SERVER_TUNING, prefect_server_command
+
+    home = Settings().data_dir.resolve() / "prefect"
+    env = {**os.environ, **PREFECT_SERVER_TUNING, "PREFECT_HOME": str(home)}
+    typer.echo(f"Prefect UI on http://127.0.0.1:{port} (history under {home})")
+    os.execvpe(prefect_server_command(port)[0], prefect_server_command(port), env)
+
+
+@app.command()
 def demo(
     time_limit: Annotated[
         int, typer.Option(help="seconds to wait for every order to settle")
@@ -247,13 +197,20 @@ def bench(
         typer.Option(help="also time the reports over this many provider_attempts rows (0: skip)"),
     ] = 0,
     max_seconds: Annotated[float, typer.Option(help="give up after this long")] = 900,
+    serve_idle_seconds: Annotated[
+        float, typer.Option(help="then: billpay serve idle for this long, its CPU measured")
+    ] = 60,
+    single_bills: Annotated[
+        int, typer.Option(help="then: bills paid one at a time under serve, latency measured")
+    ] = 5,
 ) -> None:
     """Run the pipeline against the sandbox and print throughput, latency, overhead, idle cost
     and correctness counters."""
     from deployments.bench import BenchOptions, print_result, run_bench
 
     measured = (bills, latency_ms, provider_concurrency, failure_rate, workers, batch_size)
-    result = run_bench(BenchOptions(*measured, json_path, reports_rows, max_seconds))
+    extra = (json_path, reports_rows, max_seconds, serve_idle_seconds, single_bills)
+    result = run_bench(BenchOptions(*measured, *extra))
     print_result(result)
 
 

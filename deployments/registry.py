@@ -26,6 +26,9 @@ class DeploymentSpec:
     parameters: dict[str, Any] = field(default_factory=dict)
     concurrency_limit: int | None = 1
     collision_strategy: str = "CANCEL_NEW"
+    # Run by billpay serve's in-process executor (deployments/executor.py) instead of Prefect's
+    # runner, which starts a fresh process for every run.
+    in_process: bool = False
 
     def load_flow(self) -> Any:
         path, _, attr = self.entrypoint.partition(":")
@@ -59,34 +62,16 @@ class DeploymentSpec:
 
 PIPELINE: tuple[DeploymentSpec, ...] = (
     DeploymentSpec(
-        "ingest-payments",
-        "flows/ingest_payments.py:ingest_payments",
-        "Read new Horizon payments, store them once, match them to orders",
+        "pipeline",
+        "flows/pipeline.py:pipeline",
+        "Every 10 s: expire -> ingest + match -> bills (one task per bill) -> refunds -> "
+        "notifications. Run in-process by `billpay serve` (no process per tick)",
         interval_seconds=10,
-    ),
-    DeploymentSpec(
-        "process-bills",
-        "flows/process_bills.py:process_bills",
-        "Verify accounts, pay, requery pending, run due retries",
-        interval_seconds=10,
-    ),
-    DeploymentSpec(
-        "process-refunds",
-        "flows/process_refunds.py:process_refunds",
-        "Build, sign, submit and confirm cNGN refunds",
-        interval_seconds=10,
-    ),
-    DeploymentSpec(
-        "dispatch-notifications",
-        "flows/dispatch_notifications.py:dispatch_notifications",
-        "Deliver receipts and operator alerts (signed webhook or log)",
-        interval_seconds=10,
-    ),
-    DeploymentSpec(
-        "expire-orders",
-        "flows/expire_orders.py:expire_orders",
-        "Expire unpaid orders past their expiry",
-        interval_seconds=60,
+        # No slot to hold: the server hands each tick to one executor, ticks never queue
+        # (an overrun skips, visibly), and two boxes may each run a tick (leases keep them
+        # on disjoint rows).
+        concurrency_limit=None,
+        in_process=True,
     ),
     DeploymentSpec(
         "reprocess-stuck",

@@ -1,5 +1,5 @@
-"""Per-bill tasks of ``process-bills``: verify, pay, requery, retry. Names carry the bill
-reference so an operator can find a bill's runs in the UI."""
+"""The per-bill task of the pipeline: one task run per claimed bill per tick, named after the
+bill reference so an operator finds a bill's runs in the UI (``bill-<reference>``)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,8 @@ from typing import Any
 
 from prefect import task
 
-from billpay.bills.context import NeedsAttention, StepContext, StepResult
-from billpay.bills.pay import pay_bill as pay
-from billpay.bills.requery import requery_bill as requery
-from billpay.bills.retry import retry_bill as retry
-from billpay.bills.verify import verify_account as verify
+from billpay.bills import advance
+from billpay.bills.context import NeedsAttention, StepContext
 from tasks.policy import TASK_DEFAULTS
 from tasks.runtime import get_runtime
 
@@ -27,28 +24,21 @@ def step_context(worker: str) -> StepContext:
     )
 
 
-def _finish(result: StepResult) -> dict[str, Any]:
-    if result.alert:
+STAGES = {stage.name: stage for stage in advance.STAGES}
+
+
+@task(name="advance-bill", task_run_name="bill-{reference}", **TASK_DEFAULTS)
+def advance_bill(bill_id: int, reference: str, stage: str, worker: str) -> dict[str, Any]:
+    """The step the bill was claimed for, then each next step it is due for now."""
+    results = advance.advance_bill(step_context(worker), bill_id, STAGES[stage])
+    alerts = [result.alert for result in results if result.alert]
+    if alerts:
         # The bill is saved in a correct, resumable state; fail the task so the UI shows it.
-        raise NeedsAttention(result.alert)
-    return result.as_dict()
-
-
-@task(name="verify-account", task_run_name="verify-{reference}", **TASK_DEFAULTS)
-def verify_account(bill_id: int, reference: str, worker: str) -> dict[str, Any]:
-    return _finish(verify(step_context(worker), bill_id))
-
-
-@task(name="pay-bill", task_run_name="pay-{reference}", **TASK_DEFAULTS)
-def pay_bill(bill_id: int, reference: str, worker: str) -> dict[str, Any]:
-    return _finish(pay(step_context(worker), bill_id))
-
-
-@task(name="requery-bill", task_run_name="requery-{reference}", **TASK_DEFAULTS)
-def requery_bill(bill_id: int, reference: str, worker: str) -> dict[str, Any]:
-    return _finish(requery(step_context(worker), bill_id))
-
-
-@task(name="retry-bill", task_run_name="retry-{reference}", **TASK_DEFAULTS)
-def retry_bill(bill_id: int, reference: str, worker: str) -> dict[str, Any]:
-    return _finish(retry(step_context(worker), bill_id))
+        raise NeedsAttention("; ".join(alerts))
+    return {
+        "reference": reference,
+        "advanced": any(result.advanced for result in results),
+        "steps": [result.stage for result in results],
+        "after": results[-1].after,
+        "detail": results[-1].detail,
+    }

@@ -165,6 +165,18 @@ def claim(
     return sorted((dict(row) for row in rows), key=lambda row: row["id"])
 
 
+def claim_one(db: Database, bill_id: int, queue: str, *, worker: str, lease_seconds: int) -> bool:
+    """Claim bill ``bill_id`` when it is in ``queue`` now (due and not leased elsewhere)."""
+    if queue not in BILL_QUEUES:
+        raise ValueError(f"unknown queue {queue!r}")
+    with db.begin() as conn:
+        claimed = conn.execute(
+            query("claim_bill", queue=queue),
+            {"id": bill_id, "worker": worker, "lease": lease_seconds},
+        ).first()
+    return claimed is not None
+
+
 def release(db: Database, bill_ids: Iterable[int], *, worker: str) -> int:
     """Give back leases this worker holds (graceful shutdown, end of a stage)."""
     ids = list(bill_ids)

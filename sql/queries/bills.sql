@@ -62,6 +62,15 @@ UPDATE bill_payments SET claimed_by = NULL, claimed_until = NULL
 -- leases on SIGTERM: claimable again at once instead of after the lease).
 UPDATE {table} SET claimed_by = NULL, claimed_until = NULL WHERE claimed_by LIKE :pattern;
 
+-- name: claim_bill
+-- Claim one bill for its next step when it is in queue view {queue} now (due, not leased
+-- elsewhere): a pipeline task chains verify -> pay on one bill without waiting for a tick.
+UPDATE bill_payments b
+   SET claimed_by = :worker,
+       claimed_until = now() + make_interval(secs => :lease)
+ WHERE b.id = (SELECT id FROM {queue} WHERE id = :id FOR UPDATE SKIP LOCKED)
+RETURNING b.id;
+
 -- name: lease_bill
 -- An operator's worker takes the lease on one bill for a step it runs by hand.
 UPDATE bill_payments

@@ -208,9 +208,9 @@ def test_unreachable_providers_retry_then_refund(pipeline_settings, sandbox, pre
         assert verifies == 8  # 4 rounds x 2 providers, then the refund
 
 
-def test_two_process_bills_runs_at_once_pay_each_bill_once(runtime, sandbox):
-    from flows.ingest_payments import ingest_payments
-    from flows.process_bills import process_bills
+def test_two_pipeline_runs_at_once_pay_each_bill_once(runtime, sandbox):
+    from flows.pipeline import pipeline
+    from tasks.stages import ingest_payments
 
     orders = [
         place_order(runtime, "airtime", "mtn", f"0803123{i:04d}", "100", phone=f"0803123{i:04d}")
@@ -218,8 +218,8 @@ def test_two_process_bills_runs_at_once_pay_each_bill_once(runtime, sandbox):
     ]
     for order in orders:
         sandbox.pay(order["memo"], order["amount_cngn"])
-    ingest_payments()
-    threads = [threading.Thread(target=process_bills) for _ in range(2)]
+    ingest_payments(runtime.worker_id())
+    threads = [threading.Thread(target=pipeline) for _ in range(2)]
     for t in threads:
         t.start()
     for t in threads:

@@ -53,10 +53,10 @@ def _paid_order(rt: Any, sandbox: Any, account: str, **kw: Any) -> dict[str, Any
 
 def _received(rt: Any, sandbox: Any) -> dict[str, Any]:
     """A paid order ingested and matched (cngn_received), not yet processed."""
-    from flows.ingest_payments import ingest_payments
+    from tasks.stages import ingest_payments
 
     order = _paid_order(rt, sandbox, "1111111111111", account_type="prepaid")
-    ingest_payments()
+    ingest_payments(rt.worker_id())
     assert bill_row(rt, order["reference"])["status"] == "cngn_received"
     return order
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import yaml
 
-from deployments.cli import build_deployments
 from deployments.registry import all_specs, render_prefect_yaml
+from deployments.serving import build_deployments
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -18,16 +18,20 @@ def test_committed_prefect_yaml_is_rendered_from_the_registry():
     )
 
 
-def test_the_pipeline_runs_every_ten_seconds_with_cancel_new_concurrency():
+def test_one_pipeline_deployment_runs_every_ten_seconds_in_process_with_no_slot_to_hold():
     document = yaml.safe_load((ROOT / "prefect.yaml").read_text())
     by_name = {d["name"]: d for d in document["deployments"]}
-    for name in ("ingest-payments", "process-bills", "process-refunds", "dispatch-notifications"):
-        assert by_name[name]["schedules"] == [{"interval": 10, "active": True}]
+    ten_second = [
+        n for n, d in by_name.items() if {"interval": 10, "active": True} in d["schedules"]
+    ]
+    assert ten_second == ["pipeline"]
+    assert "concurrency_limit" not in by_name["pipeline"]  # nothing a dead run could hold
+    assert [s.name for s in all_specs() if s.in_process] == ["pipeline"]
+    for name in ("report-success-rate", "report-provider-performance", "daily-report"):
         assert by_name[name]["concurrency_limit"] == {
             "limit": 1,
             "collision_strategy": "CANCEL_NEW",
         }
-    assert by_name["expire-orders"]["schedules"] == [{"interval": 60, "active": True}]
     assert by_name["reprocess-stuck"]["schedules"] == []
     assert by_name["reprocess-stuck"]["parameters"] == {"dry_run": True}
     assert by_name["daily-report"]["schedules"] == [

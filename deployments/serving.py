@@ -1,0 +1,125 @@
+"""``billpay serve``: every deployment from the registry, served from one long-lived process.
+
+The ``pipeline`` deployment (every 10 s) is run in this process by the in-process executor
+(deployments/executor.py): no process per tick. The rest (reports, reprocess-stuck, the daily
+report) are served by Prefect's runner, which starts a process per run: they are rare.
+
+Every run sends heartbeats, and the automations (deployments/automations.py) crash a run
+whose heartbeat stops or that never left Pending, so a SIGKILL never wedges a deployment. A
+clean stop lets the tick in progress finish, leaves no run Pending or Running, and pauses the
+schedules (as Prefect's ``serve`` does) so no late runs pile up while nothing serves them;
+the next start resumes them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+from typing import Any
+
+from deployments.registry import DeploymentSpec, all_specs
+
+log = logging.getLogger("billpay.serve")
+
+# Prefect's floor for flow-run heartbeats (flow_engine.MINIMUM_HEARTBEAT_INTERVAL).
+HEARTBEAT_SECONDS = 30
+
+
+def enable_heartbeats() -> None:
+    """Before Prefect is imported: its settings are read once, from the environment."""
+    os.environ.setdefault("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", str(HEARTBEAT_SECONDS))
+    os.environ.setdefault("PREFECT_RUNNER_HEARTBEAT_FREQUENCY", str(HEARTBEAT_SECONDS))
+
+
+def chosen_specs(names: set[str] | None = None) -> list[DeploymentSpec]:
+    specs = [spec for spec in all_specs() if not names or spec.name in names]
+    unknown = (names or set()) - {spec.name for spec in all_specs()}
+    if unknown:
+        raise KeyError(f"no deployment named {', '.join(sorted(unknown))}")
+    return specs
+
+
+def build_deployment(spec: DeploymentSpec) -> Any:
+    from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
+    from prefect.schedules import Cron, Interval
+
+    schedules = []
+    if spec.interval_seconds:
+        schedules.append(Interval(spec.interval_seconds))
+    if spec.cron:
+        schedules.append(Cron(spec.cron, timezone=spec.timezone or "UTC"))
+    limit = (
+        ConcurrencyLimitConfig(
+            limit=spec.concurrency_limit,
+            collision_strategy=ConcurrencyLimitStrategy(spec.collision_strategy),
+        )
+        if spec.concurrency_limit
+        else None
+    )
+    return spec.load_flow().to_deployment(
+        name=spec.name,
+        schedules=schedules or None,
+        parameters=spec.parameters or None,
+        concurrency_limit=limit,
+        description=spec.description,
+        tags=["billpay"],
+    )
+
+
+def build_deployments(names: set[str] | None = None) -> list[Any]:
+    return [build_deployment(spec) for spec in chosen_specs(names)]
+
+
+def serve(names: set[str] | None = None, limit: int = 10) -> dict[str, Any]:
+    """Serve until SIGTERM/SIGINT; what the in-process executors did, at the end."""
+    from prefect import serve as prefect_serve
+    from prefect.client.orchestration import get_client
+
+    from deployments import automations
+    from deployments.executor import InProcessExecutor, start_in_thread, stop_and_wait
+
+    automations.ensure_automations()
+    specs = chosen_specs(names)
+    stop = threading.Event()
+    running: list[tuple[Any, threading.Thread, Any]] = []
+    for spec in (s for s in specs if s.in_process):
+        deployment_id = build_deployment(spec).apply()
+        executor = InProcessExecutor(spec.load_flow(), deployment_id, spec.interval_seconds, stop)
+        running.append((executor, start_in_thread(executor), deployment_id))
+    served = [build_deployment(spec) for spec in specs if not spec.in_process]
+    print(
+        f"serving {len(specs)} deployments: {', '.join(s.name for s in specs)}"
+        f" ({', '.join(s.name for s in specs if s.in_process) or 'none'} in-process)",
+        flush=True,
+    )
+    try:
+        if served:
+            prefect_serve(
+                *served,
+                limit=limit,
+                heartbeat_seconds=HEARTBEAT_SECONDS,
+                print_starting_message=False,
+            )
+        else:
+            _wait_for_signal(stop)
+    finally:
+        for executor, thread, _ in running:
+            stop_and_wait(executor, thread)
+        with get_client(sync_client=True) as client:
+            for _, _, deployment_id in running:
+                client.pause_deployment(deployment_id)
+    counts = {"executors": [executor.counts.as_dict() for executor, _, _ in running]}
+    print(f"serve stopped: {counts}", flush=True)
+    return counts
+
+
+def _wait_for_signal(stop: threading.Event) -> None:
+    def on_signal(signum: int, frame: Any) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    while not stop.wait(1):
+        pass
