@@ -222,3 +222,20 @@ def test_applying_twice_leaves_one_of_each(client: Any, receiver: Receiver) -> N
     ours = sorted(a.name for a in client.read_automations() if a.name.startswith(PREFIX))
     assert ours == sorted(names)
     assert len(ours) == 4
+
+
+def test_the_start_sweep_crashes_a_run_stranded_while_nobody_watched(client: Any) -> None:
+    """`billpay serve` at start: a run stranded while the server was down never produced the
+    silence the automations wait for; the sweep crashes it by age and the slot is free."""
+    from deployments.automations import crash_orphaned_runs
+
+    deployment_id = _deployment(client, "sweep-wedge")
+    stranded, _ = _submit(client, deployment_id)
+    time.sleep(4)
+    fresh, _ = _submit(client, _deployment(client, "sweep-fresh"))
+    # Earlier tests' runs still Pending/Running on this server are old enough too.
+    assert crash_orphaned_runs(client, older_than_seconds=3) >= 1
+    assert _state(client, stranded).is_crashed()
+    assert _state(client, fresh).is_pending()  # too young to judge
+    _, state = _submit(client, deployment_id)
+    assert state == "PENDING"

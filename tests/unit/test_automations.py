@@ -135,3 +135,42 @@ def test_the_cli_offers_apply_and_list():
     result = CliRunner().invoke(automations_app, ["--help"])
     assert result.exit_code == 0
     assert "apply" in result.output and "list" in result.output
+
+
+class _FakeClient:
+    """The three calls crash_orphaned_runs makes, over a fixed set of runs and heartbeats."""
+
+    def __init__(self, runs: list[Any], beating: set[UUID]) -> None:
+        self.runs, self.beating, self.crashed = runs, beating, []
+
+    def read_flow_runs(self, **_: Any) -> list[Any]:
+        return self.runs
+
+    def read_events(self, filter: Any, limit: int) -> Any:
+        run_id = UUID(filter.resource.id[0].removeprefix("prefect.flow-run."))
+        return type("Page", (), {"events": [object()] if run_id in self.beating else []})
+
+    def set_flow_run_state(self, run_id: UUID, state: Any) -> Any:
+        self.crashed.append((run_id, state.message))
+        return type("Result", (), {"state": state})
+
+
+def _run(state: Any, seconds_ago: float) -> Any:
+    from prefect.client.schemas.objects import FlowRun
+    from prefect.types._datetime import now
+
+    state.timestamp = now("UTC") - timedelta(seconds=seconds_ago)
+    return FlowRun(id=uuid4(), flow_id=uuid4(), name="probe", state=state, tags=["billpay"])
+
+
+def test_the_start_sweep_crashes_old_silent_runs_and_spares_the_rest():
+    from prefect.states import Pending, Running
+
+    from deployments.automations import crash_orphaned_runs
+
+    old_pending, young_pending = _run(Pending(), 120), _run(Pending(), 5)
+    silent, beating = _run(Running(), 120), _run(Running(), 120)
+    client = _FakeClient([old_pending, young_pending, silent, beating], {beating.id})
+    assert crash_orphaned_runs(client, older_than_seconds=60) == 2  # type: ignore[arg-type]
+    assert [run_id for run_id, _ in client.crashed] == [old_pending.id, silent.id]
+    assert "Pending for over 60 s" in client.crashed[0][1]
