@@ -104,6 +104,18 @@ class Settings(BaseSettings):
     notify_max_attempts: int = 5
     notify_backoff_seconds: Annotated[list[int], NoDecode] = [5, 30, 120, 600]
 
+    # --- orchestration alarms (Prefect automations, created by `billpay serve`) ------------
+    operator_webhook_url: str | None = Field(
+        default=None,
+        description="the Prefect server POSTs stall and crash alarms here (it must not depend "
+        "on the pipeline it reports on); none: the alarms show in the Prefect UI only",
+    )
+    heal_after_seconds: int = Field(
+        default=60,
+        ge=10,
+        description="a run of ours Pending, or Running with no heartbeat, this long is Crashed",
+    )
+
     @field_validator(
         "route_electricity",
         "route_airtime",

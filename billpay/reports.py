@@ -120,10 +120,13 @@ def parse_window(text: str) -> timedelta:
 
 
 def as_utc(moment: datetime) -> datetime:
-    """A naive datetime is taken as UTC."""
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
+    """A plain UTC datetime; a naive one is taken as UTC. Subclasses (Prefect hands a
+    scheduled start time over as a pendulum DateTime, whose zone pandas does not recognise:
+    it compared as naive and failed every scheduled report run) become plain datetimes."""
+    utc = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    return datetime(
+        utc.year, utc.month, utc.day, utc.hour, utc.minute, utc.second, utc.microsecond, UTC
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,9 +11,11 @@ from typing import Annotated, Any
 import typer
 
 from billpay.cli import app
+from deployments.automations import automations_app
 
 deployments_app = typer.Typer(no_args_is_help=True, help="Deployment definitions.")
 app.add_typer(deployments_app, name="deployments")
+app.add_typer(automations_app, name="automations")
 
 try:  # the reporting commands, when present
     from billpay.report_cli import report_app

@@ -24,8 +24,7 @@ def run_reports(api: str, seconds: float = 150) -> dict[str, str]:
     with httpx.Client(base_url=api, timeout=30) as client:
         for name in REPORTS:
             deployment = client.get(f"/deployments/name/{name}/{name}").raise_for_status().json()
-            run = client.post(f"/deployments/{deployment['id']}/create_flow_run", json={})
-            started[name] = run.raise_for_status().json()["id"]
+            started[name] = _create_run(client, deployment["id"])
         states = dict.fromkeys(REPORTS, "Scheduled")
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
@@ -36,6 +35,16 @@ def run_reports(api: str, seconds: float = 150) -> dict[str, str]:
                 break
             time.sleep(2)
     return states
+
+
+def _create_run(client: httpx.Client, deployment_id: str, tries: int = 5) -> str:
+    """A run of the deployment now; a busy SQLite server may answer 503 for a moment."""
+    for attempt in range(tries):
+        response = client.post(f"/deployments/{deployment_id}/create_flow_run", json={})
+        if response.status_code != 503 or attempt == tries - 1:
+            return str(response.raise_for_status().json()["id"])
+        time.sleep(2)
+    raise AssertionError("unreachable")
 
 
 @dataclass

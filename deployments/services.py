@@ -33,6 +33,9 @@ PREFECT_SERVER_TUNING = {
     "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_READ_BATCH_SIZE": "200",
     "PREFECT_SERVER_SERVICES_EVENT_PERSISTER_BATCH_SIZE": "500",
     "PREFECT_SERVER_SERVICES_EVENT_PERSISTER_READ_BATCH_SIZE": "500",
+    # A 10-second schedule: keep a few runs ahead, not the default hundred (SQLite writes).
+    "PREFECT_SERVER_SERVICES_SCHEDULER_MAX_RUNS": "20",
+    "PREFECT_SERVER_SERVICES_SCHEDULER_MIN_RUNS": "3",
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
 }
 
@@ -151,7 +154,10 @@ class Services:
     def start_prefect_server(
         self, env: dict[str, str], home: Path, port: int
     ) -> subprocess.Popen[bytes]:
-        """A local Prefect server keeping its history under ``home``; points ``env`` at it."""
+        """A local Prefect server with a fresh history under ``home``; points ``env`` at it.
+        (Its database is SQLite: Prefect needs pg_trgm, which the embedded PostgreSQL lacks.)"""
+        shutil.rmtree(home, ignore_errors=True)  # this run's history only, as `make ui` shows
+        home.mkdir(parents=True)
         env["PREFECT_HOME"] = str(home)
         env["PREFECT_API_URL"] = f"http://127.0.0.1:{port}/api"
         server = self.start(

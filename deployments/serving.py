@@ -19,6 +19,7 @@ import signal
 import threading
 from typing import Any
 
+from billpay.config import Settings
 from deployments.registry import DeploymentSpec, all_specs
 
 log = logging.getLogger("billpay.serve")
@@ -77,10 +78,9 @@ def serve(names: set[str] | None = None, limit: int = 10) -> dict[str, Any]:
     from prefect import serve as prefect_serve
     from prefect.client.orchestration import get_client
 
-    from deployments import automations
     from deployments.executor import InProcessExecutor, start_in_thread, stop_and_wait
 
-    automations.ensure_automations()
+    heal(Settings())
     specs = chosen_specs(names)
     stop = threading.Event()
     running: list[tuple[Any, threading.Thread, Any]] = []
@@ -113,6 +113,25 @@ def serve(names: set[str] | None = None, limit: int = 10) -> dict[str, Any]:
     counts = {"executors": [executor.counts.as_dict() for executor, _, _ in running]}
     print(f"serve stopped: {counts}", flush=True)
     return counts
+
+
+def heal(settings: Settings) -> None:
+    """The automations (created or updated), then the same rule once by hand for runs that
+    were stranded while nobody watched (an automation only sees events after it exists)."""
+    from prefect.client.orchestration import get_client
+
+    from deployments import automations
+
+    seconds = settings.heal_after_seconds
+    automations.ensure_automations(
+        heartbeat_silence_seconds=seconds,
+        pending_seconds=seconds,
+        operator_webhook_url=settings.operator_webhook_url,
+    )
+    with get_client(sync_client=True) as client:
+        crashed = automations.crash_orphaned_runs(client, older_than_seconds=seconds)
+    if crashed:
+        print(f"crashed {crashed} run(s) left Pending/Running by a process that is gone")
 
 
 def _wait_for_signal(stop: threading.Event) -> None:

@@ -308,3 +308,20 @@ def test_domain_report_modules_do_not_import_prefect():
         "else 0)"
     )
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def test_a_scheduled_start_time_from_prefect_gives_tz_aware_windows():
+    """Prefect hands a run's scheduled start over as its own DateTime (pendulum); windows built
+    from it used to come out naive, and every scheduled report run failed comparing them."""
+    from prefect.client.schemas.objects import FlowRun
+
+    run = FlowRun(
+        flow_id="00000000-0000-0000-0000-000000000000",
+        expected_start_time="2026-12-01T21:23:20.123+00:00",
+    )
+    as_of = reports.as_utc(run.expected_start_time).replace(microsecond=0)
+    window = reports.rolling_windows(["1h"], as_of)[0]
+    assert type(window.start) is datetime and window.start.tzinfo is UTC
+    assert window.end == datetime(2026, 12, 1, 21, 23, 20, tzinfo=UTC)
+    moments = pd.Series(pd.to_datetime([datetime(2026, 12, 1, 21, 0, tzinfo=UTC)]))
+    assert window.contains(moments).tolist() == [True]
