@@ -230,7 +230,10 @@ def apply_automations(client: SyncPrefectClient, wanted: Sequence[AutomationCore
             by_name.setdefault(existing.name, []).append(existing)
     for automation in wanted:
         found = by_name.pop(automation.name, [])
-        if found:
+        if found and _fingerprint(found[0]) == _fingerprint(automation):
+            pass  # unchanged: an update would reset the server's proactive clocks (a run
+            # whose heartbeat stopped before this restart would never be crashed)
+        elif found:
             # The client sends only fields marked set (exclude_unset), which drops defaulted
             # discriminators like an action's `type`; a round trip marks every field set. The
             # update endpoint refuses owner_resource (as prefect.automations.Automation knows).
@@ -246,6 +249,21 @@ def apply_automations(client: SyncPrefectClient, wanted: Sequence[AutomationCore
         for automation in stale:
             client.delete_automation(automation.id)
     return [automation.name for automation in wanted]
+
+
+def _fingerprint(automation: Any) -> Any:
+    """What defines an automation, comparable across the server's copy and ours (sets of
+    event names come back in any order; ids and the owner are not part of the definition)."""
+
+    def normal(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: normal(v) for k, v in value.items() if k not in ("id", "owner_resource")}
+        if isinstance(value, list):
+            items = [normal(v) for v in value]
+            return sorted(items) if all(isinstance(v, str) for v in items) else items
+        return value
+
+    return normal(automation.model_dump(mode="json"))
 
 
 def ensure_automations(

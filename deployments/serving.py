@@ -80,9 +80,14 @@ def serve(names: set[str] | None = None, limit: int = 10) -> dict[str, Any]:
 
     from deployments.executor import InProcessExecutor, start_in_thread, stop_and_wait
 
-    heal(Settings())
+    settings = Settings()
+    heal(settings)
     specs = chosen_specs(names)
     stop = threading.Event()
+    sweeper = threading.Thread(
+        target=_sweep_forever, args=(stop, settings.heal_after_seconds), daemon=True
+    )
+    sweeper.start()
     running: list[tuple[Any, threading.Thread, Any]] = []
     for spec in (s for s in specs if s.in_process):
         deployment_id = build_deployment(spec).apply()
@@ -118,8 +123,6 @@ def serve(names: set[str] | None = None, limit: int = 10) -> dict[str, Any]:
 def heal(settings: Settings) -> None:
     """The automations (created or updated), then the same rule once by hand for runs that
     were stranded while nobody watched (an automation only sees events after it exists)."""
-    from prefect.client.orchestration import get_client
-
     from deployments import automations
 
     seconds = settings.heal_after_seconds
@@ -128,10 +131,29 @@ def heal(settings: Settings) -> None:
         pending_seconds=seconds,
         operator_webhook_url=settings.operator_webhook_url,
     )
+    _sweep(seconds)
+
+
+def _sweep(seconds: float) -> int:
+    from prefect.client.orchestration import get_client
+
+    from deployments import automations
+
     with get_client(sync_client=True) as client:
         crashed = automations.crash_orphaned_runs(client, older_than_seconds=seconds)
     if crashed:
         print(f"crashed {crashed} run(s) left Pending/Running by a process that is gone")
+    return crashed
+
+
+def _sweep_forever(stop: threading.Event, seconds: float) -> None:
+    """The same rule every half threshold, from here: a backstop for what the automations
+    cannot see (the Prefect server was restarting when a heartbeat stopped)."""
+    while not stop.wait(seconds / 2):
+        try:
+            _sweep(seconds)
+        except Exception:  # noqa: BLE001 - the API may be restarting; try at the next round
+            log.warning("sweep for orphaned runs failed", exc_info=True)
 
 
 def _wait_for_signal(stop: threading.Event) -> None:

@@ -21,7 +21,7 @@ from uuid import UUID, uuid4
 import httpx
 import pytest
 
-from deployments.services import Services, free_port
+from deployments.services import PREFECT_SERVER_TUNING, Services, free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -30,10 +30,7 @@ THRESHOLD = 15  # seconds; Prefect's proactive minimum is 10
 HEAL_WITHIN = THRESHOLD + 30
 
 SERVER_ENV = {
-    "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE": "200",
-    "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_READ_BATCH_SIZE": "200",
-    "PREFECT_SERVER_SERVICES_EVENT_PERSISTER_BATCH_SIZE": "500",
-    "PREFECT_SERVER_SERVICES_EVENT_PERSISTER_READ_BATCH_SIZE": "500",
+    **PREFECT_SERVER_TUNING,
     "PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED": "false",  # no runs but the test's own
     "PREFECT_UI_ENABLED": "false",
 }
