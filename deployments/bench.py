@@ -81,11 +81,12 @@ def _bench(base: Settings, services: Services, opts: BenchOptions) -> dict[str, 
         _log("measuring idle cost (10 ticks with nothing to do)")
         idle_cpu = _idle_cost(env)
         result = _measure(db, sandbox, settings, references, opts, run, idle_cpu)
-        _log(
-            f"billpay serve on the 10-second schedule: {opts.serve_idle_seconds:.0f} s idle, "
-            f"then {opts.single_bills} single bills one at a time"
-        )
-        result["serve"] = serve_phase(env, services, db, settings, sandbox, opts)
+        if opts.serve_idle_seconds or opts.single_bills:
+            _log(
+                f"billpay serve on the 10-second schedule: {opts.serve_idle_seconds:.0f} s "
+                f"idle, then {opts.single_bills} single bills one at a time"
+            )
+            result["serve"] = serve_phase(env, services, db, settings, sandbox, opts)
         if opts.reports_rows:
             from billpay.store.reports import bench_reports
 
@@ -323,6 +324,7 @@ def print_result(result: dict[str, Any]) -> None:
         "idle CPU s per tick (in-process)": result["idle_cpu_s_per_tick"],
         "pipeline runs during the run (workers)": result["worker_runs"],
         "serve: idle CPU s per 10 s (all 10-second work)": serve.get("idle_cpu_s_per_10s"),
+        "serve: idle Prefect server CPU s per 10 s": serve.get("idle_prefect_server_cpu_s_per_10s"),
         "serve: single bill ledger -> completed p95 (s)": serve.get("single_bill_p95_s"),
         "serve: single bills (s)": serve.get("single_bill_ledger_to_completed_s"),
         "serve: pipeline runs by state": serve.get("pipeline_runs"),

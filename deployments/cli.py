@@ -41,10 +41,14 @@ def serve(
 
 
 def run_tick() -> dict[str, Any]:
-    """One pipeline run (every stage once, in order), in this process."""
+    """One pipeline run (every stage once, in order), in this process; tagged like the
+    deployment's runs, so the automations watch it too."""
+    from prefect import tags
+
     from flows.pipeline import pipeline
 
-    return pipeline()
+    with tags("billpay"):
+        return pipeline()
 
 
 def format_summary(summary: dict[str, Any]) -> str:
@@ -75,10 +79,14 @@ def work(
     until_idle: Annotated[bool, typer.Option(help="stop when a tick finds nothing to do")] = True,
     max_seconds: Annotated[float, typer.Option(help="stop after this long regardless")] = 600,
     idle_ticks: Annotated[int, typer.Option(help="extra ticks with nothing to do, timed")] = 0,
+    parallel: Annotated[
+        int, typer.Option(help="pipeline runs at once (one's wind-down overlaps the next)")
+    ] = 2,
 ) -> None:
     """Run pipeline ticks back to back (a worker for benchmarks); prints one JSON line per tick
     and a final line with this process's CPU seconds and database statements."""
     import resource
+    import threading
     import time
 
     from billpay.store import monitoring
@@ -86,39 +94,48 @@ def work(
 
     get_runtime()  # built in the main thread, where its SIGTERM handler can be installed
     started = time.monotonic()
-    ticks = 0
+    stop = threading.Event()
+    lock = threading.Lock()
+    idle: dict[int, bool] = {}
+    ticks = [0]
+
+    def loop(number: int) -> None:
+        while not stop.is_set() and time.monotonic() - started < max_seconds:
+            try:
+                summary = _strip(run_tick())
+            except Exception as exc:  # noqa: BLE001 - e.g. the Prefect API answered 503: a
+                # served deployment would just run again at its next slot; so does this loop.
+                typer.echo(f"pipeline run failed: {type(exc).__name__}: {exc}", err=True)
+                time.sleep(1)
+                continue
+            busy = sum(int(s.get("claimed", 0)) for s in summary.values() if isinstance(s, dict))
+            with lock:
+                ticks[0] += 1
+                idle[number] = not busy
+                typer.echo(json.dumps({"tick": ticks[0], "summary": summary}, default=str))
+            if not busy:
+                time.sleep(0.5)  # nothing claimable now: wait a little, like a schedule would
+
+    threads = [threading.Thread(target=loop, args=(n,), daemon=True) for n in range(parallel)]
+    for thread in threads:
+        thread.start()
     while time.monotonic() - started < max_seconds:
-        try:
-            summary = _strip(run_tick())
-        except Exception as exc:  # noqa: BLE001 - e.g. the Prefect API answered 503: a
-            # served deployment would just run again at its next slot; so does this loop.
-            typer.echo(f"pipeline run failed: {type(exc).__name__}: {exc}", err=True)
-            time.sleep(1)
-            continue
-        ticks += 1
-        typer.echo(json.dumps({"tick": ticks, "summary": summary}, default=str))
-        busy = sum(int(s.get("claimed", 0)) for s in summary.values() if isinstance(s, dict))
-        if busy:
-            continue
-        if until_idle and not monitoring.work_left(get_runtime().db):
+        time.sleep(0.5)
+        with lock:
+            all_idle = len(idle) == parallel and all(idle.values())
+        if until_idle and all_idle and not monitoring.work_left(get_runtime().db):
             break
-        time.sleep(0.5)  # nothing claimable now: wait a little, like a schedule would
+    stop.set()
+    for thread in threads:
+        thread.join(timeout=120)
     idle_cpu = []
     for _ in range(idle_ticks):
         before = _cpu_seconds(resource)
         run_tick()
         idle_cpu.append(_cpu_seconds(resource) - before)
-    typer.echo(
-        json.dumps(
-            {
-                "done": True,
-                "ticks": ticks,
-                "cpu_seconds": _cpu_seconds(resource),
-                "statements": get_runtime().db.stats["statements"],
-                "idle_cpu": idle_cpu,
-            }
-        )
-    )
+    final = {"done": True, "ticks": ticks[0], "cpu_seconds": _cpu_seconds(resource)}
+    final.update(statements=get_runtime().db.stats["statements"], idle_cpu=idle_cpu)
+    typer.echo(json.dumps(final))
 
 
 def _cpu_seconds(resource: Any) -> float:

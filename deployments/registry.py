@@ -123,7 +123,7 @@ def render_prefect_yaml() -> str:
 
     document = {
         "name": "billpay",
-        "prefect-version": "3.4.0",
+        "prefect-version": "3.9.1",
         "pull": [
             {
                 "prefect.deployments.steps.set_working_directory": {

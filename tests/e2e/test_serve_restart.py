@@ -124,9 +124,22 @@ def test_serve_killed_mid_tick_resumes_after_restart_and_pays_once(
         second.wait(timeout=60)
         left = prefect_runs.unfinished(prefect_runs.flow_runs_since(api, since))
         assert left == [], left
+        deployment = httpx.get(f"{api}/deployments/name/pipeline/pipeline").json()
+        assert deployment["paused"], "a clean stop pauses the schedule (no late runs pile up)"
+
+        resumed = datetime.now(UTC)
+        third = _serve(env, log)  # and the next start resumes it
+        _wait(
+            lambda: [r for r in _pipeline_runs(api, resumed) if r["state_name"] == "Completed"],
+            RESUME_WITHIN,
+            "no pipeline run Completed after a clean stop and start",
+            log,
+        )
+        os.killpg(third.pid, signal.SIGTERM)
+        third.wait(timeout=60)
     finally:
         services.stop()
-        for proc in ("first", "second"):
+        for proc in ("first", "second", "third"):
             handle = locals().get(proc)
             if handle is not None and handle.poll() is None:
                 os.killpg(handle.pid, signal.SIGKILL)
