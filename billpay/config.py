@@ -112,8 +112,9 @@ class Settings(BaseSettings):
     )
     heal_after_seconds: int = Field(
         default=60,
-        ge=10,
-        description="a run of ours Pending, or Running with no heartbeat, this long is Crashed",
+        ge=45,
+        description="a run of ours Pending, or Running with no heartbeat, this long is Crashed "
+        "(at least 1.5 heartbeats: Prefect's are 30 s apart at the most often)",
     )
 
     @field_validator(

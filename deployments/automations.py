@@ -316,7 +316,7 @@ def crash_orphaned_runs(client: SyncPrefectClient, older_than_seconds: float) ->
             continue
         why = (
             f"{run.state.name} for over {older_than_seconds:g} s with no heartbeat: "
-            "crashed at start of billpay serve (its process is gone)."
+            "crashed by billpay serve's sweep (its process is gone)."
         )
         result = client.set_flow_run_state(run.id, Crashed(message=why))
         crashed += result.state is not None and result.state.is_crashed()

@@ -21,6 +21,7 @@ from billpay.store import Database
 from billpay.store import bills as bill_store
 from deployments import prefect_runs
 from deployments import services as setup
+from deployments.executor import nearest_rank
 from deployments.services import BILLPAY, Services
 
 # NGN 900 each: 1000 bench bills and the single bills after them fit the sandbox user's
@@ -79,7 +80,7 @@ def serve_phase(
         "idle_cpu_s_per_10s": round(idle_per_10s, 3),
         "idle_prefect_server_cpu_s_per_10s": round(server_per_10s, 3),
         "single_bill_ledger_to_completed_s": [round(v, 2) for v in latencies],
-        "single_bill_p95_s": round(ordered[int(0.95 * (len(ordered) - 1))], 2) if ordered else None,
+        "single_bill_p95_s": round(nearest_rank(ordered, 0.95), 2) if ordered else None,
         "pipeline_runs": prefect_runs.run_states(runs, "pipeline"),
         "left_pending_or_running": prefect_runs.unfinished(runs),
     }
@@ -95,12 +96,14 @@ def _wait_for_completed_pipeline_run(api: str, since: datetime, seconds: float) 
     return None
 
 
-def _single_bills(db: Database, sandbox: str, count: int) -> list[float]:
-    """Each bill paid on the ledger, then waited for: seconds until completed."""
+def _single_bills(db: Database, sandbox: str, count: int, interval: float = 10) -> list[float]:
+    """Each bill paid on the ledger, then waited for: seconds until completed. A bill completes
+    just after a tick starts, so waiting i/count of an interval before the next payment lands
+    the payments evenly over the 10-second interval (early, mid, just missed a tick)."""
     out: list[float] = []
     with httpx.Client(base_url=sandbox, timeout=30) as client:
-        for _ in range(count):
-            time.sleep(3.3)  # land at different points of the 10-second interval
+        for number in range(count):
+            time.sleep(interval * (number + 0.5) / count)
             paid_at = datetime.now(UTC)
             reference = pay_one_bill(db, client)
             deadline = time.monotonic() + 60

@@ -29,6 +29,13 @@ except ImportError:  # pragma: no cover
 def serve(
     only: Annotated[list[str] | None, typer.Option(help="serve only these deployments")] = None,
     limit: Annotated[int, typer.Option(help="max concurrent runner flow runs")] = 10,
+    pause_on_stop: Annotated[
+        bool,
+        typer.Option(
+            help="pause the schedules at a clean stop (one machine only: it pauses "
+            "them for every machine)"
+        ),
+    ] = False,
 ) -> None:
     """Serve every deployment on its schedule from this process (single-machine production):
     the 10-second pipeline in-process, the rest through Prefect's runner."""
@@ -37,7 +44,7 @@ def serve(
     enable_heartbeats()  # before Prefect reads its settings
     from deployments.serving import serve as serve_all
 
-    serve_all(set(only) if only else None, limit=limit)
+    serve_all(set(only) if only else None, limit=limit, pause_on_stop=pause_on_stop)
 
 
 def run_tick() -> dict[str, Any]:
@@ -65,7 +72,10 @@ def tick(
     times: Annotated[int, typer.Option(help="how many ticks")] = 1,
     json_out: Annotated[bool, typer.Option("--json", help="print summaries as JSON")] = False,
 ) -> None:
-    """Run each 10-second flow once, in order, in-process; print the stage summaries."""
+    """Run the pipeline once (every stage, in order), in-process; print the stage summaries."""
+    from deployments.serving import enable_heartbeats
+
+    enable_heartbeats()  # a long tick must not look dead to serve's sweep
     for number in range(1, times + 1):
         summary = run_tick()
         if json_out:
@@ -89,6 +99,9 @@ def work(
     import threading
     import time
 
+    from deployments.serving import enable_heartbeats
+
+    enable_heartbeats()  # a long tick must not look dead to serve's sweep
     from billpay.store import monitoring
     from tasks.runtime import get_runtime
 
@@ -103,8 +116,11 @@ def work(
         while not stop.is_set() and time.monotonic() - started < max_seconds:
             try:
                 summary = _strip(run_tick())
-            except Exception as exc:  # noqa: BLE001 - e.g. the Prefect API answered 503: a
-                # served deployment would just run again at its next slot; so does this loop.
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except BaseException as exc:  # noqa: BLE001 - the API answered 503, or Prefect's
+                # Abort (a BaseException): a served deployment would run again at its next
+                # slot; so does this loop.
                 typer.echo(f"pipeline run failed: {type(exc).__name__}: {exc}", err=True)
                 time.sleep(1)
                 continue

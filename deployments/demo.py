@@ -207,7 +207,8 @@ def _start_services(base: Settings, services: Services, url: URL) -> tuple[dict[
     api_port = free_port(UI_PORT)
     services.start_prefect_server(env, base.data_dir.resolve() / "prefect", api_port)
     console.print(f"Prefect server on http://127.0.0.1:{api_port} (UI)")
-    services.start("serve", BILLPAY + ["serve"], env)
+    # One machine: pause the schedules at the end, so `make ui` shows no pile of late runs.
+    services.start("serve", BILLPAY + ["serve", "--pause-on-stop"], env)
     console.print(
         "serving the deployments on their schedules (pipeline every 10 s, in-process: "
         "expire -> ingest + match -> bills -> refunds -> notifications; reports every 15 min)"

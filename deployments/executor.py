@@ -16,8 +16,10 @@ visible, counted event rather than a pile of late runs.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -37,7 +39,8 @@ class ExecutorCounts:
     failed: int = 0
     skipped: int = 0
     refused: int = 0  # the server gave the run to someone else (another executor)
-    late_s: list[float] = field(default_factory=list)  # scheduled -> started, per run
+    # scheduled -> started, for the last runs (bounded: serve lives for weeks)
+    late_s: deque[float] = field(default_factory=lambda: deque(maxlen=1000))
 
     def as_dict(self) -> dict[str, Any]:
         late = sorted(self.late_s)
@@ -47,7 +50,7 @@ class ExecutorCounts:
             "failed": self.failed,
             "skipped": self.skipped,
             "refused": self.refused,
-            "start_delay_p95_s": round(late[int(0.95 * (len(late) - 1))], 2) if late else None,
+            "start_delay_p95_s": round(nearest_rank(late, 0.95), 2) if late else None,
         }
 
 
@@ -71,7 +74,10 @@ class InProcessExecutor:
             while not self.stop.is_set():
                 try:
                     self._once(client)
-                except Exception:  # noqa: BLE001 - e.g. the API restarting: try again shortly
+                except (KeyboardInterrupt, SystemExit):
+                    raise
+                except BaseException:  # noqa: BLE001 - the API restarting, or Prefect's Abort
+                    # and Pause (BaseExceptions): this thread must outlive them all.
                     log.exception("pipeline executor: poll failed; retrying")
                     self.stop.wait(2)
 
@@ -92,8 +98,12 @@ class InProcessExecutor:
         self._execute(client, due[-1])
 
     def _skip(self, client: Any, run: Any, newer: Any) -> None:
+        """Close a stale due run, but only one this executor took (Scheduled -> Pending is
+        accepted once): another executor may be running it already."""
         from prefect.states import Cancelled
 
+        if not self._take(client, run):
+            return
         message = (
             f"skipped: a newer tick ({newer.name}) was already due when this one could start "
             "(the previous tick overran its interval, or serve was down)"
@@ -104,18 +114,27 @@ class InProcessExecutor:
         except Exception:  # noqa: BLE001 - it stays scheduled; the next poll skips it again
             log.warning("could not mark %s skipped", run.name, exc_info=True)
 
-    def _execute(self, client: Any, run: Any) -> None:
+    def _take(self, client: Any, run: Any) -> bool:
+        """Propose Pending: True when the server gave this run to us."""
         from prefect.exceptions import Abort
-        from prefect.flow_engine import run_flow
         from prefect.states import Pending
         from prefect.utilities.engine import propose_state_sync
 
+        if self.stop.is_set():
+            return False  # shutting down: leave it Scheduled for whoever serves next
         try:
             state = propose_state_sync(client, Pending(), flow_run_id=run.id)
         except Abort:
             state = None
         if state is None or not state.is_pending():
             self.counts.refused += 1  # taken by another executor, or cancelled meanwhile
+            return False
+        return True
+
+    def _execute(self, client: Any, run: Any) -> None:
+        from prefect.flow_engine import run_flow
+
+        if not self._take(client, run):
             return
         self.counts.started += 1
         self.counts.late_s.append((datetime.now(UTC) - _start_time(run)).total_seconds())
@@ -132,6 +151,11 @@ class InProcessExecutor:
             self.counts.completed += 1
         else:
             self.counts.failed += 1
+
+
+def nearest_rank(ordered: Any, share: float) -> float:
+    """The nearest-rank percentile of sorted values (p95 of 5 values is the largest)."""
+    return float(ordered[max(math.ceil(share * len(ordered)) - 1, 0)])
 
 
 def _start_time(run: Any) -> datetime:
@@ -163,9 +187,8 @@ def stop_and_wait(
     from prefect.states import Crashed
 
     with get_client(sync_client=True) as client:
+        # Not forced: a tick that finished meanwhile keeps its Completed state.
         client.set_flow_run_state(
-            running,
-            Crashed(message="billpay serve stopped before this tick finished"),
-            force=True,
+            running, Crashed(message="billpay serve stopped before this tick finished")
         )
     return False

@@ -14,6 +14,7 @@ the next start resumes them.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import signal
 import threading
@@ -28,10 +29,22 @@ log = logging.getLogger("billpay.serve")
 HEARTBEAT_SECONDS = 30
 
 
-def enable_heartbeats() -> None:
-    """Before Prefect is imported: its settings are read once, from the environment."""
+def enable_heartbeats() -> int:
+    """Before Prefect is imported (its settings are read once, from the environment): a
+    heartbeat every 30 s unless the environment asks for another interval. Returns it."""
     os.environ.setdefault("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", str(HEARTBEAT_SECONDS))
     os.environ.setdefault("PREFECT_RUNNER_HEARTBEAT_FREQUENCY", str(HEARTBEAT_SECONDS))
+    return int(os.environ["PREFECT_FLOWS_HEARTBEAT_FREQUENCY"])
+
+
+def check_heal_threshold(heal_after_seconds: int, heartbeat_seconds: int) -> None:
+    """A live run must never look dead: the threshold has to cover a heartbeat and a half."""
+    if heal_after_seconds < 1.5 * heartbeat_seconds:
+        raise ValueError(
+            f"BILLPAY_HEAL_AFTER_SECONDS={heal_after_seconds} is too short for heartbeats every "
+            f"{heartbeat_seconds} s (PREFECT_FLOWS_HEARTBEAT_FREQUENCY): live runs would be "
+            f"crashed; use at least {math.ceil(1.5 * heartbeat_seconds)}"
+        )
 
 
 def chosen_specs(names: set[str] | None = None) -> list[DeploymentSpec]:
@@ -73,14 +86,21 @@ def build_deployments(names: set[str] | None = None) -> list[Any]:
     return [build_deployment(spec) for spec in chosen_specs(names)]
 
 
-def serve(names: set[str] | None = None, limit: int = 10) -> dict[str, Any]:
-    """Serve until SIGTERM/SIGINT; what the in-process executors did, at the end."""
+def serve(
+    names: set[str] | None = None, limit: int = 10, pause_on_stop: bool = False
+) -> dict[str, Any]:
+    """Serve until SIGTERM/SIGINT; what the in-process executors did, at the end.
+
+    ``pause_on_stop``: pause the schedules at a clean stop (one machine: no late runs pile
+    up while nothing serves them). Off by default: with serve on several machines, one
+    machine's stop must not pause the pipeline for the others."""
     from prefect import serve as prefect_serve
     from prefect.client.orchestration import get_client
 
     from deployments.executor import InProcessExecutor, start_in_thread, stop_and_wait
 
     settings = Settings()
+    check_heal_threshold(settings.heal_after_seconds, enable_heartbeats())
     heal(settings)
     specs = chosen_specs(names)
     stop = threading.Event()
@@ -104,7 +124,8 @@ def serve(names: set[str] | None = None, limit: int = 10) -> dict[str, Any]:
             prefect_serve(
                 *served,
                 limit=limit,
-                heartbeat_seconds=HEARTBEAT_SECONDS,
+                heartbeat_seconds=enable_heartbeats(),
+                pause_on_shutdown=pause_on_stop,
                 print_starting_message=False,
             )
         else:
@@ -112,9 +133,10 @@ def serve(names: set[str] | None = None, limit: int = 10) -> dict[str, Any]:
     finally:
         for executor, thread, _ in running:
             stop_and_wait(executor, thread)
-        with get_client(sync_client=True) as client:
-            for _, _, deployment_id in running:
-                client.pause_deployment(deployment_id)
+        if pause_on_stop:
+            with get_client(sync_client=True) as client:
+                for _, _, deployment_id in running:
+                    client.pause_deployment(deployment_id)
     counts = {"executors": [executor.counts.as_dict() for executor, _, _ in running]}
     print(f"serve stopped: {counts}", flush=True)
     return counts

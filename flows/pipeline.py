@@ -16,6 +16,7 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from billpay.tokens import mask_text
 from tasks import stages
 from tasks.runtime import get_runtime
 
@@ -59,5 +60,5 @@ def _stage(name: str, task: Any, *args: Any) -> dict[str, Any]:
     error = state.result(raise_on_failure=False)
     summary = getattr(error, "summary", None) or stages.empty_summary(failed=1, note=str(error))
     stages.record(name, ok=False, summary=summary, error=str(error))
-    get_run_logger().error("stage %s failed: %s", name, error)
+    get_run_logger().error("stage %s failed: %s", name, mask_text(str(error)))
     return summary

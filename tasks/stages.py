@@ -88,18 +88,19 @@ def process_bills(worker: str, batch_size: int) -> dict[str, Any]:
     claimed bill that takes it as far as it can go now."""
     runtime = get_runtime()
     claimed: list[tuple[dict[str, Any], str]] = []
-    for stage in advance.STAGES:
-        rows = bill_store.claim(
-            runtime.db,
-            stage.queue,
-            worker=worker,
-            lease_seconds=runtime.settings.lease_seconds,
-            limit=batch_size,
-        )
-        claimed.extend((row, stage.name) for row in rows)
-    if not claimed:
-        return _summary(0)
+    futures: list[Any] = []
     try:
+        for stage in advance.STAGES:
+            rows = bill_store.claim(
+                runtime.db,
+                stage.queue,
+                worker=worker,
+                lease_seconds=runtime.settings.lease_seconds,
+                limit=batch_size,
+            )
+            claimed.extend((row, stage.name) for row in rows)
+        if not claimed:
+            return _summary(0)
         futures = advance_bill.map(
             [row["id"] for row, _ in claimed],
             [row["reference"] for row, _ in claimed],
@@ -109,7 +110,10 @@ def process_bills(worker: str, batch_size: int) -> dict[str, Any]:
         advanced, failed = _collect(futures)
     finally:
         # A bill whose task failed keeps a correct state; give its lease back at once so the
-        # next tick picks it up instead of waiting for the lease to run out.
+        # next tick picks it up instead of waiting for the lease to run out. Only once every
+        # bill task has ended: a lease is never given back under a step still running.
+        for future in futures:
+            future.wait()
         bill_store.release(runtime.db, [row["id"] for row, _ in claimed], worker=worker)
     by_stage = {name: sum(1 for _, s in claimed if s == name) for name in STAGE_NAMES}
     note = " ".join(f"{name}={count}" for name, count in by_stage.items() if count)

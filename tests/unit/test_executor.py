@@ -36,28 +36,32 @@ class FakeClient:
         self.states[next(r.name for r in self.runs if r.id == run_id)] = state
 
 
-class Pending:
-    def __init__(self, pending: bool) -> None:
-        self.pending = pending
+class State:
+    def __init__(self, pending: bool = False, completed: bool = False) -> None:
+        self.pending, self.completed = pending, completed
 
     def is_pending(self) -> bool:
         return self.pending
 
     def is_completed(self) -> bool:
-        return True
+        return self.completed
 
 
 @pytest.fixture
 def engine(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     """run_flow and the Pending proposal, recorded instead of sent."""
-    seen: dict[str, Any] = {"ran": [], "accept": True}
+    seen: dict[str, Any] = {"ran": [], "refuse": set(), "abort": False, "final": True}
 
-    def propose(client: Any, state: Any, flow_run_id: UUID) -> Pending:
-        return Pending(seen["accept"])
+    def propose(client: Any, state: Any, flow_run_id: UUID) -> State:
+        if seen["abort"]:
+            from prefect.exceptions import Abort
 
-    def run_flow(flow: Any, flow_run: Any, return_type: str) -> Pending:
+            raise Abort("this run is not Scheduled any more")
+        return State(pending=flow_run_id not in seen["refuse"])
+
+    def run_flow(flow: Any, flow_run: Any, return_type: str) -> State:
         seen["ran"].append(flow_run.name)
-        return Pending(False)
+        return State(completed=seen["final"])
 
     monkeypatch.setattr("prefect.utilities.engine.propose_state_sync", propose)
     monkeypatch.setattr("prefect.flow_engine.run_flow", run_flow)
@@ -85,11 +89,38 @@ def test_after_an_overrun_the_newest_due_tick_runs_and_the_older_ones_are_skippe
 
 
 def test_a_run_the_server_gave_to_another_executor_is_not_run(engine):
-    engine["accept"] = False
+    engine["abort"] = True  # what the server answers when the run is not Scheduled any more
     client = FakeClient([FakeRun("tick", datetime.now(UTC) - timedelta(seconds=1))])
     executor = _executor()
     executor._once(client)
     assert engine["ran"] == [] and executor.counts.refused == 1
+
+
+def test_a_stale_tick_another_executor_took_is_not_marked_skipped(engine):
+    now = datetime.now(UTC)
+    taken = FakeRun("taken-elsewhere", now - timedelta(seconds=20))
+    client = FakeClient([taken, FakeRun("newest", now - timedelta(seconds=1))])
+    engine["refuse"].add(taken.id)
+    executor = _executor()
+    executor._once(client)
+    assert client.states == {}  # it is running somewhere else: never relabelled Skipped
+    assert engine["ran"] == ["newest"]
+
+
+def test_a_tick_that_did_not_complete_is_counted_failed(engine):
+    engine["final"] = False
+    client = FakeClient([FakeRun("tick", datetime.now(UTC) - timedelta(seconds=1))])
+    executor = _executor()
+    executor._once(client)
+    assert executor.counts.failed == 1 and executor.counts.completed == 0
+
+
+def test_nothing_is_started_once_stopping(engine):
+    client = FakeClient([FakeRun("tick", datetime.now(UTC) - timedelta(seconds=1))])
+    executor = _executor()
+    executor.stop.set()
+    executor._once(client)
+    assert engine["ran"] == [] and executor.counts.started == 0
 
 
 def test_nothing_due_waits_until_the_next_tick_and_runs_nothing(engine):
