@@ -6,9 +6,10 @@ report) are served by Prefect's runner, which starts a process per run: they are
 
 Every run sends heartbeats, and the automations (deployments/automations.py) crash a run
 whose heartbeat stops or that never left Pending, so a SIGKILL never wedges a deployment. A
-clean stop lets the tick in progress finish, leaves no run Pending or Running, and pauses the
-schedules (as Prefect's ``serve`` does) so no late runs pile up while nothing serves them;
-the next start resumes them.
+clean stop lets the tick in progress finish and leaves no run Pending or Running; with
+``--pause-on-stop`` (one machine only) it also pauses the schedules, so no late runs pile up
+while nothing serves them, and the next start resumes them. Without it, ticks that fell due
+while serve was down are closed as Skipped when it starts again.
 """
 
 from __future__ import annotations
