@@ -100,9 +100,25 @@ def automation_definitions(
     return _healers(thresholds) + _alarms(thresholds, notify_block_id, pipeline_deployment)
 
 
+def _silence(after: set[str], expect: set[str], seconds: float) -> Any:
+    """Per run of ours: ``after`` seen, then none of ``expect`` within ``seconds``."""
+    from prefect.events.schemas.automations import EventTrigger, Posture
+
+    return EventTrigger(
+        posture=Posture.Proactive,
+        match=_flow_runs(),
+        match_related=_ours(),
+        after=after,
+        expect=expect,
+        for_each={"prefect.resource.id"},
+        threshold=1,
+        within=timedelta(seconds=seconds),
+    )
+
+
 def _healers(thresholds: Thresholds) -> list[AutomationCore]:
     """Crash the runs no process will finish, which frees their concurrency slots."""
-    from prefect.events.schemas.automations import AutomationCore, EventTrigger, Posture
+    from prefect.events.schemas.automations import AutomationCore
 
     heartbeat_s = thresholds.heartbeat_silence_seconds
     pending_s = thresholds.pending_seconds
@@ -111,16 +127,7 @@ def _healers(thresholds: Thresholds) -> list[AutomationCore]:
             name=f"{PREFIX} crash runs whose heartbeat stopped",
             description="A Running run with no heartbeat and no end has no process behind it; "
             "Crashed frees its deployment concurrency slot.",
-            trigger=EventTrigger(
-                posture=Posture.Proactive,
-                match=_flow_runs(),
-                match_related=_ours(),
-                after={HEARTBEAT},
-                expect={HEARTBEAT} | _events(*TERMINAL),
-                for_each={"prefect.resource.id"},
-                threshold=1,
-                within=timedelta(seconds=heartbeat_s),
-            ),
+            trigger=_silence({HEARTBEAT}, {HEARTBEAT} | _events(*TERMINAL), heartbeat_s),
             actions=[
                 _crash(
                     f"No heartbeat for {heartbeat_s:g} s: the process running this "
@@ -132,16 +139,7 @@ def _healers(thresholds: Thresholds) -> list[AutomationCore]:
             name=f"{PREFIX} crash runs stranded Pending",
             description="A run Pending for long was submitted by a process that died before "
             "starting it; it holds the deployment concurrency slot until it leaves Pending.",
-            trigger=EventTrigger(
-                posture=Posture.Proactive,
-                match=_flow_runs(),
-                match_related=_ours(),
-                after=_events("Pending"),
-                expect=_events(*LEFT_PENDING, *TERMINAL),
-                for_each={"prefect.resource.id"},
-                threshold=1,
-                within=timedelta(seconds=pending_s),
-            ),
+            trigger=_silence(_events("Pending"), _events(*LEFT_PENDING, *TERMINAL), pending_s),
             actions=[
                 _crash(
                     f"Pending for {pending_s:g} s without starting: the process that "

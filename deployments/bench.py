@@ -50,11 +50,10 @@ class BenchOptions:
 
 @dataclass
 class WorkerRun:
-    """What the pipeline workers reported: their final lines and every tick's summary."""
+    """What the pipeline workers reported (their final lines) and what the server counted."""
 
     elapsed: float
     finals: list[dict[str, Any]]
-    ticks: list[dict[str, Any]]
     server_cpu: float
     task_runs: int = 0
     pipeline_runs: dict[str, int] = field(default_factory=dict)
@@ -169,12 +168,6 @@ def _run_workers(
         pipeline_runs=prefect_runs.run_states(prefect_runs.flow_runs_since(api, since)),
         elapsed=elapsed,
         finals=[final for out in outputs if (final := _last_json(out))],
-        ticks=[
-            json.loads(line)
-            for out in outputs
-            for line in out.splitlines()
-            if line.startswith('{"tick"')
-        ],
         server_cpu=setup.tree_cpu_seconds(server.pid) - server_cpu_before,
     )
 

@@ -110,14 +110,6 @@ def all_specs() -> tuple[DeploymentSpec, ...]:
     return PIPELINE + REPORTS
 
 
-def load_flow(name: str) -> Any:
-    """The flow of the deployment ``name`` (imported on demand)."""
-    for spec in all_specs():
-        if spec.name == name:
-            return spec.load_flow()
-    raise KeyError(f"no deployment named {name!r}")
-
-
 def render_prefect_yaml() -> str:
     import yaml
 

@@ -101,7 +101,8 @@ def serve(
     from deployments.executor import InProcessExecutor, start_in_thread, stop_and_wait
 
     settings = Settings()
-    check_heal_threshold(settings.heal_after_seconds, enable_heartbeats())
+    heartbeat_seconds = enable_heartbeats()
+    check_heal_threshold(settings.heal_after_seconds, heartbeat_seconds)
     heal(settings)
     specs = chosen_specs(names)
     stop = threading.Event()
@@ -125,7 +126,7 @@ def serve(
             prefect_serve(
                 *served,
                 limit=limit,
-                heartbeat_seconds=enable_heartbeats(),
+                heartbeat_seconds=heartbeat_seconds,
                 pause_on_shutdown=pause_on_stop,
                 print_starting_message=False,
             )
