@@ -15,13 +15,16 @@ The rules, in one place:
 - a definitive failure closes the attempt; the next provider of the route is tried at once
   after a non-transient failure, and on the last transient retry; with no provider left, or an
   invalid account, or the retries spent, the bill goes to refund;
-- our own configuration problems (no route, credentials) wait and alert; they never refund.
+- our own configuration problems (no route, credentials) wait and alert; they never refund;
+- "not found" at a provider is believed only after ``NOT_FOUND_GRACE``; before that, a provider
+  that refuses reused references is sent the open attempt's pay request once more under the
+  same reference (``resend_after_requery``), and only good news from that resend is believed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -285,6 +288,66 @@ def operator_requery(bill: BillFacts, now: datetime) -> Decision:
         summary="operator requery",
         detail="operator requery",
         next_attempt_at=now,
+    )
+
+
+# --- not found early: the same-reference resend ----------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Resend:
+    """Send the open attempt's pay request again, under the same reference (never a new one)."""
+
+    reference: str
+    reason: str
+
+
+def resend_after_requery(
+    bill: BillFacts, result: PaymentResult, *, covered: bool, resent: bool
+) -> Resend | None:
+    """A requery said "not found" inside the grace, so the pay request may never have left us
+    (killed between commit and send). For a provider that refuses reused references
+    (``covered``) sending it again under the same reference is safe: if the first request did
+    arrive the provider refuses this one, otherwise this is the first and only pay. At most once
+    per attempt (``resent``); every other case waits for the grace as before."""
+    early = result.not_found and result.outcome is PaymentOutcome.PENDING
+    if not early or not covered or resent or not bill.attempt_reference:
+        return None
+    return Resend(bill.attempt_reference, f"{bill.provider} has no record of it yet: resend")
+
+
+def after_resend(bill: BillFacts, result: PaymentResult, when: Conditions) -> Decision:
+    """The resend's answer, for a bill in ``provider_processing``. Only news about this
+    reference is believed: SUCCESS completes, PENDING stays open. A refusal (the reference was
+    used before: the first request arrived), a failure or no answer says nothing certain about
+    the first request, so the attempt stays open as UNKNOWN and requery decides; never FAILED."""
+    if result.outcome in (PaymentOutcome.SUCCESS, PaymentOutcome.PENDING):
+        return after_requery(bill, result, when)
+    why = f"resend answered {result.outcome}: {result.message or result.reason_code or ''}"
+    if result.duplicate_reference:
+        why = "resend refused as a duplicate reference: the first request arrived"
+    doubt = PaymentResult(
+        PaymentOutcome.UNKNOWN,
+        result.error_class,
+        reason_code=result.reason_code,
+        message=why.strip(),
+        provider_reference=result.provider_reference,
+    )
+    return still_open(bill, S.PROVIDER_PROCESSING, doubt, when)
+
+
+def distrust_not_found(result: PaymentResult, *, duplicate_seen: bool) -> PaymentResult:
+    """Once a resend was refused as a duplicate the provider has proved it knows the reference,
+    so a later "not found" (even past the grace) is a lagging lookup, not proof that nothing
+    was charged: the attempt stays open (UNKNOWN) instead of failing."""
+    if not (duplicate_seen and result.not_found and result.outcome is PaymentOutcome.FAILED):
+        return result
+    return replace(
+        result,
+        outcome=PaymentOutcome.UNKNOWN,
+        error_class=None,
+        reason_code=f"{result.reason_code or 'not_found'}:after_duplicate",
+        message="not found, but a resend was refused as a duplicate: still requerying",
     )
 
 

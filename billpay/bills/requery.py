@@ -1,13 +1,35 @@
-"""Step: ask the provider about an open attempt (pending, unknown, or found open after a crash)."""
+"""Step: ask the provider about an open attempt (pending, unknown, or found open after a crash).
+
+"Not found" is believed only after ``NOT_FOUND_GRACE`` (a request may not be recorded yet). A
+bill whose pay request never left the process (killed between commit and send) would wait that
+long for nothing, so for a provider that refuses reused references (VTpass) an early "not found"
+sends the same pay request once more under the same reference: the provider either refuses it
+(the first request arrived: keep requerying) or takes it as the first and only pay. The resend
+is its own ``provider_attempts`` row (operation ``resend``, one per reference by a unique index)
+committed before the call, like the pay attempt itself.
+"""
 
 from __future__ import annotations
 
-from billpay.bills.context import NeedsAttention, StepContext, StepResult, skipped
+import logging
+from dataclasses import replace
+from typing import Any
+
+from sqlalchemy.engine import Connection
+
+from billpay.bills import policy
+from billpay.bills.context import NeedsAttention, StepContext, StepResult, persist, skipped
 from billpay.bills.pay import record_answer
+from billpay.bills.policy import BillFacts, Resend
+from billpay.orders import BillOrder
+from billpay.providers.base import BillProvider, PaymentResult, rejects_duplicate_references
 from billpay.states import BillState
+from billpay.store import attempts as attempt_store
 from billpay.store import bills as bill_store
 
+log = logging.getLogger(__name__)
 S = BillState
+DUPLICATE = "duplicate"  # the stored outcome of a resend the provider refused as a reused reference
 
 
 def requery_bill(ctx: StepContext, bill_id: int) -> StepResult:
@@ -21,4 +43,68 @@ def requery_bill(ctx: StepContext, bill_id: int) -> StepResult:
     provider = ctx.router.get(row["provider"])
     with ctx.guard(provider.name):
         result = provider.requery(order, reference)
+        with ctx.db.connect() as conn:
+            earlier = attempt_store.resend_of(conn, provider.name, reference)
+        result = policy.distrust_not_found(
+            result, duplicate_seen=earlier is not None and earlier["outcome"] == DUPLICATE
+        )
+        resend = policy.resend_after_requery(
+            BillFacts.from_row(row),
+            result,
+            covered=rejects_duplicate_references(provider),
+            resent=earlier is not None,
+        )
+        if resend is not None:
+            answer = _resend(ctx, row, order, provider, result, resend)
+            if answer is not None:
+                return answer
     return record_answer(ctx, row, result, None, "requery", ctx.conditions(order))
+
+
+def _resend(
+    ctx: StepContext,
+    row: dict[str, Any],
+    order: BillOrder,
+    provider: BillProvider,
+    requeried: PaymentResult,
+    resend: Resend,
+) -> StepResult | None:
+    """Send the open attempt's pay request once more (same reference) and decide on the answer;
+    None when another worker resent it first (then the requery answer is recorded as usual)."""
+    with ctx.db.begin() as conn:
+        resend_id = attempt_store.start_resend_attempt(
+            conn,
+            bill_id=row["id"],
+            provider=provider.name,
+            reference=resend.reference,
+            attempt_no=None,
+        )
+        if resend_id is None:
+            return None
+        if requeried.call is not None:  # the requery that found nothing, for the audit
+            attempt_store.record_call(conn, row["id"], requeried.call)
+    # committed: a crash from here on leaves the resend recorded, so it is never sent twice
+    log.info(
+        "resending %s via %s ref=%s: %s",
+        order.reference,
+        provider.name,
+        resend.reference,
+        resend.reason,
+    )
+    result = provider.pay(order, resend.reference)
+    decision = policy.after_resend(BillFacts.from_row(row), result, ctx.conditions(order))
+
+    def record(conn: Connection) -> None:
+        if result.call is None:  # an adapter that reported no call record
+            error_class = str(result.error_class) if result.error_class else None
+            attempt_store.close_attempt(conn, resend_id, _resend_outcome(result), error_class)
+            return
+        attempt_store.finish_attempt(
+            conn, resend_id, replace(result.call, outcome=_resend_outcome(result))
+        )
+
+    return persist(ctx, row, decision, "requery", record=record)
+
+
+def _resend_outcome(result: PaymentResult) -> str:
+    return DUPLICATE if result.duplicate_reference else str(result.outcome)

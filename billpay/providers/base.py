@@ -74,6 +74,9 @@ class Operation(StrEnum):
     PAY = "pay"
     REQUERY = "requery"
     CATALOGUE = "catalogue"
+    # The open attempt's pay request sent once more under the SAME reference, only to a provider
+    # that rejects a reused reference (see rejects_duplicate_references); at most once per attempt.
+    RESEND = "resend"
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +121,11 @@ class PaymentResult:
     call: CallRecord | None = None
     amount_kobo: int | None = None  # what the provider says it charged, when it says
     provider_time: datetime | None = None
+    # A requery the provider answered "no such reference" (believed or not: see the outcome).
+    not_found: bool = False
+    # A pay the provider refused because the reference was used before (VTpass 014): proof that
+    # an earlier request under this reference arrived.
+    duplicate_reference: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,6 +214,16 @@ def not_found_is_definitive(reference: str, now: datetime) -> bool:
     created = reference_created_at(reference)
     # A stamp is minute-resolution and truncated: add a minute so we never decide early.
     return created is not None and now - created >= NOT_FOUND_GRACE + timedelta(minutes=1)
+
+
+def rejects_duplicate_references(provider: object) -> bool:
+    """Whether ``provider`` documents that a pay request under an already used reference is
+    refused, never charged again. Only such a provider may be re-sent a pay request whose first
+    send is in doubt (``billpay.bills.requery``); every other one waits ``NOT_FOUND_GRACE``.
+
+    An adapter opts in with a class attribute ``rejects_duplicate_references = True`` next to
+    the evidence (the provider's documentation, quoted). Today: VTpass only."""
+    return getattr(provider, "rejects_duplicate_references", False) is True
 
 
 # --- shared helpers for adapters ----------------------------------------------------------

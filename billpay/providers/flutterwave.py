@@ -211,8 +211,11 @@ def requery_result(order: BillOrder, reference: str, ex: Exchange, now: datetime
                 ErrorClass.TRANSIENT,
                 reason_code="not_found",
                 message=message,
+                not_found=True,
             )
-        return PaymentResult(PaymentOutcome.PENDING, reason_code="not_found_yet", message=message)
+        return PaymentResult(
+            PaymentOutcome.PENDING, reason_code="not_found_yet", message=message, not_found=True
+        )
     record = _find_record(data, reference) if status == "success" else None
     if record is None:
         return PaymentResult(
@@ -228,6 +231,16 @@ def requery_result(order: BillOrder, reference: str, ex: Exchange, now: datetime
 
 class FlutterwaveProvider(HttpAdapter):
     name = "flutterwave"
+    # Not covered by the same-reference resend: Flutterwave documents no duplicate-reference
+    # rejection for bills. Its create-bill-payment reference only says "This is a unique
+    # reference passed by the developer to identify transactions on their end"
+    # (https://developer.flutterwave.com/reference/create-a-bill-payment), and its timeout guide
+    # says to "query the status of the transaction to confirm if the payment is being processed
+    # before retrying the request" (https://developer.flutterwave.com/docs/handling-error-timeouts).
+    # Its X-Idempotency-Key (https://developer.flutterwave.com/docs/idempotency) is documented
+    # with the v4 API (access tokens, developersandbox-api host), not for the v3 bills endpoints
+    # used here. So its "not found" keeps waiting NOT_FOUND_GRACE.
+    rejects_duplicate_references = False
 
     def _base_url(self) -> str:
         return self._settings.flutterwave_base_url

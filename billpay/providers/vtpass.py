@@ -87,6 +87,9 @@ VTPASS_CODES: dict[str, CodeRule] = {
 # On requery only these codes say something about the transaction itself; any other code is a
 # refusal of the requery (credentials, system error...) and leaves the outcome UNKNOWN.
 REQUERY_DEFINITIVE = frozenset({"000", "099", "089", "016", "040", "091"})
+# A pay whose request_id was used before is refused with this code. Not to be confused with 019
+# (same service and biller code within 30 s, whatever the request_id).
+DUPLICATE_REQUEST_ID = "014"
 
 TRANSACTION_STATUS: dict[str, tuple[PaymentOutcome, ErrorClass | None]] = {
     "delivered": (Outcome.SUCCESS, None),
@@ -208,6 +211,9 @@ def pay_result(order: BillOrder, ex: Exchange) -> PaymentResult:
         return _processed(order, body)
     rule = VTPASS_CODES.get(code)
     details = _details(order, body)
+    if code == DUPLICATE_REQUEST_ID:
+        # Refused: this request_id was used before, so an earlier request did arrive.
+        return PaymentResult(Outcome.UNKNOWN, reason_code=code, duplicate_reference=True, **details)
     if rule is None or rule.outcome == Outcome.SUCCESS:  # unexpected code: requery decides
         return PaymentResult(Outcome.UNKNOWN, reason_code=code, **details)
     return PaymentResult(rule.outcome, rule.error_class, reason_code=code, **details)
@@ -225,8 +231,12 @@ def requery_result(order: BillOrder, reference: str, ex: Exchange, now: datetime
         # VTpass has no record of this request id: it was never received, so never charged. A
         # request sent a moment ago may not be recorded yet, so believe it only after a while.
         if not_found_is_definitive(reference, now):
-            return PaymentResult(Outcome.FAILED, Err.TRANSIENT, reason_code="015", **details)
-        return PaymentResult(Outcome.PENDING, reason_code="015:too_early", **details)
+            return PaymentResult(
+                Outcome.FAILED, Err.TRANSIENT, reason_code="015", not_found=True, **details
+            )
+        return PaymentResult(
+            Outcome.PENDING, reason_code="015:too_early", not_found=True, **details
+        )
     rule = VTPASS_CODES.get(code)
     if rule is None or code not in REQUERY_DEFINITIVE:
         hint = rule.error_class if rule else None
@@ -275,6 +285,13 @@ def _verified(content: dict[str, Any], code: str, message: str | None) -> Accoun
 
 class VTpassProvider(HttpAdapter):
     name = "vtpass"
+    # VTpass refuses a reused request_id, so a pay whose first send is in doubt may be sent again
+    # under the same request_id (billpay.bills.requery): it is either the first request VTpass
+    # sees or it is refused. Evidence, https://www.vtpass.com/documentation/response-codes/ :
+    # "014 REQUEST ID ALREADY EXIST - You have used the RequestID for a previous transaction." and
+    # "015 INVALID REQUEST ID - This is returned for a requery operation. This RequestID was not
+    # used on our platform." The sandbox answers 014 the same way (billpay/sandbox/providers.py).
+    rejects_duplicate_references = True
 
     def _base_url(self) -> str:
         return self._settings.vtpass_base_url

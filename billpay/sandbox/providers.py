@@ -80,6 +80,9 @@ class ProviderSandboxConfig:
     timeout_sleep_seconds: float = field(default_factory=_default_timeout_sleep)
     pending_requeries: int = 2  # requeries answered "pending" before "delivered"
     pending_seconds: float = 5.0  # ... or this long after the pay, whichever comes first
+    # The first N requeries of each payment answer "not found" (VTpass 015, Flutterwave 404) as
+    # a lagging lookup would, although the payment was taken: a resend must then be refused.
+    requery_not_found: int = 0
 
 
 class Scenario(StrEnum):
@@ -145,6 +148,9 @@ class Transaction:
     created: float = field(default_factory=time.monotonic)
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     requeries: int = 0
+    lookups_missed: int = (
+        0  # requeries answered "not found" (ProviderSandboxConfig.requery_not_found)
+    )
 
     @property
     def prepaid(self) -> bool:
@@ -209,6 +215,15 @@ class _Sandbox:
         waited = time.monotonic() - tx.created
         if tx.requeries > self.config.pending_requeries or waited >= self.config.pending_seconds:
             tx.status = "delivered"
+
+    def lookup(self, provider: str, reference: str) -> Transaction | None:
+        """A requery's view of a payment: None while the lookup still lags behind the pay."""
+        with self.lock:
+            tx = self.transactions.get((provider, reference))
+            if tx is None or tx.lookups_missed >= self.config.requery_not_found:
+                return tx
+            tx.lookups_missed += 1
+            return None
 
     def record(self, provider: str, reference: str, **fields: Any) -> Transaction:
         tx = Transaction(provider=provider, reference=reference, **fields)
@@ -395,7 +410,7 @@ def _vtpass_router(sandbox: _Sandbox) -> APIRouter:
         if not _vtpass_authorised(request):
             return _vtpass_error("087", "INVALID CREDENTIALS", 401)
         request_id = str((await _json_body(request)).get("request_id") or "")
-        tx = sandbox.transactions.get(("vtpass", request_id))
+        tx = sandbox.lookup("vtpass", request_id)
         if tx is None:
             log("vtpass", "requery", reference=request_id, account=None, amount=None, outcome="015")
             return _vtpass_error("015", "INVALID REQUEST ID")
@@ -641,7 +656,7 @@ def _flutterwave_router(sandbox: _Sandbox) -> APIRouter:
         await sandbox.latency()
         if not _flw_authorised(request):
             return _flw_unauthorised()
-        tx = sandbox.transactions.get(("flutterwave", reference))
+        tx = sandbox.lookup("flutterwave", reference)
         if tx is None:
             log(
                 "flutterwave",

@@ -94,3 +94,22 @@ def close_attempt(conn: Connection, attempt_id: int, outcome: str, error_class: 
         query("close_attempt"),
         {"id": attempt_id, "outcome": outcome, "error_class": error_class},
     )
+
+
+def start_resend_attempt(
+    conn: Connection, *, bill_id: int, provider: str, reference: str, attempt_no: int | None
+) -> int | None:
+    """The resend of an open pay attempt, committed before its HTTP call; None when this
+    reference was already resent (one resend per reference, a unique index in sql/0011)."""
+    return conn.execute(
+        query("start_resend_attempt"),
+        {"bill": bill_id, "provider": provider, "ref": reference, "no": attempt_no},
+    ).scalar_one_or_none()
+
+
+def resend_of(conn: Connection, provider: str, reference: str) -> dict[str, Any] | None:
+    """The resend made for ``reference`` at ``provider``, if any (its ``outcome`` is
+    ``duplicate`` when the provider refused it as a reused reference)."""
+    row = conn.execute(query("resend_of"), {"provider": provider, "ref": reference}).mappings()
+    found = row.first()
+    return dict(found) if found else None

@@ -39,3 +39,20 @@ UPDATE provider_attempts
    SET finished_at = clock_timestamp(), outcome = :outcome, error_class = :error_class,
        latency_ms = (extract(epoch FROM clock_timestamp() - started_at) * 1000)::int
  WHERE id = :id AND finished_at IS NULL;
+
+-- name: start_resend_attempt
+-- The open pay attempt's request sent once more under the same reference, written and committed
+-- before its HTTP call. The partial unique index (sql/0011) allows one resend per reference:
+-- no row back means another worker already resent it, so nothing is sent.
+INSERT INTO provider_attempts (bill_payment_id, provider, operation, reference, attempt_no,
+                               started_at)
+VALUES (:bill, :provider, 'resend', :ref, :no, clock_timestamp())
+ON CONFLICT (provider, reference) WHERE operation = 'resend' DO NOTHING
+RETURNING id;
+
+-- name: resend_of
+-- The resend of one pay reference, if it was made (outcome 'duplicate': the provider refused it
+-- because the first request had arrived).
+SELECT id, outcome, started_at, finished_at
+  FROM provider_attempts
+ WHERE provider = :provider AND reference = :ref AND operation = 'resend';
