@@ -380,3 +380,61 @@ def test_the_real_settings_drive_the_same_rules() -> None:
         bill(S.PROCESSING_BILL, provider="a", retry_count=1), answer, when(["a"], settings)
     )
     assert spent.after is S.REFUND_INITIATED
+
+
+# --- not found early: the same-reference resend --------------------------------------------
+
+OPEN = {"provider": "vtpass", "attempt_reference": "202612011130AB12CDA1"}
+NOT_FOUND_YET = result(PaymentOutcome.PENDING, reason_code="015:too_early", not_found=True)
+NOT_FOUND = result(PaymentOutcome.FAILED, E.TRANSIENT, reason_code="015", not_found=True)
+
+
+def test_an_early_not_found_at_a_covered_provider_resends_the_same_reference_once() -> None:
+    processing = bill(S.PROVIDER_PROCESSING, **OPEN)
+    resend = policy.resend_after_requery(processing, NOT_FOUND_YET, covered=True, resent=False)
+    assert resend is not None and resend.reference == OPEN["attempt_reference"]
+    # Never twice for one attempt, never for an uncovered provider, never on other answers.
+    assert policy.resend_after_requery(processing, NOT_FOUND_YET, covered=True, resent=True) is None
+    assert policy.resend_after_requery(processing, NOT_FOUND_YET, covered=False, resent=False) is None
+    for other in (NOT_FOUND, result(PaymentOutcome.PENDING), result(PaymentOutcome.UNKNOWN)):
+        assert policy.resend_after_requery(processing, other, covered=True, resent=False) is None
+
+
+def test_a_resend_that_delivers_completes_and_one_still_pending_stays_open() -> None:
+    processing = bill(S.PROVIDER_PROCESSING, **OPEN)
+    done = policy.after_resend(processing, result(PaymentOutcome.SUCCESS, token=TOKEN), when())
+    assert done.target is S.COMPLETED and done.token == TOKEN
+    pending = policy.after_resend(processing, result(PaymentOutcome.PENDING), when())
+    assert pending.target is S.PROVIDER_PROCESSING and pending.refund_reason is None
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        result(PaymentOutcome.UNKNOWN, reason_code="014", duplicate_reference=True),
+        result(PaymentOutcome.FAILED, E.PERMANENT, reason_code="016"),
+        result(PaymentOutcome.FAILED, E.INSUFFICIENT_FLOAT, reason_code="018"),
+        result(PaymentOutcome.FAILED, E.TRANSIENT, reason_code="connect_error"),
+        result(PaymentOutcome.UNKNOWN, E.TRANSIENT, reason_code="read_timeout"),
+    ],
+)
+def test_a_resend_refused_or_failed_never_fails_the_attempt(answer: PaymentResult) -> None:
+    """The resend's refusal says nothing certain about the first request: requery decides."""
+    processing = bill(S.PROVIDER_PROCESSING, requery_count=1, **OPEN)
+    decision = policy.after_resend(processing, answer, when())
+    assert decision.target is S.PROVIDER_PROCESSING
+    assert decision.refund_reason is None and decision.retry_count is None
+    assert decision.next_attempt_at is not None and decision.next_attempt_at > NOW
+    if answer.duplicate_reference:
+        assert "duplicate" in decision.detail
+
+
+def test_not_found_is_not_believed_once_a_resend_was_refused_as_a_duplicate() -> None:
+    kept = policy.distrust_not_found(NOT_FOUND, duplicate_seen=True)
+    assert kept.outcome is PaymentOutcome.UNKNOWN and kept.error_class is None
+    decision = policy.after_requery(bill(S.PROVIDER_PROCESSING, **OPEN), kept, when())
+    assert decision.target is S.PROVIDER_PROCESSING and decision.refund_reason is None
+    # Without that proof, or for any other answer, the requery's answer stands.
+    assert policy.distrust_not_found(NOT_FOUND, duplicate_seen=False) is NOT_FOUND
+    found = result(PaymentOutcome.FAILED, E.PERMANENT, reason_code="016")
+    assert policy.distrust_not_found(found, duplicate_seen=True) is found

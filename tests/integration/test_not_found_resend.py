@@ -1,0 +1,200 @@
+"""The same-reference resend on real PostgreSQL against the provider sandbox: a bill whose pay
+was committed but never sent completes at once (paid once); one whose pay did arrive is never
+paid twice (the resend is refused); an uncovered provider still waits the "not found" grace."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from billpay.bills.context import StepContext
+from billpay.bills.pay import pay_bill
+from billpay.bills.requery import requery_bill
+from billpay.config import Settings
+from billpay.providers import build_providers
+from billpay.providers.base import NOT_FOUND_GRACE, make_attempt_reference
+from billpay.providers.flutterwave import FlutterwaveProvider
+from billpay.providers.routing import ProviderRouter
+from billpay.sandbox.options import SandboxOptions
+from billpay.sandbox.providers import (
+    ProviderSandboxConfig,
+    mount_providers,
+    provider_env,
+    sandbox_token,
+)
+from billpay.states import BillState
+from billpay.store import attempts as attempt_store
+from billpay.store import bills as bill_store
+from tests.db_reads import all_rows
+from tests.factories import PREPAID_ELECTRICITY, WATER, bill_in_state
+
+BASE = "http://sandbox.test"
+S = BillState
+
+
+def _sandbox(options: SandboxOptions, **config: Any) -> FastAPI:
+    app = FastAPI()
+    knobs = {"timeout_sleep_seconds": 0.0, "pending_requeries": 0, "pending_seconds": 0.0}
+    mount_providers(app, options, ProviderSandboxConfig(**(knobs | config)))
+    return app
+
+
+def _settings(settings: Settings, route: str, provider: str) -> Settings:
+    fields = {k.removeprefix("BILLPAY_").lower(): v for k, v in provider_env(BASE).items()}
+    return Settings(**(settings.model_dump() | fields | {route: [provider]}))
+
+
+@pytest.fixture
+def options() -> SandboxOptions:
+    return SandboxOptions()
+
+
+def _context(db, settings: Settings, client: TestClient, **adapters: Any) -> StepContext:
+    providers = build_providers(settings, client_factory=lambda name: client) | adapters
+    return StepContext(db, settings, ProviderRouter(providers, settings), "w1")
+
+
+def _claim(db, bill_id: int) -> None:
+    with db.begin() as conn:
+        conn.execute(
+            sa.text(
+                "UPDATE bill_payments SET claimed_by = 'w1', claimed_until = now() +"
+                " interval '2 minutes', next_attempt_at = LEAST(next_attempt_at, now())"
+                " WHERE id = :id"
+            ),
+            {"id": bill_id},
+        )
+
+
+def _commit_attempt(db, ctx: StepContext, bill_id: int, provider: str) -> str:
+    """What pay_bill does before its HTTP call: the attempt committed with its reference."""
+    _claim(db, bill_id)
+    row = ctx.load(bill_id)
+    reference = make_attempt_reference(row["reference"], 1, datetime.now(UTC))
+    with db.begin() as conn:
+        assert bill_store.open_attempt(
+            conn, bill_id, worker="w1", provider=provider, reference=reference, lease=120
+        )
+        attempt_store.start_pay_attempt(
+            conn, bill_id=bill_id, provider=provider, reference=reference, attempt_no=1,
+            is_fallback=False,
+        )  # fmt: skip
+    return reference
+
+
+def _step(db, step, ctx: StepContext, bill_id: int) -> dict[str, Any]:
+    _claim(db, bill_id)
+    step(ctx, bill_id)
+    return ctx.load(bill_id)
+
+
+def _sandbox_pays(options: SandboxOptions, reference: str) -> list[str]:
+    """The outcome of every pay request the sandbox received for ``reference``."""
+    return [c["outcome"] for c in options.calls if c["operation"] == "pay" and
+            c.get("reference") == reference]  # fmt: skip
+
+
+def _operations(db, bill_id: int) -> list[tuple[str, str | None]]:
+    return all_rows(
+        db,
+        "SELECT operation, outcome FROM provider_attempts WHERE bill_payment_id = :id"
+        " AND operation IN ('pay', 'resend') ORDER BY id",
+        id=bill_id,
+    )
+
+
+@pytest.fixture
+def vtpass_bill(settings: Settings, db, options: SandboxOptions) -> Iterator[tuple]:
+    def make(**config: Any) -> tuple[StepContext, int]:
+        configured = _settings(settings, "route_electricity", "vtpass")
+        client = TestClient(_sandbox(options, **config), base_url=BASE)
+        clients.append(client)
+        row = bill_in_state(db, S.PROCESSING_BILL, **PREPAID_ELECTRICITY)
+        return _context(db, configured, client), row["id"]
+
+    clients: list[TestClient] = []
+    yield make
+    for client in clients:
+        client.close()
+
+
+def test_a_pay_committed_but_never_sent_completes_at_once_paid_exactly_once(
+    db, options: SandboxOptions, vtpass_bill
+) -> None:
+    started = time.monotonic()
+    ctx, bill_id = vtpass_bill()
+    reference = _commit_attempt(db, ctx, bill_id, "vtpass")  # ... then killed: nothing sent
+    assert _step(db, pay_bill, ctx, bill_id)["status"] == S.PROVIDER_PROCESSING  # open attempt
+    row = _step(db, requery_bill, ctx, bill_id)  # VTpass: 015 -> the same request_id again
+    assert row["status"] == S.COMPLETED and row["token"] == sandbox_token(reference)
+    assert time.monotonic() - started < 60 < NOT_FOUND_GRACE.total_seconds()
+    assert _sandbox_pays(options, reference) == ["delivered:success"]  # paid exactly once
+    assert _operations(db, bill_id) == [("pay", None), ("resend", "success")]
+
+
+def test_a_pay_that_did_arrive_is_not_paid_twice_when_the_requery_lags(
+    db, options: SandboxOptions, vtpass_bill
+) -> None:
+    ctx, bill_id = vtpass_bill(requery_not_found=1)  # the first lookup misses the payment
+    reference = _commit_attempt(db, ctx, bill_id, "vtpass")
+    ctx.router.get("vtpass").pay(bill_store.to_order(ctx.load(bill_id)), reference)  # answer lost
+    _step(db, pay_bill, ctx, bill_id)
+    row = _step(db, requery_bill, ctx, bill_id)  # 015 -> resend -> 014: the first had arrived
+    assert row["status"] == S.PROVIDER_PROCESSING
+    assert _operations(db, bill_id) == [("pay", None), ("resend", "duplicate")]
+    row = _step(db, requery_bill, ctx, bill_id)  # the lookup catches up: delivered
+    assert row["status"] == S.COMPLETED and row["token"] == sandbox_token(reference)
+    assert _sandbox_pays(options, reference) == ["delivered:success", "014"]
+    assert _operations(db, bill_id) == [("pay", None), ("resend", "duplicate")]  # resent once
+
+
+def test_after_a_refused_resend_not_found_is_never_believed_even_past_the_grace(
+    db, options: SandboxOptions, vtpass_bill, settings: Settings
+) -> None:
+    ctx, bill_id = vtpass_bill(requery_not_found=10)
+    reference = _commit_attempt(db, ctx, bill_id, "vtpass")
+    ctx.router.get("vtpass").pay(bill_store.to_order(ctx.load(bill_id)), reference)
+    _step(db, pay_bill, ctx, bill_id)
+    _step(db, requery_bill, ctx, bill_id)  # resend refused: 014
+    later = datetime.now(UTC) + NOT_FOUND_GRACE + timedelta(minutes=5)
+    late = _late_context(db, ctx, options, later, "vtpass")
+    row = _step(db, requery_bill, late, bill_id)  # 015 past the grace, but 014 proved it arrived
+    assert row["status"] == S.PROVIDER_PROCESSING and row["retry_count"] == 0
+    assert _sandbox_pays(options, reference) == ["delivered:success", "014"]
+
+
+def _late_context(db, ctx: StepContext, options, later: datetime, name: str) -> StepContext:
+    """The same sandbox and adapters, with the adapter's and the step's clock at ``later``."""
+    client = ctx.router.get(name)._client  # the sandbox client the adapter already uses
+    adapter = type(ctx.router.get(name))(ctx.settings, client, clock=lambda: later)
+    late = _context(db, ctx.settings, client, **{name: adapter})
+    late.now = lambda: later
+    return late
+
+
+def test_an_uncovered_provider_still_waits_the_grace(
+    settings: Settings, db, options: SandboxOptions
+) -> None:
+    configured = _settings(settings, "route_water", "flutterwave")
+    with TestClient(_sandbox(options), base_url=BASE) as client:
+        ctx = _context(db, configured, client)
+        bill_id = bill_in_state(db, S.PROCESSING_BILL, **WATER)["id"]
+        reference = _commit_attempt(db, ctx, bill_id, "flutterwave")  # never sent
+        _step(db, pay_bill, ctx, bill_id)
+        row = _step(db, requery_bill, ctx, bill_id)  # 404 inside the grace: wait, no resend
+        assert row["status"] == S.PROVIDER_PROCESSING
+        assert _sandbox_pays(options, reference) == [] and _operations(db, bill_id) == [("pay", None)]
+        later = datetime.now(UTC) + NOT_FOUND_GRACE + timedelta(minutes=2)
+        adapter = FlutterwaveProvider(configured, client, clock=lambda: later)
+        late = _context(db, configured, client, flutterwave=adapter)
+        late.now = lambda: later
+        row = _step(db, requery_bill, late, bill_id)  # past the grace: believed, a new attempt
+        assert row["status"] == S.RETRY_SCHEDULED
+        assert _sandbox_pays(options, reference) == []
