@@ -190,7 +190,8 @@ def test_an_uncovered_provider_still_waits_the_grace(
         _step(db, pay_bill, ctx, bill_id)
         row = _step(db, requery_bill, ctx, bill_id)  # 404 inside the grace: wait, no resend
         assert row["status"] == S.PROVIDER_PROCESSING
-        assert _sandbox_pays(options, reference) == [] and _operations(db, bill_id) == [("pay", None)]
+        assert _sandbox_pays(options, reference) == []
+        assert _operations(db, bill_id) == [("pay", None)]
         later = datetime.now(UTC) + NOT_FOUND_GRACE + timedelta(minutes=2)
         adapter = FlutterwaveProvider(configured, client, clock=lambda: later)
         late = _context(db, configured, client, flutterwave=adapter)

@@ -391,13 +391,14 @@ NOT_FOUND = result(PaymentOutcome.FAILED, E.TRANSIENT, reason_code="015", not_fo
 
 def test_an_early_not_found_at_a_covered_provider_resends_the_same_reference_once() -> None:
     processing = bill(S.PROVIDER_PROCESSING, **OPEN)
-    resend = policy.resend_after_requery(processing, NOT_FOUND_YET, covered=True, resent=False)
+    decide = policy.resend_after_requery
+    resend = decide(processing, NOT_FOUND_YET, covered=True, resent=False)
     assert resend is not None and resend.reference == OPEN["attempt_reference"]
     # Never twice for one attempt, never for an uncovered provider, never on other answers.
-    assert policy.resend_after_requery(processing, NOT_FOUND_YET, covered=True, resent=True) is None
-    assert policy.resend_after_requery(processing, NOT_FOUND_YET, covered=False, resent=False) is None
+    assert decide(processing, NOT_FOUND_YET, covered=True, resent=True) is None
+    assert decide(processing, NOT_FOUND_YET, covered=False, resent=False) is None
     for other in (NOT_FOUND, result(PaymentOutcome.PENDING), result(PaymentOutcome.UNKNOWN)):
-        assert policy.resend_after_requery(processing, other, covered=True, resent=False) is None
+        assert decide(processing, other, covered=True, resent=False) is None
 
 
 def test_a_resend_that_delivers_completes_and_one_still_pending_stays_open() -> None:
