@@ -27,6 +27,11 @@ never raise either. ``outcome``:
   retry later or next provider, never refund on the first failure; ``CONFIGURATION`` -> alert,
   never auto-refund; ``PERMANENT`` -> next provider, else refund; ``ACCOUNT_INVALID`` -> refund.
 
+Two facts ride along whatever the outcome: ``not_found`` (a requery the provider answered "no
+such reference"; PENDING inside ``NOT_FOUND_GRACE``, FAILED after it) and
+``duplicate_reference`` (a pay refused because the reference was used before: an earlier request
+arrived). ``billpay.bills.requery`` reads them for the same-reference resend.
+
 On ``PENDING``/``UNKNOWN`` the ``error_class`` may carry a hint (e.g. ``CONFIGURATION`` when a
 requery was refused for bad credentials) but the outcome is still open.
 
