@@ -283,16 +283,18 @@ def normalise_key(key: object) -> str:
 
 
 def field_named(mappings: Iterable[object], names: Iterable[str]) -> Any:
-    """The first present value among ``names`` (normalised spellings, most preferred first),
-    looked up in each mapping in turn; None when none has one."""
+    """The first present scalar among ``names`` (normalised spellings, most preferred first),
+    looked up in each mapping in turn; None when none has one. A dict or list where a field
+    belongs counts as absent."""
     wanted = tuple(names)
     indexed = [
         {normalise_key(k): v for k, v in m.items()} for m in mappings if isinstance(m, Mapping)
     ]
     for name in wanted:
         for index in indexed:
-            if index.get(name) not in (None, "", "N/A"):
-                return index[name]
+            value = index.get(name)
+            if value not in (None, "", "N/A") and not isinstance(value, Mapping | list):
+                return value
     return None
 
 

@@ -19,8 +19,8 @@ from billpay.providers.base import (
 )
 from tests.hostile import BOM, adapter_calls, answers, storable, strings_in
 
-# Twelve operations per example: a few dozen examples keep this test under ~10 s.
-PROPERTY = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# Twelve operations per example; a hundred examples take about 3 s.
+PROPERTY = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def _finite_numbers_only(value: object) -> bool:
