@@ -13,8 +13,21 @@ CNGN_QUANTUM = Decimal("0.0000001")
 NAIRA_QUANTUM = Decimal("0.01")
 
 
+# No amount we handle has more digits before the point than this; "1e999999" is not an amount
+# (and would overflow Decimal arithmetic further on instead of failing here, as a MoneyError).
+MAX_INTEGER_DIGITS = 15
+
+
 class MoneyError(ValueError):
     """An amount that is not a valid money value (bad text, float, too many decimals)."""
+
+
+def _shown(value: object) -> str:
+    """``value`` for an error message, cut short (str() of a 5000-digit int itself raises)."""
+    try:
+        return repr(value)[:40]
+    except ValueError:
+        return f"<{type(value).__name__} too long to show>"
 
 
 def _to_decimal(value: object) -> Decimal:
@@ -28,10 +41,12 @@ def _to_decimal(value: object) -> Decimal:
             if isinstance(value, str)
             else Decimal(value)
         )  # type: ignore[arg-type]
-    except (InvalidOperation, TypeError, ValueError) as exc:
-        raise MoneyError(f"not a number: {value!r}") from exc
+    except (InvalidOperation, TypeError, ValueError) as exc:  # ValueError: int-digit limit
+        raise MoneyError(f"not a number: {_shown(value)}") from exc
     if not result.is_finite():
         raise MoneyError(f"not a finite amount: {value!r}")
+    if result.adjusted() >= MAX_INTEGER_DIGITS:
+        raise MoneyError(f"amount too large: {_shown(value)}")
     return result
 
 

@@ -15,59 +15,70 @@ TOKEN_DIGITS = 20
 # Twenty digits, optionally in groups separated by spaces or dashes, not part of a longer number.
 _TOKEN_PATTERN = re.compile(r"(?<![0-9])[0-9](?:[ \-]{0,3}[0-9]){19}(?![0-9])")
 _SEPARATORS = re.compile(r"[\s\-]")
-# Keys searched first, in order, when a dict is given; then any other key naming a token.
+# Keys searched first, in order, when a dict is given (normalised: lower case, no "_", "-" or
+# spaces, so ``MainToken`` and ``main_token`` count); then any other key naming a token, and bonus
+# tokens last: the main token is what the customer types first.
 _PREFERRED_KEYS = (
     "token",
-    "Token",
-    "mainToken",
-    "purchased_code",
-    "recharge_token",
+    "maintoken",
+    "purchasedcode",
+    "rechargetoken",
+    "tokencode",
     "extras",
     "extra",
 )
 # Key-change tokens are also 20 digits but are not what the customer types first.
 _SKIP_KEY_PARTS = ("reset", "configure", "kct")
+_LAST_KEY_PARTS = ("bonus",)
+# Provider bodies are shallow; a token is never buried deeper than this.
+_MAX_DEPTH = 8
+
+
+def _normalised(key: object) -> str:
+    return re.sub(r"[\s_\-]", "", str(key)).lower()
 
 
 def _from_string(text: str) -> str | None:
-    match = _TOKEN_PATTERN.search(text)
+    match = _TOKEN_PATTERN.search(text[:10_000])
     return _SEPARATORS.sub("", match.group(0)) if match else None
 
 
-def _token_keys(mapping: Mapping[str, Any]) -> Iterable[str]:
-    seen: set[str] = set()
-    for key in _PREFERRED_KEYS:
-        if key in mapping:
-            seen.add(key)
-            yield key
+def _token_keys(mapping: Mapping[Any, Any]) -> Iterable[Any]:
+    by_name: dict[str, list[Any]] = {}
     for key in mapping:
-        lowered = str(key).lower()
-        if key in seen or any(part in lowered for part in _SKIP_KEY_PARTS):
+        by_name.setdefault(_normalised(key), []).append(key)
+    named = [k for name in _PREFERRED_KEYS for k in by_name.get(name, ())]
+    others, last = [], []
+    for name, originals in by_name.items():
+        if name in _PREFERRED_KEYS or any(part in name for part in _SKIP_KEY_PARTS):
             continue
-        if "token" in lowered or lowered in ("extra", "extras", "pin"):
-            yield key
+        if "token" in name or name == "pin":
+            target = last if any(part in name for part in _LAST_KEY_PARTS) else others
+            target.extend(originals)
+    yield from (*named, *others, *last)
 
 
-def extract_token(value: object) -> str | None:
+def extract_token(value: object, _depth: int = 0) -> str | None:
     """The first 20-digit token in ``value`` (str, dict or list), as bare digits, or None.
 
-    In dicts only token-ish keys are searched, so references such as Flutterwave's
-    ``tx_ref`` (``CF-FLYAPI-20240324091413750321``) are never mistaken for a token.
+    In dicts only token-ish keys are searched (any spelling), so references such as
+    Flutterwave's ``tx_ref`` (``CF-FLYAPI-20240324091413750321``) are never mistaken for a
+    token. Never raises, whatever the shape or depth of ``value``.
     """
-    if value is None or isinstance(value, bool):
+    if value is None or isinstance(value, bool) or _depth > _MAX_DEPTH:
         return None
     if isinstance(value, int):
-        value = str(value)
+        return _from_string(str(value)) if abs(value) < 10**40 else None
     if isinstance(value, str):
         return _from_string(value)
     if isinstance(value, Mapping):
         for key in _token_keys(value):
-            if found := extract_token(value[key]):
+            if found := extract_token(value[key], _depth + 1):
                 return found
         return None
     if isinstance(value, list | tuple):
-        for item in value:
-            if found := extract_token(item):
+        for item in value[:50]:
+            if found := extract_token(item, _depth + 1):
                 return found
     return None
 
@@ -107,13 +118,41 @@ def mask_account(value: str | None, keep: int = 4) -> str:
     return "*" * (len(text) - keep) + text[-keep:]
 
 
+# Emails: the local part is the identifying bit.
+_EMAIL = re.compile(r"([A-Za-z0-9._%+\-])[A-Za-z0-9._%+\-]*@([A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)+)")
+# Nigerian phones however they are written: +234 803 123 4567, 0803-123-4567, (0803) 123 4567.
+_PHONE = re.compile(
+    r"(?<![0-9])(?:\+?234[ .\-]?\(?0?\)?|\(?0)[789][01][0-9]\)?(?:[ .\-]?[0-9]){7}(?![0-9])"
+)
+# Meters and smart cards in groups (0101 2345 6789): three or more groups of 3-4 digits.
+_GROUPED_NUMBER = re.compile(r"(?<![0-9])[0-9]{3,4}(?:[ \-][0-9]{3,4}){2,}(?![0-9])")
 # Six or more digits in free text: meters (11-13), phones (11; 13 with 234), smart cards (10),
 # water accounts (6+). Shorter numbers (HTTP statuses, counts, years) stay readable.
 _LONG_NUMBER = re.compile(r"(?<![0-9])[0-9]{6,}(?![0-9])")
 
 
+def _mask_digits(match: re.Match[str]) -> str:
+    """Every digit but the last four starred; separators kept so the shape stays readable."""
+    text = match.group(0)
+    digits = sum(c.isdigit() for c in text)
+    if digits < 10:
+        return text
+    out, seen = [], 0
+    for char in text:
+        if char.isdigit():
+            seen += 1
+            out.append(char if seen > digits - 4 else "*")
+        else:
+            out.append(char)
+    return "".join(out)
+
+
 def mask_text(text: str) -> str:
-    """Free text (an error message) safe to store and log: every token in it masked as
-    :func:`mask_token` does, every other long number as :func:`mask_account` does."""
+    """Free text (an error message, a body excerpt) safe to store and log: every token in it
+    masked as :func:`mask_token` does; phones (any spacing), grouped meter numbers and other long
+    numbers as :func:`mask_account` does; emails to their first letter and domain."""
     text = _TOKEN_PATTERN.sub(lambda m: mask_token(m.group(0)) or "****", text)
+    text = _EMAIL.sub(lambda m: f"{m.group(1)}***@{m.group(2)}", text)
+    text = _PHONE.sub(_mask_digits, text)
+    text = _GROUPED_NUMBER.sub(_mask_digits, text)
     return _LONG_NUMBER.sub(lambda m: mask_account(m.group(0)), text)

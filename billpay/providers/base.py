@@ -41,8 +41,10 @@ a bill it does not support (routing prevents this) or calling Paystack at all.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+import math
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
@@ -50,7 +52,7 @@ from typing import Any, Protocol, runtime_checkable
 from zoneinfo import ZoneInfo
 
 from billpay.orders import BillOrder, BillType
-from billpay.tokens import extract_token, mask_account, mask_token
+from billpay.tokens import extract_token, mask_account, mask_text, mask_token
 
 LAGOS = ZoneInfo("Africa/Lagos")
 REFERENCE_STAMP_FORMAT = "%Y%m%d%H%M"  # VTpass: the first 12 chars of a request_id
@@ -240,59 +242,185 @@ def naira_amount(order: BillOrder) -> int | str:
     return int(naira) if naira == naira.to_integral_value() else f"{naira:.2f}"
 
 
+# Naira amounts beyond this are not amounts (1e999999, 5000-digit numbers): read them as absent.
+_MAX_NAIRA_DIGITS = 15
+
+
 def kobo_from_naira(value: object) -> int | None:
-    """Provider amounts (naira, numbers or strings, maybe empty) to kobo; None when absent/odd."""
+    """Provider amounts (naira, numbers or strings, maybe empty) to kobo; None when absent/odd.
+
+    Never raises: ``1e999999``, ``inf``, ``NaN``, a dict or a 5000-digit number are all None."""
     if value is None or isinstance(value, bool) or value == "":
         return None
+    if not isinstance(value, int | float | str | Decimal):
+        return None
     try:
-        amount = Decimal(str(value).replace(",", "").strip())
-    except ArithmeticError:
+        amount = Decimal(clean_text(str(value), 64).replace(",", ""))
+        if not amount.is_finite() or amount.adjusted() > _MAX_NAIRA_DIGITS:
+            return None
+        return int((amount * 100).to_integral_value())
+    except (ArithmeticError, ValueError):  # ValueError: an int past Python's digit limit
         return None
-    if not amount.is_finite():
-        return None
-    return int((amount * 100).to_integral_value())
 
 
-_SECRET_KEY_PARTS = ("key", "secret", "authorization", "password", "hash", "pin")
-_TOKEN_KEY_PARTS = ("token", "purchased_code", "extra", "kct")
-_ACCOUNT_KEYS = {
-    "customer",
-    "customer_id",
-    "billerscode",
-    "phone",
-    "phone_number",
-    "unique_element",
-    "meter_number",
-    "smartcard_number",
-    "account_number",
-}
+# --- what leaves an adapter is storable ------------------------------------------------------
+
+# PostgreSQL text and jsonb refuse NUL and lone surrogates; other C0 controls (but tab, newline,
+# carriage return) and DEL are legal there but garble logs and terminals.
+_NUL = "\x00"
+_SURROGATES = re.compile("[\ud800-\udfff]")
+_CONTROLS = re.compile("[\x01-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _MAX_STRING = 200
+_MAX_KEY = 64
 _MAX_ITEMS = 20
+_MAX_KEYS = 50
+
+
+def clean_text(value: str, limit: int = _MAX_STRING) -> str:
+    """``value`` as PostgreSQL stores it: NULs dropped (gateways pad names with them), lone
+    surrogates replaced by U+FFFD, control characters by spaces, byte-order marks dropped, edges
+    stripped, at most ``limit`` characters. The one sanitiser for everything leaving an adapter."""
+    text = value[: limit * 4].replace(_NUL, "").replace("\ufeff", "")
+    text = _CONTROLS.sub(" ", _SURROGATES.sub("\ufffd", text))
+    return text.strip()[:limit]
+
+
+def text_field(value: object, limit: int = _MAX_STRING) -> str | None:
+    """A provider field read as text: scalars only (a dict or list where text belongs is absent),
+    cleaned; None when empty or ``N/A``."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float | Decimal):
+        return None
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    try:
+        text = clean_text(value if isinstance(value, str) else str(value), limit)
+    except ValueError:  # an int past Python's digit limit
+        return None
+    return None if text in ("", "N/A") else text
+
+
+def normalise_key(key: object) -> str:
+    """``"Customer_Number"``, ``"customer-number"``, ``"CustomerNumber"`` -> ``"customernumber"``:
+    providers spell the same field many ways."""
+    return re.sub(r"[\s_\-]", "", str(key)).lower()
+
+
+def field_named(mappings: Iterable[object], names: Iterable[str]) -> Any:
+    """The first present scalar among ``names`` (normalised spellings, most preferred first),
+    looked up in each mapping in turn; None when none has one. A dict or list where a field
+    belongs counts as absent."""
+    wanted = tuple(names)
+    indexed = [
+        {normalise_key(k): v for k, v in m.items()} for m in mappings if isinstance(m, Mapping)
+    ]
+    for name in wanted:
+        for index in indexed:
+            value = index.get(name)
+            if value not in (None, "", "N/A") and not isinstance(value, Mapping | list):
+                return value
+    return None
+
+
+# Units, main token before bonus token; also the plain spelling of either.
+UNITS_FIELDS = ("maintokenunits", "units", "unit", "tokenunits", "bonustokenunits", "bonusunits")
+
+
+def storable_payment(result: PaymentResult) -> PaymentResult:
+    """``result`` with every string it carries cleaned; messages also masked (they quote meters
+    and tokens back at us)."""
+    return replace(
+        result,
+        token=_clean_optional(result.token, 40),
+        units=_clean_optional(result.units, 40),
+        provider_reference=_clean_optional(result.provider_reference, 100),
+        reason_code=_clean_optional(result.reason_code, 80),
+        message=_masked_optional(result.message, 300),
+    )
+
+
+def storable_check(check: AccountCheck) -> AccountCheck:
+    return replace(
+        check,
+        customer_name=_clean_optional(check.customer_name, 200),
+        address=_clean_optional(check.address, 300),
+        reason_code=_clean_optional(check.reason_code, 80),
+        message=_masked_optional(check.message, 300),
+    )
+
+
+def storable_product(product: Product) -> Product:
+    return replace(product, code=clean_text(product.code, 100), name=clean_text(product.name, 200))
+
+
+def _clean_optional(value: str | None, limit: int) -> str | None:
+    return None if value is None else (clean_text(value, limit) or None)
+
+
+def _masked_optional(value: str | None, limit: int) -> str | None:
+    cleaned = _clean_optional(value, limit * 2)
+    return None if cleaned is None else mask_text(cleaned)[:limit]
+
+
+# --- redaction of stored bodies ---------------------------------------------------------------
+
+# Matched against normalised keys (see normalise_key).
+_SECRET_KEY_PARTS = ("key", "secret", "authorization", "password", "hash", "pin")
+_TOKEN_KEY_PARTS = ("token", "purchasedcode", "extra", "kct")
+_NOT_TOKEN_SUFFIXES = ("units", "unit", "amount")
+_ACCOUNT_KEYS = {
+    "customer", "customerid", "customerno", "customernumber", "billerscode", "account",
+    "accountno", "accountnumber", "uniqueelement", "cardnumber", "iuc", "iucnumber",
+}  # fmt: skip
+_ACCOUNT_KEY_PARTS = ("meter", "smartcard", "phone", "msisdn", "mobile", "email")
+# Their references are not secrets and support needs them whole.
+_REFERENCE_SUFFIXES = ("ref", "reference", "transactionid", "requestid")
+_LONG_INT = 10**9  # ten digits and more: a smart card, a meter, a phone without its 0
+
+
+def _is_account_key(key: str, value: Any) -> bool:
+    if key in _ACCOUNT_KEYS:
+        return True
+    # "meterType": "PREPAID" says nothing secret; only values with digits are masked.
+    return any(part in key for part in _ACCOUNT_KEY_PARTS) and any(
+        c.isdigit() or c == "@" for c in str(value)
+    )
 
 
 def _redact_value(key: str, value: Any, depth: int) -> Any:
-    lowered = key.lower()
-    if any(part in lowered for part in _SECRET_KEY_PARTS):
+    if any(part in key for part in _SECRET_KEY_PARTS):
         return "[redacted]"
-    if any(part in lowered for part in _TOKEN_KEY_PARTS) and value not in (None, "", "N/A"):
+    is_token_key = any(part in key for part in _TOKEN_KEY_PARTS)
+    if is_token_key and not key.endswith(_NOT_TOKEN_SUFFIXES) and value not in (None, "", "N/A"):
         token = extract_token(value)
         return mask_token(token) if token else "[redacted]"
-    if lowered in _ACCOUNT_KEYS and isinstance(value, str | int):
-        return mask_account(str(value))
+    if isinstance(value, str | int) and not isinstance(value, bool) and _is_account_key(key, value):
+        return mask_account(text_field(value, _MAX_STRING * 4) or "")[-_MAX_STRING:]
+    if key.endswith(_REFERENCE_SUFFIXES) and isinstance(value, str):
+        return clean_text(value)
     return redact(value, depth + 1)
 
 
 def redact(body: Any, depth: int = 0) -> Any:
-    """A copy of a provider body safe to store and log: no keys, masked tokens and accounts,
-    long strings and lists cut, nesting limited."""
+    """A copy of a provider body safe to store and log: no keys, masked tokens, accounts, phones
+    and emails (under any spelling of their keys, and inside free text), every string and key
+    storable (see clean_text), no NaN or infinity, long strings and lists cut, nesting limited."""
     if depth > 4:
         return "[...]"
     if isinstance(body, Mapping):
-        return {str(k): _redact_value(str(k), v, depth) for k, v in list(body.items())[:50]}
-    if isinstance(body, list):
+        return {
+            mask_text(clean_text(str(k), _MAX_KEY)): _redact_value(normalise_key(k), v, depth)
+            for k, v in list(body.items())[:_MAX_KEYS]
+        }
+    if isinstance(body, list | tuple):
         return [redact(item, depth + 1) for item in body[:_MAX_ITEMS]]
-    if isinstance(body, str):
-        return body[:_MAX_STRING]
-    if isinstance(body, int | float | bool) or body is None:
+    if isinstance(body, bool) or body is None:
         return body
-    return str(body)[:_MAX_STRING]
+    if isinstance(body, int):
+        return (
+            mask_account(text_field(body, 4400) or "")[-_MAX_STRING:]
+            if abs(body) >= _LONG_INT
+            else body
+        )
+    if isinstance(body, float):
+        return body if math.isfinite(body) else str(body)  # jsonb has no NaN or Infinity
+    return mask_text(clean_text(str(body), _MAX_STRING * 2))[:_MAX_STRING]

@@ -26,6 +26,7 @@ from billpay.accounts import parse_phone
 from billpay.catalogue import FLUTTERWAVE_CATEGORY, provider_product
 from billpay.orders import BillOrder, BillType
 from billpay.providers.base import (
+    UNITS_FIELDS,
     AccountCheck,
     Catalogue,
     ErrorClass,
@@ -34,11 +35,14 @@ from billpay.providers.base import (
     PaymentResult,
     Product,
     ProviderError,
+    field_named,
     kobo_from_naira,
     naira_amount,
     not_found_is_definitive,
+    storable_product,
+    text_field,
 )
-from billpay.providers.http import Exchange, HttpAdapter
+from billpay.providers.http import Exchange, HttpAdapter, guarded
 from billpay.tokens import extract_token
 
 PHONE_BILLS = (BillType.AIRTIME, BillType.DATA)
@@ -74,7 +78,8 @@ def _envelope(ex: Exchange) -> tuple[str, str, Any] | None:
     body = ex.body
     if not isinstance(body, dict) or not isinstance(body.get("status"), str):
         return None
-    return body["status"].lower(), str(body.get("message") or ""), body.get("data")
+    status = (text_field(body["status"], 40) or "").lower()
+    return status, text_field(body.get("message"), 500) or "", body.get("data")
 
 
 def _needs_token(order: BillOrder) -> bool:
@@ -112,9 +117,10 @@ def _transport_failure(ex: Exchange, operation: str) -> PaymentResult | None:
 
 def _delivered(order: BillOrder, data: dict[str, Any], message: str) -> PaymentResult:
     token = extract_token(
-        {"recharge_token": data.get("recharge_token"), "extra": data.get("extra")}
-    )
-    explicit = str(data.get("status") or "").lower()
+        {"recharge_token": field_named((data,), ("rechargetoken", "token", "maintoken")),
+         "extra": data.get("extra")}
+    )  # fmt: skip
+    explicit = (_str(data.get("status")) or "").lower()
     common = {
         "token": token if order.bill_type == BillType.ELECTRICITY else None,
         "units": _units(data),
@@ -145,26 +151,28 @@ _UNITS_IN_TEXT = re.compile(r"units?\s*[:=]?\s*([0-9][0-9.,]*\s*(?:kwh)?)", re.I
 
 def _units(data: dict[str, Any]) -> str | None:
     extra = data.get("extra")
-    for value in (data.get("units"), extra.get("units") if isinstance(extra, dict) else None):
-        if value not in (None, "", "N/A"):
-            return str(value)
-    if isinstance(extra, str) and (match := _UNITS_IN_TEXT.search(extra)):
-        return match.group(1).strip()
+    units = _str(field_named((data, extra), UNITS_FIELDS), 40)
+    if units:
+        return units
+    if isinstance(extra, str) and (match := _UNITS_IN_TEXT.search(extra[:2000])):
+        return _str(match.group(1), 40)
     return None
 
 
-def _str(value: object) -> str | None:
-    return None if value in (None, "") else str(value)
+_str = text_field
 
 
 def _parse_time(value: object) -> datetime | None:
-    if not isinstance(value, str) or not value:
+    text = _str(value, 64) if isinstance(value, str) else None
+    if not text:
         return None
     try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        parsed = parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        parsed.astimezone(UTC)  # year 1 or 9999 with an offset cannot be stored
+    except (ValueError, OverflowError):
         return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return parsed
 
 
 def pay_result(order: BillOrder, ex: Exchange) -> PaymentResult:
@@ -253,6 +261,7 @@ class FlutterwaveProvider(HttpAdapter):
         biller = self._biller(order.biller, order.bill_type)
         return str(biller.flutterwave_biller_code), provider_product(order, self.name)
 
+    @guarded(Operation.VERIFY)
     def verify_account(self, order: BillOrder) -> AccountCheck:
         biller_code, item = self._codes(order)
         if order.bill_type in PHONE_BILLS:
@@ -270,6 +279,7 @@ class FlutterwaveProvider(HttpAdapter):
             return parse_phone(order.account_number).e164
         return order.account_number
 
+    @guarded(Operation.PAY)
     def pay(self, order: BillOrder, reference: str) -> PaymentResult:
         biller_code, item = self._codes(order)
         if item is None:
@@ -287,6 +297,7 @@ class FlutterwaveProvider(HttpAdapter):
         ex = self._send("POST", f"/billers/{biller_code}/items/{item}/payment", body=body)
         return self._with_call(Operation.PAY, reference, ex, pay_result(order, ex))
 
+    @guarded(Operation.REQUERY)
     def requery(self, order: BillOrder, reference: str) -> PaymentResult:
         self._codes(order)
         ex = self._send("GET", f"/bills/{reference}")
@@ -295,6 +306,7 @@ class FlutterwaveProvider(HttpAdapter):
 
     # --- catalogue ------------------------------------------------------------------------
 
+    @guarded(Operation.CATALOGUE)
     def catalogue(self, biller: str) -> Catalogue:
         entry = self._biller(biller)
         ex = self._send("GET", f"/billers/{entry.flutterwave_biller_code}/items")
@@ -328,13 +340,15 @@ class FlutterwaveProvider(HttpAdapter):
 
 def _product(biller: str, item: dict[str, Any]) -> Product:
     amount = kobo_from_naira(item.get("amount"))
-    return Product(
-        provider="flutterwave",
-        biller=biller,
-        code=str(item.get("item_code") or ""),
-        name=str(item.get("name") or item.get("biller_name") or ""),
-        amount_kobo=amount or None,  # 0 means the customer sets the amount
-        fee_kobo=kobo_from_naira(item.get("fee")) or 0,
+    return storable_product(
+        Product(
+            provider="flutterwave",
+            biller=biller,
+            code=_str(item.get("item_code")) or "",
+            name=_str(item.get("name")) or _str(item.get("biller_name")) or "",
+            amount_kobo=amount or None,  # 0 means the customer sets the amount
+            fee_kobo=kobo_from_naira(item.get("fee")) or 0,
+        )
     )
 
 
@@ -362,20 +376,31 @@ def verify_result(ex: Exchange) -> AccountCheck:
 
 
 def _validated(data: dict[str, Any], message: str) -> AccountCheck:
-    code = str(data.get("response_code") or "00")
+    raw_code = data.get("response_code")
+    code = _str(raw_code, 20) or "00"
+    message = _str(data.get("response_message"), 500) or message
+    if raw_code not in (None, "") and _str(raw_code) is None:
+        # A code that is not a code (a dict, a list): we cannot tell, ask again later.
+        return AccountCheck(
+            valid=None, error_class=ErrorClass.TRANSIENT, reason_code="odd_code", message=message
+        )
     if code not in ("00", "0"):
         return AccountCheck(
             valid=False,
             error_class=ErrorClass.ACCOUNT_INVALID,
             reason_code=code,
-            message=str(data.get("response_message") or message),
+            message=message,
         )
+
+    def read(*names: str) -> Any:
+        return field_named((data,), names)
+
     return AccountCheck(
         valid=True,
-        customer_name=_str(data.get("name")),
-        address=_str(data.get("address")),
-        min_amount_kobo=kobo_from_naira(data.get("minimum")) or None,  # 0: no minimum
-        max_amount_kobo=kobo_from_naira(data.get("maximum")) or None,
+        customer_name=_str(read("name", "customername")),
+        address=_str(read("address", "customeraddress")),
+        min_amount_kobo=kobo_from_naira(read("minimum")) or None,  # 0: no minimum
+        max_amount_kobo=kobo_from_naira(read("maximum")) or None,
         reason_code=code,
-        message=str(data.get("response_message") or message),
+        message=message,
     )

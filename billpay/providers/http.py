@@ -8,12 +8,15 @@ payment is never repeated at the HTTP level.
 
 from __future__ import annotations
 
+import functools
 import json
+import logging
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
@@ -23,11 +26,21 @@ from billpay.orders import BillType
 from billpay.providers.base import (
     AccountCheck,
     CallRecord,
+    Catalogue,
+    ErrorClass,
     NotSupported,
     Operation,
+    PaymentOutcome,
     PaymentResult,
+    ProviderError,
+    clean_text,
     redact,
+    storable_check,
+    storable_payment,
 )
+from billpay.tokens import mask_text
+
+log = logging.getLogger(__name__)
 
 GET_RETRIES = 2  # extra tries after the first, GET only
 GET_RETRY_PAUSE_SECONDS = 0.2
@@ -62,7 +75,8 @@ class Exchange:
         """Fallback summary for bodies that are not JSON (HTML error pages, empty bodies)."""
         if self.transport_error:
             return {"transport_error": self.transport_error}
-        return {"body_excerpt": self.text[:200]}
+        # HTML error pages and text quote meters, phones and tokens back: masked like free text.
+        return {"body_excerpt": mask_text(clean_text(self.text, 500))[:200]}
 
 
 def timeout_from(settings: Settings) -> httpx.Timeout:
@@ -93,13 +107,27 @@ def _classify(exc: httpx.RequestError) -> str:
     return TransportKind.OTHER
 
 
-def _parse(response: httpx.Response) -> Any:
-    text = response.text
+def _no_constant(_: str) -> None:
+    return None  # NaN and Infinity are not JSON; as amounts they mean nothing
+
+
+def _text(response: httpx.Response) -> str:
+    try:
+        return response.text
+    except (LookupError, ValueError):  # a charset this Python does not know
+        return response.content.decode("utf-8", "replace")
+
+
+def _parse(text: str) -> Any:
+    """The JSON in a body, or None. Never raises: a UTF-8 byte-order mark is skipped (some
+    gateways send one), and nesting past the recursion limit or numbers past Python's int-digit
+    limit make the body unparseable, not an exception."""
+    text = text.lstrip("\ufeff")
     if not text.strip():
         return None
     try:
-        return json.loads(text)
-    except ValueError:
+        return json.loads(text, parse_constant=_no_constant)
+    except (ValueError, RecursionError):
         return None
 
 
@@ -119,9 +147,8 @@ def _exchange_once(
         response = client.request(method, url, headers=dict(headers), params=params, json=body)
     except httpx.RequestError as exc:  # transport errors, but also undecodable bodies
         return _finish(started_at, clock, transport_error=_classify(exc))
-    return _finish(
-        started_at, clock, status=response.status_code, body=_parse(response), text=response.text
-    )
+    text = _text(response)
+    return _finish(started_at, clock, status=response.status_code, body=_parse(text), text=text)
 
 
 def _finish(started_at: datetime, clock: float, **fields: Any) -> Exchange:
@@ -191,6 +218,36 @@ def call_record(
     )
 
 
+UNREADABLE = "unreadable_response"
+_Method = TypeVar("_Method", bound=Callable[..., Any])
+
+
+def guarded(operation: Operation) -> Callable[[_Method], _Method]:
+    """The net under one public adapter operation: once a request went out, an exception while
+    reading the answer becomes an outcome instead of looping the bill (verify: unknown,
+    TRANSIENT; pay and requery: UNKNOWN, since we may have been charged, never FAILED; catalogue:
+    TRANSIENT). Before anything was sent an exception is a programming error and propagates, as
+    does ProviderError (NotSupported)."""
+
+    def wrap(method: _Method) -> _Method:
+        @functools.wraps(method)
+        def guarded_method(self: HttpAdapter, *args: Any) -> Any:
+            self._calls.sent = False
+            self._calls.exchange = None
+            try:
+                return method(self, *args)
+            except ProviderError:
+                raise
+            except Exception as exc:
+                if not self._calls.sent:
+                    raise
+                return self._unreadable(operation, args, exc)
+
+        return guarded_method  # type: ignore[return-value]
+
+    return wrap
+
+
 class HttpAdapter:
     """Shared plumbing for the bill adapters that speak HTTP: one injected client, timeouts from
     settings, the biller catalogue lookup and call records."""
@@ -208,6 +265,9 @@ class HttpAdapter:
         self._clock = clock or (lambda: datetime.now(UTC))  # "not found" grace needs the time
         self._owns_client = client is None
         self._client = client if client is not None else build_client(settings)
+        # The exchange of the operation running in this thread, for the guard's call record
+        # (one adapter serves several threads at once).
+        self._calls = threading.local()
 
     def close(self) -> None:
         if self._owns_client:
@@ -239,7 +299,8 @@ class HttpAdapter:
         params: Mapping[str, str] | None = None,
         body: Any = None,
     ) -> Exchange:
-        return exchange(
+        self._calls.sent = True
+        ex = exchange(
             self._client,
             method,
             self._base_url().rstrip("/") + path,
@@ -247,6 +308,8 @@ class HttpAdapter:
             params=params,
             body=body,
         )
+        self._calls.exchange = ex
+        return ex
 
     def _record(
         self,
@@ -256,7 +319,13 @@ class HttpAdapter:
         outcome: str,
         error_class: str | None,
     ) -> CallRecord:
-        summary = redact(exchange_.body) if isinstance(exchange_.body, dict) else None
+        body = exchange_.body
+        if isinstance(body, dict):
+            summary: dict[str, Any] | None = redact(body)
+        elif body is not None:  # JSON, but not the object we expected (a list, a string...)
+            summary = {"body": redact(body)}
+        else:
+            summary = None  # the masked excerpt of the raw text
         return call_record(
             self.name,
             operation,
@@ -270,14 +339,44 @@ class HttpAdapter:
     def _with_call(
         self, operation: str, reference: str, ex: Exchange, result: PaymentResult
     ) -> PaymentResult:
-        """``result`` with the call record of the exchange that produced it."""
+        """``result`` with the call record of the exchange that produced it, every string in it
+        storable (see base.clean_text)."""
         error_class = result.error_class.value if result.error_class else None
         call = self._record(operation, reference, ex, result.outcome.value, error_class)
-        return replace(result, call=call)
+        return replace(storable_payment(result), call=call)
 
     def _with_check_call(self, reference: str, ex: Exchange, check: AccountCheck) -> AccountCheck:
-        """``check`` with the call record of the verify exchange that produced it."""
+        """``check`` with the call record of the verify exchange that produced it (storable)."""
         outcome = {True: "valid", False: "invalid", None: "unknown"}[check.valid]
         error_class = check.error_class.value if check.error_class else None
         call = self._record(Operation.VERIFY, reference, ex, outcome, error_class)
-        return replace(check, call=call)
+        return replace(storable_check(check), call=call)
+
+    def _unreadable(self, operation: Operation, args: tuple[Any, ...], exc: Exception) -> Any:
+        """The outcome of an answer the mapping code could not read (see ``guarded``)."""
+        log.warning(
+            "%s %s: could not read the answer (%s: %s); outcome left open",
+            self.name,
+            operation,
+            type(exc).__name__,
+            mask_text(clean_text(str(exc), 200)),
+        )
+        # The parsed body may be what broke the mapping: store the masked raw excerpt instead.
+        ex = replace(self._calls.exchange or _no_exchange(), body=None)
+        if operation == Operation.VERIFY:
+            check = AccountCheck(
+                valid=None, error_class=ErrorClass.TRANSIENT, reason_code=UNREADABLE
+            )
+            return self._with_check_call(args[0].reference, ex, check)
+        if operation == Operation.CATALOGUE:
+            call = self._record(operation, None, ex, "failed", ErrorClass.TRANSIENT.value)
+            return Catalogue((), call, ErrorClass.TRANSIENT, message=UNREADABLE)
+        # Pay or requery: the provider may have taken the money; a requery decides later.
+        result = PaymentResult(PaymentOutcome.UNKNOWN, ErrorClass.TRANSIENT, reason_code=UNREADABLE)
+        return self._with_call(operation, args[1], ex, result)
+
+
+def _no_exchange() -> Exchange:
+    """Stands in when the request went out but its exchange never came back to us."""
+    now = datetime.now(UTC)
+    return Exchange(started_at=now, finished_at=now, latency_ms=0, transport_error="unrecorded")

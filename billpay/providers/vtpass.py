@@ -20,6 +20,7 @@ from billpay.orders import BillOrder, BillType
 from billpay.providers.base import (
     LAGOS,
     REFERENCE_STAMP_FORMAT,
+    UNITS_FIELDS,
     AccountCheck,
     Catalogue,
     ErrorClass,
@@ -27,12 +28,15 @@ from billpay.providers.base import (
     PaymentOutcome,
     PaymentResult,
     Product,
+    field_named,
     kobo_from_naira,
     naira_amount,
     not_found_is_definitive,
     reference_created_at,
+    storable_product,
+    text_field,
 )
-from billpay.providers.http import Exchange, HttpAdapter
+from billpay.providers.http import Exchange, HttpAdapter, guarded
 from billpay.tokens import extract_token
 
 Outcome = PaymentOutcome
@@ -121,9 +125,13 @@ def _request_id(reference: str) -> str:
 
 
 def _code(body: Any) -> str | None:
-    if not isinstance(body, dict) or body.get("code") in (None, ""):
+    """The VTpass code as three characters, or None when absent or not a code at all (a dict,
+    a list, a float: the answer is then read like one without a code)."""
+    raw = body.get("code") if isinstance(body, dict) else None
+    if isinstance(raw, float):
         return None
-    return str(body["code"]).strip().zfill(3)
+    code = text_field(raw, 10)
+    return code.zfill(3) if code else None
 
 
 def _transaction(body: dict[str, Any]) -> dict[str, Any]:
@@ -132,8 +140,7 @@ def _transaction(body: dict[str, Any]) -> dict[str, Any]:
     return tx if isinstance(tx, dict) else {}
 
 
-def _text(value: object) -> str | None:
-    return None if value in (None, "", "N/A") else str(value)
+_text = text_field
 
 
 def parse_transaction_date(value: object) -> datetime | None:
@@ -142,30 +149,28 @@ def parse_transaction_date(value: object) -> datetime | None:
     if isinstance(value, dict):
         zone = LAGOS if value.get("timezone") == "Africa/Lagos" else UTC
         value = value.get("date")
-    if not isinstance(value, str) or not value:
+    text = text_field(value, 64) if isinstance(value, str) else None
+    if not text:
         return None
     try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        parsed = parsed if parsed.tzinfo else parsed.replace(tzinfo=zone)
+        parsed.astimezone(UTC)  # year 1 or 9999 with an offset cannot be stored
+    except (ValueError, OverflowError):
         return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=zone)
+    return parsed
 
 
 def _details(order: BillOrder, body: dict[str, Any]) -> dict[str, Any]:
     tx = _transaction(body)
     token = None
     if order.bill_type == BillType.ELECTRICITY:
-        candidates = (
-            body.get("token"),
-            body.get("purchased_code"),
-            body.get("mainToken"),
-            tx.get("extras"),
-            tx.get("token"),
-        )
-        token = next((t for t in map(extract_token, candidates) if t), None)
+        # Token fields under any spelling (mainToken before bonusToken), the body's then the
+        # transaction's (requery answers carry it in ``extras``).
+        token = extract_token(body) or extract_token(tx)
     return {
         "token": token,
-        "units": _text(body.get("units") or tx.get("units")),
+        "units": _text(field_named((body, tx), UNITS_FIELDS), 40),
         "provider_reference": _text(tx.get("transactionId") or body.get("transactionId")),
         "message": _text(body.get("response_description")),
         "amount_kobo": kobo_from_naira(body.get("amount") or tx.get("amount")),
@@ -176,7 +181,7 @@ def _details(order: BillOrder, body: dict[str, Any]) -> dict[str, Any]:
 def _processed(order: BillOrder, body: dict[str, Any]) -> PaymentResult:
     """A ``000`` answer: the inner transaction status decides."""
     details = _details(order, body)
-    status = str(_transaction(body).get("status") or "").strip().lower()
+    status = (_text(_transaction(body).get("status"), 40) or "").lower()
     if not status:
         # Older airtime answers carry no content: only the description says it worked.
         described = "SUCCESS" in (details["message"] or "").upper()
@@ -263,21 +268,25 @@ def verify_result(ex: Exchange) -> AccountCheck:
 
 def _verified(content: dict[str, Any], code: str, message: str | None) -> AccountCheck:
     error = content.get("error")
-    if content.get("WrongBillersCode") in (True, "true", "True", 1) or error:
+    wrong = field_named((content,), ("wrongbillerscode",))
+    if wrong in (True, "true", "True", 1) or error:
         return AccountCheck(
             valid=False,
             error_class=Err.ACCOUNT_INVALID,
             reason_code=f"{code}:wrong_billers_code",
             message=_text(error) or message,
         )
-    minimum = content.get("Min_Purchase_Amount") or content.get("Minimum_Amount")
+
+    def read(*names: str) -> Any:
+        return field_named((content,), names)
+
     return AccountCheck(
         valid=True,
-        customer_name=_text(content.get("Customer_Name")),
-        address=_text(content.get("Address")),
-        arrears_kobo=kobo_from_naira(content.get("Customer_Arrears")),
-        min_amount_kobo=kobo_from_naira(minimum),
-        max_amount_kobo=kobo_from_naira(content.get("Max_Purchase_Amount")),
+        customer_name=_text(read("customername", "name")),
+        address=_text(read("address", "customeraddress")),
+        arrears_kobo=kobo_from_naira(read("customerarrears", "arrears")),
+        min_amount_kobo=kobo_from_naira(read("minpurchaseamount", "minimumamount")),
+        max_amount_kobo=kobo_from_naira(read("maxpurchaseamount", "maximumamount")),
         reason_code=code,
         message=message,
     )
@@ -309,6 +318,7 @@ class VTpassProvider(HttpAdapter):
     def _service_id(self, order: BillOrder) -> str:
         return str(self._biller(order.biller, order.bill_type).vtpass_service_id)
 
+    @guarded(Operation.VERIFY)
     def verify_account(self, order: BillOrder) -> AccountCheck:
         service_id = self._service_id(order)
         if order.bill_type in (BillType.AIRTIME, BillType.DATA):
@@ -337,17 +347,20 @@ class VTpassProvider(HttpAdapter):
             body["subscription_type"] = SUBSCRIPTION_TYPE
         return body
 
+    @guarded(Operation.PAY)
     def pay(self, order: BillOrder, reference: str) -> PaymentResult:
         body = self.pay_body(order, reference)
         ex = self._send("POST", "/pay", body=body)
         return self._with_call(Operation.PAY, reference, ex, pay_result(order, ex))
 
+    @guarded(Operation.REQUERY)
     def requery(self, order: BillOrder, reference: str) -> PaymentResult:
         self._service_id(order)
         ex = self._send("POST", "/requery", body={"request_id": _request_id(reference)})
         result = requery_result(order, reference, ex, self._clock())
         return self._with_call(Operation.REQUERY, reference, ex, result)
 
+    @guarded(Operation.CATALOGUE)
     def catalogue(self, biller: str) -> Catalogue:
         entry = self._biller(biller)
         ex = self._send("GET", "/service-variations", params={"serviceID": entry.vtpass_service_id})
@@ -358,19 +371,21 @@ class VTpassProvider(HttpAdapter):
         ok = isinstance(variations, list)
         call = self._record(Operation.CATALOGUE, None, ex, "success" if ok else "failed", None)
         if not ok:
-            return Catalogue((), call, Err.TRANSIENT, message=f"code {_code(ex.body)}")
+            return Catalogue((), call, Err.TRANSIENT, message=f"code {_code(ex.body)}"[:40])
         rows = [v for v in variations if isinstance(v, dict)]  # type: ignore[union-attr]
         products = tuple(_product(entry.code, v) for v in rows)
         return Catalogue(products, call)
 
 
 def _product(biller: str, variation: dict[str, Any]) -> Product:
-    fixed = str(variation.get("fixedPrice") or "").lower() in ("yes", "true", "1")
+    fixed = (text_field(variation.get("fixedPrice")) or "").lower() in ("yes", "true", "1")
     amount = kobo_from_naira(variation.get("variation_amount"))
-    return Product(
-        provider="vtpass",
-        biller=biller,
-        code=str(variation.get("variation_code") or ""),
-        name=str(variation.get("name") or ""),
-        amount_kobo=amount if fixed and amount else None,
+    return storable_product(
+        Product(
+            provider="vtpass",
+            biller=biller,
+            code=text_field(variation.get("variation_code")) or "",
+            name=text_field(variation.get("name")) or "",
+            amount_kobo=amount if fixed and amount else None,
+        )
     )

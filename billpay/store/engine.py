@@ -105,6 +105,9 @@ def connect(settings: Settings, *, create: bool = True) -> Database:
         # No pre-ping: it doubles the round trips of every checkout on the hot path. A dead
         # connection surfaces as OperationalError, which task retries treat as transient.
         pool_recycle=1800,
+        # A failed statement's exception (and so every log and Prefect task-run record of it)
+        # must not carry bound values: they include electricity tokens and account numbers.
+        hide_parameters=True,
         connect_args={"application_name": "billpay"},
     )
     db = Database(engine=engine, url=url, server=server)

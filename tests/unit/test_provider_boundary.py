@@ -1,0 +1,246 @@
+"""What leaves an adapter: storable text (issue 12 defect 1), no secret in stored bodies (defect
+2), units under any spelling (defect 3), and the per-operation guard that turns an answer we
+cannot read into an open outcome instead of an exception."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+import billpay.providers.flutterwave as flutterwave_module
+import billpay.providers.vtpass as vtpass_module
+from billpay.providers.base import (
+    ErrorClass,
+    PaymentOutcome,
+    clean_text,
+    kobo_from_naira,
+    redact,
+)
+from billpay.providers.flutterwave import FlutterwaveProvider
+from billpay.providers.vtpass import VTpassProvider
+from tests.hostile import BOM, DSTV, PREPAID, REFERENCE, SETTINGS, TOKEN, adapters, storable
+from tests.unit.provider_cases import fixture
+
+U, T = PaymentOutcome.UNKNOWN, ErrorClass.TRANSIENT
+
+
+def raw(body: bytes | str, status: int = 200, content_type: str = "application/json") -> Any:
+    content = body.encode("utf-8", "surrogatepass") if isinstance(body, str) else body
+    return httpx.Response(status, content=content, headers={"content-type": content_type})
+
+
+@pytest.fixture
+def vtpass_flw() -> Iterator[tuple[list[httpx.Response], VTpassProvider, FlutterwaveProvider]]:
+    """Both adapters on one MockTransport answering with the responses queued in the list."""
+    queue: list[httpx.Response] = []
+    holder = httpx.Response(200)
+    vtpass, flw = adapters(holder)
+    client = httpx.Client(transport=httpx.MockTransport(lambda request: queue.pop(0)))
+    vtpass._client = flw._client = client
+    yield queue, vtpass, flw
+    client.close()
+
+
+# --- defect 1: every string is storable ---------------------------------------------------
+
+
+def test_clean_text_drops_nuls_replaces_lone_surrogates_and_bounds_length() -> None:
+    assert clean_text("ADA OBI\x00\x00\x00") == "ADA OBI"
+    assert clean_text("a\ud800b\udfffc") == "a\ufffdb\ufffdc"
+    assert clean_text("\ufeffok\x1b[0m\x07") == "ok [0m"
+    assert clean_text("x" * 5000, 50) == "x" * 50
+    assert clean_text("line\nnext\ttab") == "line\nnext\ttab"
+
+
+def test_a_nul_padded_customer_name_and_surrogate_message_come_out_storable(vtpass_flw) -> None:
+    queue, vtpass, _ = vtpass_flw
+    body = (
+        '{"code":"000","response_description":"OK \\ud800","content":'
+        '{"Customer_Name":"ADA OBI\\u0000\\u0000\\u0000","Address":"1 Marina\\u0000",'
+        '"Meter_Number":"1111111111111","Min_Purchase_Amount":"1e999999"}}'
+    )
+    queue.append(raw(body))
+    check = vtpass.verify_account(PREPAID)
+    assert check.valid is True
+    assert check.customer_name == "ADA OBI" and check.address == "1 Marina"
+    assert check.message == "OK \ufffd"
+    assert check.min_amount_kobo is None  # 1e999999 is not an amount
+    assert check.call is not None
+    summary = json.dumps(check.call.response_summary, ensure_ascii=False)
+    assert storable(summary) and "\\u0000" not in json.dumps(check.call.response_summary)
+    assert "1111111111111" not in summary
+
+
+@pytest.mark.parametrize(
+    "value", ["1e999999", 1e308 * 10, float("nan"), "9" * 5000, {"a": 1}, [1], "-1e999999"]
+)
+def test_amounts_that_are_not_amounts_are_absent_never_an_exception(value: object) -> None:
+    assert kobo_from_naira(value) is None
+
+
+def test_redacted_bodies_have_no_nan_no_bad_keys_and_no_huge_values() -> None:
+    summary = redact({"a\x00b": float("inf"), "\ud800": "x\x00", "n": float("nan"), "x": 10**400})
+    text = json.dumps(summary, allow_nan=False)  # raises on NaN / Infinity
+    assert storable(text) and "\\u0000" not in text and "\\ud800" not in text
+    assert len(summary["x"]) <= 200
+
+
+# --- defect 1/2: bodies that are not the JSON object we expect --------------------------
+
+
+def test_json_behind_a_bom_is_read(vtpass_flw) -> None:
+    queue, vtpass, _ = vtpass_flw
+    body = fixture("vtpass_pay_electricity_prepaid_success.json")
+    queue.append(raw(BOM + json.dumps(body).encode()))
+    result = vtpass.pay(PREPAID, REFERENCE)
+    assert result.outcome is PaymentOutcome.SUCCESS and result.token == TOKEN
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "[" * 100_000,  # RecursionError in the JSON parser
+        '{"code":' + "9" * 5000 + "}",  # past Python's int-digit limit
+        '{"token":' * 3000 + '"x"' + "}" * 3000,
+        "[1, 2]",
+        '"just a string"',
+        "null",
+        "NaN",
+    ],
+)
+def test_unparseable_or_unexpected_json_leaves_every_pay_open(vtpass_flw, body: str) -> None:
+    queue, vtpass, flw = vtpass_flw
+    for provider, order in ((vtpass, PREPAID), (flw, DSTV)):
+        queue.append(raw(body))
+        result = provider.pay(order, REFERENCE)
+        assert result.outcome is U, provider.name
+        assert result.call is not None
+
+
+@pytest.mark.parametrize("body", [f"<html>meter 1111111111111 token {TOKEN}</html>", "\ufeffjunk"])
+def test_non_json_bodies_are_stored_masked(vtpass_flw, body: str) -> None:
+    queue, vtpass, _ = vtpass_flw
+    queue.append(raw(body + " call +234 803 123 4567 or ada@example.com", 502, "text/html"))
+    result = vtpass.pay(PREPAID, REFERENCE)
+    assert result.outcome is U and result.call is not None
+    excerpt = result.call.response_summary["body_excerpt"]
+    for secret in ("1111111111111", TOKEN, "803 123", "ada@"):
+        assert secret not in excerpt
+    assert storable(excerpt)
+
+
+# --- defect 2: account keys under any spelling -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["meterNumber", "customerNumber", "Customer_Number", "MeterNo", "smartCardNumber",
+     "SmartCard_No", "customer-number", "phoneNumber", "MSISDN", "Account Number", "billersCode"],
+)  # fmt: skip
+def test_account_numbers_are_masked_under_any_spelling(key: str) -> None:
+    summary = redact({"content": {key: "1111111111111"}, "description": "meter 1111111111111"})
+    assert "1111111111111" not in json.dumps(summary)
+    assert summary["content"][key].endswith("1111")
+
+
+@pytest.mark.parametrize("key", ["API_KEY", "secretKey", "Secret-Key", "Authorization"])
+def test_secrets_are_redacted_under_any_spelling(key: str) -> None:
+    assert redact({key: "SK_secret_789"}) == {key: "[redacted]"}
+
+
+@pytest.mark.parametrize("key", ["Token", "MAIN_TOKEN", "bonus-token", "Purchased_Code"])
+def test_tokens_are_masked_under_any_spelling(key: str) -> None:
+    assert redact({key: f"Token : {TOKEN}"}) == {key: "****-****-****-****-7802"}
+
+
+def test_references_stay_whole_and_units_are_not_taken_for_tokens() -> None:
+    body = {"transactionId": "17416102247366731230557150", "mainTokenUnits": "79.9"}
+    assert redact(body) == body
+
+
+# --- defect 3: units and tokens under any spelling ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fields", "units"),
+    [
+        ({"Units": "12.5"}, "12.5"),
+        ({"mainTokenUnits": "40.1", "bonusTokenUnits": "2.0"}, "40.1"),
+        ({"bonusTokenUnits": "2.0", "main_token_units": "40.1"}, "40.1"),
+        ({"tokenUnits": 33.3}, "33.3"),
+        ({"units": {"odd": 1}, "tokenUnits": "7"}, "7"),
+    ],
+)
+def test_vtpass_units_are_read_under_any_spelling(vtpass_flw, fields, units) -> None:
+    queue, vtpass, _ = vtpass_flw
+    body = fixture("vtpass_pay_electricity_prepaid_success.json")
+    del body["units"]
+    queue.append(httpx.Response(200, json=body | fields))
+    result = vtpass.pay(PREPAID, REFERENCE)
+    assert result.outcome is PaymentOutcome.SUCCESS and result.units == units
+
+
+def test_vtpass_main_token_wins_over_bonus_token(vtpass_flw) -> None:
+    queue, vtpass, _ = vtpass_flw
+    body = fixture("vtpass_pay_electricity_prepaid_success.json")
+    for key in ("token", "purchased_code"):
+        del body[key]
+    body |= {"bonusToken": "1111 2222 3333 4444 5555", "MainToken": TOKEN}
+    queue.append(httpx.Response(200, json=body))
+    assert vtpass.pay(PREPAID, REFERENCE).token == TOKEN
+
+
+def test_flutterwave_units_are_read_under_any_spelling(vtpass_flw) -> None:
+    queue, _, flw = vtpass_flw
+    data = {"flw_ref": "BPUSSD1", "recharge_token": TOKEN, "Units": "55.5", "amount": 2000}
+    queue.append(httpx.Response(200, json={"status": "success", "message": "ok", "data": data}))
+    flw_order = PREPAID
+    result = flw.pay(flw_order, REFERENCE)
+    assert result.outcome is PaymentOutcome.SUCCESS
+    assert (result.token, result.units) == (TOKEN, "55.5")
+
+
+# --- the guard: an answer the mapping cannot read is an outcome --------------------------
+
+
+def _broken(*_: Any) -> Any:
+    raise KeyError("mapping bug")
+
+
+@pytest.mark.parametrize("module", [vtpass_module, flutterwave_module])
+def test_a_mapping_exception_after_the_call_is_an_open_outcome(
+    vtpass_flw, monkeypatch, module, caplog
+) -> None:
+    queue, vtpass, flw = vtpass_flw
+    provider, order = (vtpass, PREPAID) if module is vtpass_module else (flw, DSTV)
+    for name in ("pay_result", "requery_result", "verify_result"):
+        monkeypatch.setattr(module, name, _broken)
+    queue.extend(raw(json.dumps({"code": "000", "meter": "1111111111111"})) for _ in range(3))
+    for result in (provider.pay(order, REFERENCE), provider.requery(order, REFERENCE)):
+        assert (result.outcome, result.error_class) == (U, T)  # never FAILED: maybe charged
+        assert result.call is not None and result.call.http_status == 200
+    check = provider.verify_account(order)
+    assert (check.valid, check.error_class, check.reason_code) == (
+        None,
+        T,
+        "unreadable_response",
+    )
+    assert "could not read the answer" in caplog.text and "1111111111111" not in caplog.text
+
+
+def test_a_catalogue_mapping_exception_is_transient(vtpass_flw, monkeypatch) -> None:
+    queue, vtpass, _ = vtpass_flw
+    monkeypatch.setattr(vtpass_module, "_product", _broken)
+    queue.append(httpx.Response(200, json={"content": {"variations": [{"name": "x"}]}}))
+    catalogue = vtpass.catalogue("dstv")
+    assert catalogue.products == () and catalogue.error_class is T
+
+
+def test_a_programming_error_before_any_call_still_raises() -> None:
+    provider = VTpassProvider(SETTINGS, httpx.Client(transport=httpx.MockTransport(_broken)))
+    with pytest.raises(ValueError, match="attempt reference"):
+        provider.pay(PREPAID, "not-a-reference")
