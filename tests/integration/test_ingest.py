@@ -24,7 +24,8 @@ PAGES = {
 }
 LAST_OF_PAGE1 = PAGES["page1"]["_embedded"]["records"][-1]["paging_token"]
 LAST_OF_PAGE2 = PAGES["page2"]["_embedded"]["records"][-1]["paging_token"]
-STORED_FROM_PAGES = 9  # 8 on page 1, 1 on page 2 (see tests/unit/test_horizon_records.py)
+ON_PAGE1, ON_PAGE2 = 12, 4  # inbound transfers (see tests/unit/test_horizon_records.py)
+STORED_FROM_PAGES = ON_PAGE1 + ON_PAGE2
 
 
 @pytest.fixture
@@ -109,7 +110,7 @@ def test_stored_rows_carry_what_matching_and_refunds_need(
     assert muxed["from_muxed"].startswith("M") and muxed["from_account"].startswith("G")
     odd = rows[42]
     assert odd["memo_type"] == "text" and odd["memo"].startswith("BILL-\\x")
-    first = _payments(db)[0]
+    first = next(r for r in _payments(db) if r["asset_code"] == "cNGN")
     assert first["memo"] == "BILL-ABCDE12345" and first["ledger"] is not None
     assert first["ledger_time"].isoformat().startswith("2026-11-20T10:02:00")
     assert all(r["match_outcome"] is None for r in rows.values())
@@ -138,7 +139,7 @@ def test_stored_cursor_wins_over_the_configured_start(
         )
     summary = ingest_payments(db, stellar_settings, horizon)
     assert route.calls[0].request.url.params["cursor"] == LAST_OF_PAGE1
-    assert summary.payments_stored == 1
+    assert summary.payments_stored == ON_PAGE2
 
 
 @respx.mock
@@ -163,7 +164,7 @@ def test_horizon_failure_stops_the_run_with_the_cursor_where_it_was(
     assert summary.stop_reason == StopReason.HORIZON_ERROR
     assert summary.error
     assert summary.cursor == LAST_OF_PAGE1 == _cursor(db)
-    assert len(_payments(db)) == 8
+    assert len(_payments(db)) == ON_PAGE1
 
 
 @respx.mock
@@ -207,12 +208,12 @@ def test_crash_inside_the_page_transaction_replays_without_duplicates(
     with pytest.raises(sa.exc.DBAPIError, match="simulated crash"):
         ingest_payments(db, stellar_settings, horizon)
     assert _cursor(db) == LAST_OF_PAGE1  # page 1 committed, page 2 rolled back whole
-    assert len(_payments(db)) == 8
+    assert len(_payments(db)) == ON_PAGE1
 
     with db.begin() as conn:
         conn.execute(sa.text("DROP TRIGGER crash ON incoming_payments"))
     summary = ingest_payments(db, stellar_settings, horizon)
-    assert summary.payments_stored == 1
+    assert summary.payments_stored == ON_PAGE2
     assert len(_payments(db)) == STORED_FROM_PAGES
     assert _cursor(db) == LAST_OF_PAGE2
 
