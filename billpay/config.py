@@ -12,6 +12,7 @@ from typing import Annotated
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from stellar_sdk import StrKey
 
 # The deterministic sandbox identities live in billpay.sandbox.identities; the defaults below
 # point at a sandbox on localhost:8765 so that `make demo` works with no configuration.
@@ -25,6 +26,11 @@ BILL_PROVIDERS = frozenset({"flutterwave", "vtpass"})
 class UnknownReferencePolicy(StrEnum):
     REFUND = "refund"
     HOLD = "hold"
+
+
+class WrongAssetPolicy(StrEnum):
+    REFUND = "refund"  # send it back in the asset received
+    HOLD = "hold"  # a held refund row for an operator to release
 
 
 def _csv_list(value: object) -> object:
@@ -65,6 +71,12 @@ class Settings(BaseSettings):
     )
     ingest_page_budget: int = 10
     unknown_reference_policy: UnknownReferencePolicy = UnknownReferencePolicy.REFUND
+    wrong_asset_policy: WrongAssetPolicy = WrongAssetPolicy.REFUND
+    treasury_accounts: Annotated[list[str], NoDecode] = Field(
+        default=[],
+        description="comma-separated G-addresses whose payments fund the system account: "
+        "recorded as treasury, never refunded (the cNGN issuer always counts as one)",
+    )
     refund_timeout_seconds: int = 120
     stellar_base_fee: int = 100
     horizon_timeout_seconds: float = 10.0
@@ -126,6 +138,7 @@ class Settings(BaseSettings):
         "retry_backoff_seconds",
         "requery_backoff_seconds",
         "notify_backoff_seconds",
+        "treasury_accounts",
         mode="before",
     )
     @classmethod
@@ -146,6 +159,14 @@ class Settings(BaseSettings):
         if not names:
             raise ValueError("a route needs at least one provider")
         return names
+
+    @field_validator("treasury_accounts")
+    @classmethod
+    def _treasury_addresses(cls, value: list[str]) -> list[str]:
+        bad = [a for a in value if not StrKey.is_valid_ed25519_public_key(a)]
+        if bad:
+            raise ValueError(f"not G-addresses: {bad}")
+        return value
 
     @property
     def pgdata_dir(self) -> Path:

@@ -11,7 +11,7 @@ from billpay import accounts
 from billpay.catalogue import find_biller
 from billpay.config import Settings
 from billpay.money import MoneyError, format_cngn, kobo_to_cngn, naira_to_kobo
-from billpay.orders import BillType, memo_for
+from billpay.orders import BillType, memo_for, muxed_address_for
 from billpay.store import Database
 from billpay.store import bills as bill_store
 from billpay.tokens import format_token
@@ -173,11 +173,14 @@ def create_order(db: Database, settings: Settings, request: OrderRequest) -> dic
 
 
 def payment_instructions(row: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    """Pay ``destination`` with the text ``memo``, or pay ``muxed_destination`` (no memo
+    needed: the M-address names the order); either is matched."""
     return {
         "reference": row["reference"],
         "memo": memo_for(row["reference"]),
         "amount_cngn": format_cngn(row["amount_cngn"]),
         "destination": settings.system_account,
+        "muxed_destination": muxed_address_for(settings.system_account, int(row["id"])),
         "asset_code": settings.cngn_asset_code,
         "asset_issuer": settings.cngn_issuer,
         "expires_at": _iso(row["expires_at"]),

@@ -8,6 +8,8 @@ from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 
+from stellar_sdk import MuxedAccount
+
 
 class BillType(StrEnum):
     ELECTRICITY = "electricity"
@@ -30,6 +32,12 @@ def new_reference() -> str:
 
 def memo_for(reference: str) -> str:
     return f"{MEMO_PREFIX}{reference}"
+
+
+def muxed_address_for(system_account: str, order_id: int) -> str:
+    """The order's own M-address: the system account with the order's id as muxed id, for
+    wallets (and contracts) that cannot set a text memo. Matching reads the id back."""
+    return MuxedAccount(system_account, order_id).account_muxed
 
 
 def reference_from_memo(memo: str | None) -> str | None:

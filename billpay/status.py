@@ -54,6 +54,15 @@ class OldestBill:
 
 
 @dataclass(frozen=True)
+class QuarantineStatus:
+    """Horizon records ingestion set aside unread (billpay.stellar.ingest)."""
+
+    open: int  # not yet resolved by an operator
+    oldest_at: datetime | None
+    oldest_age_seconds: int | None
+
+
+@dataclass(frozen=True)
 class PipelineStatus:
     checked_at: datetime  # the database clock
     stale_after_seconds: int
@@ -65,6 +74,7 @@ class PipelineStatus:
     refunds: dict[str, int]  # refunds per status (confirmed left out)
     notifications: dict[str, int]  # undelivered notifications per status
     oldest_bill: OldestBill | None
+    quarantine: QuarantineStatus = QuarantineStatus(0, None, None)
 
     @property
     def stale(self) -> list[StageStatus]:
@@ -131,6 +141,14 @@ def build_status(rows: StatusRows, now: datetime | None, stale_after: int) -> Pi
         )
         if bill
         else None,
+        quarantine=_quarantine(rows.quarantine, now),
+    )
+
+
+def _quarantine(row: dict[str, Any] | None, now: datetime) -> QuarantineStatus:
+    oldest = row["oldest_at"] if row else None
+    return QuarantineStatus(
+        int(row["open"]) if row else 0, oldest, _age(now, oldest) if oldest else None
     )
 
 
@@ -180,10 +198,20 @@ def format_status(status: PipelineStatus) -> str:
         _line("open refunds", _counts(status.refunds, "none")),
         _line("unsent", _counts(status.notifications, "none")),
         _line("oldest", _oldest_text(status.oldest_bill)),
+        _line("quarantined", _quarantine_text(status.quarantine)),
     ]
     if status.stale:
         lines += ["", stale_hint(status)]
     return "\n".join(lines)
+
+
+def _quarantine_text(quarantine: QuarantineStatus) -> str:
+    if not quarantine.open or quarantine.oldest_age_seconds is None:
+        return "none"
+    return (
+        f"{quarantine.open} Horizon record(s) unread, oldest {_ago(quarantine.oldest_age_seconds)}"
+        " (table ingest_quarantine)"
+    )
 
 
 def stale_hint(status: PipelineStatus) -> str:

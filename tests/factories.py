@@ -109,6 +109,8 @@ def add_incoming_payment(
         "from_account": "GUSER",
         "from_muxed": None,
         "to_account": "GSYS",
+        "to_muxed_id": None,
+        "asset_type": "credit_alphanum4",
         "asset_code": "cNGN",
         "asset_issuer": "GISS",
         "amount": Decimal(amount),

@@ -7,8 +7,12 @@ signature, sequence, time bounds, fee, trustlines, authorisation, balances and l
 applying it; failures answer in Horizon's problem shape with ``extras.result_codes``. A tx that
 fails in its operations is, as on the real network, recorded as failed and consumes its sequence.
 
-Only ``payment`` operations are supported. Control endpoints under ``/horizon/_sandbox``:
-``POST payments`` (a sandbox user pays the system account through the same apply path),
+Only ``payment`` operations are submitted (to G- or M-addresses). Contract (SAC) transfers are
+simulated by :meth:`SandboxLedger.contract_transfer`: balances move and an
+``invoke_host_function`` record with ``asset_balance_changes`` is listed, as Horizon lists them.
+Control endpoints under ``/horizon/_sandbox``:
+``POST payments`` (a sandbox user pays the system account through the same apply path; ``to``
+may be an M-address), ``POST contract_transfers`` (a G- or C-address pays through the SAC),
 ``GET accounts``, ``POST trustlines`` (add/change/remove a trustline) and ``POST faults``
 (answer the next N submissions with 504 before or after applying, or the next N payment pages
 with 503).
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import threading
 import time
 from dataclasses import dataclass, field
@@ -206,8 +211,7 @@ class SandboxLedger:
             rows = [
                 op
                 for op in self.operations
-                if account in (op["from"], op["to"])
-                and (include_failed or op["transaction_successful"])
+                if _involves(op, account) and (include_failed or op["transaction_successful"])
             ]
             rows.sort(key=lambda op: int(op["id"]), reverse=order == "desc")
             if cursor and cursor != "now":
@@ -458,6 +462,101 @@ class SandboxLedger:
             tx.sign(sender.keypair)
             return self.submit(tx.to_xdr())
 
+    # --- contract (SAC) transfers ---------------------------------------------------------
+
+    def contract_transfer(
+        self,
+        sender: str,
+        to: str,
+        amount: str,
+        *,
+        asset_code: str | None = None,
+        asset_issuer: str | None = None,
+        muxed_id: int | None = None,
+        now: float | None = None,
+    ) -> dict[str, Any]:
+        """A Stellar Asset Contract ``transfer`` from ``sender`` (G..., or C...: a contract
+        whose balance the sandbox does not track) to ``to``; Soroban transactions carry no
+        memo, an M-address destination shows as ``destination_muxed_id``."""
+        now = time.time() if now is None else now
+        code = asset_code or self.asset_code
+        key = None if code == "XLM" else (code, asset_issuer or self.issuer)
+        value = Decimal(amount)
+        with self.lock:
+            if sender.startswith("G"):
+                problem = self._payment_code(sender, to, key, value, {})
+            else:
+                problem = "op_success" if to in self.accounts else "op_no_destination"
+            if problem != "op_success":
+                raise TxRejected("tx_failed", [problem])
+            if sender.startswith("G"):
+                self._move(sender, key, -value)
+            self._move(to, key, value)
+            self.ledger += 1
+            return self._record_contract_transfer(sender, to, key, value, muxed_id, now)
+
+    def _record_contract_transfer(
+        self,
+        sender: str,
+        to: str,
+        key: tuple[str, str] | None,
+        value: Decimal,
+        muxed_id: int | None,
+        now: float,
+    ) -> dict[str, Any]:
+        seed = f"sac:{self.ledger}:{sender}:{to}:{value}:{muxed_id}:{now}"
+        tx_hash = hashlib.sha256(seed.encode()).hexdigest()
+        invoker = sender if sender.startswith("G") else ids.system().account_id
+        record = {
+            "id": tx_hash,
+            "hash": tx_hash,
+            "paging_token": str((self.ledger << 32) | (1 << 12)),
+            "successful": True,
+            "ledger": self.ledger,
+            "created_at": _iso(now),
+            "source_account": invoker,
+            "fee_account": invoker,
+            "operation_count": 1,
+            "memo_type": "none",
+        }
+        self.transactions[tx_hash] = record
+        change: dict[str, Any] = {"type": "transfer", "from": sender, "to": to}
+        if key is None:
+            change["asset_type"] = "native"
+        else:
+            change["asset_type"] = "credit_alphanum4" if len(key[0]) <= 4 else "credit_alphanum12"
+            change["asset_code"], change["asset_issuer"] = key
+        change["amount"] = _amount(value)
+        if muxed_id is not None:
+            change["destination_muxed_id"] = str(muxed_id)
+        op_id = str((self.ledger << 32) | (1 << 12) | 1)
+        self.operations.append(
+            {
+                "_links": {"transaction": {"href": f"/transactions/{tx_hash}"}},
+                "id": op_id,
+                "paging_token": op_id,
+                "transaction_successful": True,
+                "source_account": invoker,
+                "type": "invoke_host_function",
+                "type_i": 24,
+                "created_at": record["created_at"],
+                "transaction_hash": tx_hash,
+                "function": "HostFunctionTypeHostFunctionTypeInvokeContract",
+                "parameters": [],
+                "address": "",
+                "salt": "",
+                "asset_balance_changes": [change],
+            }
+        )
+        return record
+
+
+def _involves(op: dict[str, Any], account: str) -> bool:
+    """Horizon lists an operation under every account it moves value for."""
+    if account in (op.get("from"), op.get("to")):
+        return True
+    return any(account in (c.get("from"), c.get("to")) for c in op.get("asset_balance_changes", []))
+
 
 def _add_memo(builder: TransactionBuilder, memo: str | None, memo_type: str) -> None:
     if memo is None or memo_type == "none":
@@ -667,6 +766,25 @@ def mount_horizon(app: FastAPI, options: Any) -> SandboxLedger:
             "operation_ids": [op["id"] for op in ops],
             "successful": record["successful"],
         }
+
+    @router.post("/_sandbox/contract_transfers")
+    async def sandbox_contract_transfer(request: Request) -> Any:
+        body = await request.json()
+        sender = body.get("from") or ids.USER_NAMES[0]
+        identity = ids.by_name_or_account(sender)
+        try:
+            record = ledger.contract_transfer(
+                identity.account_id if identity else sender,
+                body.get("to") or ids.system().account_id,
+                str(body["amount"]),
+                asset_code=body.get("asset_code"),
+                asset_issuer=body.get("asset_issuer"),
+                muxed_id=body.get("destination_muxed_id"),
+            )
+        except TxRejected as exc:
+            return _rejected_response(exc, "")
+        log("sandbox_contract_transfer", sender=sender, hash=record["hash"])
+        return {"hash": record["hash"], "ledger": record["ledger"], "successful": True}
 
     @router.post("/_sandbox/trustlines")
     async def sandbox_trustline(request: Request) -> Any:

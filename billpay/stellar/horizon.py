@@ -92,18 +92,22 @@ def _error_for_status(response: httpx.Response) -> HorizonError:
 def _json_object(response: httpx.Response) -> dict[str, Any]:
     try:
         body = response.json()
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError, ValueError) as exc:
+        # RecursionError: absurdly nested JSON; ValueError: e.g. an integer too long to parse.
         raise HorizonError(
-            HorizonErrorKind.MALFORMED, f"Horizon sent a body that is not JSON: {exc}"
+            HorizonErrorKind.MALFORMED, f"Horizon sent a body that is not JSON: {exc!r:.200}"
         ) from exc
     if not isinstance(body, dict):
         raise HorizonError(HorizonErrorKind.MALFORMED, "Horizon sent JSON that is not an object")
     return body
 
 
-def _records(body: dict[str, Any]) -> list[dict[str, Any]]:
-    records = (body.get("_embedded") or {}).get("records") if isinstance(body, dict) else None
-    if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+def _records(body: dict[str, Any]) -> list[Any]:
+    """The page's records. Only the page's shape is checked here: a record that is not an
+    object is the ingester's to quarantine, like any other unreadable record."""
+    embedded = body.get("_embedded") if isinstance(body, dict) else None
+    records = embedded.get("records") if isinstance(embedded, dict) else None
+    if not isinstance(records, list):
         raise HorizonError(HorizonErrorKind.MALFORMED, "Horizon page has no _embedded.records list")
     return records
 
@@ -151,9 +155,7 @@ class HorizonClient:
 
     # --- endpoints --------------------------------------------------------------------------
 
-    def payments_page(
-        self, account: str, cursor: str, limit: int = PAGE_LIMIT
-    ) -> list[dict[str, Any]]:
+    def payments_page(self, account: str, cursor: str, limit: int = PAGE_LIMIT) -> list[Any]:
         """One ascending page of the account's payment operations after ``cursor`` (exclusive),
         each joined with its transaction."""
         params = {"order": "asc", "limit": limit, "join": "transactions", "cursor": cursor}

@@ -1,29 +1,43 @@
 """Ingestion: Horizon payment pages -> ``incoming_payments``, cursor moved in the same transaction.
 
-Which records we keep is a pure rule (:func:`incoming_payment_from_record`); everything else on a
-page is skipped but still moves the cursor past it. A Horizon failure ends the run cleanly with the
-cursor where the last committed page left it; the summary says why the run stopped.
+Every inbound value transfer on a page becomes one row (:mod:`billpay.stellar.records` says
+what is inbound); a record that claims to be inbound but cannot be read is quarantined with an
+operator alert, in the same transaction, and the cursor moves past it. Only a page we cannot
+read at all (not a list of records, no paging token to move to) or a Horizon failure ends the
+run, with the cursor where the last committed page left it; the summary says why.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass
-from datetime import datetime
-from decimal import Decimal
+from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
 
 from billpay.config import Settings
-from billpay.money import MoneyError, parse_cngn
-from billpay.stellar.horizon import PAGE_LIMIT, HorizonClient, HorizonError
-from billpay.stellar.memos import memo_from_transaction
+from billpay.stellar.horizon import PAGE_LIMIT, HorizonClient, HorizonError, HorizonErrorKind
+from billpay.stellar.records import (
+    IncomingPayment,
+    clean_text,
+    inbound_transfers,
+    record_key,
+    sanitise,
+)
 from billpay.store import incoming as store
 from billpay.store.engine import Database
 
 log = logging.getLogger(__name__)
 
-PAYMENT_TYPES = frozenset({"payment", "path_payment_strict_receive", "path_payment_strict_send"})
+__all__ = [
+    "IncomingPayment",
+    "IngestConfigError",
+    "IngestSummary",
+    "ParsedPage",
+    "QuarantinedRecord",
+    "StopReason",
+    "ingest_payments",
+    "parse_page",
+]
 
 
 class IngestConfigError(RuntimeError):
@@ -38,24 +52,6 @@ class StopReason(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
-class IncomingPayment:
-    operation_id: str
-    paging_token: str
-    transaction_hash: str
-    operation_type: str
-    from_account: str
-    from_muxed: str | None
-    to_account: str
-    asset_code: str
-    asset_issuer: str
-    amount: Decimal
-    memo_type: str
-    memo: str | None
-    ledger: int | None
-    ledger_time: datetime
-
-
-@dataclass(frozen=True, slots=True)
 class IngestSummary:
     stop_reason: StopReason
     pages: int  # pages committed
@@ -65,77 +61,57 @@ class IngestSummary:
     cursor: str  # where the stored cursor is now
     error: str | None = None
     retry_after: float | None = None
+    quarantined: int = 0  # new quarantine rows
 
 
-def _parse_time(value: Any) -> datetime:
-    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-
-
-def is_cngn_payment_to(record: dict[str, Any], account: str, code: str, issuer: str) -> bool:
-    transaction = record.get("transaction") or {}
-    successful = record.get("transaction_successful", transaction.get("successful"))
-    return (
-        record.get("type") in PAYMENT_TYPES
-        and record.get("to") == account
-        # A payment from the account to itself received nothing; refunding it would loop.
-        and record.get("from") != account
-        and record.get("asset_type") in ("credit_alphanum4", "credit_alphanum12")
-        and record.get("asset_code") == code
-        and record.get("asset_issuer") == issuer
-        and successful is True
-    )
-
-
-def incoming_payment_from_record(
-    record: dict[str, Any], account: str, code: str, issuer: str
-) -> IncomingPayment | None:
-    """The payment to store for this record, or None when the record is not cNGN to ``account``.
-
-    For path payments ``amount`` is what the account received (never ``source_amount``).
-    Raises KeyError/ValueError/MoneyError on a record that claims to be ours but is malformed.
-    """
-    if not is_cngn_payment_to(record, account, code, issuer):
-        return None
-    transaction = record.get("transaction") or {}
-    memo = memo_from_transaction(transaction)
-    ledger = transaction.get("ledger")
-    return IncomingPayment(
-        operation_id=str(record["id"]),
-        paging_token=str(record["paging_token"]),
-        transaction_hash=str(record["transaction_hash"]),
-        operation_type=str(record["type"]),
-        from_account=str(record["from"]),
-        from_muxed=record.get("from_muxed") or None,
-        to_account=str(record["to"]),
-        asset_code=str(record["asset_code"]),
-        asset_issuer=str(record["asset_issuer"]),
-        amount=parse_cngn(record["amount"]),
-        memo_type=memo.type,
-        memo=memo.value,
-        ledger=int(ledger) if ledger is not None else None,
-        ledger_time=_parse_time(record.get("created_at") or transaction["created_at"]),
-    )
+@dataclass(frozen=True, slots=True)
+class QuarantinedRecord:
+    record_key: str
+    paging_token: str | None
+    record: Any  # sanitised: round-trips through jsonb
+    error: str
 
 
 @dataclass(frozen=True, slots=True)
 class ParsedPage:
     payments: list[IncomingPayment]
     last_paging_token: str
+    quarantined: list[QuarantinedRecord] = field(default_factory=list)
 
 
-def parse_page(records: list[dict[str, Any]], settings: Settings) -> ParsedPage:
-    """Keep our payments; the cursor moves to the last record's paging token, kept or not."""
-    kept: list[IncomingPayment] = []
+def _quarantine(record: Any, exc: BaseException) -> QuarantinedRecord:
+    token = record.get("paging_token") if isinstance(record, dict) else None
+    return QuarantinedRecord(
+        record_key=record_key(record),
+        paging_token=clean_text(token, 100) if isinstance(token, str) else None,
+        record=sanitise(record),
+        error=clean_text(f"{type(exc).__name__}: {exc}", 500),
+    )
+
+
+def _last_paging_token(records: list[Any]) -> str:
+    last = records[-1] if records else None
+    token = last.get("paging_token") if isinstance(last, dict) else None
+    if not isinstance(token, str) or not token or not token.isascii() or len(token) > 100:
+        # Without it the cursor cannot move past this page: the page itself is unusable.
+        raise HorizonError(HorizonErrorKind.MALFORMED, "the page's last record has no paging_token")
+    return token
+
+
+def parse_page(records: list[Any], settings: Settings) -> ParsedPage:
+    """Inbound transfers and quarantined records of one page; the cursor moves to the last
+    record's paging token. Raises only :class:`HorizonError` (MALFORMED) for an unusable page."""
+    last = _last_paging_token(records)
+    payments: list[IncomingPayment] = []
+    quarantined: list[QuarantinedRecord] = []
     for record in records:
-        payment = incoming_payment_from_record(
-            record, settings.system_account, settings.cngn_asset_code, settings.cngn_issuer
-        )
-        if payment is not None:
-            kept.append(payment)
-    last = records[-1].get("paging_token")
-    if not last:
-        raise ValueError("record without paging_token")
-    return ParsedPage(kept, str(last))
+        try:
+            payments.extend(inbound_transfers(record, settings.system_account))
+        except Exception as exc:
+            # One bad record must not stop ingestion for everyone: whatever it raises
+            # (MalformedRecord or a defect we did not foresee), it is stored for an operator.
+            quarantined.append(_quarantine(record, exc))
+    return ParsedPage(payments, last, quarantined)
 
 
 def starting_cursor(db: Database, settings: Settings) -> str:
@@ -158,10 +134,12 @@ def ingest_payments(
     if not settings.system_account or not settings.cngn_issuer:
         raise IngestConfigError("BILLPAY_SYSTEM_ACCOUNT and BILLPAY_CNGN_ISSUER must be set")
     start = cursor = starting_cursor(db, settings)
-    pages = seen = stored = 0
+    pages = seen = stored = quarantined = 0
 
     def summary(reason: StopReason, error: str | None = None, retry_after: float | None = None):
-        return IngestSummary(reason, pages, seen, stored, start, cursor, error, retry_after)
+        return IngestSummary(
+            reason, pages, seen, stored, start, cursor, error, retry_after, quarantined
+        )
 
     while pages < max(settings.ingest_page_budget, 1):
         try:
@@ -172,20 +150,21 @@ def ingest_payments(
         except HorizonError as exc:
             log.warning("ingest stopped at cursor %s: %s", cursor, exc)
             return summary(StopReason.HORIZON_ERROR, str(exc), exc.retry_after)
-        except (KeyError, ValueError, TypeError, MoneyError) as exc:
-            log.warning("ingest stopped at cursor %s: malformed page: %r", cursor, exc)
-            return summary(StopReason.HORIZON_ERROR, f"malformed page: {exc!r}")
-        inserted = store.store_page(
+        for bad in page.quarantined:
+            log.error("ingest quarantined record %s: %s", bad.record_key, bad.error)
+        written = store.store_page(
             db,
             settings.system_account,
             cursor,
             page.last_paging_token,
             [asdict(payment) for payment in page.payments],
+            [asdict(bad) for bad in page.quarantined],
         )
-        if inserted is None:
+        if written is None:
             return summary(StopReason.CURSOR_MOVED)
         pages += 1
         seen += len(records)
-        stored += inserted
+        stored += written.payments
+        quarantined += written.quarantined
         cursor = page.last_paging_token
     return summary(StopReason.PAGE_BUDGET)

@@ -1,14 +1,32 @@
 """Matching: every stored incoming payment gets exactly one recorded outcome.
 
-* text memo exactly ``BILL-<ref>``, order payable, same stroops: ``matched``;
-  the order moves to cngn_received with this payment and paid_at = ledger time.
+First what the money is, whatever it names:
+
+* from a treasury account (``BILLPAY_TREASURY_ACCOUNTS``) or the cNGN issuer: ``treasury``,
+  never refunded (this is how operators fund the system account);
+* account creation or a merge into the system account (native XLM): ``held_for_review`` with a
+  held refund row when Horizon gave the amount (hold_reason ``account_funding``), never sent
+  back on its own;
+* any asset other than (configured code, configured issuer): ``wrong_asset`` and a refund in
+  the asset received, or with ``BILLPAY_WRONG_ASSET_POLICY=hold`` a held one.
+
+Then which order it pays. An order is named by a text memo exactly ``BILL-<ref>`` or by the muxed
+id of the M-address it was paid to (system account + the order's id; contract transfers carry no
+memo, so only the muxed id counts for them). Both present and naming different orders (or one
+naming none): ``held_for_review``, hold_reason ``reference_conflict``.
+
+* order payable, same stroops: ``matched``; the order moves to cngn_received with this payment
+  and paid_at = ledger time.
 * same, amount differs: ``amount_mismatch``; the payment is linked to the order, which moves to
   refund_initiated (``transition_bill_to_refund`` creates the refund row).
 * the order exists but is not payable (expired, already paid, past expires_at, any other state):
   ``order_not_payable``; a refund row without bill (the order is unchanged).
-* no memo, a non-text memo, or no such order: ``unknown_reference`` and a refund, or with
+* nothing names an order: ``unknown_reference`` and a refund, or with
   ``BILLPAY_UNKNOWN_REFERENCE_POLICY=hold``: ``held_for_review`` and a refund row with status
   ``held`` (hold_reason ``unknown_reference``) for an operator to release.
+
+A refund to a contract (C-address) payer starts held (``contract_payer``): a classic payment
+cannot reach it (the refunds insert trigger of sql/0009 decides this for every refund row).
 
 "Payable" is ``status = pending_payment AND expires_at > now()`` on the database clock, the same
 clock the expire job uses, so the outcome does not depend on which job runs first. Each payment
@@ -26,20 +44,27 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from billpay.config import Settings, UnknownReferencePolicy
+from billpay.config import Settings, UnknownReferencePolicy, WrongAssetPolicy
 from billpay.money import cngn_to_stroops
 from billpay.orders import reference_from_memo
 from billpay.stellar.memos import refund_memo_for_payment, refund_memo_for_reference
 from billpay.store import incoming as store
 from billpay.store.engine import Database
 
+MAX_ORDER_ID = 2**63 - 1  # bill_payments.id is a bigint: a larger muxed id names no order
+ACCOUNT_FUNDING_TYPES = frozenset({"create_account", "account_merge"})
+
 
 class MatchOutcome(StrEnum):
+    """Kept in step with the CHECK constraint of incoming_payments.match_outcome (sql/0009)."""
+
     MATCHED = "matched"
     AMOUNT_MISMATCH = "amount_mismatch"
     ORDER_NOT_PAYABLE = "order_not_payable"
     UNKNOWN_REFERENCE = "unknown_reference"
     HELD_FOR_REVIEW = "held_for_review"
+    WRONG_ASSET = "wrong_asset"
+    TREASURY = "treasury"
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,9 +74,43 @@ class MatchSummary:
     refunds_created: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class FundsDecision:
+    """An outcome decided by what the money is, before any order is looked at."""
+
+    outcome: MatchOutcome
+    refund_reason: str | None  # None: no refund row
+    held: bool = False
+
+
 def memo_reference(memo_type: str | None, memo: str | None) -> str | None:
     """The order reference a payment names: only a text memo that is exactly BILL-<reference>."""
     return reference_from_memo(memo) if memo_type == "text" else None
+
+
+def is_treasury(sender: str, settings: Settings) -> bool:
+    return sender == settings.cngn_issuer or sender in settings.treasury_accounts
+
+
+def is_our_asset(payment: dict[str, Any], settings: Settings) -> bool:
+    return (
+        payment["asset_type"] != "native"
+        and payment["asset_code"] == settings.cngn_asset_code
+        and payment["asset_issuer"] == settings.cngn_issuer
+    )
+
+
+def decide_funds(payment: dict[str, Any], settings: Settings) -> FundsDecision | None:
+    """Pure rule: treasury, account funding or wrong asset; None when it is cNGN for an order."""
+    if is_treasury(payment["from_account"], settings):
+        return FundsDecision(MatchOutcome.TREASURY, None)
+    if payment["operation_type"] in ACCOUNT_FUNDING_TYPES:
+        reason = "account_funding" if payment["amount"] is not None else None
+        return FundsDecision(MatchOutcome.HELD_FOR_REVIEW, reason, held=True)
+    if not is_our_asset(payment, settings):
+        held = settings.wrong_asset_policy == WrongAssetPolicy.HOLD
+        return FundsDecision(MatchOutcome.WRONG_ASSET, "wrong_asset", held=held)
+    return None
 
 
 def decide(
@@ -89,36 +148,71 @@ def match_payments(db: Database, settings: Settings, actor: str, limit: int = 10
 def _match_one(
     conn: Connection, payment: dict[str, Any], settings: Settings, actor: str
 ) -> tuple[MatchOutcome, bool]:
+    funds = decide_funds(payment, settings)
+    if funds is not None:
+        store.record_outcome(conn, payment["id"], funds.outcome.value)
+        if funds.refund_reason is None:
+            return funds.outcome, False
+        return funds.outcome, _refund(conn, payment, funds.refund_reason, held=funds.held)
+    named = _named_order(conn, payment)
+    if named is _CONFLICT:
+        store.record_outcome(conn, payment["id"], MatchOutcome.HELD_FOR_REVIEW.value)
+        return MatchOutcome.HELD_FOR_REVIEW, _refund(conn, payment, "reference_conflict", held=True)
+    order: dict[str, Any] | None = named
     audit = {"actor": actor, "detail": f"incoming payment {payment['operation_id']}"}
-    reference = memo_reference(payment["memo_type"], payment["memo"])
-    order = store.lock_order(conn, reference) if reference else None
     outcome = decide(payment["amount"], order, settings.unknown_reference_policy)
-    bill_id = order["id"] if order else None
-    store.record_outcome(conn, payment["id"], outcome.value, bill_id)
+    store.record_outcome(conn, payment["id"], outcome.value, order["id"] if order else None)
     if outcome == MatchOutcome.MATCHED:
         store.mark_order_paid(conn, order["id"], payment["id"], payment["ledger_time"], **audit)
         return outcome, False
     if outcome == MatchOutcome.AMOUNT_MISMATCH:
         store.refund_for_amount_mismatch(conn, order["id"], payment["id"], **audit)
         return outcome, True
-    return outcome, _refund_without_order(conn, payment, order, outcome)
-
-
-def _refund_without_order(
-    conn: Connection, payment: dict[str, Any], order: dict[str, Any] | None, outcome: MatchOutcome
-) -> bool:
-    """A refund the order does not own (refunds.bill_payment_id NULL); the order is unchanged."""
     if outcome == MatchOutcome.ORDER_NOT_PAYABLE:
-        memo, reason = refund_memo_for_reference(order["reference"]), "order_not_payable"
-    else:
-        memo, reason = refund_memo_for_payment(payment["id"]), "unknown_reference"
+        memo = refund_memo_for_reference(order["reference"])
+        return outcome, _refund(conn, payment, "order_not_payable", memo=memo)
+    held = outcome == MatchOutcome.HELD_FOR_REVIEW
+    return outcome, _refund(conn, payment, "unknown_reference", held=held)
+
+
+_CONFLICT: Any = object()
+
+
+def _named_order(conn: Connection, payment: dict[str, Any]) -> dict[str, Any] | None | Any:
+    """The (locked) order the memo or the muxed id names, None when neither names one, or
+    _CONFLICT when both are present and do not name the same order."""
+    # A contract transfer cannot carry a memo: only its muxed id identifies an order.
+    contract = payment["operation_type"] == "invoke_host_function"
+    reference = None if contract else memo_reference(payment["memo_type"], payment["memo"])
+    muxed_id = payment["to_muxed_id"]
+    by_memo = store.lock_order(conn, reference) if reference else None
+    if muxed_id is None:
+        return by_memo
+    by_muxed = store.lock_order_by_id(conn, int(muxed_id)) if muxed_id <= MAX_ORDER_ID else None
+    if reference is None:
+        return by_muxed
+    if by_memo is None or by_muxed is None or by_memo["id"] != by_muxed["id"]:
+        return _CONFLICT
+    return by_memo
+
+
+def _refund(
+    conn: Connection,
+    payment: dict[str, Any],
+    reason: str,
+    *,
+    held: bool = False,
+    memo: str | None = None,
+) -> bool:
+    """A refund the order does not own (refunds.bill_payment_id NULL); the order is unchanged.
+    Its asset is the payment's (set by the refunds insert trigger)."""
     refund_id = store.insert_refund(
         conn,
         payment_id=payment["id"],
         destination=payment["from_muxed"] or payment["from_account"],
         amount=payment["amount"],
-        memo=memo,
+        memo=memo or refund_memo_for_payment(payment["id"]),
         reason=reason,
-        held=outcome == MatchOutcome.HELD_FOR_REVIEW,
+        held=held,
     )
     return refund_id is not None

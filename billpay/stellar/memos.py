@@ -50,7 +50,7 @@ def memo_from_transaction(transaction: dict[str, Any]) -> Memo:
     if memo_type == "text":
         return Memo("text", _text_memo(transaction))
     value = transaction.get("memo")
-    return Memo(memo_type, None if value is None else text_from_bytes(str(value).encode()))
+    return Memo(memo_type, None if value is None else text_from_bytes(_raw(value)))
 
 
 def _text_memo(transaction: dict[str, Any]) -> str | None:
@@ -61,7 +61,13 @@ def _text_memo(transaction: dict[str, Any]) -> str | None:
         except (binascii.Error, ValueError):
             pass  # fall back to the rendered memo
     value = transaction.get("memo")
-    return None if value is None else text_from_bytes(str(value).encode())
+    return None if value is None else text_from_bytes(_raw(value))
+
+
+def _raw(value: Any) -> bytes:
+    # surrogatepass: a lone surrogate in hostile JSON becomes bytes that decode as invalid
+    # UTF-8, so it is stored escaped instead of raising.
+    return str(value).encode("utf-8", "surrogatepass")
 
 
 def refund_memo_for_reference(reference: str) -> str:

@@ -107,12 +107,28 @@ def underlying_account(destination: str) -> str:
     return MuxedAccount.from_account(destination).account_id
 
 
+def refund_asset(code: str | None, issuer: str | None) -> Asset:
+    """The asset to send back: native XLM when there is no code, else (code, issuer)."""
+    if code is None:
+        return Asset.native()
+    if issuer is None:
+        raise ValueError(f"asset {code} has no issuer")
+    return Asset(code, issuer)
+
+
+def asset_name(code: str | None, issuer: str | None) -> str:
+    return "XLM" if code is None else f"{code}:{issuer}"
+
+
 def destination_problem(
-    account: dict[str, Any] | None, amount: Decimal, code: str, issuer: str
+    account: dict[str, Any] | None, amount: Decimal, code: str | None, issuer: str | None
 ) -> str | None:
-    """Why ``account`` cannot receive ``amount`` of the asset, or None when it can."""
+    """Why ``account`` cannot receive ``amount`` of the asset (code None: native XLM), or None
+    when it can."""
     if account is None:
         return "destination_missing"
+    if code is None:
+        return None  # every account holds XLM; it has no trustline or limit to check
     if account.get("account_id", account.get("id")) == issuer:
         return None  # the issuer accepts its own asset without a trustline
     for balance in account.get("balances") or []:
@@ -135,21 +151,22 @@ def build_refund_envelope(
     network_passphrase: str,
     base_fee: int,
     destination: str,
-    asset_code: str,
-    asset_issuer: str,
+    asset_code: str | None,
+    asset_issuer: str | None,
     amount: Decimal,
     memo: str,
     timeout_seconds: int,
     now: float | None = None,
 ) -> SignedRefund:
-    """One signed payment of ``amount`` cNGN to ``destination`` (G or M), valid for timeout."""
+    """One signed payment of ``amount`` of the asset (code None: native XLM) to ``destination``
+    (G or M), valid for timeout."""
     keypair = Keypair.from_secret(source_secret)
     max_time = int(now if now is not None else time.time()) + timeout_seconds
     tx = (
         TransactionBuilder(
             Account(keypair.public_key, source_sequence), network_passphrase, base_fee
         )
-        .append_payment_op(destination, Asset(asset_code, asset_issuer), format_cngn(amount))
+        .append_payment_op(destination, refund_asset(asset_code, asset_issuer), format_cngn(amount))
         .add_text_memo(memo)
         .add_time_bounds(0, max_time)
         .build()
@@ -268,6 +285,9 @@ def _hold(
 
 def _build(ctx: _Ctx, refund: RefundRow) -> RefundRow | RefundResult:
     settings = ctx.settings
+    if refund.destination.startswith("C"):
+        # A contract holds SAC balances; a classic payment op cannot address it.
+        return _hold(ctx, refund, "contract_payer", "the payer is a contract: refund by hand")
     destination = underlying_account(refund.destination)
     try:
         recipient = ctx.horizon.account(destination)
@@ -277,10 +297,11 @@ def _build(ctx: _Ctx, refund: RefundRow) -> RefundRow | RefundResult:
             ctx, refund, f"Horizon unavailable before building: {exc}", RETRY_HORIZON_DOWN
         )
     problem = destination_problem(
-        recipient, parse_cngn(refund.amount), settings.cngn_asset_code, settings.cngn_issuer
+        recipient, parse_cngn(refund.amount), refund.asset_code, refund.asset_issuer
     )
     if problem is not None:
-        return _hold(ctx, refund, problem, f"{destination} cannot receive cNGN: {problem}")
+        asset = asset_name(refund.asset_code, refund.asset_issuer)
+        return _hold(ctx, refund, problem, f"{destination} cannot receive {asset}: {problem}")
     if source is None:
         raise RuntimeError(f"system account {settings.system_account} does not exist on Horizon")
     signed = _sign(settings, refund, int(source["sequence"]))
@@ -307,8 +328,8 @@ def _sign(settings: Settings, refund: RefundRow, account_sequence: int) -> Signe
         network_passphrase=settings.network_passphrase,
         base_fee=settings.stellar_base_fee,
         destination=refund.destination,
-        asset_code=settings.cngn_asset_code,
-        asset_issuer=settings.cngn_issuer,
+        asset_code=refund.asset_code,
+        asset_issuer=refund.asset_issuer,
         amount=parse_cngn(refund.amount),
         memo=refund.memo,
         timeout_seconds=settings.refund_timeout_seconds,
@@ -432,7 +453,8 @@ def _rejected(
         )
         return RefundResult(refund.id, RefundStatus.HELD, f"held: {text}", None, codes)
     if "op_underfunded" in outcome.operation_codes:
-        message = f"ALERT: the system account lacks cNGN for this refund ({text})"
+        asset = asset_name(refund.asset_code, refund.asset_issuer)
+        message = f"ALERT: the system account lacks {asset} for this refund ({text})"
         return _retry_and_alert(ctx, refund, message, codes, RETRY_UNDERFUNDED)
     if outcome.transaction_code in REBUILD_TX_CODES:
         _discard(ctx, refund, f"rejected: {text}; rebuilding")

@@ -7,15 +7,20 @@ status changes are the status writers of ``sql/0007_status_writers.sql``.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy.engine import Connection
 
+from billpay.store import notifications as outbox
 from billpay.store.engine import Database
 from billpay.store.queries import query
+
+QUARANTINE_ALERT = "ingest_record_quarantined"
 
 # --- ingest -------------------------------------------------------------------------------------
 
@@ -29,15 +34,22 @@ def get_cursor(db: Database, account: str) -> str | None:
         return conn.execute(query("get_ingest_cursor"), {"account": account}).scalar()
 
 
+@dataclass(frozen=True, slots=True)
+class PageWritten:
+    payments: int  # new incoming_payments rows
+    quarantined: int  # new ingest_quarantine rows
+
+
 def store_page(
     db: Database,
     account: str,
     old_cursor: str,
     new_cursor: str,
     payments: Sequence[Mapping[str, Any]],
-) -> int | None:
-    """Store the page's payments (one mapping of ``incoming_payments`` columns each) and move
-    the cursor in one transaction.
+    quarantined: Sequence[Mapping[str, Any]] = (),
+) -> PageWritten | None:
+    """Store the page's payments (one mapping of ``incoming_payments`` columns each) and its
+    quarantined records (with an operator alert each), and move the cursor, in one transaction.
 
     Returns how many rows were new, or None (nothing written) when the stored cursor is no
     longer ``old_cursor``: another ingester got there first.
@@ -50,9 +62,35 @@ def store_page(
             for payment in payments:
                 row = conn.execute(query("insert_incoming_payment"), dict(payment)).first()
                 inserted += row is not None
-            return inserted
+            held = sum(_quarantine(conn, account, record) for record in quarantined)
+            return PageWritten(inserted, held)
     except _CursorMoved:
         return None
+
+
+def _quarantine(conn: Connection, account: str, record: Mapping[str, Any]) -> bool:
+    """One quarantined record and its operator alert; a replayed page adds neither again."""
+    params = {
+        "account": account,
+        "record_key": record["record_key"],
+        "paging_token": record["paging_token"],
+        "record": json.dumps(record["record"]),
+        "error": record["error"],
+    }
+    quarantine_id = conn.execute(query("insert_quarantined_record"), params).scalar()
+    if quarantine_id is None:
+        return False
+    outbox.enqueue(
+        conn,
+        kind=QUARANTINE_ALERT,
+        payload={
+            "quarantine_id": quarantine_id,
+            "paging_token": record["paging_token"],
+            "error": record["error"][:200],
+        },
+        dedupe_key=f"quarantine:{quarantine_id}",
+    )
+    return True
 
 
 def _advance_cursor(conn: Connection, account: str, old: str, new: str) -> bool:
@@ -79,6 +117,12 @@ def lock_next_unmatched(conn: Connection) -> dict[str, Any] | None:
 def lock_order(conn: Connection, reference: str) -> dict[str, Any] | None:
     params = {"reference": reference}
     row = conn.execute(query("lock_order_by_reference"), params).mappings().first()
+    return dict(row) if row is not None else None
+
+
+def lock_order_by_id(conn: Connection, bill_id: int) -> dict[str, Any] | None:
+    """The order a muxed id names (the id of its bill_payments row), locked like lock_order."""
+    row = conn.execute(query("lock_order_by_id"), {"id": bill_id}).mappings().first()
     return dict(row) if row is not None else None
 
 

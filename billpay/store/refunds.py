@@ -45,6 +45,10 @@ class RefundRow:
     next_attempt_at: datetime | None
     claimed_by: str | None
     claimed_until: datetime | None
+    # The asset to send back: always the one the payment brought (sql/0009 trigger).
+    asset_type: str = "credit_alphanum4"
+    asset_code: str | None = None  # None: native XLM
+    asset_issuer: str | None = None
 
 
 _FIELDS = tuple(f.name for f in fields(RefundRow))

@@ -21,6 +21,7 @@ class StatusRows:
     queues: dict[str, int]  # queue view -> rows claimable now
     refunds: dict[str, int]  # refunds per status, confirmed left out
     notifications: dict[str, int]  # undelivered notifications per status
+    quarantine: dict[str, Any] | None = None  # open quarantined records: open, oldest_at
 
 
 def read_status(db: Database) -> StatusRows:
@@ -38,6 +39,7 @@ def read_status(db: Database) -> StatusRows:
                 queues=_counts(conn, "status_queue_depths"),
                 refunds=_counts(conn, "status_refunds_by_status"),
                 notifications=_counts(conn, "status_unsent_notifications"),
+                quarantine=next(iter(_rows(conn, "status_quarantine")), None),
             )
 
 

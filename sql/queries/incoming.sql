@@ -21,18 +21,19 @@ RETURNING account;
 -- Store one Horizon payment operation; a replayed page stores nothing twice.
 INSERT INTO incoming_payments (
     operation_id, paging_token, transaction_hash, operation_type, from_account, from_muxed,
-    to_account, asset_code, asset_issuer, amount, memo_type, memo, ledger, ledger_time)
+    to_account, to_muxed_id, asset_type, asset_code, asset_issuer, amount, memo_type, memo,
+    ledger, ledger_time)
 VALUES (
     :operation_id, :paging_token, :transaction_hash, :operation_type, :from_account,
-    :from_muxed, :to_account, :asset_code, :asset_issuer, :amount, :memo_type, :memo, :ledger,
-    :ledger_time)
+    :from_muxed, :to_account, :to_muxed_id, :asset_type, :asset_code, :asset_issuer, :amount,
+    :memo_type, :memo, :ledger, :ledger_time)
 ON CONFLICT (operation_id) DO NOTHING
 RETURNING id;
 
 -- name: lock_next_unmatched_payment
 -- The oldest payment without a match outcome, locked; SKIP LOCKED: two matchers never share one.
-SELECT id, operation_id, transaction_hash, from_account, from_muxed, amount, memo_type, memo,
-       ledger_time
+SELECT id, operation_id, transaction_hash, operation_type, from_account, from_muxed,
+       to_muxed_id, asset_type, asset_code, asset_issuer, amount, memo_type, memo, ledger_time
   FROM queue_match_payments
  ORDER BY id
  LIMIT 1
@@ -44,6 +45,20 @@ SELECT id, reference, status, amount_cngn, expires_at, expires_at > now() AS ope
   FROM bill_payments
  WHERE reference = :reference
    FOR UPDATE;
+
+-- name: lock_order_by_id
+-- The order a muxed id names (its bill_payments id), locked like lock_order_by_reference.
+SELECT id, reference, status, amount_cngn, expires_at, expires_at > now() AS open
+  FROM bill_payments
+ WHERE id = :id
+   FOR UPDATE;
+
+-- name: insert_quarantined_record
+-- A record that claims to be inbound but cannot be read; a replayed page stores nothing twice.
+INSERT INTO ingest_quarantine (account, record_key, paging_token, record, error)
+VALUES (:account, :record_key, :paging_token, CAST(:record AS jsonb), :error)
+ON CONFLICT (account, record_key) DO NOTHING
+RETURNING id;
 
 -- name: record_match_outcome
 -- The payment's one match outcome (and the order it names, if any).

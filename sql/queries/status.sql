@@ -57,3 +57,9 @@ SELECT status, count(*) FROM refunds WHERE status <> 'confirmed' GROUP BY status
 -- name: status_unsent_notifications
 -- Notifications not delivered: pending (due or backing off) and failed (gave up).
 SELECT status, count(*) FROM notifications WHERE status <> 'sent' GROUP BY status;
+
+-- name: status_quarantine
+-- Horizon records ingestion could not read and set aside, not yet resolved (partial index).
+SELECT count(*) AS open, min(created_at) AS oldest_at
+  FROM ingest_quarantine
+ WHERE resolved_at IS NULL;

@@ -12,7 +12,14 @@ import sqlalchemy as sa
 
 from billpay.config import Settings
 from billpay.sandbox import identities as ids
-from billpay.stellar import HorizonClient, IngestConfigError, StopReason, ingest_payments
+from billpay.status import format_status, pipeline_status
+from billpay.stellar import (
+    HorizonClient,
+    IngestConfigError,
+    StopReason,
+    ingest_payments,
+    match_payments,
+)
 from billpay.store.engine import Database
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -20,11 +27,12 @@ BASE = "https://horizon.test"
 SYSTEM = ids.system().account_id
 PAGES = {
     name: json.loads((FIXTURES / f"horizon_payments_{name}.json").read_text())
-    for name in ("page1", "page2", "empty")
+    for name in ("page1", "page2", "page3_hostile", "empty")
 }
 LAST_OF_PAGE1 = PAGES["page1"]["_embedded"]["records"][-1]["paging_token"]
 LAST_OF_PAGE2 = PAGES["page2"]["_embedded"]["records"][-1]["paging_token"]
-STORED_FROM_PAGES = 9  # 8 on page 1, 1 on page 2 (see tests/unit/test_horizon_records.py)
+ON_PAGE1, ON_PAGE2 = 12, 4  # inbound transfers (see tests/unit/test_horizon_records.py)
+STORED_FROM_PAGES = ON_PAGE1 + ON_PAGE2
 
 
 @pytest.fixture
@@ -45,9 +53,15 @@ def horizon(stellar_settings: Settings) -> HorizonClient:
     return HorizonClient.from_settings(stellar_settings, httpx.Client())
 
 
-def _serve_pages(failures: dict[str, httpx.Response | Exception] | None = None) -> respx.Route:
-    """Serve page1 after cursor 0, page2 after page1, then empty pages."""
+def _serve_pages(
+    failures: dict[str, httpx.Response | Exception] | None = None, *, hostile: bool = False
+) -> respx.Route:
+    """Serve page1 after cursor 0, page2 after page1, (page3_hostile after page2,) then empty
+    pages."""
     failures = failures or {}
+    order = {"0": "page1", LAST_OF_PAGE1: "page2"}
+    if hostile:
+        order[LAST_OF_PAGE2] = "page3_hostile"
 
     def handler(request: httpx.Request) -> httpx.Response:
         cursor = request.url.params["cursor"]
@@ -56,7 +70,7 @@ def _serve_pages(failures: dict[str, httpx.Response | Exception] | None = None) 
             raise failure
         if failure is not None:
             return failure
-        name = {"0": "page1", LAST_OF_PAGE1: "page2"}.get(cursor, "empty")
+        name = order.get(cursor, "empty")
         return httpx.Response(200, json=PAGES[name])
 
     return respx.get(f"{BASE}/accounts/{SYSTEM}/payments").mock(side_effect=handler)
@@ -109,7 +123,7 @@ def test_stored_rows_carry_what_matching_and_refunds_need(
     assert muxed["from_muxed"].startswith("M") and muxed["from_account"].startswith("G")
     odd = rows[42]
     assert odd["memo_type"] == "text" and odd["memo"].startswith("BILL-\\x")
-    first = _payments(db)[0]
+    first = next(r for r in _payments(db) if r["asset_code"] == "cNGN")
     assert first["memo"] == "BILL-ABCDE12345" and first["ledger"] is not None
     assert first["ledger_time"].isoformat().startswith("2026-11-20T10:02:00")
     assert all(r["match_outcome"] is None for r in rows.values())
@@ -138,7 +152,7 @@ def test_stored_cursor_wins_over_the_configured_start(
         )
     summary = ingest_payments(db, stellar_settings, horizon)
     assert route.calls[0].request.url.params["cursor"] == LAST_OF_PAGE1
-    assert summary.payments_stored == 1
+    assert summary.payments_stored == ON_PAGE2
 
 
 @respx.mock
@@ -163,7 +177,7 @@ def test_horizon_failure_stops_the_run_with_the_cursor_where_it_was(
     assert summary.stop_reason == StopReason.HORIZON_ERROR
     assert summary.error
     assert summary.cursor == LAST_OF_PAGE1 == _cursor(db)
-    assert len(_payments(db)) == 8
+    assert len(_payments(db)) == ON_PAGE1
 
 
 @respx.mock
@@ -207,12 +221,12 @@ def test_crash_inside_the_page_transaction_replays_without_duplicates(
     with pytest.raises(sa.exc.DBAPIError, match="simulated crash"):
         ingest_payments(db, stellar_settings, horizon)
     assert _cursor(db) == LAST_OF_PAGE1  # page 1 committed, page 2 rolled back whole
-    assert len(_payments(db)) == 8
+    assert len(_payments(db)) == ON_PAGE1
 
     with db.begin() as conn:
         conn.execute(sa.text("DROP TRIGGER crash ON incoming_payments"))
     summary = ingest_payments(db, stellar_settings, horizon)
-    assert summary.payments_stored == 1
+    assert summary.payments_stored == ON_PAGE2
     assert len(_payments(db)) == STORED_FROM_PAGES
     assert _cursor(db) == LAST_OF_PAGE2
 
@@ -233,3 +247,125 @@ def test_an_ingester_that_lost_the_race_writes_nothing(
     summary = ingest_payments(db, stellar_settings, horizon)
     assert summary.stop_reason == StopReason.CURSOR_MOVED
     assert _payments(db) == [] and _cursor(db) == LAST_OF_PAGE2
+
+
+# --- every inbound transfer has exactly one stored row with an outcome -------------------------
+
+SETTLED = {
+    "incoming": "SELECT count(*) FROM incoming_payments",
+    "unmatched": "SELECT count(*) FROM incoming_payments WHERE match_outcome IS NULL",
+    "quarantined": "SELECT count(*) FROM ingest_quarantine",
+    "alerts": "SELECT count(*) FROM notifications WHERE kind = 'ingest_record_quarantined'",
+    "refunds": "SELECT count(*) FROM refunds",
+}
+
+
+def _counts(db: Database) -> dict[str, int]:
+    with db.begin() as conn:
+        return {name: conn.execute(sa.text(sql)).scalar_one() for name, sql in SETTLED.items()}
+
+
+def _inbound_keys(record: dict, account: str) -> list[str]:
+    """The test's own reading of a record: the keys of what it credited ``account``."""
+    if record.get("transaction_successful") is False:
+        return []
+    changes = record.get("asset_balance_changes")
+    if changes:
+        return [
+            f"{record['id']}:{i}"
+            for i, c in enumerate(changes)
+            if c["to"] == account and c["from"] != account
+        ]
+    credited = account in (record.get("to"), record.get("account"), record.get("into"))
+    return [record["id"]] if credited and record.get("from") != account else []
+
+
+@respx.mock
+def test_every_inbound_transfer_has_exactly_one_stored_row_with_an_outcome(
+    db: Database, stellar_settings: Settings, horizon: HorizonClient
+) -> None:
+    _serve_pages(hostile=True)
+    settings = stellar_settings.model_copy(
+        update={"treasury_accounts": [ids.keypair_for("treasury").public_key]}
+    )
+    records = [r for name in ("page1", "page2", "page3_hostile") for r in _records(name)]
+    expected = {key for r in records for key in _inbound_keys(r, SYSTEM)}
+
+    summary = ingest_payments(db, settings, horizon)
+    match_payments(db, settings, actor="matcher", limit=100)
+
+    assert summary.stop_reason == StopReason.CAUGHT_UP
+    assert summary.cursor == _records("page3_hostile")[-1]["paging_token"] == _cursor(db)
+    with db.begin() as conn:
+        stored = dict(
+            conn.execute(sa.text("SELECT operation_id, match_outcome FROM incoming_payments")).all()
+        )
+        quarantined = set(
+            conn.execute(sa.text("SELECT record_key FROM ingest_quarantine")).scalars()
+        )
+    assert not set(stored) & quarantined
+    assert set(stored) | quarantined == expected  # one row each, nothing unrecorded
+    assert None not in stored.values()
+    # The four malformed records of page 3 are the quarantined ones.
+    hostile = _records("page3_hostile")
+    assert quarantined == {hostile[i]["paging_token"] for i in (4, 5, 6, 7)}
+    outcomes = {r["operation_id"]: r["match_outcome"] for r in _payments(db)}
+    assert outcomes[hostile[0]["id"]] == "unknown_reference"  # legacy path_payment, no order
+    assert outcomes[hostile[2]["id"]] == "treasury"
+    assert outcomes[f"{hostile[1]['id']}:0"] == "unknown_reference"  # contract, muxed id 987654321
+    assert outcomes[hostile[10]["id"]] == outcomes[hostile[11]["id"]] == "wrong_asset"
+    assert outcomes[_records("page1")[0]["id"]] == "treasury"  # the issuer created the account
+    assert outcomes[_records("page2")[1]["id"]] == "held_for_review"  # a merge: for a person
+
+    before = _counts(db)
+    assert before["alerts"] == before["quarantined"] == 4
+    with db.begin() as conn:
+        conn.execute(sa.text("DELETE FROM ingest_cursors"))
+    again = ingest_payments(db, settings, horizon)
+    match_payments(db, settings, actor="matcher", limit=100)
+    assert (again.payments_stored, again.quarantined) == (0, 0)
+    assert _counts(db) == before  # replaying the pages stores nothing twice
+
+
+def _records(name: str) -> list[dict]:
+    return PAGES[name]["_embedded"]["records"]
+
+
+@respx.mock
+def test_a_malformed_record_is_quarantined_and_alerted_and_the_cursor_moves_on(
+    db: Database, stellar_settings: Settings, horizon: HorizonClient
+) -> None:
+    bad = dict(_records("page1")[1], transaction="oops", amount="\u0000")
+    page = {"_embedded": {"records": [bad, *_records("page1")[2:]]}}
+    respx.get(f"{BASE}/accounts/{SYSTEM}/payments").mock(
+        side_effect=lambda request: httpx.Response(
+            200, json=page if request.url.params["cursor"] == "0" else PAGES["empty"]
+        )
+    )
+    summary = ingest_payments(db, stellar_settings, horizon)
+    assert summary.stop_reason == StopReason.CAUGHT_UP and summary.quarantined == 1
+    assert _cursor(db) == LAST_OF_PAGE1
+    with db.begin() as conn:
+        row = conn.execute(sa.text("SELECT * FROM ingest_quarantine")).mappings().one()
+        alert = conn.execute(sa.text("SELECT * FROM notifications")).mappings().one()
+    assert row["record"]["transaction"] == "oops" and row["record"]["amount"] == "\\x00"
+    assert "transaction is not an object" in row["error"]
+    assert alert["kind"] == "ingest_record_quarantined" and alert["audience"] == "operator"
+    assert alert["payload"]["quarantine_id"] == row["id"]
+    status = pipeline_status(db)
+    assert status.quarantine.open == 1 and status.quarantine.oldest_at == row["created_at"]
+    assert status.to_json()["quarantine"]["open"] == 1
+    assert "1 Horizon record(s) unread" in format_status(status)
+
+
+@respx.mock
+def test_a_page_without_a_paging_token_stops_the_run_and_keeps_the_cursor(
+    db: Database, stellar_settings: Settings, horizon: HorizonClient
+) -> None:
+    broken = {"_embedded": {"records": [*_records("page1")[:2], {"type": "payment"}]}}
+    respx.get(f"{BASE}/accounts/{SYSTEM}/payments").mock(
+        return_value=httpx.Response(200, json=broken)
+    )
+    summary = ingest_payments(db, stellar_settings, horizon)
+    assert summary.stop_reason == StopReason.HORIZON_ERROR and "paging_token" in summary.error
+    assert _cursor(db) is None and _payments(db) == []

@@ -36,23 +36,26 @@ def stellar_settings(settings: Settings) -> Settings:
 def _pay(
     db: Database,
     memo: str | None,
-    amount: str = "5000",
+    amount: str | None = "5000",
     *,
     memo_type: str = "text",
     from_muxed: str | None = None,
+    **fields: object,
 ) -> int:
     n = next(_ops)
     payment = IncomingPayment(
         operation_id=str(1000 + n),
         paging_token=str(1000 + n),
         transaction_hash=f"{n:064x}",
-        operation_type="payment",
-        from_account=SENDER,
+        operation_type=str(fields.pop("operation_type", "payment")),
+        from_account=str(fields.pop("from_account", SENDER)),
         from_muxed=from_muxed,
         to_account=SYSTEM,
-        asset_code="cNGN",
-        asset_issuer=ISSUER,
-        amount=Decimal(amount),
+        to_muxed_id=fields.pop("to_muxed_id", None),  # type: ignore[arg-type]
+        asset_type=str(fields.pop("asset_type", "credit_alphanum4")),
+        asset_code=fields.pop("asset_code", "cNGN"),  # type: ignore[arg-type]
+        asset_issuer=fields.pop("asset_issuer", ISSUER),  # type: ignore[arg-type]
+        amount=None if amount is None else Decimal(amount),
         memo_type=memo_type if memo is not None else "none",
         memo=memo,
         ledger=5000 + n,

@@ -9,6 +9,7 @@ from decimal import Decimal
 
 import pytest
 import sqlalchemy as sa
+from stellar_sdk import MuxedAccount
 from typer.testing import CliRunner
 
 from billpay.sandbox.identities import issuer as cngn_issuer
@@ -62,6 +63,7 @@ def test_order_create_prints_payment_instructions(cli_env):
         "memo",
         "amount_cngn",
         "destination",
+        "muxed_destination",
         "asset_code",
         "asset_issuer",
         "expires_at",
@@ -69,6 +71,8 @@ def test_order_create_prints_payment_instructions(cli_env):
     assert out["memo"] == f"BILL-{out['reference']}" and len(out["memo"].encode()) <= 28
     assert out["amount_cngn"] == "5100.0000000"  # 5000 naira + the 100 naira service fee
     assert out["destination"] == system().account_id
+    muxed = MuxedAccount.from_account(out["muxed_destination"])
+    assert muxed.account_id == system().account_id and muxed.account_muxed_id is not None
     assert out["asset_code"] == "cNGN" and out["asset_issuer"] == cngn_issuer().account_id
     expires = datetime.fromisoformat(out["expires_at"])
     assert timedelta(minutes=9) < expires - datetime.now(UTC) <= timedelta(minutes=10)

@@ -7,16 +7,18 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from stellar_sdk import StrKey
 
 from billpay.config import Settings
 from billpay.sandbox import identities as ids
-from billpay.stellar.ingest import incoming_payment_from_record, parse_page
+from billpay.stellar.ingest import parse_page
 from billpay.stellar.memos import (
     memo_from_transaction,
     refund_memo_for_payment,
     refund_memo_for_reference,
     text_from_bytes,
 )
+from billpay.stellar.records import inbound_transfers
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 SYSTEM = ids.system().account_id
@@ -32,32 +34,53 @@ def settings() -> Settings:
     return Settings(_env_file=None, system_account=SYSTEM, cngn_issuer=ISSUER)
 
 
-def test_page_keeps_only_successful_cngn_to_the_system_account(settings: Settings) -> None:
+def test_page_keeps_every_inbound_transfer_of_any_asset(settings: Settings) -> None:
     records = _records("horizon_payments_page1.json")
     page = parse_page(records, settings)
     assert page.last_paging_token == records[-1]["paging_token"]
-    kept = {p.operation_id: p for p in page.payments}
-    # create_account, native XLM, our own outgoing refund, USDC and a wrong issuer are skipped.
-    assert [p.amount for p in page.payments] == [
-        Decimal("5000"),
-        Decimal("1000"),
-        Decimal("250.5"),
-        Decimal("2000"),
-        Decimal("1500.5"),
-        Decimal("750"),
-        Decimal("300"),
-        Decimal("42"),
+    assert page.quarantined == []
+    # Only our own outgoing refund (record 4) is not inbound: it needs no row.
+    assert [(p.amount, p.asset_code) for p in page.payments] == [
+        (Decimal("10000"), None),  # create_account of the system account (native XLM)
+        (Decimal("5000"), "cNGN"),
+        (Decimal("25"), None),  # native XLM payment
+        (Decimal("10"), "USDC"),
+        (Decimal("5000"), "cNGN"),  # another issuer's cNGN
+        (Decimal("1000"), "cNGN"),
+        (Decimal("250.5"), "cNGN"),
+        (Decimal("2000"), "cNGN"),
+        (Decimal("1500.5"), "cNGN"),
+        (Decimal("750"), "cNGN"),
+        (Decimal("300"), "cNGN"),
+        (Decimal("42"), "cNGN"),
     ]
-    assert all(p.to_account == SYSTEM and p.asset_issuer == ISSUER for p in kept.values())
+    assert all(p.to_account == SYSTEM for p in page.payments)
+    assert {p.asset_issuer for p in page.payments if p.asset_code == "cNGN"} == {
+        ISSUER,
+        records[5]["asset_issuer"],
+    }
+    funding = page.payments[0]
+    assert (funding.operation_type, funding.from_account, funding.asset_type) == (
+        "create_account",
+        ISSUER,
+        "native",
+    )
 
 
-def test_second_page_skips_failed_merge_wrong_case_code_and_contract_transfers(
+def test_second_page_records_merge_wrong_case_code_and_contract_transfer_not_failed_tx(
     settings: Settings,
 ) -> None:
     page = parse_page(_records("horizon_payments_page2.json"), settings)
-    assert [(p.amount, p.memo) for p in page.payments] == [
-        (Decimal("0.0000001"), "BILL-LASTONE001")
+    rows = [(p.operation_type, p.asset_code, p.amount) for p in page.payments]
+    assert rows == [
+        ("account_merge", None, None),  # Horizon does not say how much XLM a merge moved
+        ("payment", "CNGN", Decimal("5000")),
+        ("invoke_host_function", "cNGN", Decimal("10")),
+        ("payment", "cNGN", Decimal("0.0000001")),
     ]
+    contract = page.payments[2]
+    assert contract.operation_id == "21539260993537:0" and contract.memo_type == "none"
+    assert contract.from_account == ids.users()[2].account_id
 
 
 def test_multi_operation_transaction_gives_one_row_per_operation(settings: Settings) -> None:
@@ -87,8 +110,7 @@ def test_muxed_sender_keeps_both_addresses(settings: Settings) -> None:
 def test_fee_bump_payment_is_refundable_to_the_operation_sender(settings: Settings) -> None:
     records = _records("horizon_payments_page1.json")
     bump = next(r for r in records if "fee_bump_transaction" in r["transaction"])
-    payment = incoming_payment_from_record(bump, SYSTEM, "cNGN", ISSUER)
-    assert payment is not None
+    (payment,) = inbound_transfers(bump, SYSTEM)
     assert payment.from_account == ids.users()[0].account_id  # not the fee account
     assert bump["transaction"]["fee_account"] != payment.from_account
 
@@ -130,14 +152,109 @@ def test_refund_memos_fit_28_bytes() -> None:
         refund_memo_for_reference("X" * 22)
 
 
-def test_malformed_record_that_claims_to_be_ours_raises(settings: Settings) -> None:
+def _payment_record(**changes: object) -> dict:
     record = dict(_records("horizon_payments_page1.json")[1])
-    record["amount"] = "not-a-number"
-    with pytest.raises(ValueError):
-        parse_page([record], settings)
+    record.update(changes)
+    return record
 
 
-def test_payment_from_the_system_account_to_itself_is_not_incoming(settings: Settings) -> None:
-    record = dict(_records("horizon_payments_page1.json")[1])
-    record["from"] = SYSTEM
-    assert incoming_payment_from_record(record, SYSTEM, "cNGN", ISSUER) is None
+def test_payment_from_the_system_account_to_itself_is_not_incoming() -> None:
+    assert inbound_transfers(_payment_record(**{"from": SYSTEM}), SYSTEM) == []
+
+
+def test_outgoing_and_failed_records_are_not_inbound_even_when_malformed() -> None:
+    outgoing = dict(_records("horizon_payments_page1.json")[3])
+    assert outgoing["from"] == SYSTEM
+    assert inbound_transfers({**outgoing, "transaction": "oops", "amount": "x"}, SYSTEM) == []
+    assert inbound_transfers(_payment_record(transaction_successful=False), SYSTEM) == []
+
+
+def test_legacy_path_payment_type_name_and_type_i_are_recognised() -> None:
+    legacy = _payment_record(type="path_payment", type_i=2)
+    (payment,) = inbound_transfers(legacy, SYSTEM)
+    assert payment.operation_type == "path_payment_strict_receive"
+    (by_number,) = inbound_transfers(_payment_record(type="pathPayment", type_i=2), SYSTEM)
+    assert by_number.operation_type == "path_payment_strict_receive"
+
+
+def test_classic_payment_to_an_m_address_keeps_the_muxed_id() -> None:
+    record = _payment_record(to_muxed="M...", to_muxed_id="18446744073709551615")
+    (payment,) = inbound_transfers(record, SYSTEM)
+    assert payment.to_muxed_id == 2**64 - 1
+
+
+def test_contract_transfer_gives_one_row_per_credit_to_us_with_stable_keys() -> None:
+    contract = next(
+        r for r in _records("horizon_payments_page2.json") if r["type"] == "invoke_host_function"
+    )
+    change = contract["asset_balance_changes"][0]
+    payer_contract = StrKey.encode_contract(bytes(32))
+    record = {
+        **contract,
+        "asset_balance_changes": [
+            {**change, "to": ids.users()[2].account_id},  # to someone else: not ours
+            {**change, "from": payer_contract, "destination_muxed_id": "77"},
+            {**change, "type": "mint", "from": "", "amount": "3.0000000"},
+        ],
+    }
+    first = inbound_transfers(record, SYSTEM)
+    assert [(p.operation_id, p.from_account, p.to_muxed_id) for p in first] == [
+        (f"{contract['id']}:1", payer_contract, 77),
+        (f"{contract['id']}:2", ISSUER, None),  # a mint comes from the issuer
+    ]
+    assert inbound_transfers(record, SYSTEM) == first  # replay: same keys
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"transaction": "not an object"},
+        {"amount": "not-a-number"},
+        {"amount": "1e999999"},
+        {"amount": 5000},
+        {"amount": "0.00000001"},
+        {"amount": "-5"},
+        {"from": None},
+        {"from": "G\x00bad"},
+        {"transaction_hash": "\ud800"},
+        {"created_at": "yesterday"},
+        {"asset_type": "credit_alphanum99"},
+        {"asset_code": "c\x00NGN"},
+        {"to_muxed_id": "-1"},
+        {"to_muxed_id": str(2**64)},
+        {"type": "brand_new_type", "type_i": 99},
+        {"type": ["payment"], "type_i": "1"},
+        {"transaction_successful": "yes", "transaction": "x"},
+    ],
+)
+def test_malformed_record_that_claims_to_be_ours_is_quarantined_not_raised(
+    settings: Settings, changes: dict
+) -> None:
+    records = _records("horizon_payments_page1.json")
+    page = parse_page([{**records[1], **changes}, *records[2:]], settings)
+    assert len(page.payments) == 10  # every other inbound record is still stored
+    (quarantined,) = page.quarantined
+    assert quarantined.record_key == records[1]["paging_token"] and quarantined.error
+    assert page.last_paging_token == records[-1]["paging_token"]
+
+
+def test_quarantined_record_is_sanitised_for_jsonb(settings: Settings) -> None:
+    record = {
+        "type": "payment",
+        "to": SYSTEM,
+        "memo\x00": "a\x00b\ud800",
+        "deep": json.loads("[" * 100 + "]" * 100),
+        "huge": float("inf"),
+    }
+    page = parse_page([record, {"paging_token": "9", "type": "payment", "to": "G"}], settings)
+    (quarantined,) = page.quarantined
+    text = json.dumps(quarantined.record, ensure_ascii=False, allow_nan=False)
+    assert "\x00" not in text
+    text.encode("utf-8")  # strict: a lone surrogate would raise here
+    assert quarantined.record_key.startswith("sha256:")
+
+
+def test_a_record_that_is_not_an_object_is_quarantined(settings: Settings) -> None:
+    records = _records("horizon_payments_page1.json")
+    page = parse_page(["garbage", *records], settings)
+    assert len(page.quarantined) == 1 and len(page.payments) == 12
