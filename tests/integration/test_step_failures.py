@@ -6,6 +6,7 @@ claims through the queue views as a tick does."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -59,7 +60,7 @@ def _store_refuses(*_args: Any, **_kwargs: Any) -> None:
     in the statement's parameters as SQLAlchemy reports it."""
     raise sa.exc.DataError(
         "INSERT INTO provider_attempts (response_summary) VALUES (%(summary)s)",
-        {"summary": '{"token": "%s", "name": "ADA\\u0000"}' % TOKEN},
+        {"summary": json.dumps({"token": TOKEN, "name": "ADA\x00"})},
         psycopg.errors.UntranslatableCharacter("unsupported Unicode escape sequence"),
     )
 
