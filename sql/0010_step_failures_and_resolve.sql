@@ -70,16 +70,20 @@ $$;
 
 -- An operator's worker claims one bill for an action planned on it (reprocess-stuck), the way
 -- the pipeline claims: only when no live lease is held by someone else, and only while the bill
--- is still in the state, with the open attempt, the plan was made for. Returns the row, or
--- nothing (the caller reads the bill again to say why).
+-- is still in the state, with the open attempt, the plan was made for. p_take_over: a requeue,
+-- whose purpose is to take a lease back from a worker that went away (safe: every writer checks
+-- the lease holder, so the old holder writes nothing after). Returns the row, or nothing (the
+-- caller reads the bill again to say why).
 CREATE FUNCTION bill_claim_as_planned(p_id bigint, p_worker text, p_lease_seconds integer,
-                                      p_status text, p_attempt_reference text)
+                                      p_status text, p_attempt_reference text,
+                                      p_take_over boolean)
 RETURNS SETOF bill_payments LANGUAGE sql AS $$
     UPDATE bill_payments
        SET claimed_by = p_worker, claimed_until = now() + make_interval(secs => p_lease_seconds)
      WHERE id = p_id AND status = p_status
        AND attempt_reference IS NOT DISTINCT FROM p_attempt_reference
-       AND (claimed_until IS NULL OR claimed_until < now() OR claimed_by = p_worker)
+       AND (p_take_over OR claimed_until IS NULL OR claimed_until < now()
+            OR claimed_by = p_worker)
     RETURNING *;
 $$;
 

@@ -118,8 +118,9 @@ def apply(ctx: StepContext, item: Plan, action: Action, actor: str) -> str:
 
     The plan was made from an earlier read, and other plans were applied (with provider calls)
     since. So the bill is first claimed the way the pipeline claims (no live lease held by
-    anyone else) and only while it is still in the state, with the open attempt, the plan saw;
-    then it is planned again from that fresh row. A pipeline worker never holds it meanwhile.
+    anyone else; a requeue takes the lease over) and only while it is still in the state, with
+    the open attempt, the plan saw; then it is planned again from that fresh row. No pipeline
+    worker holds it meanwhile.
     """
     with ctx.db.begin() as conn:
         row = bill_store.claim_as_planned(
@@ -129,6 +130,9 @@ def apply(ctx: StepContext, item: Plan, action: Action, actor: str) -> str:
             lease_seconds=OPERATOR_LEASE_SECONDS,
             status=S(item.status),
             attempt_reference=item.attempt_reference,
+            # A requeue exists to take a dead worker's lease back; every writer checks the
+            # lease holder, so the old holder writes nothing afterwards.
+            take_over=action is Action.REQUEUE,
         )
     if row is None:
         return "not applied: " + why_not_claimed(ctx, item)

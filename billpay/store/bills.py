@@ -336,10 +336,13 @@ def claim_as_planned(
     lease_seconds: int,
     status: BillState,
     attempt_reference: str | None,
+    take_over: bool = False,
 ) -> dict[str, Any] | None:
-    """Lease one bill for an operator's action, only while no one else holds a live lease and
-    the bill is still in ``status`` with ``attempt_reference`` open; returns the fresh row."""
+    """Lease one bill for an operator's action, only while no one else holds a live lease
+    (``take_over``: even then, for a requeue) and the bill is still in ``status`` with
+    ``attempt_reference`` open; returns the fresh row."""
     params = {
+        "take_over": take_over,
         "id": bill_id,
         "worker": worker,
         "lease": lease_seconds,

@@ -120,7 +120,8 @@ SELECT bill_step_failed(:id, :worker, :stage, :error, CAST(:next_attempt_at AS t
 SELECT bill_step_succeeded(:id);
 
 -- name: bill_claim_as_planned
-SELECT * FROM bill_claim_as_planned(:id, :worker, :lease, :status, :attempt_reference);
+SELECT * FROM bill_claim_as_planned(:id, :worker, :lease, :status, :attempt_reference,
+                                    :take_over);
 
 -- name: bill_resolve
 SELECT bill_resolve(:id, :choice, :actor, :detail, :min_pending_seconds, :token, :units,
