@@ -107,6 +107,56 @@ def order_show(reference: str) -> None:
 
 
 @app.command()
+def resolve(
+    reference: Annotated[str, typer.Argument(help="the bill's reference")],
+    note: Annotated[
+        str | None, typer.Option(help="what the provider confirmed (mandatory, audited)")
+    ] = None,
+    delivered: Annotated[
+        bool, typer.Option("--delivered", help="the provider delivered it (give --token)")
+    ] = False,
+    failed: Annotated[
+        bool, typer.Option("--failed", help="the provider did not deliver it: refund")
+    ] = False,
+    token: Annotated[str | None, typer.Option(help="the 20-digit electricity token")] = None,
+    units: Annotated[str | None, typer.Option(help="units delivered, e.g. 12.5")] = None,
+    actor: Annotated[
+        str | None, typer.Option(help="who resolves (default: the login name)")
+    ] = None,
+) -> None:
+    """Resolve a bill stuck in provider_processing once the provider confirmed its outcome out
+    of band: --delivered (completed; the customer gets the token) or --failed (refunded). Only
+    after it has been pending for BILLPAY_PENDING_ALERT_SECONDS."""
+    import getpass
+    from datetime import UTC, datetime
+
+    from billpay.bills.resolve import ResolveError, check_input
+    from billpay.bills.resolve import resolve as resolve_bill
+
+    try:
+        resolution = check_input(
+            delivered=delivered, failed=failed, token=token, units=units, note=note
+        )
+    except ResolveError as exc:
+        _fail(str(exc))
+    settings = Settings()
+    who = f"operator:{actor or getpass.getuser()}"
+    with _open_app(settings) as root:
+        try:
+            done = resolve_bill(
+                root.db,
+                settings,
+                reference.strip().upper(),
+                resolution,
+                actor=who,
+                now=datetime.now(UTC),
+            )
+        except ResolveError as exc:
+            _fail(str(exc), 1)
+    _print_json(done)
+
+
+@app.command()
 def status(
     as_json: Annotated[bool, typer.Option("--json", help="print the whole report as JSON")] = False,
     stale_after: Annotated[

@@ -9,7 +9,6 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
 from billpay.bills import stuck
-from billpay.store import attempts as attempt_store
 from tasks.bills import step_context
 from tasks.runtime import get_runtime
 
@@ -37,10 +36,8 @@ def reprocess_stuck(
     ctx = step_context(worker)
     plans = []
     for row in rows:
-        with runtime.db.connect() as conn:
-            attempts = len(attempt_store.pay_attempts(conn, row["id"]))
-        item = stuck.plan(row, chosen, pay_attempts=attempts)
-        if item.allowed and not dry_run:
+        item = stuck.plan_for(runtime.db, row, chosen)
+        if item.allowed and not dry_run:  # apply claims the bill and plans it again first
             item.done = stuck.apply(ctx, item, chosen, actor=f"reprocess-stuck:{worker}")
         plans.append(item)
         logger.info(

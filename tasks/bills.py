@@ -31,10 +31,11 @@ STAGES = {stage.name: stage for stage in advance.STAGES}
 def advance_bill(bill_id: int, reference: str, stage: str, worker: str) -> dict[str, Any]:
     """The step the bill was claimed for, then each next step it is due for now."""
     results = advance.advance_bill(step_context(worker), bill_id, STAGES[stage])
-    alerts = [result.alert for result in results if result.alert]
-    if alerts:
-        # The bill is saved in a correct, resumable state; fail the task so the UI shows it.
-        raise NeedsAttention("; ".join(alerts))
+    problems = [result.alert or result.error for result in results]
+    if any(problems):
+        # The bill is saved in a correct, resumable state (a step that raised is recorded and
+        # waits its backoff); fail the task so the UI shows it, with masked text only.
+        raise NeedsAttention("; ".join(problem for problem in problems if problem))
     return {
         "reference": reference,
         "advanced": any(result.advanced for result in results),

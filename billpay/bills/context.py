@@ -40,6 +40,7 @@ class StepResult:
     detail: str = ""
     advanced: bool = True
     alert: str | None = None
+    error: str | None = None  # the step raised: its masked text (the failure is recorded)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -91,20 +92,19 @@ def persist(
     stage: str,
     *,
     record: Record | None = None,
-    operator: str | None = None,
+    actor: str | None = None,
 ) -> StepResult:
     """Save a decision: ``record`` (the provider call), the status writer, the alert; then say
-    what happened. ``operator``: an operator acting by hand, without a lease, under that name."""
+    what happened. The bill is ctx.worker's (its lease); ``actor`` names who acted in the audit
+    trail (an operator's run), by default the worker. A saved step ends a streak of failures."""
     with ctx.db.begin() as conn:
         if record is not None:
             record(conn)
         ok = bill_store.apply(
-            conn,
-            row["id"],
-            decision,
-            worker=None if operator else ctx.worker,
-            actor=operator or ctx.worker,
+            conn, row["id"], decision, worker=ctx.worker, actor=actor or ctx.worker
         )
+        if ok and row.get("step_failures"):
+            bill_store.clear_step_failures(conn, row["id"])
         alert = decision.alert
         if alert is not None:
             outbox.enqueue(

@@ -492,3 +492,38 @@ def operator_refund(status: BillState) -> Decision:
         detail="operator refund",
         refund_reason=refund_reason_operator(),
     )
+
+
+# --- a step that raised (an exception, not a provider's answer; issue 12) ------------------
+
+# Consecutive failed steps after which an operator is alerted (once an hour per bill).
+STEP_FAILURE_ALERT_AFTER = 3
+STEP_ERROR_LIMIT = 300
+
+
+def step_retry_at(failures: int, when: Conditions) -> datetime:
+    """When a bill whose step raised ``failures`` times in a row is due again: the retry
+    backoff, so a step that keeps raising costs one try per backoff, never one per tick."""
+    return when.now + timedelta(seconds=when.settings.backoff_for_retry(failures))
+
+
+def step_failure_alert(
+    bill: BillFacts, stage: str, failures: int, error: str, now: datetime
+) -> Alert | None:
+    """Tell an operator once a bill's steps have raised ``STEP_FAILURE_ALERT_AFTER`` times in a
+    row (the pipeline cannot fix it alone); once an hour per bill."""
+    if failures < STEP_FAILURE_ALERT_AFTER:
+        return None
+    return Alert(
+        kind="bill_step_failing",
+        text=f"{bill.reference}: step {stage} failed {failures} times in a row: {error}",
+        dedupe_key=f"step-failing:{bill.id}:{now:%Y%m%d%H}",
+        payload={
+            "reference": bill.reference,
+            "status": str(bill.status),
+            "stage": stage,
+            "failures": failures,
+            "error": error,
+            "attempt_reference": bill.attempt_reference,
+        },
+    )

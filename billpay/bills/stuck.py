@@ -7,11 +7,11 @@ from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any
 
-from billpay.bills import policy
+from billpay.bills import advance, policy
 from billpay.bills.context import StepContext, persist
-from billpay.bills.requery import requery_bill
 from billpay.states import BillState
 from billpay.store import Database
+from billpay.store import attempts as attempt_store
 from billpay.store import bills as bill_store
 
 S = BillState
@@ -24,7 +24,7 @@ class Action(StrEnum):
 
 
 TERMINAL = {S.COMPLETED, S.REFUNDED, S.EXPIRED}
-# How long an operator's requery holds the bill (the requery itself takes seconds).
+# How long an operator's action holds the bill (a requery takes seconds).
 OPERATOR_LEASE_SECONDS = 120
 
 
@@ -37,10 +37,12 @@ class Plan:
     allowed: bool
     why: str
     done: str = ""
+    attempt_reference: str | None = None  # the open attempt the plan was made for
 
     def as_row(self) -> dict[str, Any]:
-        """What the artifact and the flow's result show (the bill id is internal)."""
-        return {k: v for k, v in asdict(self).items() if k != "bill_id"}
+        """What the artifact and the flow's result show (the bill id and attempt are internal)."""
+        hidden = ("bill_id", "attempt_reference")
+        return {k: v for k, v in asdict(self).items() if k not in hidden}
 
 
 def find(
@@ -63,10 +65,21 @@ def find(
     )
 
 
+def plan_for(db: Database, row: dict[str, Any], action: Action) -> Plan:
+    """:func:`plan` for a row as read now (its pay attempts counted)."""
+    with db.connect() as conn:
+        attempts = len(attempt_store.pay_attempts(conn, row["id"]))
+    return plan(row, action, pay_attempts=attempts)
+
+
 def plan(row: dict[str, Any], action: Action, *, pay_attempts: int) -> Plan:
     status = S(row["status"])
-    base = dict(
-        reference=row["reference"], bill_id=row["id"], status=str(status), action=str(action)
+    base: dict[str, Any] = dict(
+        reference=row["reference"],
+        bill_id=row["id"],
+        status=str(status),
+        action=str(action),
+        attempt_reference=row["attempt_reference"],
     )
     if status in TERMINAL:
         return Plan(**base, allowed=False, why=f"{status} is final")
@@ -101,26 +114,76 @@ def plan(row: dict[str, Any], action: Action, *, pay_attempts: int) -> Plan:
 
 
 def apply(ctx: StepContext, item: Plan, action: Action, actor: str) -> str:
-    """Carry out one allowed plan; returns what was done."""
+    """Carry out one allowed plan; returns what was done, or why nothing was.
+
+    The plan was made from an earlier read, and other plans were applied (with provider calls)
+    since. So the bill is first claimed the way the pipeline claims (no live lease held by
+    anyone else; a requeue takes the lease over) and only while it is still in the state, with
+    the open attempt, the plan saw; then it is planned again from that fresh row. No pipeline
+    worker holds it meanwhile.
+    """
+    with ctx.db.begin() as conn:
+        row = bill_store.claim_as_planned(
+            conn,
+            item.bill_id,
+            worker=ctx.worker,
+            lease_seconds=OPERATOR_LEASE_SECONDS,
+            status=S(item.status),
+            attempt_reference=item.attempt_reference,
+            # A requeue exists to take a dead worker's lease back; every writer checks the
+            # lease holder, so the old holder writes nothing afterwards.
+            take_over=action is Action.REQUEUE,
+        )
+    if row is None:
+        return "not applied: " + why_not_claimed(ctx, item)
+    try:
+        fresh = plan_for(ctx.db, row, action)
+        if not fresh.allowed:
+            return f"not applied: {fresh.why}"
+        return carry_out(ctx, row, action, actor)
+    finally:
+        bill_store.release(ctx.db, [item.bill_id], worker=ctx.worker)
+
+
+def carry_out(ctx: StepContext, row: dict[str, Any], action: Action, actor: str) -> str:
+    """The action on a bill this worker has just claimed as planned."""
+    bill_id = row["id"]
     if action is Action.REQUEUE:
         with ctx.db.begin() as conn:
-            bill_store.requeue(conn, item.bill_id, actor=actor, detail="requeued by operator")
+            bill_store.requeue(conn, bill_id, actor=actor, detail="requeued by operator")
         return "requeued: due now"
-    row = ctx.load(item.bill_id)
     if action is Action.REQUERY:
-        # One transaction: due now (even if the requery below fails) and leased to this worker,
-        # so no scheduled requery can take the bill in between.
-        with ctx.db.begin() as conn:
-            if item.status == S.PROCESSING_BILL:
+        if row["status"] == S.PROCESSING_BILL:
+            # One transaction: due now (even if the requery below fails) and still leased to
+            # this worker, so no scheduled requery can take the bill in between.
+            with ctx.db.begin() as conn:
                 decision = policy.operator_requery(policy.BillFacts.from_row(row), ctx.now())
-                bill_store.apply(conn, item.bill_id, decision, worker=None, actor=actor)
-            bill_store.lease(conn, item.bill_id, worker=ctx.worker, seconds=OPERATOR_LEASE_SECONDS)
-        return f"requeried: {requery_bill(ctx, item.bill_id).detail}"
-    # From the state the plan was made for: if the bill moved meanwhile, the writer refuses.
-    done = persist(ctx, row, policy.operator_refund(S(item.status)), "refund", operator=actor)
+                bill_store.apply(conn, bill_id, decision, worker=ctx.worker, actor=actor)
+                bill_store.claim_as_planned(
+                    conn,
+                    bill_id,
+                    worker=ctx.worker,
+                    lease_seconds=OPERATOR_LEASE_SECONDS,
+                    status=S.PROVIDER_PROCESSING,
+                    attempt_reference=row["attempt_reference"],
+                )
+        return f"requeried: {advance.run_step(ctx, advance.REQUERY, bill_id).detail}"
+    done = persist(ctx, row, policy.operator_refund(S(row["status"])), "refund", actor=actor)
     if done.advanced:  # this call applied it (not someone before us)
         return "sent to refund"
     return "refund not applied (state changed meanwhile)"
+
+
+def why_not_claimed(ctx: StepContext, item: Plan) -> str:
+    """Why a planned bill could not be claimed: it changed since planning, or is leased."""
+    row = ctx.load(item.bill_id)
+    if row["status"] != item.status or row["attempt_reference"] != item.attempt_reference:
+        now = f"{row['status']} attempt {row['attempt_reference'] or 'none'}"
+        was = f"{item.status} attempt {item.attempt_reference or 'none'}"
+        return f"changed since planning (planned on {was}, now {now})"
+    if row["claimed_until"] is None:  # released in between: the next run will claim it
+        return "could not be claimed just now; run it again"
+    return f"leased by {row['claimed_by']} until {row['claimed_until']:%H:%M:%S}Z"
 
 
 def markdown(items: list[Plan], action: Action, dry_run: bool) -> str:

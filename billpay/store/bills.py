@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -294,3 +294,87 @@ def expire_due_orders(db: Database, *, actor: str, limit: int = 500) -> list[str
         return list(
             conn.execute(query("bill_expire_due"), {"limit": limit, "actor": actor}).scalars()
         )
+
+
+# --- step failures, operator claims and resolve (sql/0010) --------------------------------
+
+
+def record_step_failure(
+    conn: Connection,
+    bill_id: int,
+    *,
+    worker: str,
+    stage: str,
+    error: str,
+    next_attempt_at: datetime,
+) -> int | None:
+    """A step on a bill this worker holds raised: count it, keep ``error`` (already masked),
+    wait until ``next_attempt_at`` and give the lease back; a committed pay attempt moves the
+    bill to provider_processing (requeried, never paid again). Returns the failures in a row,
+    or None when the bill is no longer this worker's."""
+    params = {
+        "id": bill_id,
+        "worker": worker,
+        "stage": stage,
+        "error": error,
+        "next_attempt_at": next_attempt_at,
+    }
+    value = conn.execute(query("bill_step_failed"), params).scalar()
+    return None if value is None else int(value)
+
+
+def clear_step_failures(conn: Connection, bill_id: int) -> bool:
+    """A step succeeded: the bill's streak of failed steps is over."""
+    return _call(conn, "bill_step_succeeded", {"id": bill_id})
+
+
+def claim_as_planned(
+    conn: Connection,
+    bill_id: int,
+    *,
+    worker: str,
+    lease_seconds: int,
+    status: BillState,
+    attempt_reference: str | None,
+    take_over: bool = False,
+) -> dict[str, Any] | None:
+    """Lease one bill for an operator's action, only while no one else holds a live lease
+    (``take_over``: even then, for a requeue) and the bill is still in ``status`` with
+    ``attempt_reference`` open; returns the fresh row."""
+    params = {
+        "take_over": take_over,
+        "id": bill_id,
+        "worker": worker,
+        "lease": lease_seconds,
+        "status": str(status),
+        "attempt_reference": attempt_reference,
+    }
+    row = conn.execute(query("bill_claim_as_planned"), params).mappings().first()
+    return dict(row) if row else None
+
+
+def resolve(
+    conn: Connection,
+    bill_id: int,
+    *,
+    choice: str,
+    actor: str,
+    detail: str,
+    min_pending_seconds: int,
+    token: str | None,
+    units: str | None,
+    refund_reason: str | None,
+) -> str | None:
+    """An operator resolves a bill stuck in provider_processing (``delivered`` or ``failed``);
+    returns None when applied, else the database's reason for refusing."""
+    params = {
+        "id": bill_id,
+        "choice": choice,
+        "actor": actor,
+        "detail": detail,
+        "min_pending_seconds": min_pending_seconds,
+        "token": token,
+        "units": units,
+        "refund_reason": refund_reason,
+    }
+    return conn.execute(query("bill_resolve"), params).scalar()

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine, make_url
 
 from billpay.config import Settings
+from billpay.logs import mask_library_logs
 from billpay.store.queries import query
 
 log = logging.getLogger(__name__)
@@ -98,6 +99,7 @@ def connect(settings: Settings, *, create: bool = True) -> Database:
         ensure_database(url)
     # Provider calls hold a pooled connection for their slot (billpay.store.slots) while the
     # task's own statements need another: size the overflow for that.
+    mask_library_logs()  # result rows hold tokens and meters: never logged
     engine = sa.create_engine(
         url,
         pool_size=settings.db_pool_size,
@@ -109,6 +111,7 @@ def connect(settings: Settings, *, create: bool = True) -> Database:
         # must not carry bound values: they include electricity tokens and account numbers.
         hide_parameters=True,
         connect_args={"application_name": "billpay"},
+        hide_parameters=True,
     )
     db = Database(engine=engine, url=url, server=server)
     _count_statements(db)

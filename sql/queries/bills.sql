@@ -112,3 +112,17 @@ SELECT bill_expire_due(:limit, :actor) AS reference;
 
 -- name: bill_requeue
 SELECT bill_requeue(:id, :actor, :detail);
+
+-- name: bill_step_failed
+SELECT bill_step_failed(:id, :worker, :stage, :error, CAST(:next_attempt_at AS timestamptz));
+
+-- name: bill_step_succeeded
+SELECT bill_step_succeeded(:id);
+
+-- name: bill_claim_as_planned
+SELECT * FROM bill_claim_as_planned(:id, :worker, :lease, :status, :attempt_reference,
+                                    :take_over);
+
+-- name: bill_resolve
+SELECT bill_resolve(:id, :choice, :actor, :detail, :min_pending_seconds, :token, :units,
+                    :refund_reason);

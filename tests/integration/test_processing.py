@@ -221,29 +221,24 @@ def test_a_worker_that_lost_its_lease_before_paying_sends_nothing(settings, db):
     assert not result.advanced and providers["a"].paid_references == []
 
 
-def test_an_operator_requery_that_fails_leaves_the_bill_due(settings, db):
+def test_an_operator_requery_that_fails_is_recorded_and_waits_its_backoff(settings, db):
     processor, providers, bill = _setup(settings, db, ["a"])
     _verified(db, processor, providers, bill, "a")
-    providers["a"].pays.append(RuntimeError("worker died mid-call"))
-    _claim(db, bill)
-    with pytest.raises(RuntimeError):
-        pay_bill(processor, bill)
+    _claim(db, bill, worker="w0")
+    with db.begin() as conn:  # a worker died mid-call: the attempt is open in processing_bill
+        bill_store.open_attempt(conn, bill, worker="w0", provider="a", reference="R1", lease=1)
+    bill_store.release(db, [bill], worker="w0")
     row = _row(db, bill)
-    assert row["status"] == "processing_bill" and row["attempt_reference"]
+    assert row["status"] == "processing_bill" and row["attempt_reference"] == "R1"
     item = stuck.plan(row, stuck.Action.REQUERY, pay_attempts=1)
     providers["a"].requeries.append(RuntimeError("adapter blew up"))
-    with pytest.raises(RuntimeError):
-        stuck.apply(processor, item, stuck.Action.REQUERY, actor="operator")
-    with db.begin() as conn:
-        conn.execute(
-            sa.text(
-                "UPDATE bill_payments SET claimed_until = now() - interval '1 second'"
-                " WHERE id = :id"
-            ),
-            {"id": bill},
-        )
-        queued = conn.execute(
-            sa.text("SELECT count(*) FROM queue_requery_bills WHERE id = :id"), {"id": bill}
-        ).scalar_one()
-    assert queued == 1
-    assert providers["a"].paid_references and len(providers["a"].paid_references) == 1
+    done = stuck.apply(processor, item, stuck.Action.REQUERY, actor="operator")
+    assert "step failed: RuntimeError: adapter blew up" in done
+    row = _row(db, bill)
+    assert (row["status"], row["attempt_reference"], row["step_failures"]) == (
+        "provider_processing",
+        "R1",
+        1,
+    )
+    assert row["claimed_by"] is None and row["next_attempt_at"] > datetime.now(UTC)
+    assert providers["a"].paid_references == []  # requeried, never paid
