@@ -111,7 +111,6 @@ def connect(settings: Settings, *, create: bool = True) -> Database:
         # must not carry bound values: they include electricity tokens and account numbers.
         hide_parameters=True,
         connect_args={"application_name": "billpay"},
-        hide_parameters=True,
     )
     db = Database(engine=engine, url=url, server=server)
     _count_statements(db)
