@@ -31,7 +31,13 @@ from typing import Any, Protocol
 from billpay.bills.decision import CLEAR_ERROR, Alert, Decision, ErrorNote
 from billpay.money import format_naira
 from billpay.orders import BillOrder, BillType
-from billpay.providers.base import AccountCheck, ErrorClass, PaymentOutcome, PaymentResult
+from billpay.providers.base import (
+    NOT_FOUND_GRACE,
+    AccountCheck,
+    ErrorClass,
+    PaymentOutcome,
+    PaymentResult,
+)
 from billpay.states import BillState
 from billpay.tokens import mask_token
 
@@ -303,15 +309,17 @@ class Resend:
 
 
 def resend_after_requery(
-    bill: BillFacts, result: PaymentResult, *, covered: bool, resent: bool
+    bill: BillFacts, result: PaymentResult, *, covered: bool, resent: bool, unanswered: bool
 ) -> Resend | None:
-    """A requery said "not found" inside the grace, so the pay request may never have left us
-    (killed between commit and send). For a provider that refuses reused references
-    (``covered``) sending it again under the same reference is safe: if the first request did
-    arrive the provider refuses this one, otherwise this is the first and only pay. At most once
-    per attempt (``resent``); every other case waits for the grace as before."""
+    """A requery said "not found" inside the grace, and the pay attempt has no recorded answer
+    (``unanswered``): the request may never have left us (killed between commit and send). For
+    a provider that refuses reused references (``covered``) sending it again under the same
+    reference is safe: if the first request did arrive the provider refuses this one, otherwise
+    this is the first and only pay. At most once per attempt (``resent``). An attempt whose
+    answer was recorded (a timeout, a 5xx) provably left us, so it waits for the grace as
+    before: a resend would add nothing but a second request in flight."""
     early = result.not_found and result.outcome is PaymentOutcome.PENDING
-    if not early or not covered or resent or not bill.attempt_reference:
+    if not early or not covered or resent or not unanswered or not bill.attempt_reference:
         return None
     return Resend(bill.attempt_reference, f"{bill.provider} has no record of it yet: resend")
 
@@ -336,18 +344,45 @@ def after_resend(bill: BillFacts, result: PaymentResult, when: Conditions) -> De
     return still_open(bill, S.PROVIDER_PROCESSING, doubt, when)
 
 
-def distrust_not_found(result: PaymentResult, *, duplicate_seen: bool) -> PaymentResult:
-    """Once a resend was refused as a duplicate the provider has proved it knows the reference,
-    so a later "not found" (even past the grace) is a lagging lookup, not proof that nothing
-    was charged: the attempt stays open (UNKNOWN) instead of failing."""
-    if not (duplicate_seen and result.not_found and result.outcome is PaymentOutcome.FAILED):
+# The stored outcome of a resend the provider refused as a reused reference.
+RESEND_DUPLICATE = "duplicate"
+# Resend answers that prove the provider knows the reference.
+_RESEND_ACKNOWLEDGED = frozenset({RESEND_DUPLICATE, "pending", "success"})
+
+
+def distrust_not_found(
+    result: PaymentResult,
+    *,
+    resend_outcome: str | None,
+    resend_started_at: datetime | None,
+    now: datetime,
+) -> PaymentResult:
+    """ "Not found" after a resend, judged against the resend, not the first request.
+
+    A resend the provider refused as a duplicate, or took (pending, success), proves it knows the
+    reference: a later "not found", even past the grace, is a lagging lookup, never proof that
+    nothing was charged. Any other resend (no answer yet, a timeout, a failure) is itself a
+    request that may be in flight, so its "not found" is believed only ``NOT_FOUND_GRACE`` after
+    the resend started (the reference's own stamp is older and would give it less). Otherwise
+    the attempt stays open (UNKNOWN) instead of failing."""
+    if resend_started_at is None or not (
+        result.not_found and result.outcome is PaymentOutcome.FAILED
+    ):
         return result
+    acknowledged = resend_outcome in _RESEND_ACKNOWLEDGED
+    if not acknowledged and now - resend_started_at >= NOT_FOUND_GRACE + timedelta(minutes=1):
+        return result
+    why = (
+        f"not found, but a resend was answered {resend_outcome}: still requerying"
+        if acknowledged
+        else "not found, but the resend is younger than the grace: still requerying"
+    )
     return replace(
         result,
         outcome=PaymentOutcome.UNKNOWN,
         error_class=None,
-        reason_code=f"{result.reason_code or 'not_found'}:after_duplicate",
-        message="not found, but a resend was refused as a duplicate: still requerying",
+        reason_code=f"{result.reason_code or 'not_found'}:after_resend",
+        message=why,
     )
 
 

@@ -29,7 +29,13 @@ from billpay.store import bills as bill_store
 
 log = logging.getLogger(__name__)
 S = BillState
-DUPLICATE = "duplicate"  # the stored outcome of a resend the provider refused as a reused reference
+DUPLICATE = policy.RESEND_DUPLICATE
+
+
+def _pay_unanswered(attempts: list[dict[str, Any]], reference: str) -> bool:
+    """Whether the pay attempt under ``reference`` has no recorded answer: the process stopped
+    between committing it and recording what the provider said (maybe before sending it)."""
+    return any(a["reference"] == reference and a["finished_at"] is None for a in attempts)
 
 
 def requery_bill(ctx: StepContext, bill_id: int) -> StepResult:
@@ -45,14 +51,19 @@ def requery_bill(ctx: StepContext, bill_id: int) -> StepResult:
         result = provider.requery(order, reference)
         with ctx.db.connect() as conn:
             earlier = attempt_store.resend_of(conn, provider.name, reference)
+            unanswered = _pay_unanswered(attempt_store.pay_attempts(conn, row["id"]), reference)
         result = policy.distrust_not_found(
-            result, duplicate_seen=earlier is not None and earlier["outcome"] == DUPLICATE
+            result,
+            resend_outcome=earlier["outcome"] if earlier else None,
+            resend_started_at=earlier["started_at"] if earlier else None,
+            now=ctx.now(),
         )
         resend = policy.resend_after_requery(
             BillFacts.from_row(row),
             result,
             covered=rejects_duplicate_references(provider),
             resent=earlier is not None,
+            unanswered=unanswered,
         )
         if resend is not None:
             answer = _resend(ctx, row, order, provider, result, resend)
@@ -70,7 +81,8 @@ def _resend(
     resend: Resend,
 ) -> StepResult | None:
     """Send the open attempt's pay request once more (same reference) and decide on the answer;
-    None when another worker resent it first (then the requery answer is recorded as usual)."""
+    None when it was resent already or this worker lost the bill's lease (then the requery
+    answer is recorded as usual, and the lease check of the status writer applies)."""
     with ctx.db.begin() as conn:
         resend_id = attempt_store.start_resend_attempt(
             conn,
@@ -78,8 +90,10 @@ def _resend(
             provider=provider.name,
             reference=resend.reference,
             attempt_no=None,
+            worker=ctx.worker,
+            lease_seconds=ctx.settings.lease_seconds,
         )
-        if resend_id is None:
+        if resend_id is None:  # resent already, or this worker no longer holds the bill
             return None
         if requeried.call is not None:  # the requery that found nothing, for the audit
             attempt_store.record_call(conn, row["id"], requeried.call)

@@ -97,14 +97,21 @@ def close_attempt(conn: Connection, attempt_id: int, outcome: str, error_class: 
 
 
 def start_resend_attempt(
-    conn: Connection, *, bill_id: int, provider: str, reference: str, attempt_no: int | None
+    conn: Connection,
+    *,
+    bill_id: int,
+    provider: str,
+    reference: str,
+    attempt_no: int | None,
+    worker: str,
+    lease_seconds: int,
 ) -> int | None:
-    """The resend of an open pay attempt, committed before its HTTP call; None when this
-    reference was already resent (one resend per reference, a unique index in sql/0011)."""
-    return conn.execute(
-        query("start_resend_attempt"),
-        {"bill": bill_id, "provider": provider, "ref": reference, "no": attempt_no},
-    ).scalar_one_or_none()
+    """The resend of an open pay attempt, committed before its HTTP call, with the bill's lease
+    renewed for it; None when this reference was already resent (one resend per reference, a
+    unique index in sql/0011) or ``worker`` no longer holds the bill with this open attempt."""
+    params = {"bill": bill_id, "provider": provider, "ref": reference, "no": attempt_no}
+    params |= {"worker": worker, "lease": lease_seconds}
+    return conn.execute(query("start_resend_attempt"), params).scalar_one_or_none()
 
 
 def resend_of(conn: Connection, provider: str, reference: str) -> dict[str, Any] | None:

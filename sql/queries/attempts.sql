@@ -42,11 +42,20 @@ UPDATE provider_attempts
 
 -- name: start_resend_attempt
 -- The open pay attempt's request sent once more under the same reference, written and committed
--- before its HTTP call. The partial unique index (sql/0011) allows one resend per reference:
--- no row back means another worker already resent it, so nothing is sent.
+-- before its HTTP call, only while :worker holds the bill's lease with this attempt open (the
+-- lease is renewed for the call, as bill_open_attempt does for a pay). The partial unique index
+-- (sql/0011) allows one resend per reference: no row back means it was resent already or the
+-- bill is not this worker's, so nothing is sent.
+WITH held AS (
+    UPDATE bill_payments
+       SET claimed_until = now() + make_interval(secs => :lease)
+     WHERE id = :bill AND claimed_by = :worker AND claimed_until > now()
+       AND status = 'provider_processing' AND attempt_reference = :ref
+    RETURNING id
+)
 INSERT INTO provider_attempts (bill_payment_id, provider, operation, reference, attempt_no,
                                started_at)
-VALUES (:bill, :provider, 'resend', :ref, :no, clock_timestamp())
+SELECT held.id, :provider, 'resend', :ref, :no, clock_timestamp() FROM held
 ON CONFLICT (provider, reference) WHERE operation = 'resend' DO NOTHING
 RETURNING id;
 

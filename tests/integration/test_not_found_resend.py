@@ -199,3 +199,54 @@ def test_an_uncovered_provider_still_waits_the_grace(
         row = _step(db, requery_bill, late, bill_id)  # past the grace: believed, a new attempt
         assert row["status"] == S.RETRY_SCHEDULED
         assert _sandbox_pays(options, reference) == []
+
+
+def test_a_resend_late_in_the_grace_gets_its_own_grace_before_a_new_attempt(
+    settings: Settings, db, options: SandboxOptions
+) -> None:
+    """Found by review: the resend went out 9 minutes into the reference's grace and VTpass took
+    it (pending); a lookup that still lags 3 minutes later must not be believed, or the bill is
+    paid again under a new reference while the resend may be charged."""
+    configured = _settings(settings, "route_electricity", "vtpass")
+    sandbox = _sandbox(options, requery_not_found=3, pending_requeries=50, pending_seconds=10_000)
+    with TestClient(sandbox, base_url=BASE) as client:
+        ctx = _context(db, configured, client)
+        pending_account = PREPAID_ELECTRICITY | {"account_number": "2010000000000"}
+        bill_id = bill_in_state(db, S.PROCESSING_BILL, **pending_account)["id"]
+        _claim(db, bill_id)
+        row = ctx.load(bill_id)
+        nine_ago = datetime.now(UTC) - timedelta(minutes=9)
+        reference = make_attempt_reference(row["reference"], 1, nine_ago)
+        with db.begin() as conn:  # committed 9 minutes ago, never sent
+            assert bill_store.open_attempt(
+                conn, bill_id, worker="w1", provider="vtpass", reference=reference, lease=120
+            )
+            attempt_store.start_pay_attempt(
+                conn, bill_id=bill_id, provider="vtpass", reference=reference, attempt_no=1,
+                is_fallback=False,
+            )  # fmt: skip
+        _step(db, pay_bill, ctx, bill_id)
+        _step(db, requery_bill, ctx, bill_id)  # 015 early -> resend -> taken, pending
+        assert _operations(db, bill_id) == [("pay", None), ("resend", "pending")]
+        later = datetime.now(UTC) + timedelta(minutes=3)  # the reference is 12 minutes old
+        row = _step(db, requery_bill, _late_context(db, ctx, options, later, "vtpass"), bill_id)
+        assert row["status"] == S.PROVIDER_PROCESSING and row["attempt_reference"] == reference
+        assert row["retry_count"] == 0
+        charged = {c.get("reference") for c in options.calls if c["operation"] == "pay"}
+        assert charged == {reference}
+
+
+def test_a_worker_that_lost_the_lease_does_not_resend(
+    db, options: SandboxOptions, vtpass_bill
+) -> None:
+    ctx, bill_id = vtpass_bill()
+    reference = _commit_attempt(db, ctx, bill_id, "vtpass")  # never sent
+    _step(db, pay_bill, ctx, bill_id)
+    with db.begin() as conn:  # another worker holds the bill now
+        conn.execute(
+            sa.text("UPDATE bill_payments SET claimed_by = 'w2' WHERE id = :id"), {"id": bill_id}
+        )
+    requery_bill(ctx, bill_id)
+    assert _sandbox_pays(options, reference) == []
+    assert _operations(db, bill_id) == [("pay", None)]
+    assert ctx.load(bill_id)["claimed_by"] == "w2"

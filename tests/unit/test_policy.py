@@ -13,6 +13,7 @@ from billpay.bills.policy import BillFacts
 from billpay.config import Settings
 from billpay.orders import BillOrder, BillType
 from billpay.providers.base import (
+    NOT_FOUND_GRACE,
     AccountCheck,
     CallRecord,
     ErrorClass,
@@ -392,13 +393,25 @@ NOT_FOUND = result(PaymentOutcome.FAILED, E.TRANSIENT, reason_code="015", not_fo
 def test_an_early_not_found_at_a_covered_provider_resends_the_same_reference_once() -> None:
     processing = bill(S.PROVIDER_PROCESSING, **OPEN)
     decide = policy.resend_after_requery
-    resend = decide(processing, NOT_FOUND_YET, covered=True, resent=False)
+    resend = decide(processing, NOT_FOUND_YET, covered=True, resent=False, unanswered=True)
     assert resend is not None and resend.reference == OPEN["attempt_reference"]
     # Never twice for one attempt, never for an uncovered provider, never on other answers.
-    assert decide(processing, NOT_FOUND_YET, covered=True, resent=True) is None
-    assert decide(processing, NOT_FOUND_YET, covered=False, resent=False) is None
+    assert decide(processing, NOT_FOUND_YET, covered=True, resent=True, unanswered=True) is None
+    assert decide(processing, NOT_FOUND_YET, covered=False, resent=False, unanswered=True) is None
     for other in (NOT_FOUND, result(PaymentOutcome.PENDING), result(PaymentOutcome.UNKNOWN)):
-        assert decide(processing, other, covered=True, resent=False) is None
+        assert decide(processing, other, covered=True, resent=False, unanswered=True) is None
+
+
+def test_an_attempt_whose_answer_was_recorded_is_never_resent() -> None:
+    """A timeout or a 5xx was recorded: the request provably left us, so the early "not found"
+    waits for the grace; only an attempt with no recorded answer may never have been sent."""
+    processing = bill(S.PROVIDER_PROCESSING, **OPEN)
+    assert (
+        policy.resend_after_requery(
+            processing, NOT_FOUND_YET, covered=True, resent=False, unanswered=False
+        )
+        is None
+    )
 
 
 def test_a_resend_that_delivers_completes_and_one_still_pending_stays_open() -> None:
@@ -430,12 +443,35 @@ def test_a_resend_refused_or_failed_never_fails_the_attempt(answer: PaymentResul
         assert "duplicate" in decision.detail
 
 
-def test_not_found_is_not_believed_once_a_resend_was_refused_as_a_duplicate() -> None:
-    kept = policy.distrust_not_found(NOT_FOUND, duplicate_seen=True)
+def _distrust(answer: PaymentResult, outcome: str | None, age: timedelta) -> PaymentResult:
+    return policy.distrust_not_found(
+        answer, resend_outcome=outcome, resend_started_at=NOW - age, now=NOW
+    )
+
+
+@pytest.mark.parametrize("outcome", ["duplicate", "pending", "success"])
+def test_not_found_is_never_believed_once_a_resend_was_acknowledged(outcome: str) -> None:
+    kept = _distrust(NOT_FOUND, outcome, timedelta(hours=5))
     assert kept.outcome is PaymentOutcome.UNKNOWN and kept.error_class is None
     decision = policy.after_requery(bill(S.PROVIDER_PROCESSING, **OPEN), kept, when())
     assert decision.target is S.PROVIDER_PROCESSING and decision.refund_reason is None
-    # Without that proof, or for any other answer, the requery's answer stands.
-    assert policy.distrust_not_found(NOT_FOUND, duplicate_seen=False) is NOT_FOUND
+
+
+@pytest.mark.parametrize("outcome", [None, "unknown", "failed"])
+def test_not_found_after_an_unacknowledged_resend_waits_the_grace_from_the_resend(
+    outcome: str | None,
+) -> None:
+    """The resend is itself a request that may be in flight: the reference's own stamp is older
+    and would give it less than the grace."""
+    young = _distrust(NOT_FOUND, outcome, NOT_FOUND_GRACE - timedelta(minutes=1))
+    assert young.outcome is PaymentOutcome.UNKNOWN
+    assert _distrust(NOT_FOUND, outcome, NOT_FOUND_GRACE + timedelta(minutes=2)) is NOT_FOUND
+
+
+def test_without_a_resend_or_for_other_answers_the_requery_answer_stands() -> None:
+    no_resend = policy.distrust_not_found(
+        NOT_FOUND, resend_outcome=None, resend_started_at=None, now=NOW
+    )
+    assert no_resend is NOT_FOUND
     found = result(PaymentOutcome.FAILED, E.PERMANENT, reason_code="016")
-    assert policy.distrust_not_found(found, duplicate_seen=True) is found
+    assert _distrust(found, "duplicate", timedelta(0)) is found
