@@ -14,6 +14,10 @@ db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
 order_app = typer.Typer(no_args_is_help=True, help="Bill orders.")
 app.add_typer(db_app, name="db")
 app.add_typer(order_app, name="order")
+refund_app = typer.Typer(no_args_is_help=True, help="Refunds held for a person.")
+quarantine_app = typer.Typer(no_args_is_help=True, help="Horizon records that could not be read.")
+app.add_typer(refund_app, name="refund")
+app.add_typer(quarantine_app, name="quarantine")
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -154,6 +158,77 @@ def resolve(
         except ResolveError as exc:
             _fail(str(exc), 1)
     _print_json(done)
+
+
+def _operator(actor: str | None) -> str:
+    import getpass
+
+    return f"operator:{actor or getpass.getuser()}"
+
+
+def _note(note: str | None) -> str:
+    """An operator's note is mandatory and bounded (it is stored with the act)."""
+    text = (note or "").strip()
+    if not text:
+        _fail("--note: say why (it is stored with the act)")
+    if len(text) > 500:
+        _fail("--note: at most 500 characters")
+    return text
+
+
+NoteOption = Annotated[str | None, typer.Option(help="why (mandatory, stored with the act)")]
+ActorOption = Annotated[str | None, typer.Option(help="who acts (default: the login name)")]
+
+
+@refund_app.command("held")
+def refund_held(limit: Annotated[int, typer.Option(min=1, max=1000)] = 100) -> None:
+    """List refunds held for a person (hold_reason says why), oldest first, as JSON."""
+    from billpay.store import operator
+
+    with _open_app() as root:
+        _print_json(operator.held_refunds(root.db, limit))
+
+
+@refund_app.command("release")
+def refund_release(
+    refund_id: Annotated[int, typer.Argument(help="the refund's id (billpay refund held)")],
+    note: NoteOption = None,
+    actor: ActorOption = None,
+) -> None:
+    """Let a held refund go: it is built and sent by the next pipeline tick (a contract payer's
+    refund is held again: no classic payment reaches a contract)."""
+    from billpay.store import operator
+
+    text = _note(note)
+    with _open_app() as root:
+        if not operator.release_refund(root.db, refund_id, actor=_operator(actor), note=text):
+            _fail(f"refund_id: no held refund {refund_id}", 1)
+    _print_json({"refund_id": refund_id, "status": "pending", "note": text})
+
+
+@quarantine_app.command("list")
+def quarantine_list(limit: Annotated[int, typer.Option(min=1, max=1000)] = 100) -> None:
+    """List open quarantined Horizon records (the raw record and why it was unreadable)."""
+    from billpay.store import operator
+
+    with _open_app() as root:
+        _print_json(operator.open_quarantine(root.db, limit))
+
+
+@quarantine_app.command("resolve")
+def quarantine_resolve(
+    record_id: Annotated[int, typer.Argument(help="the quarantined record's id")],
+    note: NoteOption = None,
+    actor: ActorOption = None,
+) -> None:
+    """Mark a quarantined record settled by hand (say how in --note)."""
+    from billpay.store import operator
+
+    text = _note(note)
+    with _open_app() as root:
+        if not operator.resolve_quarantine(root.db, record_id, actor=_operator(actor), note=text):
+            _fail(f"record_id: no open quarantined record {record_id}", 1)
+    _print_json({"record_id": record_id, "resolved": True, "note": text})
 
 
 @app.command()

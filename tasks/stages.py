@@ -69,10 +69,13 @@ def ingest_payments(worker: str, match_limit: int = 500) -> dict[str, Any]:
     matched = matching.match_payments(runtime.db, runtime.settings, actor=worker, limit=match_limit)
     if seen.error:
         get_run_logger().warning("ingest stopped: %s", seen.error)
+    if seen.quarantined:
+        get_run_logger().warning(
+            "%d unreadable Horizon record(s) quarantined: billpay quarantine list", seen.quarantined
+        )
+    note = str(seen.stop_reason) + (f", quarantined={seen.quarantined}" if seen.quarantined else "")
     return {
-        "ingest": _summary(
-            seen.records_seen, seen.payments_stored, int(bool(seen.error)), str(seen.stop_reason)
-        ),
+        "ingest": _summary(seen.records_seen, seen.payments_stored, int(bool(seen.error)), note),
         "match": _summary(
             matched.processed,
             matched.outcomes.get("matched", 0),
