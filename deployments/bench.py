@@ -71,7 +71,9 @@ def run_bench(opts: BenchOptions) -> dict[str, Any]:
 def _bench(base: Settings, services: Services, opts: BenchOptions) -> dict[str, Any]:
     env, sandbox, server = _start_services(base, services, opts)
     settings = setup.settings_from_env(env)
-    db = Database(engine=sa.create_engine(_url(env), pool_size=4), url=_url(env))
+    db = Database(
+        engine=sa.create_engine(_url(env), pool_size=4, hide_parameters=True), url=_url(env)
+    )
     try:
         _log(f"creating {opts.bills} prepaid electricity orders and paying them on the ledger")
         references = _create_and_pay(db, settings, sandbox, opts.bills)

@@ -160,7 +160,7 @@ def _run(base: Settings, services: Services, started: float, time_limit: int) ->
     url = _demo_database(base)
     env, sandbox_url = _start_services(base, services, url)
     settings = settings_from_env(env, skip=("BILLPAY_SANDBOX_TIMEOUT_SECONDS",))
-    db = db_engine.Database(engine=sa.create_engine(url), url=url)
+    db = db_engine.Database(engine=sa.create_engine(url, hide_parameters=True), url=url)
     since = datetime.now(UTC)
     try:
         plan = scenarios()

@@ -52,7 +52,7 @@ from typing import Any, Protocol, runtime_checkable
 from zoneinfo import ZoneInfo
 
 from billpay.orders import BillOrder, BillType
-from billpay.tokens import extract_token, mask_account, mask_text, mask_token
+from billpay.tokens import extract_token, mask_account, mask_reference, mask_text, mask_token
 
 LAGOS = ZoneInfo("Africa/Lagos")
 REFERENCE_STAMP_FORMAT = "%Y%m%d%H%M"  # VTpass: the first 12 chars of a request_id
@@ -325,26 +325,26 @@ def field_named(mappings: Iterable[object], names: Iterable[str]) -> Any:
 UNITS_FIELDS = ("maintokenunits", "units", "unit", "tokenunits", "bonustokenunits", "bonusunits")
 
 
-def storable_payment(result: PaymentResult) -> PaymentResult:
-    """``result`` with every string it carries cleaned; messages also masked (they quote meters
-    and tokens back at us)."""
+def storable_payment(result: PaymentResult, secrets: Iterable[str] = ()) -> PaymentResult:
+    """``result`` with every string it carries cleaned; messages also masked (they quote meters,
+    tokens and our keys, ``secrets``, back at us)."""
     return replace(
         result,
         token=_clean_optional(result.token, 40),
         units=_clean_optional(result.units, 40),
         provider_reference=_clean_optional(result.provider_reference, 100),
         reason_code=_clean_optional(result.reason_code, 80),
-        message=_masked_optional(result.message, 300),
+        message=_masked_optional(result.message, 300, secrets),
     )
 
 
-def storable_check(check: AccountCheck) -> AccountCheck:
+def storable_check(check: AccountCheck, secrets: Iterable[str] = ()) -> AccountCheck:
     return replace(
         check,
         customer_name=_clean_optional(check.customer_name, 200),
         address=_clean_optional(check.address, 300),
         reason_code=_clean_optional(check.reason_code, 80),
-        message=_masked_optional(check.message, 300),
+        message=_masked_optional(check.message, 300, secrets),
     )
 
 
@@ -356,9 +356,9 @@ def _clean_optional(value: str | None, limit: int) -> str | None:
     return None if value is None else (clean_text(value, limit) or None)
 
 
-def _masked_optional(value: str | None, limit: int) -> str | None:
+def _masked_optional(value: str | None, limit: int, secrets: Iterable[str] = ()) -> str | None:
     cleaned = _clean_optional(value, limit * 2)
-    return None if cleaned is None else mask_text(cleaned)[:limit]
+    return None if cleaned is None else mask_text(cleaned, secrets)[:limit]
 
 
 # --- redaction of stored bodies ---------------------------------------------------------------
@@ -372,8 +372,15 @@ _ACCOUNT_KEYS = {
     "accountno", "accountnumber", "uniqueelement", "cardnumber", "iuc", "iucnumber",
 }  # fmt: skip
 _ACCOUNT_KEY_PARTS = ("meter", "smartcard", "phone", "msisdn", "mobile", "email")
-# Their references are not secrets and support needs them whole.
+# References are not secrets and support needs them readable, but providers also echo meters,
+# phones and tokens under reference keys ("customerRef": "<meter>"). So a reference value is
+# masked by mask_reference (tokens, phones, emails, keys and 10-13-digit runs; transaction ids of
+# other lengths stay readable), except two shapes kept whole because they are never anyone's
+# account: our attempt references (make_attempt_reference: Lagos stamp + bill reference + A<n>;
+# the stamp alone is a 12-digit run) and Flutterwave's tx_ref (CF-FLYAPI- + a 20-digit stamp).
 _REFERENCE_SUFFIXES = ("ref", "reference", "transactionid", "requestid")
+_ATTEMPT_REFERENCE = re.compile(r"[0-9]{12}[0-9A-Z]{1,40}A[0-9]{1,4}")
+_FLUTTERWAVE_TX_REF = re.compile(r"CF-FLYAPI-[0-9]{14,30}")
 _LONG_INT = 10**9  # ten digits and more: a smart card, a meter, a phone without its 0
 
 
@@ -386,41 +393,62 @@ def _is_account_key(key: str, value: Any) -> bool:
     )
 
 
-def _redact_value(key: str, value: Any, depth: int) -> Any:
+def _redact_reference(value: str | int, secrets: Iterable[str]) -> Any:
+    text = text_field(value, _MAX_STRING * 2)
+    if text is None:
+        return redact(value, secrets=secrets)  # an int past the digit limit, "", "N/A"
+    if _ATTEMPT_REFERENCE.fullmatch(text) and reference_created_at(text) is not None:
+        return text[:_MAX_STRING]
+    if _FLUTTERWAVE_TX_REF.fullmatch(text):
+        return text
+    masked = mask_reference(text, secrets)[:_MAX_STRING]
+    return value if isinstance(value, int) and masked == text else masked
+
+
+def _redact_value(key: str, value: Any, depth: int, secrets: Iterable[str]) -> Any:
     if any(part in key for part in _SECRET_KEY_PARTS):
         return "[redacted]"
     is_token_key = any(part in key for part in _TOKEN_KEY_PARTS)
     if is_token_key and not key.endswith(_NOT_TOKEN_SUFFIXES) and value not in (None, "", "N/A"):
         token = extract_token(value)
         return mask_token(token) if token else "[redacted]"
-    if isinstance(value, str | int) and not isinstance(value, bool) and _is_account_key(key, value):
+    scalar = isinstance(value, str | int) and not isinstance(value, bool)
+    if scalar and _is_account_key(key, value):
         return mask_account(text_field(value, _MAX_STRING * 4) or "")[-_MAX_STRING:]
-    if key.endswith(_REFERENCE_SUFFIXES) and isinstance(value, str):
-        return clean_text(value)
-    return redact(value, depth + 1)
+    if scalar and key.endswith(_REFERENCE_SUFFIXES):
+        return _redact_reference(value, secrets)
+    return redact(value, depth + 1, secrets=secrets)
 
 
-def redact(body: Any, depth: int = 0) -> Any:
-    """A copy of a provider body safe to store and log: no keys, masked tokens, accounts, phones
-    and emails (under any spelling of their keys, and inside free text), every string and key
-    storable (see clean_text), no NaN or infinity, long strings and lists cut, nesting limited."""
+def _redact_number(number: int | float) -> Any:
+    if isinstance(number, float) and not math.isfinite(number):
+        return str(number)  # jsonb has no NaN or Infinity
+    if abs(number) < _LONG_INT:
+        return number
+    # Ten digits and more is an account, whatever its JSON type: 45012345678.0 is a meter too.
+    digits = text_field(int(number), 4400) or ""
+    return mask_account(digits)[-_MAX_STRING:]
+
+
+def redact(body: Any, depth: int = 0, *, secrets: Iterable[str] = ()) -> Any:
+    """A copy of a provider body safe to store and log: no keys (``secrets``: our own key values,
+    removed wherever they are quoted), masked tokens, accounts, phones and emails (under any
+    spelling of their keys, and inside free text), every string and key storable (see
+    clean_text), no NaN or infinity, long strings and lists cut, nesting limited."""
+    secrets = tuple(secrets)
     if depth > 4:
         return "[...]"
     if isinstance(body, Mapping):
         return {
-            mask_text(clean_text(str(k), _MAX_KEY)): _redact_value(normalise_key(k), v, depth)
+            mask_text(clean_text(str(k), _MAX_KEY), secrets): _redact_value(
+                normalise_key(k), v, depth, secrets
+            )
             for k, v in list(body.items())[:_MAX_KEYS]
         }
     if isinstance(body, list | tuple):
-        return [redact(item, depth + 1) for item in body[:_MAX_ITEMS]]
+        return [redact(item, depth + 1, secrets=secrets) for item in body[:_MAX_ITEMS]]
     if isinstance(body, bool) or body is None:
         return body
-    if isinstance(body, int):
-        return (
-            mask_account(text_field(body, 4400) or "")[-_MAX_STRING:]
-            if abs(body) >= _LONG_INT
-            else body
-        )
-    if isinstance(body, float):
-        return body if math.isfinite(body) else str(body)  # jsonb has no NaN or Infinity
-    return mask_text(clean_text(str(body), _MAX_STRING * 2))[:_MAX_STRING]
+    if isinstance(body, int | float):
+        return _redact_number(body)
+    return mask_text(clean_text(str(body), _MAX_STRING * 2), secrets)[:_MAX_STRING]

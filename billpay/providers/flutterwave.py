@@ -314,9 +314,8 @@ class FlutterwaveProvider(HttpAdapter):
         ok = envelope is not None and envelope[0] == "success" and isinstance(envelope[2], list)
         call = self._record(Operation.CATALOGUE, None, ex, "success" if ok else "failed", None)
         if not ok:
-            return Catalogue(
-                (), call, ErrorClass.TRANSIENT, message=envelope[1] if envelope else None
-            )
+            message = self._masked(envelope[1]) if envelope else None
+            return Catalogue((), call, ErrorClass.TRANSIENT, message=message)
         items = [item for item in envelope[2] if isinstance(item, dict)]  # type: ignore[index]
         products = tuple(_product(entry.code, item) for item in items)
         return Catalogue(products, call)

@@ -9,16 +9,19 @@ payment is never repeated at the HTTP level.
 from __future__ import annotations
 
 import functools
+import inspect
 import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+import traceback
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import httpx
+from pydantic import SecretStr
 
 from billpay.catalogue import Biller, biller_supported, find_biller
 from billpay.config import Settings
@@ -71,12 +74,29 @@ class Exchange:
     def nothing_sent(self) -> bool:
         return self.transport_error in (TransportKind.CONNECT, TransportKind.CONNECT_TIMEOUT)
 
-    def summary(self) -> dict[str, Any]:
-        """Fallback summary for bodies that are not JSON (HTML error pages, empty bodies)."""
+    def summary(self, secrets: Iterable[str] = ()) -> dict[str, Any]:
+        """Fallback summary for bodies that are not JSON (HTML error pages, empty bodies);
+        ``secrets``: the adapter's own key values, removed wherever they are quoted."""
         if self.transport_error:
             return {"transport_error": self.transport_error}
-        # HTML error pages and text quote meters, phones and tokens back: masked like free text.
-        return {"body_excerpt": mask_text(clean_text(self.text, 500))[:200]}
+        # HTML error pages and text quote meters, phones, tokens and keys back: masked like free
+        # text.
+        return {"body_excerpt": mask_text(clean_text(self.text, 500), secrets)[:200]}
+
+
+# Shorter values are not keys (an unset key is ""); removing them would garble text.
+_MIN_SECRET_LENGTH = 6
+
+
+def secret_values(settings: Settings) -> tuple[str, ...]:
+    """Every key value configured in ``settings`` (its SecretStr fields), longest first so a key
+    that contains another is removed whole."""
+    values = {
+        value.get_secret_value()
+        for name in type(settings).model_fields
+        if isinstance(value := getattr(settings, name), SecretStr)
+    }
+    return tuple(sorted((v for v in values if len(v) >= _MIN_SECRET_LENGTH), key=len, reverse=True))
 
 
 def timeout_from(settings: Settings) -> httpx.Timeout:
@@ -118,37 +138,48 @@ def _text(response: httpx.Response) -> str:
         return response.content.decode("utf-8", "replace")
 
 
-def _parse(text: str) -> Any:
+def _parse(text: str | bytes) -> Any:
     """The JSON in a body, or None. Never raises: a UTF-8 byte-order mark is skipped (some
     gateways send one), and nesting past the recursion limit or numbers past Python's int-digit
     limit make the body unparseable, not an exception."""
-    text = text.lstrip("\ufeff")
+    if isinstance(text, str):
+        text = text.lstrip("\ufeff")
     if not text.strip():
         return None
     try:
         return json.loads(text, parse_constant=_no_constant)
-    except (ValueError, RecursionError):
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
         return None
 
 
+def _parse_body(response: httpx.Response, text: str) -> Any:
+    """The JSON in ``response``: its text as the charset label says, else its bytes as JSON
+    itself says (json.loads detects UTF-8 with or without a BOM, UTF-16 and UTF-32). A BOM behind
+    a wrong label (iso-8859-1, windows-1252) decodes to text that is no JSON at all."""
+    parsed = _parse(text)
+    if parsed is None and response.content:
+        parsed = _parse(response.content)
+    return parsed
+
+
+def _nothing(_: httpx.Request) -> None:
+    return None
+
+
 def _exchange_once(
-    client: httpx.Client,
-    method: str,
-    url: str,
-    *,
-    headers: Mapping[str, str],
-    params: Mapping[str, str] | None,
-    body: Any,
+    client: httpx.Client, request: httpx.Request, on_send: Callable[[httpx.Request], None]
 ) -> Exchange:
     started_at = datetime.now(UTC)
     clock = time.monotonic()
     try:
+        on_send(request)
         # The client carries the timeouts (build_client); an injected client brings its own.
-        response = client.request(method, url, headers=dict(headers), params=params, json=body)
+        response = client.send(request)
     except httpx.RequestError as exc:  # transport errors, but also undecodable bodies
         return _finish(started_at, clock, transport_error=_classify(exc))
     text = _text(response)
-    return _finish(started_at, clock, status=response.status_code, body=_parse(text), text=text)
+    body = _parse_body(response, text)
+    return _finish(started_at, clock, status=response.status_code, body=body, text=text)
 
 
 def _finish(started_at: datetime, clock: float, **fields: Any) -> Exchange:
@@ -165,23 +196,21 @@ def _finish(started_at: datetime, clock: float, **fields: Any) -> Exchange:
 
 def exchange(
     client: httpx.Client,
-    method: str,
-    url: str,
+    request: httpx.Request,
     *,
-    headers: Mapping[str, str],
-    params: Mapping[str, str] | None = None,
-    body: Any = None,
+    on_send: Callable[[httpx.Request], None] = _nothing,
 ) -> Exchange:
-    """Send one request; GETs are retried a little when the connection itself failed."""
-    tries = 1 + (GET_RETRIES if method.upper() == "GET" else 0)
-    result = _exchange_once(client, method, url, headers=headers, params=params, body=body)
+    """Send one built request (``client.build_request``); GETs are retried a little when the
+    connection itself failed. ``on_send`` runs right before each try goes out."""
+    tries = 1 + (GET_RETRIES if request.method.upper() == "GET" else 0)
+    result = _exchange_once(client, request, on_send)
     started_at = result.started_at
     for attempt in range(1, tries):
         retryable = result.nothing_sent or result.transport_error == TransportKind.DROPPED
         if not retryable:
             break
         time.sleep(GET_RETRY_PAUSE_SECONDS * attempt)
-        result = _exchange_once(client, method, url, headers=headers, params=params, body=body)
+        result = _exchange_once(client, request, on_send)
     # Timing covers every try, so latency reflects what the caller waited.
     return Exchange(
         started_at=started_at,
@@ -226,22 +255,27 @@ def guarded(operation: Operation) -> Callable[[_Method], _Method]:
     """The net under one public adapter operation: once a request went out, an exception while
     reading the answer becomes an outcome instead of looping the bill (verify: unknown,
     TRANSIENT; pay and requery: UNKNOWN, since we may have been charged, never FAILED; catalogue:
-    TRANSIENT). Before anything was sent an exception is a programming error and propagates, as
-    does ProviderError (NotSupported)."""
+    TRANSIENT). Before anything was sent (building the body, the URL, the headers, encoding the
+    JSON) an exception is a programming error and propagates, as does ProviderError
+    (NotSupported): the pipeline's step-failure guard counts it, backs off and alerts."""
 
     def wrap(method: _Method) -> _Method:
+        signature = inspect.signature(method)
+
         @functools.wraps(method)
-        def guarded_method(self: HttpAdapter, *args: Any) -> Any:
+        def guarded_method(self: HttpAdapter, *args: Any, **kwargs: Any) -> Any:
             self._calls.sent = False
             self._calls.exchange = None
             try:
-                return method(self, *args)
+                return method(self, *args, **kwargs)
             except ProviderError:
                 raise
             except Exception as exc:
                 if not self._calls.sent:
                     raise
-                return self._unreadable(operation, args, exc)
+                # The call went through, so its arguments bind: (order, reference) or (biller,).
+                bound = signature.bind(self, *args, **kwargs).arguments
+                return self._unreadable(operation, tuple(bound.values())[1:], exc)
 
         return guarded_method  # type: ignore[return-value]
 
@@ -268,6 +302,8 @@ class HttpAdapter:
         # The exchange of the operation running in this thread, for the guard's call record
         # (one adapter serves several threads at once).
         self._calls = threading.local()
+        # Our own keys, removed wherever an answer quotes them back (error messages do).
+        self._secrets = secret_values(settings)
 
     def close(self) -> None:
         if self._owns_client:
@@ -299,17 +335,26 @@ class HttpAdapter:
         params: Mapping[str, str] | None = None,
         body: Any = None,
     ) -> Exchange:
-        self._calls.sent = True
-        ex = exchange(
-            self._client,
+        # Built before anything goes out: a bad URL, a missing key or a body json cannot encode
+        # raises here, outside the guard's net ("sent" is still False).
+        request = self._client.build_request(
             method,
             self._base_url().rstrip("/") + path,
             headers=self._headers(method),
             params=params,
-            body=body,
+            json=body,
         )
+        ex = exchange(self._client, request, on_send=self._mark_sent)
         self._calls.exchange = ex
         return ex
+
+    def _mark_sent(self, _: httpx.Request) -> None:
+        self._calls.sent = True
+
+    def _masked(self, text: str | None, limit: int = 300) -> str | None:
+        """Free text from an answer, storable and masked (our keys included)."""
+        cleaned = clean_text(text or "", limit * 2)
+        return mask_text(cleaned, self._secrets)[:limit] or None
 
     def _record(
         self,
@@ -321,11 +366,11 @@ class HttpAdapter:
     ) -> CallRecord:
         body = exchange_.body
         if isinstance(body, dict):
-            summary: dict[str, Any] | None = redact(body)
+            summary = redact(body, secrets=self._secrets)
         elif body is not None:  # JSON, but not the object we expected (a list, a string...)
-            summary = {"body": redact(body)}
+            summary = {"body": redact(body, secrets=self._secrets)}
         else:
-            summary = None  # the masked excerpt of the raw text
+            summary = exchange_.summary(self._secrets)  # the masked excerpt of the raw text
         return call_record(
             self.name,
             operation,
@@ -343,23 +388,26 @@ class HttpAdapter:
         storable (see base.clean_text)."""
         error_class = result.error_class.value if result.error_class else None
         call = self._record(operation, reference, ex, result.outcome.value, error_class)
-        return replace(storable_payment(result), call=call)
+        return replace(storable_payment(result, self._secrets), call=call)
 
     def _with_check_call(self, reference: str, ex: Exchange, check: AccountCheck) -> AccountCheck:
         """``check`` with the call record of the verify exchange that produced it (storable)."""
         outcome = {True: "valid", False: "invalid", None: "unknown"}[check.valid]
         error_class = check.error_class.value if check.error_class else None
         call = self._record(Operation.VERIFY, reference, ex, outcome, error_class)
-        return replace(storable_check(check), call=call)
+        return replace(storable_check(check, self._secrets), call=call)
 
     def _unreadable(self, operation: Operation, args: tuple[Any, ...], exc: Exception) -> Any:
-        """The outcome of an answer the mapping code could not read (see ``guarded``)."""
-        log.warning(
-            "%s %s: could not read the answer (%s: %s); outcome left open",
+        """The outcome of an answer the mapping code could not read (see ``guarded``). It is a
+        bug in the mapping code, so it is logged at ERROR with the frames where it happened
+        (file, line, code; never the local values, which hold the body)."""
+        log.error(
+            "%s %s: could not read the answer (%s: %s); outcome left open\n%s",
             self.name,
             operation,
             type(exc).__name__,
-            mask_text(clean_text(str(exc), 200)),
+            self._masked(str(exc), 200),
+            "".join(traceback.format_tb(exc.__traceback__)),
         )
         # The parsed body may be what broke the mapping: store the masked raw excerpt instead.
         ex = replace(self._calls.exchange or _no_exchange(), body=None)

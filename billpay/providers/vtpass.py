@@ -285,11 +285,22 @@ def _verified(content: dict[str, Any], code: str, message: str | None) -> Accoun
         customer_name=_text(read("customername", "name")),
         address=_text(read("address", "customeraddress")),
         arrears_kobo=kobo_from_naira(read("customerarrears", "arrears")),
-        min_amount_kobo=kobo_from_naira(read("minpurchaseamount", "minimumamount")),
-        max_amount_kobo=kobo_from_naira(read("maxpurchaseamount", "maximumamount")),
+        min_amount_kobo=_limit_kobo(content, "minpurchaseamount", "minimumamount"),
+        max_amount_kobo=_limit_kobo(content, "maxpurchaseamount", "maximumamount"),
         reason_code=code,
         message=message,
     )
+
+
+def _limit_kobo(content: dict[str, Any], *names: str) -> int | None:
+    """The first positive amount among ``names``. VTpass sends both spellings of a limit and
+    fills the one it does not use with 0 (``Min_Purchase_Amount: 0, Minimum_Amount: 500``): a
+    zero or negative limit is no limit, so it must not hide the other spelling."""
+    for name in names:
+        kobo = kobo_from_naira(field_named((content,), (name,)))
+        if kobo is not None and kobo > 0:
+            return kobo
+    return None
 
 
 class VTpassProvider(HttpAdapter):

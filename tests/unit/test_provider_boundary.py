@@ -5,7 +5,9 @@ cannot read into an open outcome instead of an exception."""
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -18,12 +20,23 @@ from billpay.providers.base import (
     PaymentOutcome,
     clean_text,
     kobo_from_naira,
+    make_attempt_reference,
     redact,
 )
 from billpay.providers.flutterwave import FlutterwaveProvider
 from billpay.providers.vtpass import VTpassProvider
-from tests.hostile import BOM, DSTV, PREPAID, REFERENCE, SETTINGS, TOKEN, adapters, storable
-from tests.unit.provider_cases import fixture
+from tests.hostile import (
+    BOM,
+    DSTV,
+    PREPAID,
+    REFERENCE,
+    SETTINGS,
+    TOKEN,
+    adapters,
+    storable,
+    strings_in,
+)
+from tests.unit.provider_cases import NOW, fixture
 
 U, T = PaymentOutcome.UNKNOWN, ErrorClass.TRANSIENT
 
@@ -244,3 +257,179 @@ def test_a_programming_error_before_any_call_still_raises() -> None:
     provider = VTpassProvider(SETTINGS, httpx.Client(transport=httpx.MockTransport(_broken)))
     with pytest.raises(ValueError, match="attempt reference"):
         provider.pay(PREPAID, "not-a-reference")
+
+
+def test_an_answer_behind_a_bom_and_a_wrong_charset_label_is_read(vtpass_flw) -> None:
+    queue, vtpass, _ = vtpass_flw
+    body = fixture("vtpass_pay_electricity_prepaid_success.json")
+    for label in ("application/json; charset=iso-8859-1", "text/html; charset=windows-1252"):
+        queue.append(raw(BOM + json.dumps(body).encode(), content_type=label))
+        result = vtpass.pay(PREPAID, REFERENCE)
+        assert (result.outcome, result.token) == (PaymentOutcome.SUCCESS, TOKEN), label
+
+
+# --- the guard only covers reading an answer -------------------------------------------------
+
+
+def _unencodable(amount: Any) -> Any:
+    return Decimal("2000")  # json cannot encode a Decimal: a bug in building the request
+
+
+@pytest.mark.parametrize("provider_name", ["vtpass", "flutterwave"])
+def test_a_request_that_cannot_be_built_raises_and_nothing_is_sent(
+    monkeypatch, provider_name: str
+) -> None:
+    sent: list[httpx.Request] = []
+    client = httpx.Client(transport=httpx.MockTransport(lambda r: sent.append(r) or raw("{}")))
+    vtpass, flw = adapters(httpx.Response(200))
+    provider, order = (vtpass, PREPAID) if provider_name == "vtpass" else (flw, DSTV)
+    provider._client = client
+    monkeypatch.setattr(
+        vtpass_module if provider is vtpass else flutterwave_module, "naira_amount", _unencodable
+    )
+    with pytest.raises(TypeError, match="Decimal"):
+        provider.pay(order, REFERENCE)
+    assert sent == []
+
+
+def test_headers_that_cannot_be_read_raise_instead_of_leaving_the_pay_open(monkeypatch) -> None:
+    vtpass, _ = adapters(httpx.Response(200, json={"code": "000"}))
+
+    def no_headers(method: str) -> dict[str, str]:
+        raise AttributeError("settings bug")
+
+    monkeypatch.setattr(vtpass, "_headers", no_headers)
+    with pytest.raises(AttributeError, match="settings bug"):
+        vtpass.pay(PREPAID, REFERENCE)
+
+
+def test_the_guard_logs_its_catch_at_error_with_frames_and_no_values(
+    vtpass_flw, monkeypatch, caplog
+) -> None:
+    queue, vtpass, _ = vtpass_flw
+    monkeypatch.setattr(vtpass_module, "pay_result", _broken)
+    queue.append(raw(json.dumps({"code": "000", "meter": "1111111111111"})))
+    with caplog.at_level(logging.ERROR, logger="billpay.providers.http"):
+        result = vtpass.pay(PREPAID, REFERENCE)
+    assert result.reason_code == "unreadable_response"
+    (record,) = [r for r in caplog.records if r.name == "billpay.providers.http"]
+    assert record.levelno == logging.ERROR
+    assert "in _broken" in caplog.text and "test_provider_boundary.py" in caplog.text
+    assert "1111111111111" not in caplog.text
+
+
+def test_operations_take_keyword_arguments(vtpass_flw) -> None:
+    queue, vtpass, _ = vtpass_flw
+    queue.append(httpx.Response(200, json=fixture("vtpass_pay_electricity_prepaid_success.json")))
+    assert vtpass.pay(order=PREPAID, reference=REFERENCE).token == TOKEN
+    queue.append(raw("{}"))
+    result = vtpass.requery(PREPAID, reference=REFERENCE)
+    assert result.outcome is U
+
+
+def test_a_mapping_exception_with_keyword_arguments_is_still_an_open_outcome(
+    vtpass_flw, monkeypatch
+) -> None:
+    queue, vtpass, _ = vtpass_flw
+    monkeypatch.setattr(vtpass_module, "pay_result", _broken)
+    queue.append(raw(json.dumps({"code": "000"})))
+    result = vtpass.pay(order=PREPAID, reference=REFERENCE)
+    assert (result.outcome, result.reason_code) == (U, "unreadable_response")
+    assert result.call is not None and result.call.reference == REFERENCE
+
+
+# --- keys quoted back in free text ------------------------------------------------------------
+
+FLW_SECRET = SETTINGS.flutterwave_secret_key.get_secret_value()
+VTPASS_KEYS = [
+    SETTINGS.vtpass_api_key.get_secret_value(),
+    SETTINGS.vtpass_secret_key.get_secret_value(),
+    SETTINGS.vtpass_public_key.get_secret_value(),
+]
+# Distinctive parts of the keys above: a partly masked key is still a leak.
+KEY_PARTS = ["FLWSECK", "abcdef", "KEY-123", "public_456", "secret_789"]
+
+
+def _leaks(result: Any) -> list[str]:
+    text = json.dumps(strings_in(result), ensure_ascii=False)
+    return [part for part in KEY_PARTS if part in text]
+
+
+def test_a_flutterwave_key_quoted_in_an_error_is_not_stored(vtpass_flw) -> None:
+    queue, _, flw = vtpass_flw
+    message = f"Authorization: Bearer {FLW_SECRET} is not valid"
+    for status in (401, 400):
+        queue.append(httpx.Response(status, json={"status": "error", "message": message}))
+        result = flw.pay(DSTV, REFERENCE)
+        assert _leaks(result) == []
+    queue.append(httpx.Response(400, json={"status": "error", "message": message}))
+    check = flw.verify_account(DSTV)
+    assert check.message and "[redacted]" in check.message
+    assert _leaks(check) == []
+
+
+def test_vtpass_keys_quoted_in_answers_are_not_stored(vtpass_flw) -> None:
+    queue, vtpass, _ = vtpass_flw
+    quoted = "keys " + " / ".join(VTPASS_KEYS)
+    queue.append(httpx.Response(200, json={"code": "087", "response_description": quoted}))
+    queue.append(raw(f"<html>{quoted}</html>", 502, "text/html"))
+    queue.append(httpx.Response(200, json={"code": "000", "content": {"error": quoted}}))
+    for result in (vtpass.pay(PREPAID, REFERENCE), vtpass.pay(PREPAID, REFERENCE)):
+        assert _leaks(result) == []
+    assert _leaks(vtpass.verify_account(PREPAID)) == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Authorization: Bearer FLWSECK_TEST-abcdef0123456789-X",
+        "bearer eyJhbGciOi.J9.abc",
+        "key FLWSECK-0a1b2c3d4e5f-X rejected",
+        "public key FLWPUBK_TEST-0a1b2c3d4e5f-X",
+    ],
+)
+def test_key_shaped_text_is_redacted_in_stored_bodies(text: str) -> None:
+    stored = json.dumps(redact({"message": text, "data": [text]}))
+    for part in ("FLWSECK", "FLWPUBK", "abcdef", "0a1b2c", "eyJhbG"):
+        assert part not in stored
+
+
+# --- numbers and references in stored bodies ---------------------------------------------------
+
+
+@pytest.mark.parametrize("body", [{"MeterNo": 45012345678.0}, {"x": [45012345678.0]}])
+def test_float_typed_meters_are_masked_like_ints(body: dict[str, Any]) -> None:
+    stored = json.dumps(redact(body))
+    assert "45012345678" not in stored and "5678" in stored
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "hidden"),
+    [
+        ("transactionReference", f"TOKEN {TOKEN}", TOKEN),
+        ("exchangeReference", TOKEN, TOKEN),
+        ("customerRef", "45012345678", "45012345678"),
+        ("customer_reference", "+234 803 123 4567", "803 123"),
+        ("paymentRef", "0101 2345 6789", "0101 2345"),
+        ("requestId", 45012345678, "45012345678"),
+    ],
+)
+def test_meters_phones_and_tokens_under_reference_keys_are_masked(
+    key: str, value: Any, hidden: str
+) -> None:
+    assert hidden not in json.dumps(redact({key: value}))
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("customer_reference", REFERENCE),  # ours: Lagos stamp + bill reference + A<n>
+        ("request_id", make_attempt_reference("0123456789", 12, NOW)),
+        ("tx_ref", "CF-FLYAPI-20240324091413750321"),  # Flutterwave's, 20 digits in it
+        ("transactionId", "17416102247366731230557150"),  # VTpass's, 26 digits
+        ("requestId", "2025031013366434255"),
+        ("flw_ref", "BPUSSD17175111565077679855"),
+    ],
+)
+def test_our_and_the_providers_transaction_references_stay_readable(key: str, value: str) -> None:
+    assert redact({key: value}) == {key: value}

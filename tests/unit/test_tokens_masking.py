@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import ast
+import time
+from pathlib import Path
+
 import pytest
 
 from billpay.tokens import extract_token, mask_text
@@ -55,3 +59,87 @@ def test_deeply_nested_token_fields_do_not_raise() -> None:
     for _ in range(5000):
         body = {"token": body}
     assert extract_token(body) is None  # deeper than any provider nests: not looked for
+
+
+@pytest.mark.parametrize("separator", [".", "/", "_", "\u00a0", "\u200b", " - ", "\t"])
+def test_tokens_are_masked_whatever_separates_their_groups(separator: str) -> None:
+    text = "Token: " + separator.join(TOKEN[i : i + 4] for i in range(0, 20, 4)) + " ok"
+    masked = mask_text(text)
+    assert "2636" not in masked and "4059" not in masked and masked.endswith("7802 ok")
+
+
+@pytest.mark.parametrize("separator", [".", "/", "_", "\u00a0"])
+def test_dotted_or_slashed_numbers_elsewhere_in_a_body_do_not_become_the_token(
+    separator: str,
+) -> None:
+    fake = separator.join(["1111", "2222", "3333", "4444", "5555"])
+    assert extract_token({"token": f"ref {fake} Token : {TOKEN}"}) == TOKEN
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        ("mail ada.obi@example.com now", "mail a***@example.com now"),
+        ("x:ada@ex.ng", "x:a***@ex.ng"),
+        ("(ada@ex.ng)", "(a***@ex.ng)"),
+    ],
+)
+def test_emails_keep_their_first_letter_and_domain(text: str, masked: str) -> None:
+    assert mask_text(text) == masked
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a" * 64_000,  # an email local part that never meets an "@"
+        "a.b-" * 16_000,
+        "a@" + "b" * 64_000,
+        "0" + " 1" * 32_000,
+        "1234 " * 13_000,
+        "+234 " * 13_000,
+        "Bearer " * 9_000,
+    ],
+)
+def test_masking_long_text_takes_linear_time(text: str) -> None:
+    started = time.perf_counter()
+    mask_text(text)
+    # A quadratic pattern needs seconds here (the old email pattern: 1.3 s for 32k characters);
+    # a linear one a few milliseconds. The bound leaves room for a loaded machine.
+    assert time.perf_counter() - started < 0.5
+
+
+@pytest.mark.parametrize(
+    ("text", "hidden"),
+    [
+        ("Authorization: Bearer FLWSECK_TEST-abcdef0123456789-X", "abcdef"),
+        ("token=FLWSECK-0a1b2c3d4e5f-X;", "0a1b2c"),
+        ("pub FLWPUBK_TEST-99aa88bb77cc-X", "99aa88"),
+        ("bearer eyJhbGciOiJIUzI1NiJ9.e30.abc", "eyJhbG"),
+    ],
+)
+def test_keys_in_free_text_are_redacted(text: str, hidden: str) -> None:
+    masked = mask_text(text)
+    assert hidden not in masked and "[redacted]" in masked
+
+
+def test_configured_secret_values_are_removed_from_free_text() -> None:
+    masked = mask_text(
+        "invalid api key SK_secret_789 (api-KEY-123)", ["SK_secret_789", "api-KEY-123"]
+    )
+    assert masked == "invalid api key [redacted] ([redacted])"
+
+
+def test_every_engine_the_deployments_build_hides_bound_values() -> None:
+    """A failed statement's exception carries its bound values (tokens, meters) unless the
+    engine hides them; the demo and the bench build their own engines."""
+    root = Path(__file__).resolve().parents[2]
+    calls = []
+    for path in sorted((root / "deployments").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "create_engine":
+                hidden = any(
+                    k.arg == "hide_parameters" and getattr(k.value, "value", None) is True
+                    for k in node.keywords
+                )
+                calls.append((path.name, node.lineno, hidden))
+    assert calls and all(hidden for *_, hidden in calls), calls

@@ -453,3 +453,29 @@ def test_undecodable_body_on_pay_is_unknown(mock: respx.MockRouter, vtpass: VTpa
     result, route = pay_answer(mock, vtpass, httpx.DecodingError("bad gzip"))
     assert (result.outcome, result.error_class) == (U, T)
     assert route.call_count == 1
+
+
+@pytest.mark.parametrize("zero", [0, "0", "0.00", 0.0])
+def test_a_zero_minimum_does_not_hide_the_real_one(
+    mock: respx.MockRouter, vtpass: VTpassProvider, zero: Any
+) -> None:
+    content = {
+        "Customer_Name": "ADA OBI",
+        "Min_Purchase_Amount": zero,
+        "Minimum_Amount": "500",
+        "Max_Purchase_Amount": zero,
+        "Maximum_Amount": 250000,
+    }
+    answer = httpx.Response(200, json={"code": "000", "content": content})
+    mock.post("/merchant-verify").mock(return_value=answer)
+    check = vtpass.verify_account(order())
+    assert (check.min_amount_kobo, check.max_amount_kobo) == (50_000, 25_000_000)
+
+
+def test_zero_limits_alone_mean_no_limit(mock: respx.MockRouter, vtpass: VTpassProvider) -> None:
+    content = {"Customer_Name": "ADA OBI", "Min_Purchase_Amount": 0, "Max_Purchase_Amount": "0"}
+    answer = httpx.Response(200, json={"code": "000", "content": content})
+    mock.post("/merchant-verify").mock(return_value=answer)
+    check = vtpass.verify_account(order())
+    assert check.valid is True
+    assert (check.min_amount_kobo, check.max_amount_kobo) == (None, None)
