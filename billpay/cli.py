@@ -122,7 +122,13 @@ def resolve(
     failed: Annotated[
         bool, typer.Option("--failed", help="the provider did not deliver it: refund")
     ] = False,
-    token: Annotated[str | None, typer.Option(help="the 20-digit electricity token")] = None,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            help="the 20-digit electricity token; '-' reads it from stdin (keeps it out of the"
+            " shell history and the process list)"
+        ),
+    ] = None,
     units: Annotated[str | None, typer.Option(help="units delivered, e.g. 12.5")] = None,
     actor: Annotated[
         str | None, typer.Option(help="who resolves (default: the login name)")
@@ -137,6 +143,10 @@ def resolve(
     from billpay.bills.resolve import ResolveError, check_input
     from billpay.bills.resolve import resolve as resolve_bill
 
+    if token == "-":
+        import sys
+
+        token = sys.stdin.readline().strip()
     try:
         resolution = check_input(
             delivered=delivered, failed=failed, token=token, units=units, note=note

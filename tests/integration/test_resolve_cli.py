@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from billpay.states import BillState
+from billpay.store import attempts as attempt_store
 from billpay.store import bills as bill_store
 from billpay.store import incoming as pay_store
 from deployments.cli import app
@@ -86,6 +87,34 @@ def test_delivered_completes_the_bill_notifies_the_customer_and_audits_it(cli_en
     assert "resolved delivered by operator:ada; token ****-****-****-****-7802" in event["detail"]
     assert "units 31.6; note: VTpass support confirmed delivery" in event["detail"]
     assert TOKEN not in json.dumps(all_rows(db, "SELECT detail FROM bill_payment_events"))
+
+
+def test_the_token_can_come_from_stdin_and_the_open_attempt_ends_with_the_operators_word(
+    cli_env, db
+):
+    """Found by review: the pay attempt stayed unanswered after a resolve, so history and
+    reconciliation disagreed with the bill; and a token on the command line lands in the shell
+    history."""
+    bill = _pending(db)
+    with db.begin() as conn:
+        attempt_store.start_pay_attempt(
+            conn, bill_id=bill["id"], provider="vtpass", reference="R1", attempt_no=1,
+            is_fallback=False,
+        )  # fmt: skip
+    result = runner.invoke(
+        app,
+        ["resolve", bill["reference"], "--delivered", "--token", "-", "--note", "VTpass ticket 9"],
+        input=f"{TOKEN}\n",
+    )
+    assert result.exit_code == 0, result.output
+    assert _bill(db, bill["reference"])["token"] == TOKEN
+    attempt = one_row(
+        db,
+        "SELECT outcome, finished_at IS NOT NULL AS finished FROM provider_attempts"
+        " WHERE bill_payment_id = :id AND operation = 'pay'",
+        id=bill["id"],
+    )
+    assert attempt == {"outcome": "operator_delivered", "finished": True}
 
 
 def test_failed_sends_the_bill_to_refund_with_the_note_in_its_events(cli_env, db):

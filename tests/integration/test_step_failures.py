@@ -89,6 +89,18 @@ def _assert_waits(db, ctx, bill_id: int, status: str, failures: int) -> dict:
     return row
 
 
+def test_a_step_that_raises_before_verify_starts_waits_its_backoff_in_cngn_received(
+    settings, db, monkeypatch
+):
+    """Found by review: the cngn_received branch of queue_verify_accounts did not read
+    next_attempt_at, so a bill whose first step raised there was verified again every tick."""
+    ctx, _providers, bill = _setup(settings, db, ["a"])
+    monkeypatch.setattr(bill_store, "begin_step", _raise("begin failed"))
+    assert _tick(db, ctx) == ["verify"]
+    _assert_waits(db, ctx, bill, "cngn_received", 1)
+    assert _tick(db, ctx) == []
+
+
 @pytest.mark.parametrize("fault", ["adapter", "store"])
 def test_a_verify_step_that_raises_waits_its_backoff_and_alerts_after_n(
     settings, db, monkeypatch, fault
