@@ -4,11 +4,13 @@
 -- cngn_received branch of queue_verify_accounts did not read next_attempt_at, so such a bill
 -- was verified again every tick. A bill reaches cngn_received with next_attempt_at NULL (or in
 -- the past), so nothing else changes.
+-- One branch per state, as in sql/0002, so each can use its partial index.
 CREATE OR REPLACE VIEW queue_verify_accounts AS
     SELECT * FROM bill_payments
-    WHERE status IN ('cngn_received', 'verifying_account')
-      AND (claimed_until IS NULL OR claimed_until < now())
-      AND (next_attempt_at IS NULL OR next_attempt_at <= now());
+    WHERE (status = 'cngn_received' AND (claimed_until IS NULL OR claimed_until < now())
+           AND (next_attempt_at IS NULL OR next_attempt_at <= now()))
+       OR (status = 'verifying_account' AND (claimed_until IS NULL OR claimed_until < now())
+           AND (next_attempt_at IS NULL OR next_attempt_at <= now()));
 
 -- bill_resolve as in sql/0010, and it closes the open pay attempt.
 CREATE OR REPLACE FUNCTION bill_resolve(p_id bigint, p_choice text, p_actor text, p_detail text,
