@@ -10,8 +10,9 @@ account. Each record is one of:
   the cursor still moves past it (:func:`inbound_transfers` returns an empty list);
 * anything else: :class:`MalformedRecord`, which the ingester quarantines: a record that
   credits us (any field, G- or M-address) in a shape we cannot read, or one we can read neither
-  as inbound nor as not ours, is never skipped silently. Every value stored is checked here (type, shape, range, no NUL), so a hostile
-  record can never make the database reject the page it arrived on.
+  as inbound nor as not ours, is never skipped silently. Every value stored is checked here
+  (type, shape, range, no NUL), so a hostile record can never make the database reject the
+  page it arrived on.
 """
 
 from __future__ import annotations
@@ -169,7 +170,8 @@ def credits_only_others(record: dict[str, Any], kind: str | None) -> bool:
     if kind is None:
         return False
     if kind == "invoke_host_function":
-        # No balance change at all: a contract call that moved no value.
+        # Every change readably credits someone else (or no one: a burn); an empty list is a
+        # contract call that moved no value.
         return all(
             isinstance(c, dict) and (c.get("to") in (None, "") or _is_address(c.get("to")))
             for c in _changes(record)
