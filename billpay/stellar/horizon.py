@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import parse_qs, quote, urlsplit
 
 import httpx
 
@@ -112,6 +112,27 @@ def _records(body: dict[str, Any]) -> list[Any]:
     return records
 
 
+@dataclass(frozen=True, slots=True)
+class PaymentsPage:
+    records: list[Any]
+    # The cursor of the page's ``_links.next.href`` (Horizon always sends it), unchecked: the
+    # ingester validates it like any paging token. None when the link is missing or unreadable.
+    next_cursor: str | None = None
+
+
+def _next_cursor(body: dict[str, Any]) -> str | None:
+    links = body.get("_links")
+    nxt = links.get("next") if isinstance(links, dict) else None
+    href = nxt.get("href") if isinstance(nxt, dict) else None
+    if not isinstance(href, str) or len(href) > 2000:
+        return None
+    try:
+        values = parse_qs(urlsplit(href).query).get("cursor")
+    except ValueError:
+        return None
+    return values[0] if values and len(values) == 1 else None
+
+
 class HorizonClient:
     """The few Horizon endpoints billpay uses. Inject the ``httpx.Client``; build once per run."""
 
@@ -155,16 +176,16 @@ class HorizonClient:
 
     # --- endpoints --------------------------------------------------------------------------
 
-    def payments_page(self, account: str, cursor: str, limit: int = PAGE_LIMIT) -> list[Any]:
+    def payments_page(self, account: str, cursor: str, limit: int = PAGE_LIMIT) -> PaymentsPage:
         """One ascending page of the account's payment operations after ``cursor`` (exclusive),
-        each joined with its transaction."""
+        each joined with its transaction, and the cursor of the page's next link."""
         params = {"order": "asc", "limit": limit, "join": "transactions", "cursor": cursor}
         body = self._get_object(f"/accounts/{quote(account)}/payments", params)
         if body is None:
             raise HorizonError(
                 HorizonErrorKind.CLIENT_ERROR, f"account {account} not found on Horizon", status=404
             )
-        return _records(body)
+        return PaymentsPage(_records(body), _next_cursor(body))
 
     def account(self, account_id: str) -> dict[str, Any] | None:
         """The account object, or None when the account does not exist."""

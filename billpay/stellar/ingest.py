@@ -2,9 +2,11 @@
 
 Every inbound value transfer on a page becomes one row (:mod:`billpay.stellar.records` says
 what is inbound); a record that claims to be inbound but cannot be read is quarantined with an
-operator alert, in the same transaction, and the cursor moves past it. Only a page we cannot
-read at all (not a list of records, no paging token to move to) or a Horizon failure ends the
-run, with the cursor where the last committed page left it; the summary says why.
+operator alert, in the same transaction, and the cursor moves past it. The cursor moves to the
+last record's paging token, else to the page's next link, else to the last usable token with
+the records after it quarantined (:func:`next_cursor`): no single record can hold it for good.
+Only a page we cannot read at all (not a list of records) or a Horizon failure ends the run,
+with the cursor where the last committed page left it; the summary says why.
 """
 
 from __future__ import annotations
@@ -15,9 +17,11 @@ from enum import StrEnum
 from typing import Any
 
 from billpay.config import Settings
-from billpay.stellar.horizon import PAGE_LIMIT, HorizonClient, HorizonError, HorizonErrorKind
+from billpay.stellar.horizon import PAGE_LIMIT, HorizonClient, HorizonError
 from billpay.stellar.records import (
+    TOKEN,
     IncomingPayment,
+    MalformedRecord,
     clean_text,
     inbound_transfers,
     record_key,
@@ -49,6 +53,9 @@ class StopReason(StrEnum):
     PAGE_BUDGET = "page_budget"  # the per-run page budget is used; the next run continues
     HORIZON_ERROR = "horizon_error"  # timeout, 429, 5xx or a malformed page; cursor unchanged
     CURSOR_MOVED = "cursor_moved"  # another ingester advanced the cursor first
+    # Records without a usable paging token end the page: quarantined, the cursor waits before
+    # them until a later record (or the page's next link) gives it a token to move to.
+    CURSOR_HELD = "cursor_held"
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +82,7 @@ class QuarantinedRecord:
 @dataclass(frozen=True, slots=True)
 class ParsedPage:
     payments: list[IncomingPayment]
-    last_paging_token: str
+    last_paging_token: str | None  # None: no usable token on the page, the cursor stays
     quarantined: list[QuarantinedRecord] = field(default_factory=list)
 
 
@@ -89,29 +96,51 @@ def _quarantine(record: Any, exc: BaseException) -> QuarantinedRecord:
     )
 
 
-def _last_paging_token(records: list[Any]) -> str:
-    last = records[-1] if records else None
-    token = last.get("paging_token") if isinstance(last, dict) else None
-    if not isinstance(token, str) or not token or not token.isascii() or len(token) > 100:
-        # Without it the cursor cannot move past this page: the page itself is unusable.
-        raise HorizonError(HorizonErrorKind.MALFORMED, "the page's last record has no paging_token")
-    return token
+def _paging_token(record: Any) -> str | None:
+    """The record's paging token when it is one the cursor column (and Horizon) can take: the
+    same check as record ids, so no record can make the cursor update fail."""
+    token = record.get("paging_token") if isinstance(record, dict) else None
+    return token if isinstance(token, str) and TOKEN.fullmatch(token) else None
 
 
-def parse_page(records: list[Any], settings: Settings) -> ParsedPage:
-    """Inbound transfers and quarantined records of one page; the cursor moves to the last
-    record's paging token. Raises only :class:`HorizonError` (MALFORMED) for an unusable page."""
-    last = _last_paging_token(records)
+def next_cursor(records: list[Any], link_cursor: str | None) -> tuple[str | None, int]:
+    """Where the cursor moves after this page, and how many records it moves past.
+
+    The last record's paging token; else the cursor of the page's next link; else the last
+    usable token on the page, the records after it held back (quarantined: the cursor waits
+    before them until a later record gives it a token to move to). None: the page has no usable
+    token at all and the cursor stays."""
+    last = _paging_token(records[-1]) if records else None
+    if last is not None:
+        return last, len(records)
+    if isinstance(link_cursor, str) and TOKEN.fullmatch(link_cursor):
+        return link_cursor, len(records)
+    for index in range(len(records) - 1, -1, -1):
+        token = _paging_token(records[index])
+        if token is not None:
+            return token, index + 1
+    return None, 0
+
+
+def parse_page(
+    records: list[Any], settings: Settings, link_cursor: str | None = None
+) -> ParsedPage:
+    """Inbound transfers and quarantined records of one page, and where the cursor moves
+    (:func:`next_cursor`; ``last_paging_token`` None: it stays). Never raises for a record."""
+    cursor, passed = next_cursor(records, link_cursor)
     payments: list[IncomingPayment] = []
     quarantined: list[QuarantinedRecord] = []
-    for record in records:
+    for record in records[:passed]:
         try:
             payments.extend(inbound_transfers(record, settings.system_account))
         except Exception as exc:
             # One bad record must not stop ingestion for everyone: whatever it raises
             # (MalformedRecord or a defect we did not foresee), it is stored for an operator.
             quarantined.append(_quarantine(record, exc))
-    return ParsedPage(payments, last, quarantined)
+    for record in records[passed:]:
+        held = MalformedRecord("no usable paging_token: the cursor cannot move past this record")
+        quarantined.append(_quarantine(record, held))
+    return ParsedPage(payments, cursor, quarantined)
 
 
 def starting_cursor(db: Database, settings: Settings) -> str:
@@ -143,28 +172,32 @@ def ingest_payments(
 
     while pages < max(settings.ingest_page_budget, 1):
         try:
-            records = horizon.payments_page(settings.system_account, cursor, page_limit)
-            if not records:
-                return summary(StopReason.CAUGHT_UP)
-            page = parse_page(records, settings)
+            fetched = horizon.payments_page(settings.system_account, cursor, page_limit)
         except HorizonError as exc:
             log.warning("ingest stopped at cursor %s: %s", cursor, exc)
             return summary(StopReason.HORIZON_ERROR, str(exc), exc.retry_after)
+        if not fetched.records:
+            return summary(StopReason.CAUGHT_UP)
+        page = parse_page(fetched.records, settings, fetched.next_cursor)
         for bad in page.quarantined:
             log.error("ingest quarantined record %s: %s", bad.record_key, bad.error)
+        new_cursor = page.last_paging_token or cursor
         written = store.store_page(
             db,
             settings.system_account,
             cursor,
-            page.last_paging_token,
+            new_cursor,
             [asdict(payment) for payment in page.payments],
             [asdict(bad) for bad in page.quarantined],
         )
         if written is None:
             return summary(StopReason.CURSOR_MOVED)
         pages += 1
-        seen += len(records)
+        seen += len(fetched.records)
         stored += written.payments
         quarantined += written.quarantined
-        cursor = page.last_paging_token
+        if new_cursor == cursor:
+            # No progress: asking again would serve the same page. The next run retries.
+            return summary(StopReason.CURSOR_HELD)
+        cursor = new_cursor
     return summary(StopReason.PAGE_BUDGET)

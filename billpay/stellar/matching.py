@@ -3,7 +3,10 @@
 First what the money is, whatever it names:
 
 * from a treasury account (``BILLPAY_TREASURY_ACCOUNTS``) or the cNGN issuer: ``treasury``,
-  never refunded (this is how operators fund the system account);
+  never refunded (this is how operators fund the system account); except that cNGN naming a
+  payable order is matched like any payment (an operator paying for a customer), and treasury
+  money naming an order that is not payable (or none) enqueues an operator alert
+  (``treasury_payment_names_order``);
 * account creation or a merge into the system account (native XLM): ``held_for_review`` with a
   held refund row when Horizon gave the amount (hold_reason ``account_funding``), never sent
   back on its own;
@@ -149,6 +152,8 @@ def _match_one(
     conn: Connection, payment: dict[str, Any], settings: Settings, actor: str
 ) -> tuple[MatchOutcome, bool]:
     funds = decide_funds(payment, settings)
+    if funds is not None and funds.outcome == MatchOutcome.TREASURY:
+        return _match_treasury(conn, payment, settings, actor)
     if funds is not None:
         store.record_outcome(conn, payment["id"], funds.outcome.value)
         if funds.refund_reason is None:
@@ -158,7 +163,17 @@ def _match_one(
     if named is _CONFLICT:
         store.record_outcome(conn, payment["id"], MatchOutcome.HELD_FOR_REVIEW.value)
         return MatchOutcome.HELD_FOR_REVIEW, _refund(conn, payment, "reference_conflict", held=True)
-    order: dict[str, Any] | None = named
+    return _match_order(conn, payment, named, settings, actor)
+
+
+def _match_order(
+    conn: Connection,
+    payment: dict[str, Any],
+    order: dict[str, Any] | None,
+    settings: Settings,
+    actor: str,
+) -> tuple[MatchOutcome, bool]:
+    """The outcome of cNGN naming ``order`` (None: naming none), recorded with its effects."""
     audit = {"actor": actor, "detail": f"incoming payment {payment['operation_id']}"}
     outcome = decide(payment["amount"], order, settings.unknown_reference_policy)
     store.record_outcome(conn, payment["id"], outcome.value, order["id"] if order else None)
@@ -173,6 +188,39 @@ def _match_one(
         return outcome, _refund(conn, payment, "order_not_payable", memo=memo)
     held = outcome == MatchOutcome.HELD_FOR_REVIEW
     return outcome, _refund(conn, payment, "unknown_reference", held=held)
+
+
+def _match_treasury(
+    conn: Connection, payment: dict[str, Any], settings: Settings, actor: str
+) -> tuple[MatchOutcome, bool]:
+    """Treasury money that names a payable order pays it (an operator paying for a customer);
+    any other is funding, never refunded, with an operator alert when it named an order: the
+    operator meant to pay something and did not."""
+    names_something = payment["to_muxed_id"] is not None or (
+        payment["operation_type"] != "invoke_host_function"
+        and memo_reference(payment["memo_type"], payment["memo"]) is not None
+    )
+    orderable = payment["operation_type"] not in ACCOUNT_FUNDING_TYPES and is_our_asset(
+        payment, settings
+    )
+    if names_something and orderable:
+        named = _named_order(conn, payment)
+        if named is not _CONFLICT and named is not None and _payable(named):
+            return _match_order(conn, payment, named, settings, actor)
+    store.record_outcome(conn, payment["id"], MatchOutcome.TREASURY.value)
+    if names_something:
+        store.alert_treasury_names_order(
+            conn,
+            payment_id=payment["id"],
+            operation_id=payment["operation_id"],
+            memo=payment["memo"],
+            to_muxed_id=payment["to_muxed_id"],
+        )
+    return MatchOutcome.TREASURY, False
+
+
+def _payable(order: dict[str, Any]) -> bool:
+    return order["status"] == "pending_payment" and bool(order["open"])
 
 
 _CONFLICT: Any = object()

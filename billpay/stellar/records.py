@@ -6,11 +6,13 @@ account. Each record is one of:
 * an inbound transfer: one :class:`IncomingPayment` per credit to the system account (a
   contract transfer can credit us several times; each credit is one row keyed
   ``<operation id>:<index in asset_balance_changes>``, stable on replay);
-* not inbound: nothing to store, the cursor still moves past it (:func:`inbound_transfers`
-  returns an empty list and says why in the code);
-* malformed while it claims to be inbound: :class:`MalformedRecord`, which the ingester
-  quarantines. Every value stored is checked here (type, shape, range, no NUL), so a hostile
-  record can never make the database reject the page it arrived on.
+* recognisably not inbound (we sent it, or it readably credits only others): nothing to store,
+  the cursor still moves past it (:func:`inbound_transfers` returns an empty list);
+* anything else: :class:`MalformedRecord`, which the ingester quarantines: a record that
+  credits us (any field, G- or M-address) in a shape we cannot read, or one we can read neither
+  as inbound nor as not ours, is never skipped silently. Every value stored is checked here
+  (type, shape, range, no NUL), so a hostile record can never make the database reject the
+  page it arrived on.
 """
 
 from __future__ import annotations
@@ -42,10 +44,23 @@ CLASSIC_PAYMENTS = frozenset({"payment", "path_payment_strict_receive", "path_pa
 # Balance changes of a contract call that credit their ``to`` (burn and clawback never credit).
 CREDITING_CHANGES = frozenset({"transfer", "mint"})
 CREDIT_ASSET_TYPES = frozenset({"credit_alphanum4", "credit_alphanum12"})
+# Where each type names the account credited (first: the G-address we store as to_account).
+CREDITED_FIELDS = {
+    **{name: ("to", "to_muxed") for name in CLASSIC_PAYMENTS},
+    "create_account": ("account", "account_muxed"),
+    "account_merge": ("into", "into_muxed"),
+    "invoke_host_function": (),  # its asset_balance_changes[].to
+}
+ALL_CREDITED_FIELDS = ("to", "to_muxed", "account", "account_muxed", "into", "into_muxed")
+# Where a record names the account value left (or the operation's source).
+# ("account" of a merge is the account merged away; of a create_account it is credited, which
+# credits_account decides first.)
+SENDER_FIELDS = ("from", "from_muxed", "funder", "funder_muxed", "account", "source_account")
 # Stellar amounts are int64 stroops; the column is numeric(20, 7).
 MAX_AMOUNT = Decimal("922337203685.4775807")
 MAX_MUXED_ID = 2**64 - 1
-_TOKEN = re.compile(r"[0-9A-Za-z_:.\-]{1,100}")
+# A Horizon id or paging token: what the id columns and the ingest cursor accept.
+TOKEN = re.compile(r"[0-9A-Za-z_:.\-]{1,100}")
 _HASH = re.compile(r"[0-9a-f]{64}")
 _ASSET_CODE = re.compile(r"[0-9A-Za-z]{1,12}")
 
@@ -91,16 +106,77 @@ def operation_type(record: dict[str, Any]) -> str | None:
 
 
 def _changes(record: dict[str, Any]) -> list[Any]:
+    """The contract call's balance changes; a value that is not a list is unreadable."""
     changes = record.get("asset_balance_changes")
-    return changes if isinstance(changes, list) else []
+    if changes is None:
+        return []
+    if not isinstance(changes, list):
+        raise MalformedRecord(f"asset_balance_changes is a {type(changes).__name__}, not a list")
+    return changes
 
 
-def names_account(record: dict[str, Any], account: str) -> bool:
-    """Does anything in the record say value went to ``account``? (Used to decide whether a
-    record we cannot read is ours to quarantine.)"""
-    if account in (record.get("to"), record.get("account"), record.get("into")):
+def _underlying(value: Any) -> str | None:
+    """The account an address stands for: an M-address's G-address, any other string itself."""
+    if not isinstance(value, str):
+        return None
+    if value.startswith("M"):
+        try:
+            return MuxedAccount.from_account(value).account_id
+        except Exception:  # the SDK raises several types for a bad strkey
+            return None
+    return value
+
+
+def _is_address(value: Any) -> bool:
+    return isinstance(value, str) and (
+        StrKey.is_valid_ed25519_public_key(value)
+        or StrKey.is_valid_contract(value)
+        or _is_muxed(value)
+    )
+
+
+def credits_account(record: dict[str, Any], kind: str | None, account: str) -> bool:
+    """Does anything in the record say value went to ``account`` (its G-address or any of its
+    M-addresses, in whichever field)? Then it is ours: stored, or quarantined if unreadable."""
+    fields = CREDITED_FIELDS.get(kind, ALL_CREDITED_FIELDS) if kind else ALL_CREDITED_FIELDS
+    if any(_underlying(record.get(name)) == account for name in fields):
         return True
-    return any(isinstance(c, dict) and c.get("to") == account for c in _changes(record))
+    if kind not in (None, "invoke_host_function"):
+        return False
+    return any(
+        not isinstance(c, dict) or _underlying(c.get("to")) == account for c in _changes(record)
+    )
+
+
+def sent_by_account(record: dict[str, Any], account: str) -> bool:
+    """Is ``account`` the sender, funder, merged account or source of the operation or of its
+    transaction? (Our refunds, and operations we took part in without being credited.)"""
+    if any(_underlying(record.get(name)) == account for name in SENDER_FIELDS):
+        return True
+    transaction = record.get("transaction")
+    if isinstance(transaction, dict) and account in (
+        _underlying(transaction.get("source_account")),
+        _underlying(transaction.get("fee_account")),
+    ):
+        return True
+    return any(
+        isinstance(c, dict) and _underlying(c.get("from")) == account for c in _changes(record)
+    )
+
+
+def credits_only_others(record: dict[str, Any], kind: str | None) -> bool:
+    """A record of a known type whose every recipient is a readable address (not ours, which
+    :func:`credits_account` already ruled out): readably about someone else."""
+    if kind is None:
+        return False
+    if kind == "invoke_host_function":
+        # Every change readably credits someone else (or no one: a burn); an empty list is a
+        # contract call that moved no value.
+        return all(
+            isinstance(c, dict) and (c.get("to") in (None, "") or _is_address(c.get("to")))
+            for c in _changes(record)
+        )
+    return all(_is_address(record.get(name)) for name in CREDITED_FIELDS[kind][:1])
 
 
 def _successful(record: dict[str, Any]) -> bool:
@@ -115,29 +191,35 @@ def _successful(record: dict[str, Any]) -> bool:
 
 def inbound_transfers(record: Any, account: str) -> list[IncomingPayment]:
     """What this record brought to ``account``; raises :class:`MalformedRecord` (or any
-    ValueError/TypeError/KeyError) for a record that claims to be ours but cannot be read."""
+    ValueError/TypeError/KeyError) for a record we cannot read as either inbound or not ours.
+
+    ``/accounts/{G}/payments`` lists only records involving G, so a record is skipped only when
+    it is recognisably not a credit to us: we sent it (refunds, which the refunds table
+    records), or every recipient it names is a readable address of someone else. Anything else
+    that credits us in a shape we do not know is quarantined, never skipped."""
     if not isinstance(record, dict):
         raise MalformedRecord(f"record is a {type(record).__name__}, not an object")
     kind = operation_type(record)
-    if not names_account(record, account):
-        # Outgoing (refunds, which the refunds table records) or not about us: nothing arrived.
-        return []
+    if not credits_account(record, kind, account):
+        if sent_by_account(record, account) or credits_only_others(record, kind):
+            return []
+        if record.get("transaction_successful") is False:
+            return []  # a failed transaction moved nothing
+        raise MalformedRecord("the record neither credits nor debits us in a shape we know")
     if kind is None:
-        raise MalformedRecord(f"unknown operation type {record.get('type')!r} credits us")
+        raise MalformedRecord(f"unknown operation type {record.get('type')!r:.80} credits us")
     if not _successful(record):
         return []  # a failed transaction moved nothing
     if kind in CLASSIC_PAYMENTS:
-        if record.get("to") != account or record.get("from") == account:
+        if record.get("from") == account:
             # Self-payment: nothing arrived (and refunding it would loop).
             return []
-        return [_classic(record, kind)]
+        return [_classic(record, kind, account)]
     if kind == "create_account":
         return [_account_funding(record, kind, "funder", _amount(record.get("starting_balance")))]
     if kind == "account_merge":
         return [_account_funding(record, kind, "account", None)]
-    if kind == "invoke_host_function":
-        return _contract_credits(record, account)
-    return []  # unreachable: every known type is handled above
+    return _contract_credits(record, account)
 
 
 # --- building rows ------------------------------------------------------------------------------
@@ -165,22 +247,46 @@ def _common(record: dict[str, Any], kind: str) -> dict[str, Any]:
     }
 
 
-def _classic(record: dict[str, Any], kind: str) -> IncomingPayment:
+def _classic(record: dict[str, Any], kind: str, account: str) -> IncomingPayment:
     asset_type, code, issuer = _asset(record)
-    from_muxed = record.get("from_muxed") or None
-    if from_muxed is not None and not _is_muxed(from_muxed):
-        raise MalformedRecord("from_muxed is not an M-address")
+    from_account = _g_account(record.get("from"), "from")
+    to_account = _g_account(record.get("to"), "to")
+    if to_account != account:
+        # Credited through to_muxed only: Horizon always names the G-address in ``to``.
+        raise MalformedRecord("to_muxed is ours but to is not the system account")
+    # The refund goes to from_muxed and the order is named by to_muxed's id: each must be an
+    # address of the account the operation names, or a record could redirect either.
+    from_muxed, _ = _muxed_of(record, "from", from_account)
+    _, to_muxed_id = _muxed_of(record, "to", to_account)
     return IncomingPayment(
         **_common(record, kind),
-        from_account=_g_account(record.get("from"), "from"),
+        from_account=from_account,
         from_muxed=from_muxed,
-        to_account=_g_account(record.get("to"), "to"),
-        to_muxed_id=_muxed_id(record.get("to_muxed_id")),
+        to_account=to_account,
+        to_muxed_id=to_muxed_id,
         asset_type=asset_type,
         asset_code=code,
         asset_issuer=issuer,
         amount=_amount(record.get("amount")),
     )
+
+
+def _muxed_of(record: dict[str, Any], side: str, account: str) -> tuple[str | None, int | None]:
+    """``<side>_muxed`` and its id, checked against each other and against ``account``."""
+    address = record.get(f"{side}_muxed") or None
+    stated_id = _muxed_id(record.get(f"{side}_muxed_id"))
+    if address is None:
+        if stated_id is not None:
+            raise MalformedRecord(f"{side}_muxed_id without {side}_muxed")
+        return None, None
+    if not _is_muxed(address):
+        raise MalformedRecord(f"{side}_muxed is not an M-address")
+    muxed = MuxedAccount.from_account(address)
+    if muxed.account_id != account:
+        raise MalformedRecord(f"{side}_muxed is not an address of {side}")
+    if stated_id is not None and stated_id != muxed.account_muxed_id:
+        raise MalformedRecord(f"{side}_muxed_id is not the id of {side}_muxed")
+    return address, muxed.account_muxed_id
 
 
 def _account_funding(
@@ -204,9 +310,17 @@ def _account_funding(
 def _contract_credits(record: dict[str, Any], account: str) -> list[IncomingPayment]:
     common = _common(record, "invoke_host_function")
     credits: list[IncomingPayment] = []
+    # Key: ``<operation id>:<index>``. The index is the change's position in Horizon's list,
+    # which follows the contract's events in ledger order and so is the same on every replay.
+    # A content key (asset, from, amount) would not be unique (one call may make two equal
+    # transfers), and re-keying would store every already-ingested credit a second time.
     for index, change in enumerate(_changes(record)):
-        if not isinstance(change, dict) or change.get("to") != account:
+        if not isinstance(change, dict):
+            raise MalformedRecord(f"balance change {index} is not an object")
+        if _underlying(change.get("to")) != account:
             continue  # debits, and credits to others, brought us nothing
+        if change.get("to") != account:
+            raise MalformedRecord(f"balance change {index} credits an M-address, not our G")
         if change.get("type") not in CREDITING_CHANGES:
             raise MalformedRecord(f"balance change type {change.get('type')!r} credits us")
         asset_type, code, issuer = _asset(change)
@@ -236,7 +350,7 @@ def _contract_credits(record: dict[str, Any], account: str) -> list[IncomingPaym
 
 
 def _token(value: Any, name: str) -> str:
-    if not isinstance(value, str) or not _TOKEN.fullmatch(value):
+    if not isinstance(value, str) or not TOKEN.fullmatch(value):
         raise MalformedRecord(f"{name} {value!r:.80} is not a Horizon id")
     return value
 
@@ -276,7 +390,8 @@ def _muxed_id(value: Any) -> int | None:
     if value is None or value == "":
         return None
     text = str(value) if isinstance(value, int) and not isinstance(value, bool) else value
-    if not isinstance(text, str) or not text.isdigit() or len(text) > 20:
+    # isdigit() alone accepts other scripts' digits ("٣", "１２"), which int() then reads.
+    if not isinstance(text, str) or not (text.isascii() and text.isdigit()) or len(text) > 20:
         raise MalformedRecord(f"muxed id {value!r:.80} is not an unsigned integer")
     number = int(text)
     if number > MAX_MUXED_ID:
@@ -360,7 +475,7 @@ def record_key(record: Any) -> str:
     if isinstance(record, dict):
         for name in ("paging_token", "id"):
             value = record.get(name)
-            if isinstance(value, str) and _TOKEN.fullmatch(value):
+            if isinstance(value, str) and TOKEN.fullmatch(value):
                 return value
     canonical = json.dumps(sanitise(record), sort_keys=True, default=str)
     return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()

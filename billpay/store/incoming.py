@@ -21,6 +21,7 @@ from billpay.store.engine import Database
 from billpay.store.queries import query
 
 QUARANTINE_ALERT = "ingest_record_quarantined"
+TREASURY_REFERENCE_ALERT = "treasury_payment_names_order"
 
 # --- ingest -------------------------------------------------------------------------------------
 
@@ -155,6 +156,28 @@ def _move_order(
     params |= {"bill_id": bill_id, "actor": audit.get("actor"), "detail": audit.get("detail")}
     if not conn.execute(query(writer), params).scalar():
         raise ConflictError(f"bill {bill_id} is no longer pending_payment")
+
+
+def alert_treasury_names_order(
+    conn: Connection,
+    *,
+    payment_id: int,
+    operation_id: str,
+    memo: str | None,
+    to_muxed_id: int | None,
+) -> bool:
+    """Operator alert: treasury money named an order it did not pay (recorded as treasury)."""
+    return outbox.enqueue(
+        conn,
+        kind=TREASURY_REFERENCE_ALERT,
+        payload={
+            "incoming_payment_id": payment_id,
+            "operation_id": operation_id,
+            "memo": memo,
+            "to_muxed_id": to_muxed_id,
+        },
+        dedupe_key=f"treasury-reference:{payment_id}",
+    )
 
 
 def insert_refund(

@@ -207,6 +207,62 @@ def test_treasury_funding_is_recorded_and_never_refunded(
     assert payment["match_outcome"] == "treasury"
     assert _refund_of(db, payment["id"]) is None
     assert _sent_back(ledger, identity.account_id) == []
+    assert _treasury_alerts(db) == []  # plain funding names no order: nothing to look at
+
+
+def _treasury_alerts(db: Database) -> list[dict]:
+    return _rows(
+        db, "SELECT * FROM notifications WHERE kind = 'treasury_payment_names_order' ORDER BY id"
+    )
+
+
+@pytest.mark.parametrize("named_by", ["memo", "m-address"])
+@pytest.mark.parametrize("sender", ["treasury", "issuer"])
+def test_treasury_money_naming_a_payable_order_pays_it(
+    db: Database,
+    stellar_settings: Settings,
+    horizon: HorizonClient,
+    web: TestClient,
+    sender: str,
+    named_by: str,
+) -> None:
+    # Before: absorbed as treasury and the customer's order waited until it expired.
+    identity = TREASURY if sender == "treasury" else ids.issuer()
+    order = new_order(db, "5000")
+    body: dict[str, Any] = {"from": identity.account_id, "amount": "5000"}
+    if named_by == "memo":
+        body["memo"] = f"BILL-{order['reference']}"
+    else:
+        body["to"] = MuxedAccount(SYSTEM, order["id"]).account_muxed
+    _post(web, "payments", body)
+    payment = _settle(db, stellar_settings, horizon)
+    assert payment["match_outcome"] == "matched" and payment["bill_payment_id"] == order["id"]
+    bill = one_row(db, "SELECT * FROM bill_payments WHERE id = :id", id=order["id"])
+    assert bill["status"] == "cngn_received"
+    assert _treasury_alerts(db) == []
+
+
+def test_treasury_money_naming_an_order_it_cannot_pay_stays_treasury_with_an_alert(
+    db: Database, stellar_settings: Settings, horizon: HorizonClient, web: TestClient
+) -> None:
+    paid = new_order(db, "5000")
+    memo = f"BILL-{paid['reference']}"
+    _post(web, "payments", {"from": USER.name, "amount": "5000", "memo": memo})
+    assert _settle(db, stellar_settings, horizon)["match_outcome"] == "matched"
+
+    for body in (
+        {"memo": memo},  # already paid
+        {"memo": "BILL-ZZZZZZZZZZ"},  # no such order
+        {"to": MuxedAccount(SYSTEM, 2**40).account_muxed},
+    ):
+        _post(web, "payments", {"from": TREASURY.account_id, "amount": "5000", **body})
+        payment = _settle(db, stellar_settings, horizon)
+        assert payment["match_outcome"] == "treasury" and _refund_of(db, payment["id"]) is None
+    alerts = _treasury_alerts(db)
+    assert len(alerts) == 3 and {a["audience"] for a in alerts} == {"operator"}
+    assert alerts[0]["payload"]["memo"] == memo
+    bill = one_row(db, "SELECT * FROM bill_payments WHERE id = :id", id=paid["id"])
+    assert bill["status"] == "cngn_received"  # unchanged
 
 
 def test_without_the_setting_a_memo_less_payment_is_refunded(

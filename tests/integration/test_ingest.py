@@ -162,7 +162,6 @@ def test_stored_cursor_wins_over_the_configured_start(
         httpx.Response(429, headers={"Retry-After": "3"}),
         httpx.Response(503, json={"status": 503}),
         httpx.Response(200, text="not json"),
-        httpx.Response(200, json={"_embedded": {"records": [{"id": "1", "type": "payment"}]}}),
         httpx.ReadTimeout("slow"),
     ],
 )
@@ -358,14 +357,70 @@ def test_a_malformed_record_is_quarantined_and_alerted_and_the_cursor_moves_on(
     assert "1 Horizon record(s) unread" in format_status(status)
 
 
+def _serve(page: dict) -> None:
+    """``page`` after cursor 0, empty pages after that."""
+    respx.get(f"{BASE}/accounts/{SYSTEM}/payments").mock(
+        side_effect=lambda request: httpx.Response(
+            200, json=page if request.url.params["cursor"] == "0" else PAGES["empty"]
+        )
+    )
+
+
+UNUSABLE_LAST = [
+    {"id": "99", "paging_token": "9\u00009", "type": "payment", "to": "GOTHER"},
+    "not an object",
+    {"type": "payment"},
+]
+
+
 @respx.mock
-def test_a_page_without_a_paging_token_stops_the_run_and_keeps_the_cursor(
+@pytest.mark.parametrize("last", UNUSABLE_LAST)
+def test_a_last_record_without_a_usable_token_moves_the_cursor_to_the_next_link(
+    db: Database, stellar_settings: Settings, horizon: HorizonClient, last: object
+) -> None:
+    # Before: "9\x009" made the cursor update raise DataError on every run; the other two made
+    # the whole page MALFORMED on every run. Either way the cursor never moved again.
+    _serve({**PAGES["page1"], "_embedded": {"records": [*_records("page1")[:-1], last]}})
+    for _ in range(2):
+        summary = ingest_payments(db, stellar_settings, horizon)
+        assert summary.stop_reason == StopReason.CAUGHT_UP
+        assert _cursor(db) == LAST_OF_PAGE1  # the page's _links.next cursor
+    assert len(_payments(db)) == ON_PAGE1 - 1
+    with db.begin() as conn:
+        quarantined = conn.execute(sa.text("SELECT count(*) FROM ingest_quarantine")).scalar()
+    assert quarantined == 1  # the unusable record is ours to look at, once
+
+
+@respx.mock
+def test_without_a_next_link_the_cursor_waits_before_unusable_records_and_then_moves_on(
     db: Database, stellar_settings: Settings, horizon: HorizonClient
 ) -> None:
-    broken = {"_embedded": {"records": [*_records("page1")[:2], {"type": "payment"}]}}
+    records = _records("page1")
+    held_at = records[1]["paging_token"]
+    pages = {
+        "0": {"_embedded": {"records": [*records[:2], *UNUSABLE_LAST]}},
+        held_at: {"_embedded": {"records": UNUSABLE_LAST}},  # nothing newer yet
+    }
     respx.get(f"{BASE}/accounts/{SYSTEM}/payments").mock(
-        return_value=httpx.Response(200, json=broken)
+        side_effect=lambda request: httpx.Response(
+            200, json=pages.get(request.url.params["cursor"], PAGES["empty"])
+        )
     )
-    summary = ingest_payments(db, stellar_settings, horizon)
-    assert summary.stop_reason == StopReason.HORIZON_ERROR and "paging_token" in summary.error
-    assert _cursor(db) is None and _payments(db) == []
+    first = ingest_payments(db, stellar_settings, horizon)
+    assert first.stop_reason == StopReason.CURSOR_HELD and first.quarantined == 3
+    assert _cursor(db) == held_at and len(_payments(db)) == 2
+    again = ingest_payments(db, stellar_settings, horizon)  # nothing newer: waits, no new alerts
+    assert (again.stop_reason, again.quarantined, _cursor(db)) == (
+        StopReason.CURSOR_HELD,
+        0,
+        held_at,
+    )
+
+    # A later record gives the cursor a token to move to.
+    pages[held_at] = {"_embedded": {"records": [*UNUSABLE_LAST, records[2]]}}
+    moved = ingest_payments(db, stellar_settings, horizon)
+    assert moved.stop_reason == StopReason.CAUGHT_UP and moved.quarantined == 0
+    assert _cursor(db) == records[2]["paging_token"] and len(_payments(db)) == 3
+    with db.begin() as conn:
+        alerts = conn.execute(sa.text(SETTLED["alerts"])).scalar()
+    assert alerts == 3

@@ -34,8 +34,9 @@ def test_payments_page_asks_for_an_ascending_joined_page_after_the_cursor(
     route = respx.get(f"{BASE}/accounts/{ACCOUNT}/payments").mock(
         return_value=httpx.Response(200, json=_fixture("horizon_payments_page1.json"))
     )
-    records = horizon.payments_page(ACCOUNT, "12345")
-    assert len(records) == 13
+    page = horizon.payments_page(ACCOUNT, "12345")
+    assert len(page.records) == 13
+    assert page.next_cursor == "21522081124353"  # from _links.next.href
     params = route.calls.last.request.url.params
     assert dict(params) == {
         "order": "asc",
@@ -71,6 +72,27 @@ def test_payments_page_failures(
         horizon.payments_page(ACCOUNT, "0")
     assert caught.value.kind == kind
     assert caught.value.retry_after == retry_after
+
+
+@respx.mock
+@pytest.mark.parametrize(
+    "links",
+    [
+        None,
+        {"next": "not an object"},
+        {"next": {"href": 5}},
+        {"next": {"href": "https://h/payments?order=asc"}},
+        {"next": {"href": "https://h/payments?cursor=1&cursor=2"}},
+    ],
+)
+def test_a_page_without_a_readable_next_link_has_no_next_cursor(
+    horizon: HorizonClient, links: object
+) -> None:
+    body = {"_embedded": {"records": []}, "_links": links}
+    respx.get(f"{BASE}/accounts/{ACCOUNT}/payments").mock(
+        return_value=httpx.Response(200, json=body)
+    )
+    assert horizon.payments_page(ACCOUNT, "0").next_cursor is None
 
 
 @respx.mock

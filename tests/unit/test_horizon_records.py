@@ -7,7 +7,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from stellar_sdk import StrKey
+from stellar_sdk import Keypair, MuxedAccount, StrKey
 
 from billpay.config import Settings
 from billpay.sandbox import identities as ids
@@ -18,11 +18,12 @@ from billpay.stellar.memos import (
     refund_memo_for_reference,
     text_from_bytes,
 )
-from billpay.stellar.records import inbound_transfers
+from billpay.stellar.records import MalformedRecord, inbound_transfers
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 SYSTEM = ids.system().account_id
 ISSUER = ids.issuer().account_id
+OTHER = Keypair.from_raw_ed25519_seed(bytes(range(1, 33))).public_key
 
 
 def _records(name: str) -> list[dict]:
@@ -178,7 +179,8 @@ def test_legacy_path_payment_type_name_and_type_i_are_recognised() -> None:
 
 
 def test_classic_payment_to_an_m_address_keeps_the_muxed_id() -> None:
-    record = _payment_record(to_muxed="M...", to_muxed_id="18446744073709551615")
+    to_muxed = MuxedAccount(SYSTEM, 2**64 - 1).account_muxed
+    record = _payment_record(to_muxed=to_muxed, to_muxed_id="18446744073709551615")
     (payment,) = inbound_transfers(record, SYSTEM)
     assert payment.to_muxed_id == 2**64 - 1
 
@@ -246,7 +248,8 @@ def test_quarantined_record_is_sanitised_for_jsonb(settings: Settings) -> None:
         "deep": json.loads("[" * 100 + "]" * 100),
         "huge": float("inf"),
     }
-    page = parse_page([record, {"paging_token": "9", "type": "payment", "to": "G"}], settings)
+    unrelated = {"paging_token": "9", "type": "payment", "to": OTHER, "from": ISSUER}
+    page = parse_page([record, unrelated], settings)
     (quarantined,) = page.quarantined
     text = json.dumps(quarantined.record, ensure_ascii=False, allow_nan=False)
     assert "\x00" not in text
@@ -258,3 +261,166 @@ def test_a_record_that_is_not_an_object_is_quarantined(settings: Settings) -> No
     records = _records("horizon_payments_page1.json")
     page = parse_page(["garbage", *records], settings)
     assert len(page.quarantined) == 1 and len(page.payments) == 12
+
+
+# --- review 2: no record redirects a refund, names an order falsely, or is skipped silently -----
+
+
+def _contract_record(**change: object) -> dict:
+    contract = next(
+        r for r in _records("horizon_payments_page2.json") if r["type"] == "invoke_host_function"
+    )
+    return {
+        **contract,
+        "asset_balance_changes": [{**contract["asset_balance_changes"][0], **change}],
+    }
+
+
+@pytest.mark.parametrize("digits", ["\u0663", "\uff11\uff12", "1\u0663", "+1", " 1"])
+def test_muxed_ids_are_ascii_digits_only(digits: str) -> None:
+    with pytest.raises(MalformedRecord, match="muxed id"):
+        inbound_transfers(_contract_record(destination_muxed_id=digits), SYSTEM)
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        # The refund goes to from_muxed: it must be an address of from, not of someone else.
+        {"from_muxed": MuxedAccount(OTHER, 1).account_muxed},
+        {
+            "from_muxed": MuxedAccount(ids.users()[0].account_id, 1).account_muxed,
+            "from_muxed_id": "2",
+        },
+        # The order is named by to_muxed's id: it must be an M-address of the system account.
+        {"to_muxed": MuxedAccount(OTHER, 5).account_muxed, "to_muxed_id": "5"},
+        {"to_muxed": MuxedAccount(SYSTEM, 5).account_muxed, "to_muxed_id": "6"},
+        {"to_muxed_id": "5"},  # an id without the address it is the id of
+    ],
+)
+def test_muxed_addresses_that_disagree_with_the_accounts_are_quarantined(
+    settings: Settings, changes: dict
+) -> None:
+    record = _payment_record(**changes)
+    assert record["from"] == ids.users()[0].account_id
+    page = parse_page([record], settings)
+    assert page.payments == []
+    (quarantined,) = page.quarantined
+    assert "muxed" in quarantined.error
+
+
+def test_muxed_sender_and_destination_of_the_same_accounts_are_kept() -> None:
+    sender = MuxedAccount(ids.users()[0].account_id, 9).account_muxed
+    to = MuxedAccount(SYSTEM, 77).account_muxed
+    record = _payment_record(from_muxed=sender, from_muxed_id="9", to_muxed=to)
+    (payment,) = inbound_transfers(record, SYSTEM)
+    assert (payment.from_muxed, payment.to_muxed_id) == (sender, 77)
+
+
+OURS_M = MuxedAccount(SYSTEM, 7).account_muxed
+
+
+def _without_to(**changes: object) -> dict:
+    record = _payment_record(**changes)
+    del record["to"]
+    return record
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        pytest.param(
+            {
+                **_contract_record(),
+                "asset_balance_changes": {"0": _contract_record()["asset_balance_changes"][0]},
+            },
+            id="changes-an-object",
+        ),
+        pytest.param(_without_to(to_muxed=OURS_M, to_muxed_id="7"), id="only-to_muxed-is-ours"),
+        pytest.param(_payment_record(to=OURS_M), id="to-is-our-m-address"),
+        pytest.param(_contract_record(to=OURS_M), id="contract-credits-our-m-address"),
+        pytest.param(
+            {
+                **_contract_record(),
+                "asset_balance_changes": ["?", *_contract_record()["asset_balance_changes"]],
+            },
+            id="contract-change-not-an-object",
+        ),
+        pytest.param(_without_to(), id="payment-with-no-recipient"),
+        pytest.param(
+            _payment_record(type="claim_claimable_balance", type_i=99, to=None), id="unknown-type"
+        ),
+    ],
+)
+def test_records_that_may_credit_us_in_an_unknown_shape_are_quarantined(
+    settings: Settings, record: dict
+) -> None:
+    page = parse_page([record], settings)
+    assert page.payments == []
+    assert len(page.quarantined) == 1
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        pytest.param(_payment_record(**{"from": SYSTEM, "to": OTHER}), id="our-payment"),
+        pytest.param(
+            _payment_record(
+                **{
+                    "from": OTHER,
+                    "to": ISSUER,
+                    "source_account": OTHER,
+                    "transaction": {**_payment_record()["transaction"], "source_account": SYSTEM},
+                }
+            ),
+            id="others-payment-in-our-transaction",
+        ),
+        pytest.param(_contract_record(**{"from": SYSTEM, "to": OTHER}), id="our-contract-transfer"),
+        pytest.param(
+            {**_contract_record(), "asset_balance_changes": []}, id="contract-call-moved-nothing"
+        ),
+        pytest.param(
+            {**_records("horizon_payments_page1.json")[0], "funder": SYSTEM, "account": OTHER},
+            id="we-funded-an-account",
+        ),
+    ],
+)
+def test_records_we_sent_or_that_readably_credit_others_are_not_inbound(record: dict) -> None:
+    assert inbound_transfers(record, SYSTEM) == []
+
+
+# --- review 2: the cursor always moves past a page we can read ----------------------------------
+
+
+@pytest.mark.parametrize(
+    "last",
+    [
+        {"id": "99", "paging_token": "9\x009", "type": "payment", "to": OTHER, "from": ISSUER},
+        "not an object",
+        {"type": "payment"},
+    ],
+)
+def test_a_last_record_without_a_usable_token_moves_the_cursor_to_the_next_link(
+    settings: Settings, last: object
+) -> None:
+    records = [*_records("horizon_payments_page1.json")[1:3], last]
+    page = parse_page(records, settings, "21522081124399")
+    assert page.last_paging_token == "21522081124399"
+    assert len(page.payments) == 2
+
+
+@pytest.mark.parametrize("link", [None, "9\x009", "", "x" * 101])
+def test_without_a_usable_link_the_cursor_waits_before_the_unusable_records(
+    settings: Settings, link: str | None
+) -> None:
+    records = _records("horizon_payments_page1.json")[1:3]
+    trailing = [{"paging_token": "9\x009", "type": "payment", "to": OTHER, "from": ISSUER}, []]
+    page = parse_page([*records, *trailing], settings, link)
+    assert page.last_paging_token == records[-1]["paging_token"]
+    assert len(page.payments) == 2
+    assert [q.record for q in page.quarantined] == [
+        {**trailing[0], "paging_token": "9\\x009"},
+        [],
+    ]
+    assert all("paging_token" in q.error for q in page.quarantined)
+    nothing = parse_page(trailing, settings, link)
+    assert nothing.last_paging_token is None and len(nothing.quarantined) == 2
