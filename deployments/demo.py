@@ -59,7 +59,12 @@ class Scenario:
     pay_amount: str | None = None  # None: exactly what the order asks
     memo: str | None = None  # None: the order's memo
     expire_first: bool = False
+    # How the user pays: "memo" (text memo BILL-<ref>), "muxed" (to the order's M-address, no
+    # memo) or "contract" (a smart wallet's Stellar Asset Contract transfer to that M-address).
+    pay_via: str = "memo"
+    asset_code: str | None = None  # None: cNGN; "XLM": the wrong asset
     reference: str | None = None
+    muxed_destination: str | None = None
     memo_sent: str | None = None
     paid_at: float | None = None
     settled_at: float | None = None
@@ -131,6 +136,26 @@ def scenarios() -> list[Scenario]:
             _airtime("glo", "08159876543", "400"),
             "expired",
             expire_first=True,
+        ),
+        Scenario(
+            "paid to the M-address, no memo",
+            _airtime("airtel", "08029876543", "300"),
+            "completed",
+            pay_via="muxed",
+        ),
+        Scenario(
+            "smart wallet, contract transfer",
+            _airtime("mtn", "08039876543", "600"),
+            "completed",
+            pay_via="contract",
+        ),
+        Scenario(
+            "paid in XLM, not cNGN",
+            None,
+            "refund confirmed",
+            pay_amount="3.5000000",
+            memo="DEMO-WRONG-ASSET",
+            asset_code="XLM",
         ),
         Scenario(
             "unknown memo",
@@ -222,22 +247,38 @@ def _place_orders_and_pay(
     """4. The orders, and the users' payments (some wrong, one late, one with no order)."""
     for item in plan:
         if item.request is not None:
-            item.reference = create_order(db, settings, item.request)["reference"]
+            created = create_order(db, settings, item.request)
+            item.reference = created["reference"]
+            item.muxed_destination = created["muxed_destination"]
     # these users come back after the order's 10 minutes ran out
     monitoring.expire_orders_now(db, [s.reference for s in plan if s.expire_first and s.reference])
     with httpx.Client(base_url=sandbox_url, timeout=10) as client:
         for item in plan:
             row = _order_row(db, item.reference) if item.reference else None
             amount = item.pay_amount or f"{row['amount_cngn']:.7f}"
-            memo = item.memo or f"BILL-{item.reference}"
-            client.post(
-                "/horizon/_sandbox/payments", json={"amount": amount, "memo": memo}
-            ).raise_for_status()
-            item.memo_sent = memo
+            _send_payment(client, item, amount, row)
             item.paid_at = time.monotonic()
     console.print(
-        f"created {sum(1 for s in plan if s.reference)} orders and sent {len(plan)} cNGN payments"
+        f"created {sum(1 for s in plan if s.reference)} orders and sent {len(plan)} payments"
     )
+
+
+def _send_payment(
+    client: httpx.Client, item: Scenario, amount: str, row: dict[str, Any] | None
+) -> None:
+    """The user's payment, the way the scenario says they pay."""
+    if item.pay_via == "contract":  # Soroban: no memo, the order named by the muxed id
+        body = {"amount": amount, "destination_muxed_id": int(row["id"]) if row else None}
+        client.post("/horizon/_sandbox/contract_transfers", json=body).raise_for_status()
+        return
+    if item.pay_via == "muxed":
+        body = {"amount": amount, "to": item.muxed_destination}
+    else:
+        item.memo_sent = item.memo or f"BILL-{item.reference}"
+        body = {"amount": amount, "memo": item.memo_sent}
+    if item.asset_code:
+        body["asset_code"] = item.asset_code
+    client.post("/horizon/_sandbox/payments", json=body).raise_for_status()
 
 
 def _wait_until_settled(
