@@ -48,7 +48,9 @@ def embedded_url(server: Any, database: str = EMBEDDED_DATABASE) -> URL:
 
 def ensure_database(url: URL) -> None:
     """CREATE DATABASE when it does not exist yet (connects to the maintenance database)."""
-    admin = sa.create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    admin = sa.create_engine(
+        url.set(database="postgres"), isolation_level="AUTOCOMMIT", hide_parameters=True
+    )
     try:
         with admin.connect() as conn:
             exists = conn.execute(query("database_exists"), {"name": url.database}).scalar()

@@ -33,7 +33,9 @@ def pending_migrations(url: URL, sql_dir: Path = SQL_DIR) -> list[str]:
 
 def upgrade(url: URL, sql_dir: Path = SQL_DIR) -> list[str]:
     """Apply every migration not yet applied; returns the ids applied (empty when up to date)."""
-    guard = sa.create_engine(url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+    guard = sa.create_engine(
+        url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool, hide_parameters=True
+    )
     try:
         with guard.connect() as conn:
             conn.execute(query("lock_migrations"), {"k": _ADVISORY_KEY})

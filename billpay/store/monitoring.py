@@ -18,7 +18,9 @@ from billpay.store.queries import query
 def recreate_database(url: URL) -> None:
     """Drop ``url``'s database (disconnecting its sessions) and create it empty."""
     assert url.database, "a database name is required"
-    admin = sa.create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    admin = sa.create_engine(
+        url.set(database="postgres"), isolation_level="AUTOCOMMIT", hide_parameters=True
+    )
     try:
         with admin.connect() as conn:
             conn.execute(query("drop_database", database=url.database))

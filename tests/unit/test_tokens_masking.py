@@ -129,12 +129,14 @@ def test_configured_secret_values_are_removed_from_free_text() -> None:
     assert masked == "invalid api key [redacted] ([redacted])"
 
 
-def test_every_engine_the_deployments_build_hides_bound_values() -> None:
+def test_every_engine_the_project_builds_hides_bound_values() -> None:
     """A failed statement's exception carries its bound values (tokens, meters) unless the
-    engine hides them; the demo and the bench build their own engines."""
+    engine hides them: the pipeline's, the admin and migration engines, the demo's and the
+    bench's."""
     root = Path(__file__).resolve().parents[2]
     calls = []
-    for path in sorted((root / "deployments").glob("*.py")):
+    paths = [*(root / "deployments").glob("*.py"), *(root / "billpay").rglob("*.py")]
+    for path in sorted(paths):
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "create_engine":
                 hidden = any(
