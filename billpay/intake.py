@@ -180,7 +180,7 @@ def payment_instructions(row: dict[str, Any], settings: Settings) -> dict[str, A
         "memo": memo_for(row["reference"]),
         "amount_cngn": format_cngn(row["amount_cngn"]),
         "destination": settings.system_account,
-        "muxed_destination": muxed_address_for(settings.system_account, int(row["id"])),
+        "muxed_destination": muxed_address_for(settings.system_account, int(row["muxed_id"])),
         "asset_code": settings.cngn_asset_code,
         "asset_issuer": settings.cngn_issuer,
         "expires_at": _iso(row["expires_at"]),

@@ -34,10 +34,11 @@ def memo_for(reference: str) -> str:
     return f"{MEMO_PREFIX}{reference}"
 
 
-def muxed_address_for(system_account: str, order_id: int) -> str:
-    """The order's own M-address: the system account with the order's id as muxed id, for
-    wallets (and contracts) that cannot set a text memo. Matching reads the id back."""
-    return MuxedAccount(system_account, order_id).account_muxed
+def muxed_address_for(system_account: str, muxed_id: int) -> str:
+    """The order's own M-address: the system account with the order's random muxed id
+    (``bill_payments.muxed_id``), for wallets (and contracts) that cannot set a text memo.
+    Matching reads the id back."""
+    return MuxedAccount(system_account, muxed_id).account_muxed
 
 
 def reference_from_memo(memo: str | None) -> str | None:

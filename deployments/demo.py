@@ -268,7 +268,7 @@ def _send_payment(
 ) -> None:
     """The user's payment, the way the scenario says they pay."""
     if item.pay_via == "contract":  # Soroban: no memo, the order named by the muxed id
-        body = {"amount": amount, "destination_muxed_id": int(row["id"]) if row else None}
+        body = {"amount": amount, "destination_muxed_id": int(row["muxed_id"]) if row else None}
         client.post("/horizon/_sandbox/contract_transfers", json=body).raise_for_status()
         return
     if item.pay_via == "muxed":

@@ -54,7 +54,7 @@ from billpay.stellar.memos import refund_memo_for_payment, refund_memo_for_refer
 from billpay.store import incoming as store
 from billpay.store.engine import Database
 
-MAX_ORDER_ID = 2**63 - 1  # bill_payments.id is a bigint: a larger muxed id names no order
+MAX_MUXED_ORDER_ID = 2**63 - 1  # bill_payments.muxed_id is a bigint: a larger id names no order
 ACCOUNT_FUNDING_TYPES = frozenset({"create_account", "account_merge"})
 
 
@@ -236,7 +236,11 @@ def _named_order(conn: Connection, payment: dict[str, Any]) -> dict[str, Any] | 
     by_memo = store.lock_order(conn, reference) if reference else None
     if muxed_id is None:
         return by_memo
-    by_muxed = store.lock_order_by_id(conn, int(muxed_id)) if muxed_id <= MAX_ORDER_ID else None
+    by_muxed = (
+        store.lock_order_by_muxed_id(conn, int(muxed_id))
+        if muxed_id <= MAX_MUXED_ORDER_ID
+        else None
+    )
     if reference is None:
         return by_muxed
     if by_memo is None or by_muxed is None or by_memo["id"] != by_muxed["id"]:

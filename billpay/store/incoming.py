@@ -121,10 +121,10 @@ def lock_order(conn: Connection, reference: str) -> dict[str, Any] | None:
     return dict(row) if row is not None else None
 
 
-def lock_order_by_id(conn: Connection, bill_id: int) -> dict[str, Any] | None:
-    """The order a muxed id names (the id of its bill_payments row), locked like lock_order."""
-    row = conn.execute(query("lock_order_by_id"), {"id": bill_id}).mappings().first()
-    return dict(row) if row is not None else None
+def lock_order_by_muxed_id(conn: Connection, muxed_id: int) -> dict[str, Any] | None:
+    """The order whose M-address carries ``muxed_id`` (sql/0016), locked FOR UPDATE."""
+    row = conn.execute(query("lock_order_by_muxed_id"), {"muxed_id": muxed_id}).mappings().first()
+    return dict(row) if row else None
 
 
 def record_outcome(

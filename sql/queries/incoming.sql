@@ -46,11 +46,12 @@ SELECT id, reference, status, amount_cngn, expires_at, expires_at > now() AS ope
  WHERE reference = :reference
    FOR UPDATE;
 
--- name: lock_order_by_id
--- The order a muxed id names (its bill_payments id), locked like lock_order_by_reference.
+-- name: lock_order_by_muxed_id
+-- The order a muxed id names (its random bill_payments.muxed_id, sql/0016), locked like
+-- lock_order_by_reference.
 SELECT id, reference, status, amount_cngn, expires_at, expires_at > now() AS open
   FROM bill_payments
- WHERE id = :id
+ WHERE muxed_id = :muxed_id
    FOR UPDATE;
 
 -- name: insert_quarantined_record

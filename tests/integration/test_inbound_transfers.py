@@ -233,7 +233,7 @@ def test_treasury_money_naming_a_payable_order_pays_it(
     if named_by == "memo":
         body["memo"] = f"BILL-{order['reference']}"
     else:
-        body["to"] = MuxedAccount(SYSTEM, order["id"]).account_muxed
+        body["to"] = MuxedAccount(SYSTEM, order["muxed_id"]).account_muxed
     _post(web, "payments", body)
     payment = _settle(db, stellar_settings, horizon)
     assert payment["match_outcome"] == "matched" and payment["bill_payment_id"] == order["id"]
@@ -282,20 +282,35 @@ def test_payment_to_the_orders_m_address_without_memo_completes_matching(
     db: Database, stellar_settings: Settings, horizon: HorizonClient, web: TestClient
 ) -> None:
     order = new_order(db, "5000")
-    to = MuxedAccount(SYSTEM, order["id"]).account_muxed
+    to = MuxedAccount(SYSTEM, order["muxed_id"]).account_muxed
     _post(web, "payments", {"from": USER.name, "amount": "5000", "to": to})
     payment = _settle(db, stellar_settings, horizon)
-    assert payment["to_muxed_id"] == order["id"] and payment["memo"] is None
+    assert payment["to_muxed_id"] == order["muxed_id"] and payment["memo"] is None
     assert payment["match_outcome"] == "matched" and payment["bill_payment_id"] == order["id"]
     bill = one_row(db, "SELECT * FROM bill_payments WHERE id = :id", id=order["id"])
     assert bill["status"] == "cngn_received"
+
+
+def test_an_orders_m_address_cannot_be_reached_by_counting_order_ids(
+    db: Database, stellar_settings: Settings, horizon: HorizonClient, web: TestClient
+) -> None:
+    """Found by review: with the order's primary key as muxed id, dust sent to M(system, n)
+    with the wrong amount sent order n to refund. The muxed id is random and its own."""
+    order = new_order(db, "5000")
+    assert order["muxed_id"] != order["id"] and order["muxed_id"] > 2**32
+    to = MuxedAccount(SYSTEM, order["id"]).account_muxed
+    _post(web, "payments", {"from": USER.name, "amount": "0.0000001", "to": to})
+    payment = _settle(db, stellar_settings, horizon)
+    assert payment["match_outcome"] == "unknown_reference" and payment["bill_payment_id"] is None
+    bill = one_row(db, "SELECT status FROM bill_payments WHERE id = :id", id=order["id"])
+    assert bill["status"] == "pending_payment"
 
 
 def test_memo_and_muxed_id_naming_different_orders_are_held_for_review(
     db: Database, stellar_settings: Settings, horizon: HorizonClient, web: TestClient
 ) -> None:
     first, second = new_order(db, "5000"), new_order(db, "5000")
-    to = MuxedAccount(SYSTEM, second["id"]).account_muxed
+    to = MuxedAccount(SYSTEM, second["muxed_id"]).account_muxed
     memo = f"BILL-{first['reference']}"
     _post(web, "payments", {"from": USER.name, "amount": "5000", "to": to, "memo": memo})
     payment = _settle(db, stellar_settings, horizon)
@@ -312,7 +327,7 @@ def test_memo_and_muxed_id_naming_the_same_order_match(
     db: Database, stellar_settings: Settings, horizon: HorizonClient, web: TestClient
 ) -> None:
     order = new_order(db, "5000")
-    to = MuxedAccount(SYSTEM, order["id"]).account_muxed
+    to = MuxedAccount(SYSTEM, order["muxed_id"]).account_muxed
     memo = f"BILL-{order['reference']}"
     _post(web, "payments", {"from": USER.name, "amount": "5000", "to": to, "memo": memo})
     assert _settle(db, stellar_settings, horizon)["match_outcome"] == "matched"
@@ -325,7 +340,7 @@ def test_contract_transfer_to_the_orders_muxed_id_completes_matching(
     db: Database, stellar_settings: Settings, horizon: HorizonClient, web: TestClient
 ) -> None:
     order = new_order(db, "5000")
-    body = {"from": WALLET, "amount": "5000", "destination_muxed_id": order["id"]}
+    body = {"from": WALLET, "amount": "5000", "destination_muxed_id": order["muxed_id"]}
     _post(web, "contract_transfers", body)
     payment = _settle(db, stellar_settings, horizon)
     assert payment["operation_type"] == "invoke_host_function"
