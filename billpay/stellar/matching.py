@@ -193,8 +193,8 @@ def _match_order(
 def _match_treasury(
     conn: Connection, payment: dict[str, Any], settings: Settings, actor: str
 ) -> tuple[MatchOutcome, bool]:
-    """Treasury money that names a payable order pays it (an operator paying for a customer);
-    any other is funding, never refunded, with an operator alert when it named an order: the
+    """Treasury money that names a payable order with its exact amount pays it (an operator
+    paying for a customer); any other is funding, never refunded, with an operator alert when it named an order: the
     operator meant to pay something and did not."""
     names_something = payment["to_muxed_id"] is not None or (
         payment["operation_type"] != "invoke_host_function"
@@ -205,7 +205,10 @@ def _match_treasury(
     )
     if names_something and orderable:
         named = _named_order(conn, payment)
-        if named is not _CONFLICT and named is not None and _payable(named):
+        # Only an exact payment pays the order: a treasury transfer with another amount is
+        # funding that named an order by mistake (refunding it, and the order with it, would
+        # send the operator's float back and cancel the customer's order).
+        if named is not _CONFLICT and named is not None and _pays_exactly(payment, named, settings):
             return _match_order(conn, payment, named, settings, actor)
     store.record_outcome(conn, payment["id"], MatchOutcome.TREASURY.value)
     if names_something:
@@ -219,8 +222,10 @@ def _match_treasury(
     return MatchOutcome.TREASURY, False
 
 
-def _payable(order: dict[str, Any]) -> bool:
-    return order["status"] == "pending_payment" and bool(order["open"])
+def _pays_exactly(payment: dict[str, Any], order: dict[str, Any], settings: Settings) -> bool:
+    """Whether ``payment`` is exactly what the payable ``order`` asks for."""
+    policy = settings.unknown_reference_policy
+    return decide(payment["amount"], order, policy) == MatchOutcome.MATCHED
 
 
 _CONFLICT: Any = object()

@@ -265,6 +265,21 @@ def test_treasury_money_naming_an_order_it_cannot_pay_stays_treasury_with_an_ale
     assert bill["status"] == "cngn_received"  # unchanged
 
 
+def test_treasury_funding_that_names_a_payable_order_with_another_amount_stays_funding(
+    db: Database, stellar_settings: Settings, horizon: HorizonClient, web: TestClient
+) -> None:
+    """Found by review: an operator funding 250,000 cNGN with a customer's memo pasted got it all
+    refunded, and the customer's order went to refund."""
+    order = new_order(db, "5000")
+    memo = f"BILL-{order['reference']}"
+    _post(web, "payments", {"from": TREASURY.account_id, "amount": "250000", "memo": memo})
+    payment = _settle(db, stellar_settings, horizon)
+    assert payment["match_outcome"] == "treasury" and _refund_of(db, payment["id"]) is None
+    assert len(_treasury_alerts(db)) == 1
+    bill = one_row(db, "SELECT status FROM bill_payments WHERE id = :id", id=order["id"])
+    assert bill["status"] == "pending_payment"
+
+
 def test_without_the_setting_a_memo_less_payment_is_refunded(
     db: Database, stellar_settings: Settings, horizon: HorizonClient, web: TestClient
 ) -> None:
