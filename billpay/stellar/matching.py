@@ -156,7 +156,13 @@ def _match_one(
         return _match_treasury(conn, payment, settings, actor)
     if funds is not None:
         store.record_outcome(conn, payment["id"], funds.outcome.value)
-        if funds.refund_reason is None:
+        if funds.refund_reason is None:  # nothing to list in `billpay refund held`: tell them
+            store.alert_held_without_refund(
+                conn,
+                payment_id=payment["id"],
+                operation_id=payment["operation_id"],
+                operation_type=payment["operation_type"],
+            )
             return funds.outcome, False
         return funds.outcome, _refund(conn, payment, funds.refund_reason, held=funds.held)
     named = _named_order(conn, payment)

@@ -21,6 +21,7 @@ from billpay.store.engine import Database
 from billpay.store.queries import query
 
 QUARANTINE_ALERT = "ingest_record_quarantined"
+HELD_WITHOUT_REFUND_ALERT = "inbound_transfer_held_without_refund"
 TREASURY_REFERENCE_ALERT = "treasury_payment_names_order"
 
 # --- ingest -------------------------------------------------------------------------------------
@@ -177,6 +178,23 @@ def alert_treasury_names_order(
             "to_muxed_id": to_muxed_id,
         },
         dedupe_key=f"treasury-reference:{payment_id}",
+    )
+
+
+def alert_held_without_refund(
+    conn: Connection, *, payment_id: int, operation_id: str, operation_type: str
+) -> bool:
+    """Operator alert: value arrived that is held for a person but has no refund row to list
+    (an account merge: Horizon's record does not say how much XLM it moved)."""
+    return outbox.enqueue(
+        conn,
+        kind=HELD_WITHOUT_REFUND_ALERT,
+        payload={
+            "incoming_payment_id": payment_id,
+            "operation_id": operation_id,
+            "operation_type": operation_type,
+        },
+        dedupe_key=f"held-without-refund:{payment_id}",
     )
 
 

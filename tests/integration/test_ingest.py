@@ -315,6 +315,14 @@ def test_every_inbound_transfer_has_exactly_one_stored_row_with_an_outcome(
     assert outcomes[hostile[10]["id"]] == outcomes[hostile[11]["id"]] == "wrong_asset"
     assert outcomes[_records("page1")[0]["id"]] == "treasury"  # the issuer created the account
     assert outcomes[_records("page2")[1]["id"]] == "held_for_review"  # a merge: for a person
+    with db.begin() as conn:  # it has no amount, so no refund row to list: operators are told
+        told = conn.execute(
+            sa.text(
+                "SELECT payload->>'operation_id' FROM notifications"
+                " WHERE kind = 'inbound_transfer_held_without_refund'"
+            )
+        ).scalars()
+        assert list(told) == [_records("page2")[1]["id"]]
 
     before = _counts(db)
     assert before["alerts"] == before["quarantined"] == 4
