@@ -177,13 +177,15 @@ def _operator(actor: str | None) -> str:
 
 
 def _note(note: str | None) -> str:
-    """An operator's note is mandatory and bounded (it is stored with the act)."""
+    """An operator's note is mandatory and bounded; stored masked, like every stored text."""
+    from billpay.tokens import mask_text
+
     text = (note or "").strip()
     if not text:
         _fail("--note: say why (it is stored with the act)")
     if len(text) > 500:
         _fail("--note: at most 500 characters")
-    return text
+    return mask_text(text)
 
 
 NoteOption = Annotated[str | None, typer.Option(help="why (mandatory, stored with the act)")]
@@ -214,6 +216,43 @@ def refund_release(
         if not operator.release_refund(root.db, refund_id, actor=_operator(actor), note=text):
             _fail(f"refund_id: no held refund {refund_id}", 1)
     _print_json({"refund_id": refund_id, "status": "pending", "note": text})
+
+
+@refund_app.command("settle")
+def refund_settle(
+    refund_id: Annotated[int, typer.Argument(help="the refund's id (billpay refund held)")],
+    tx_hash: Annotated[
+        str | None, typer.Option("--tx-hash", help="the transaction that returned the money")
+    ] = None,
+    note: NoteOption = None,
+    actor: ActorOption = None,
+) -> None:
+    """Close a held refund returned by hand (e.g. a Soroban transfer to a contract payer): it is
+    confirmed with that transaction, which Horizon must know as successful, and can never be
+    released and sent again."""
+    import re
+
+    from billpay.store import operator
+
+    text = _note(note)
+    digest = (tx_hash or "").strip().lower()
+    if not re.fullmatch(r"[0-9a-f]{64}", digest):
+        _fail("--tx-hash: the 64-hex-digit hash of the transaction that returned the money")
+    from billpay.stellar.horizon import HorizonError
+
+    with _open_app() as root:
+        try:
+            found = root.horizon.transaction(digest)
+        except HorizonError as exc:
+            _fail(f"Horizon: cannot check {digest} now ({exc}); try again", 1)
+        if found is None or found.get("successful") is not True:
+            _fail(f"--tx-hash: Horizon knows no successful transaction {digest}", 1)
+        why = operator.settle_refund(
+            root.db, refund_id, tx_hash=digest, actor=_operator(actor), note=text
+        )
+        if why is not None:
+            _fail(f"refund_id: {why}", 1)
+    _print_json({"refund_id": refund_id, "status": "confirmed", "tx_hash": digest, "note": text})
 
 
 @quarantine_app.command("list")

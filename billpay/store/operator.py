@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from billpay.store import refunds as refund_store
 from billpay.store.engine import Database
 from billpay.store.queries import query
 
@@ -16,13 +15,38 @@ def held_refunds(db: Database, limit: int = 100) -> list[dict[str, Any]]:
 
 
 def release_refund(db: Database, refund_id: int, *, actor: str, note: str) -> bool:
-    """A held refund may go (back to pending), with the operator's note. False if not held."""
-    released = refund_store.release_held_refund(db, refund_id, actor=actor)
-    if released:
-        with db.begin() as conn:
+    """A held refund may go (back to pending), with the operator's note, in one transaction.
+    False if it was not held."""
+    with db.begin() as conn:
+        released = bool(
+            conn.execute(query("release_refund_now"), {"id": refund_id, "actor": actor}).scalar()
+        )
+        if released:
             params = {"id": refund_id, "actor": actor, "note": note}
             conn.execute(query("note_refund_release"), params)
     return released
+
+
+def settle_refund(
+    db: Database, refund_id: int, *, tx_hash: str, actor: str, note: str
+) -> str | None:
+    """A held refund returned by hand in transaction ``tx_hash``: confirmed with it (its bill, if
+    any, refunded), audited, in one transaction. None when done, else why not. A settled refund
+    is confirmed, so nothing can release and send it a second time."""
+    with db.begin() as conn:
+        status = conn.execute(query("lock_refund_status"), {"id": refund_id}).scalar()
+        if status is None:
+            return f"no refund {refund_id}"
+        if status != "held":
+            return (
+                f"refund {refund_id} is {status}, not held: only a held refund is settled by hand"
+            )
+        detail = f"refund {refund_id} settled by hand in {tx_hash}: {note}"
+        params = {"id": refund_id, "tx_hash": tx_hash, "actor": actor, "detail": detail}
+        if not conn.execute(query("settle_refund_by_hand"), params).scalar():
+            return f"refund {refund_id} could not be confirmed with {tx_hash}"
+        conn.execute(query("note_refund_release"), {"id": refund_id, "actor": actor, "note": note})
+    return None
 
 
 def open_quarantine(db: Database, limit: int = 100) -> list[dict[str, Any]]:

@@ -103,3 +103,70 @@ def test_a_quarantined_record_is_listed_and_resolved_once(db, cli_env) -> None:
     ]
     again = runner.invoke(app, ["quarantine", "resolve", str(record_id), "--note", "again"])
     assert again.exit_code == 1 and "no open quarantined record" in again.output
+
+
+HASH = "ab" * 32
+
+
+class _Horizon:
+    """What the settle command asks Horizon: does this transaction exist, did it succeed."""
+
+    def __init__(self, known: dict[str, dict]) -> None:
+        self.known = known
+
+    def transaction(self, tx_hash: str) -> dict | None:
+        return self.known.get(tx_hash)
+
+
+def _horizon_knows(monkeypatch, known: dict[str, dict]) -> None:
+    from billpay.app import App
+
+    monkeypatch.setattr(App, "horizon", property(lambda self: _Horizon(known)))
+
+
+def test_a_held_refund_settled_by_hand_is_confirmed_and_can_never_be_sent_again(
+    db, cli_env, monkeypatch
+) -> None:
+    """Found by review: a refund returned by hand stayed held, listed forever, and a later
+    release would have sent it a second time."""
+    refund = _held_refund(db, "contract_payer")
+    _horizon_knows(monkeypatch, {HASH: {"hash": HASH, "successful": True}})
+    bad = runner.invoke(app, ["refund", "settle", str(refund), "--tx-hash", "zz", "--note", "x"])
+    assert bad.exit_code == 2 and "--tx-hash" in bad.output
+    unknown = "cd" * 32
+    missing = runner.invoke(
+        app, ["refund", "settle", str(refund), "--tx-hash", unknown, "--note", "x"]
+    )
+    assert missing.exit_code == 1 and "knows no successful transaction" in missing.output
+    assert one_row(db, "SELECT status FROM refunds WHERE id = :id", id=refund)["status"] == "held"
+
+    done = runner.invoke(
+        app,
+        ["refund", "settle", str(refund), "--tx-hash", HASH, "--note", "SAC transfer by hand"],
+    )
+    assert done.exit_code == 0, done.output
+    stored = one_row(
+        db, "SELECT status, tx_hash, operator_note FROM refunds WHERE id = :id", id=refund
+    )
+    assert stored == {
+        "status": "confirmed",
+        "tx_hash": HASH,
+        "operator_note": "SAC transfer by hand",
+    }
+    listed = json.loads(runner.invoke(app, ["refund", "held"]).output)
+    assert refund not in [r["id"] for r in listed]
+    again = runner.invoke(app, ["refund", "release", str(refund), "--note", "oops"])
+    assert again.exit_code == 1
+    assert one_row(db, "SELECT status FROM refunds WHERE id = :id", id=refund)["status"] == (
+        "confirmed"
+    )
+
+
+def test_notes_are_stored_masked(db, cli_env) -> None:
+    refund = _held_refund(db)
+    note = "customer 08031234567 confirmed, token 1234-5678-9012-3456-7890"
+    done = runner.invoke(app, ["refund", "release", str(refund), "--note", note])
+    assert done.exit_code == 0, done.output
+    stored = one_row(db, "SELECT operator_note FROM refunds WHERE id = :id", id=refund)
+    assert "08031234567" not in stored["operator_note"]
+    assert "1234-5678-9012-3456-7890" not in stored["operator_note"]
