@@ -147,14 +147,14 @@ _PHONE = re.compile(
 # or more digits (so the ".00" of an amount never joins a number); _mask_digits masks the run when
 # it totals ten digits or more. The second lookbehind refuses to start on the visible tail of a
 # number masked before ("****-7802", "*** 4567"), which would otherwise be masked again.
-_GROUPED_NUMBER = re.compile(
-    r"(?<![0-9])(?<!\*[ .\-])[0-9]+(?:[ \-][0-9]+|\.[0-9]{3,})+(?![0-9])"
-)
+_GROUPED_NUMBER = re.compile(r"(?<![0-9])(?<!\*[ .\-])[0-9]+(?:[ \-][0-9]+|\.[0-9]{3,})+(?![0-9])")
 # Kept whole, never masked: our attempt references (billpay.providers.base.make_attempt_reference:
 # a Lagos YYYYMMDDHHII stamp, the bill reference, "A" and the attempt number; the stamp alone is a
 # 12-digit run) and dates with their times (2026-12-01 10:30:00.000000), which are digit runs
 # joined by hyphens and spaces.
-_STAMP = r"(?:19|20)[0-9]{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12][0-9]|3[01])(?:[01][0-9]|2[0-3])[0-5][0-9]"
+_STAMP = (
+    r"(?:19|20)[0-9]{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12][0-9]|3[01])(?:[01][0-9]|2[0-3])[0-5][0-9]"
+)
 _DATE = r"(?:19|20)[0-9]{2}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])"
 _KEPT_IN_TEXT = re.compile(
     rf"(?<![0-9A-Za-z]){_STAMP}[0-9A-Z]{{1,40}}A[0-9]{{1,4}}(?![0-9A-Za-z])"

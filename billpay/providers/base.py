@@ -379,7 +379,9 @@ def storable_payment(result: PaymentResult, secrets: Iterable[str] = ()) -> Paym
         result,
         token=_clean_optional(result.token, 40),
         units=_clean_optional(result.units, 40),
-        provider_reference=_masked_optional(result.provider_reference, 100, secrets, remove_secrets),
+        provider_reference=_masked_optional(
+            result.provider_reference, 100, secrets, remove_secrets
+        ),
         reason_code=_masked_optional(result.reason_code, 80, secrets, remove_secrets),
         message=_masked_optional(result.message, 300, secrets),
     )
