@@ -306,10 +306,12 @@ def text_field(value: object, limit: int = _MAX_STRING) -> str | None:
     return None if text in ("", "N/A") else text
 
 
-# Text is masked whole before it is cut to what is stored: cut first, a key or an account split at
-# the cut no longer matches and its first half would be stored. Longer text is masked only this
-# far, and then its last MASK_MARGIN masked characters are dropped too, since they may hold the
-# first half of something split at the bound (longer than any key, account or token).
+# Text is masked before it is cut to what is stored: cut first, a key or an account split at the
+# cut no longer matches and its first half would be stored. For speed only the first
+# 4 * limit + MASK_MARGIN characters (at most MASK_BOUND) are masked; when that cut anything off,
+# the last MASK_MARGIN masked characters are dropped too, since they may hold the first half of
+# something split there (longer than any key, account or token). Masking shrinks text (keys to
+# "[redacted]", emails), so the kept part may reach past the limit before it is cut.
 MASK_BOUND = 4000
 MASK_MARGIN = 200
 
@@ -322,8 +324,9 @@ def masked_excerpt(
 ) -> str:
     """At most ``limit`` characters of ``value``, storable (see clean_text) and masked by
     ``mask`` (free text by default) with ``secrets``, masked before it is cut."""
-    masked = mask(clean_text(value[:MASK_BOUND], MASK_BOUND), secrets)
-    if len(value) > MASK_BOUND:
+    bound = min(MASK_BOUND, 4 * limit + MASK_MARGIN)
+    masked = mask(clean_text(value[:bound], bound), secrets)
+    if len(value) > bound:
         masked = masked[: max(len(masked) - MASK_MARGIN, 0)]
     return masked[:limit].strip()
 
