@@ -7,8 +7,9 @@ spaced, inside Flutterwave's ``extra`` (a string or a dict) or VTpass's ``purcha
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 TOKEN_DIGITS = 20
@@ -141,8 +142,24 @@ _EMAIL = re.compile(
 _PHONE = re.compile(
     r"(?<![0-9])(?:\+?234[ .\-]?\(?0?\)?|\(?0)[789][01][0-9]\)?(?:[ .\-]?[0-9]){7}(?![0-9])"
 )
-# Meters and smart cards in groups (0101 2345 6789): three or more groups of 3-4 digits.
-_GROUPED_NUMBER = re.compile(r"(?<![0-9])[0-9]{3,4}(?:[ \-][0-9]{3,4}){2,}(?![0-9])")
+# Meters, smart cards and accounts however they are grouped ('IUC 70 2723 4567', 'meter 45012
+# 345678'): digit groups of any size joined by single spaces or hyphens, or by a dot before three
+# or more digits (so the ".00" of an amount never joins a number); _mask_digits masks the run when
+# it totals ten digits or more. The second lookbehind refuses to start on the visible tail of a
+# number masked before ("****-7802", "*** 4567"), which would otherwise be masked again.
+_GROUPED_NUMBER = re.compile(r"(?<![0-9])(?<!\*[ .\-])[0-9]+(?:[ \-][0-9]+|\.[0-9]{3,})+(?![0-9])")
+# Kept whole, never masked: our attempt references (billpay.providers.base.make_attempt_reference:
+# a Lagos YYYYMMDDHHII stamp, the bill reference, "A" and the attempt number; the stamp alone is a
+# 12-digit run) and dates with their times (2026-12-01 10:30:00.000000), which are digit runs
+# joined by hyphens and spaces.
+_STAMP = (
+    r"(?:19|20)[0-9]{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12][0-9]|3[01])(?:[01][0-9]|2[0-3])[0-5][0-9]"
+)
+_DATE = r"(?:19|20)[0-9]{2}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])"
+_KEPT_IN_TEXT = re.compile(
+    rf"(?<![0-9A-Za-z]){_STAMP}[0-9A-Z]{{1,40}}A[0-9]{{1,4}}(?![0-9A-Za-z])"
+    rf"|(?<![0-9]){_DATE}(?:[ T][0-9]{{2}}:[0-9]{{2}}(?::[0-9]{{2}}(?:\.[0-9]{{1,6}})?)?)?(?![0-9])"
+)
 # Six or more digits in free text: meters (11-13), phones (11; 13 with 234), smart cards (10),
 # water accounts (6+). Shorter numbers (HTTP statuses, counts, years) stay readable.
 _LONG_NUMBER = re.compile(r"(?<![0-9])[0-9]{6,}(?![0-9])")
@@ -180,27 +197,70 @@ def _mask_key(match: re.Match[str]) -> str:
     return f"{match.group(1)} {REDACTED}" if match.group(1) else REDACTED
 
 
+# A secret shorter than this (an unset key, a short account) would garble ordinary text.
+MIN_SECRET_CHARS = 6
+# What may stand between two characters of a quoted secret: "0803-123-4567", "(0803) 123 4567",
+# "AB 1234 X", "FLWSECK_TEST-..." all hide the same characters.
+_SECRET_GAP = r"[^0-9A-Za-z]{0,3}"
+
+
+@functools.lru_cache(maxsize=512)
+def _secret_pattern(secret: str) -> re.Pattern[str] | None:
+    """``secret`` found whatever separates its characters and in any case. A secret of digits only
+    (a meter, a phone) is matched only as a whole number, never inside a longer one (a token)."""
+    chars = [c for c in secret if c.isascii() and c.isalnum()]
+    if len(chars) < MIN_SECRET_CHARS:
+        return None
+    pattern = _SECRET_GAP.join(re.escape(c) for c in chars)
+    if all(c.isdigit() for c in chars):
+        pattern = rf"(?<![0-9]){pattern}(?![0-9])"
+    return re.compile(pattern, re.IGNORECASE)
+
+
+def remove_secrets(text: str, secrets: Iterable[str] = ()) -> str:
+    """``text`` with every quoted ``secret`` (our key values; the customer's account and phone
+    for the call at hand) replaced by ``[redacted]``, however its characters are separated."""
+    for secret in sorted(set(secrets), key=len, reverse=True):  # a longer one may contain another
+        pattern = _secret_pattern(secret) if secret else None
+        if pattern is not None:
+            text = pattern.sub(REDACTED, text)
+    return text
+
+
+def _outside_kept(text: str, mask: Callable[[str], str]) -> str:
+    """``mask`` applied to the text between attempt references and dates, which stay whole."""
+    parts, start = [], 0
+    for kept in _KEPT_IN_TEXT.finditer(text):
+        parts += [mask(text[start : kept.start()]), kept.group(0)]
+        start = kept.end()
+    parts.append(mask(text[start:]))
+    return "".join(parts)
+
+
 def _masked(
     text: str, secrets: Iterable[str], tokens: re.Pattern[str], numbers: re.Pattern[str]
 ) -> str:
     # Keys first: the digit rules below would otherwise half-mask a key and hide it from these.
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, REDACTED)
-    text = _KEY_IN_TEXT.sub(_mask_key, text)
-    text = tokens.sub(_mask_token_in_text, text)
-    text = _EMAIL.sub(lambda m: f"{m.group(1)}***@{m.group(2)}", text)
-    text = _PHONE.sub(_mask_digits, text)
-    text = _GROUPED_NUMBER.sub(_mask_digits, text)
-    return numbers.sub(lambda m: mask_account(m.group(0)), text)
+    text = _KEY_IN_TEXT.sub(_mask_key, remove_secrets(text, secrets))
+
+    def digits(part: str) -> str:
+        part = tokens.sub(_mask_token_in_text, part)
+        part = _EMAIL.sub(lambda m: f"{m.group(1)}***@{m.group(2)}", part)
+        part = _PHONE.sub(_mask_digits, part)
+        part = _GROUPED_NUMBER.sub(_mask_digits, part)
+        return numbers.sub(lambda m: mask_account(m.group(0)), part)
+
+    return _outside_kept(text, digits)
 
 
 def mask_text(text: str, secrets: Iterable[str] = ()) -> str:
     """Free text (an error message, a body excerpt) safe to store and log: every token in it
     masked as :func:`mask_token` does (whatever separates its groups); phones (any spacing),
-    grouped meter numbers and other long numbers as :func:`mask_account` does; emails to their
-    first letter and domain; ``secrets`` (our configured key values), bearer credentials and
-    Flutterwave/Paystack-shaped keys replaced by ``[redacted]``.
+    numbers of ten digits or more however grouped, and other numbers of six digits or more as
+    :func:`mask_account` does; emails to their first letter and domain; ``secrets`` (our
+    configured key values, the customer's account and phone: see :func:`remove_secrets`), bearer
+    credentials and Flutterwave/Paystack-shaped keys replaced by ``[redacted]``. Our attempt
+    references and dates stay whole.
 
     Every pattern runs in linear time, so any length may be passed (logs pass whole messages)."""
     return _masked(text, secrets, _TOKEN_IN_TEXT, _LONG_NUMBER)

@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -52,7 +52,14 @@ from typing import Any, Protocol, runtime_checkable
 from zoneinfo import ZoneInfo
 
 from billpay.orders import BillOrder, BillType
-from billpay.tokens import extract_token, mask_account, mask_reference, mask_text, mask_token
+from billpay.tokens import (
+    extract_token,
+    mask_account,
+    mask_reference,
+    mask_text,
+    mask_token,
+    remove_secrets,
+)
 
 LAGOS = ZoneInfo("Africa/Lagos")
 REFERENCE_STAMP_FORMAT = "%Y%m%d%H%M"  # VTpass: the first 12 chars of a request_id
@@ -299,6 +306,47 @@ def text_field(value: object, limit: int = _MAX_STRING) -> str | None:
     return None if text in ("", "N/A") else text
 
 
+# Text is masked before it is cut to what is stored: cut first, a key or an account split at the
+# cut no longer matches and its first half would be stored. For speed only the first
+# 4 * limit + MASK_MARGIN characters (at most MASK_BOUND) are masked; when that cut anything off,
+# the last MASK_MARGIN masked characters are dropped too, since they may hold the first half of
+# something split there (longer than any key, account or token). Masking shrinks text (keys to
+# "[redacted]", emails), so the kept part may reach past the limit before it is cut.
+MASK_BOUND = 4000
+MASK_MARGIN = 200
+
+
+def masked_excerpt(
+    value: str,
+    limit: int,
+    secrets: Iterable[str] = (),
+    mask: Callable[[str, Iterable[str]], str] = mask_text,
+) -> str:
+    """At most ``limit`` characters of ``value``, storable (see clean_text) and masked by
+    ``mask`` (free text by default) with ``secrets``, masked before it is cut."""
+    bound = min(MASK_BOUND, 4 * limit + MASK_MARGIN)
+    masked = mask(clean_text(value[:bound], bound), secrets)
+    if len(value) > bound:
+        masked = masked[: max(len(masked) - MASK_MARGIN, 0)]
+    return masked[:limit].strip()
+
+
+def customer_secrets(order: BillOrder) -> tuple[str, ...]:
+    """What of ``order`` is the customer's own and must never be stored or logged, as secrets for
+    :func:`billpay.tokens.remove_secrets`: the account number and the phone, each also in the
+    other spellings of a Nigerian number (0803..., 234803..., 803...). Separators need no
+    variants: secrets are matched whatever separates their characters."""
+    values: list[str] = []
+    for value in (order.account_number, order.phone):
+        digits = "".join(c for c in value or "" if c.isascii() and c.isalnum())
+        values.append(digits)
+        if digits.isdigit() and len(digits) == 11 and digits.startswith("0"):
+            values += ["234" + digits[1:], digits[1:]]
+        elif digits.isdigit() and len(digits) == 13 and digits.startswith("234"):
+            values += ["0" + digits[3:], digits[3:]]
+    return tuple(dict.fromkeys(v for v in values if v))
+
+
 def normalise_key(key: object) -> str:
     """``"Customer_Number"``, ``"customer-number"``, ``"CustomerNumber"`` -> ``"customernumber"``:
     providers spell the same field many ways."""
@@ -327,13 +375,17 @@ UNITS_FIELDS = ("maintokenunits", "units", "unit", "tokenunits", "bonustokenunit
 
 def storable_payment(result: PaymentResult, secrets: Iterable[str] = ()) -> PaymentResult:
     """``result`` with every string it carries cleaned; messages also masked (they quote meters,
-    tokens and our keys, ``secrets``, back at us)."""
+    tokens and our keys, ``secrets``, back at us) and ``secrets`` (keys, the customer's account
+    and phone) removed from the other texts. The token stays whole: it is the customer's
+    purchase."""
     return replace(
         result,
         token=_clean_optional(result.token, 40),
         units=_clean_optional(result.units, 40),
-        provider_reference=_clean_optional(result.provider_reference, 100),
-        reason_code=_clean_optional(result.reason_code, 80),
+        provider_reference=_masked_optional(
+            result.provider_reference, 100, secrets, remove_secrets
+        ),
+        reason_code=_masked_optional(result.reason_code, 80, secrets, remove_secrets),
         message=_masked_optional(result.message, 300, secrets),
     )
 
@@ -341,9 +393,9 @@ def storable_payment(result: PaymentResult, secrets: Iterable[str] = ()) -> Paym
 def storable_check(check: AccountCheck, secrets: Iterable[str] = ()) -> AccountCheck:
     return replace(
         check,
-        customer_name=_clean_optional(check.customer_name, 200),
-        address=_clean_optional(check.address, 300),
-        reason_code=_clean_optional(check.reason_code, 80),
+        customer_name=_masked_optional(check.customer_name, 200, secrets, remove_secrets),
+        address=_masked_optional(check.address, 300, secrets, remove_secrets),
+        reason_code=_masked_optional(check.reason_code, 80, secrets, remove_secrets),
         message=_masked_optional(check.message, 300, secrets),
     )
 
@@ -356,9 +408,13 @@ def _clean_optional(value: str | None, limit: int) -> str | None:
     return None if value is None else (clean_text(value, limit) or None)
 
 
-def _masked_optional(value: str | None, limit: int, secrets: Iterable[str] = ()) -> str | None:
-    cleaned = _clean_optional(value, limit * 2)
-    return None if cleaned is None else mask_text(cleaned, secrets)[:limit]
+def _masked_optional(
+    value: str | None,
+    limit: int,
+    secrets: Iterable[str] = (),
+    mask: Callable[[str, Iterable[str]], str] = mask_text,
+) -> str | None:
+    return None if value is None else (masked_excerpt(value, limit, secrets, mask) or None)
 
 
 # --- redaction of stored bodies ---------------------------------------------------------------
@@ -394,14 +450,14 @@ def _is_account_key(key: str, value: Any) -> bool:
 
 
 def _redact_reference(value: str | int, secrets: Iterable[str]) -> Any:
-    text = text_field(value, _MAX_STRING * 2)
+    text = text_field(value, MASK_BOUND + 1)  # one more: masked_excerpt then knows it was cut
     if text is None:
         return redact(value, secrets=secrets)  # an int past the digit limit, "", "N/A"
     if _ATTEMPT_REFERENCE.fullmatch(text) and reference_created_at(text) is not None:
         return text[:_MAX_STRING]
     if _FLUTTERWAVE_TX_REF.fullmatch(text):
         return text
-    masked = mask_reference(text, secrets)[:_MAX_STRING]
+    masked = masked_excerpt(text, _MAX_STRING, secrets, mask_reference)
     return value if isinstance(value, int) and masked == text else masked
 
 
@@ -440,7 +496,7 @@ def redact(body: Any, depth: int = 0, *, secrets: Iterable[str] = ()) -> Any:
         return "[...]"
     if isinstance(body, Mapping):
         return {
-            mask_text(clean_text(str(k), _MAX_KEY), secrets): _redact_value(
+            masked_excerpt(str(k), _MAX_KEY, secrets): _redact_value(
                 normalise_key(k), v, depth, secrets
             )
             for k, v in list(body.items())[:_MAX_KEYS]
@@ -451,4 +507,4 @@ def redact(body: Any, depth: int = 0, *, secrets: Iterable[str] = ()) -> Any:
         return body
     if isinstance(body, int | float):
         return _redact_number(body)
-    return mask_text(clean_text(str(body), _MAX_STRING * 2), secrets)[:_MAX_STRING]
+    return masked_excerpt(str(body), _MAX_STRING, secrets)

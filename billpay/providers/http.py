@@ -25,8 +25,9 @@ from pydantic import SecretStr
 
 from billpay.catalogue import Biller, biller_supported, find_biller
 from billpay.config import Settings
-from billpay.orders import BillType
+from billpay.orders import BillOrder, BillType
 from billpay.providers.base import (
+    MASK_BOUND,
     AccountCheck,
     CallRecord,
     Catalogue,
@@ -36,12 +37,12 @@ from billpay.providers.base import (
     PaymentOutcome,
     PaymentResult,
     ProviderError,
-    clean_text,
+    customer_secrets,
+    masked_excerpt,
     redact,
     storable_check,
     storable_payment,
 )
-from billpay.tokens import mask_text
 
 log = logging.getLogger(__name__)
 
@@ -76,12 +77,13 @@ class Exchange:
 
     def summary(self, secrets: Iterable[str] = ()) -> dict[str, Any]:
         """Fallback summary for bodies that are not JSON (HTML error pages, empty bodies);
-        ``secrets``: the adapter's own key values, removed wherever they are quoted."""
+        ``secrets``: the adapter's own key values and the customer's account and phone, removed
+        wherever they are quoted."""
         if self.transport_error:
             return {"transport_error": self.transport_error}
         # HTML error pages and text quote meters, phones, tokens and keys back: masked like free
-        # text.
-        return {"body_excerpt": mask_text(clean_text(self.text, 500), secrets)[:200]}
+        # text, before the excerpt is cut.
+        return {"body_excerpt": masked_excerpt(self.text, 200, secrets)}
 
 
 # Shorter values are not keys (an unset key is ""); removing them would garble text.
@@ -189,7 +191,8 @@ def _finish(started_at: datetime, clock: float, **fields: Any) -> Exchange:
         started_at=started_at,
         finished_at=datetime.now(UTC),
         latency_ms=latency_ms,
-        text=text[:500],
+        # One character more than is masked, so the excerpt knows the body was cut there.
+        text=text[: MASK_BOUND + 1],
         **fields,
     )
 
@@ -266,6 +269,7 @@ def guarded(operation: Operation) -> Callable[[_Method], _Method]:
         def guarded_method(self: HttpAdapter, *args: Any, **kwargs: Any) -> Any:
             self._calls.sent = False
             self._calls.exchange = None
+            self._calls.secrets = self._secrets + _order_secrets(args, kwargs)
             try:
                 return method(self, *args, **kwargs)
             except ProviderError:
@@ -276,10 +280,21 @@ def guarded(operation: Operation) -> Callable[[_Method], _Method]:
                 # The call went through, so its arguments bind: (order, reference) or (biller,).
                 bound = signature.bind(self, *args, **kwargs).arguments
                 return self._unreadable(operation, tuple(bound.values())[1:], exc)
+            finally:
+                self._calls.secrets = None
 
         return guarded_method  # type: ignore[return-value]
 
     return wrap
+
+
+def _order_secrets(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[str, ...]:
+    """The customer's account and phone when the operation is about an order (verify, pay,
+    requery), so everything stored or logged for it is masked with them."""
+    for value in (*args, *kwargs.values()):
+        if isinstance(value, BillOrder):
+            return customer_secrets(value)
+    return ()
 
 
 class HttpAdapter:
@@ -351,10 +366,14 @@ class HttpAdapter:
     def _mark_sent(self, _: httpx.Request) -> None:
         self._calls.sent = True
 
+    def _call_secrets(self) -> tuple[str, ...]:
+        """Our keys, plus the customer's account and phone inside an operation on an order."""
+        return getattr(self._calls, "secrets", None) or self._secrets
+
     def _masked(self, text: str | None, limit: int = 300) -> str | None:
-        """Free text from an answer, storable and masked (our keys included)."""
-        cleaned = clean_text(text or "", limit * 2)
-        return mask_text(cleaned, self._secrets)[:limit] or None
+        """Free text from an answer, storable and masked (our keys and the order's account and
+        phone included)."""
+        return masked_excerpt(text or "", limit, self._call_secrets()) or None
 
     def _record(
         self,
@@ -364,13 +383,13 @@ class HttpAdapter:
         outcome: str,
         error_class: str | None,
     ) -> CallRecord:
-        body = exchange_.body
+        body, secrets = exchange_.body, self._call_secrets()
         if isinstance(body, dict):
-            summary = redact(body, secrets=self._secrets)
+            summary = redact(body, secrets=secrets)
         elif body is not None:  # JSON, but not the object we expected (a list, a string...)
-            summary = {"body": redact(body, secrets=self._secrets)}
+            summary = {"body": redact(body, secrets=secrets)}
         else:
-            summary = exchange_.summary(self._secrets)  # the masked excerpt of the raw text
+            summary = exchange_.summary(secrets)  # the masked excerpt of the raw text
         return call_record(
             self.name,
             operation,
@@ -388,14 +407,14 @@ class HttpAdapter:
         storable (see base.clean_text)."""
         error_class = result.error_class.value if result.error_class else None
         call = self._record(operation, reference, ex, result.outcome.value, error_class)
-        return replace(storable_payment(result, self._secrets), call=call)
+        return replace(storable_payment(result, self._call_secrets()), call=call)
 
     def _with_check_call(self, reference: str, ex: Exchange, check: AccountCheck) -> AccountCheck:
         """``check`` with the call record of the verify exchange that produced it (storable)."""
         outcome = {True: "valid", False: "invalid", None: "unknown"}[check.valid]
         error_class = check.error_class.value if check.error_class else None
         call = self._record(Operation.VERIFY, reference, ex, outcome, error_class)
-        return replace(storable_check(check, self._secrets), call=call)
+        return replace(storable_check(check, self._call_secrets()), call=call)
 
     def _unreadable(self, operation: Operation, args: tuple[Any, ...], exc: Exception) -> Any:
         """The outcome of an answer the mapping code could not read (see ``guarded``). It is a

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
@@ -15,16 +16,21 @@ import pytest
 
 import billpay.providers.flutterwave as flutterwave_module
 import billpay.providers.vtpass as vtpass_module
+from billpay.orders import BillOrder, BillType
 from billpay.providers.base import (
     ErrorClass,
     PaymentOutcome,
+    PaymentResult,
     clean_text,
+    customer_secrets,
     kobo_from_naira,
     make_attempt_reference,
     redact,
+    storable_payment,
 )
 from billpay.providers.flutterwave import FlutterwaveProvider
 from billpay.providers.vtpass import VTpassProvider
+from billpay.tokens import format_token
 from tests.hostile import (
     BOM,
     DSTV,
@@ -433,3 +439,114 @@ def test_meters_phones_and_tokens_under_reference_keys_are_masked(
 )
 def test_our_and_the_providers_transaction_references_stay_readable(key: str, value: str) -> None:
     assert redact({key: value}) == {key: value}
+
+
+# --- issue 12 review 3: the customer's own account and phone, masked before cutting -------------
+
+POSTPAID = replace(PREPAID, account_number="12345678901234", account_type="postpaid")
+WATER = BillOrder(
+    reference="7K3M9QZ2XA", phone="08031234567", bill_type=BillType.WATER, biller="fct-water",
+    account_number="AB1234X", amount_kobo=500_000,
+)  # fmt: skip
+
+
+def _shows(result: Any, *values: str) -> list[str]:
+    """The stored strings of ``result`` that still carry one of ``values`` (compared on letters
+    and digits only, so a grouped or spaced copy counts)."""
+
+    def compact(text: str) -> str:
+        return "".join(c for c in text.lower() if c.isalnum())
+
+    return [s for s in strings_in(result) for v in values if compact(v) in compact(s)]
+
+
+def test_a_pay_answer_echoing_the_customers_account_and_phone_stores_neither(vtpass_flw) -> None:
+    queue, vtpass, _ = vtpass_flw
+    body = fixture("vtpass_pay_electricity_prepaid_success.json")
+    body["content"]["transactions"]["unique_element"] = "N/A"
+    body |= {
+        "customerRef": "12345678901234",
+        "ref": 12345678901234,
+        "exchangeReference": "1234 5678 9012 34",
+        "response_description": "PAID 1234-5678-9012-34 for +234 803 123 4567 / 2348031234567",
+        "customerName": "ADA 8031234567",
+    }
+    for order in (POSTPAID, replace(PREPAID, account_number="12345678901234")):
+        queue.append(httpx.Response(200, json=body))
+        result = vtpass.pay(order, REFERENCE)
+        assert result.outcome == PaymentOutcome.SUCCESS
+        assert _shows(result, "12345678901234", "8031234567") == []
+    # The customer's purchase is untouched: the receipt shows the whole token.
+    assert result.token == TOKEN and format_token(result.token) == "2636-2054-4059-8275-7802"
+
+
+def test_a_short_postpaid_account_echoed_under_a_reference_key_is_not_stored(vtpass_flw) -> None:
+    queue, vtpass, _ = vtpass_flw
+    order = replace(POSTPAID, account_number="4501234")
+    queue.append(httpx.Response(200, json={"code": "016", "customerRef": "4501234"}))
+    queue.append(httpx.Response(200, json={"code": "016", "requestId": 4501234}))
+    for _ in range(2):
+        assert _shows(vtpass.pay(order, REFERENCE), "4501234") == []
+
+
+def test_an_alphanumeric_water_account_is_masked_in_free_text(vtpass_flw) -> None:
+    queue, _, flw = vtpass_flw
+    message = "customer ab 1234 x not found; note: acct AB1234X for water"
+    queue.append(httpx.Response(400, json={"status": "error", "message": message}))
+    queue.append(raw(f"<html>{message}</html>", 502, "text/html"))
+    queue.append(httpx.Response(400, json={"status": "error", "data": {"note": message}}))
+    results = [flw.verify_account(WATER), flw.pay(WATER, REFERENCE), flw.pay(WATER, REFERENCE)]
+    for result in results:
+        assert _shows(result, "AB1234X") == []
+    assert results[0].message and "[redacted]" in results[0].message
+
+
+@pytest.mark.parametrize(
+    ("body", "account"),
+    [
+        ({"customerRef": "12345678901234"}, "12345678901234"),  # a 14-digit postpaid account
+        ({"customerRef": "4501234"}, "4501234"),
+        ({"ref": 12345678901234}, "12345678901234"),
+        ({"note": "acct 1234 5678 9012 34 / 0803 123 4567"}, "12345678901234"),
+        ({"Customer Ref 4501234": 1}, "4501234"),
+    ],
+)
+def test_redact_with_the_orders_values_hides_them_under_any_key(
+    body: dict[str, Any], account: str
+) -> None:
+    secrets = customer_secrets(replace(POSTPAID, account_number=account))
+    digits = "".join(c for c in json.dumps(redact(body, secrets=secrets)) if c.isdigit())
+    assert account not in digits and "8031234567" not in digits
+
+
+def test_customer_secrets_cover_every_spelling_of_a_nigerian_phone() -> None:
+    secrets = customer_secrets(replace(DSTV, phone="0803-123-4567"))
+    assert {"0025401100", "08031234567", "2348031234567", "8031234567"} <= set(secrets)
+
+
+FLW_KEY = SETTINGS.flutterwave_secret_key.get_secret_value()
+VTPASS_KEY = SETTINGS.vtpass_secret_key.get_secret_value()
+
+
+def test_text_is_masked_before_it_is_cut_so_a_key_at_the_cut_is_not_half_stored() -> None:
+    # Masked emails shrink (32 characters to 10), so text far into the message is stored. Under
+    # the old order (cut at twice the limit, then mask) a key straddling that cut lost its end,
+    # no longer matched, and its first half was stored.
+    emails = "abcdefghijklmnopqrstuvwxyz@x.io " * 18  # 576 characters
+    message = emails + "x" * 14 + VTPASS_KEY  # the message's old cut (600) splits the key
+    result = storable_payment(PaymentResult(PaymentOutcome.FAILED, message=message), [VTPASS_KEY])
+    assert result.message and "x" * 14 in result.message and "SK_sec" not in result.message
+    leaf = emails[: 32 * 12] + "x" * 8 + VTPASS_KEY  # a stored string's old cut (400)
+    stored = json.dumps(redact({"data": [leaf]}, secrets=[VTPASS_KEY]))
+    assert "x" * 8 in stored and "SK_sec" not in stored
+
+
+def test_a_non_json_body_is_masked_whole_before_its_excerpt_is_cut(vtpass_flw) -> None:
+    queue, vtpass, _ = vtpass_flw
+    # NULs vanish when the text is cleaned, so the key lands inside the stored excerpt; the raw
+    # body used to be cut at 500 characters first, leaving "SK_secret_" unrecognisable.
+    queue.append(raw("\x00" * 490 + f"{VTPASS_KEY} rejected", 502, "text/html"))
+    queue.append(raw("<p>" + f"{FLW_KEY} " * 12 + f"{FLW_KEY}</p>", 502, "text/html"))
+    for _ in range(2):
+        stored = json.dumps(strings_in(vtpass.pay(PREPAID, REFERENCE)))
+        assert "SK_secret" not in stored and FLW_KEY[:10] not in stored

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from billpay.tokens import extract_token, mask_text
+from billpay.providers.base import make_attempt_reference
+from billpay.tokens import extract_token, mask_text, remove_secrets
+from tests.unit.provider_cases import NOW
 
 TOKEN = "26362054405982757802"
 
@@ -145,3 +147,68 @@ def test_every_engine_the_project_builds_hides_bound_values() -> None:
                 )
                 calls.append((path.name, node.lineno, hidden))
     assert calls and all(hidden for *_, hidden in calls), calls
+
+
+# --- issue 12 review 3: grouped numbers, the customer's own values, what stays readable -------
+
+
+@pytest.mark.parametrize(
+    ("text", "number"),
+    [
+        ("IUC 70 2723 4567", "70 2723 4567"),
+        ("card 7027 2345 67", "7027 2345 67"),
+        ("meter 45 0123 45678", "45 0123 45678"),
+        ("acct 1234 5678 90123", "1234 5678 90123"),
+        ("meter 45012 345678", "45012 345678"),
+        ("meter 4501-2345-678 ok", "4501-2345-678"),
+        ("meter 4501.2345.678", "4501.2345.678"),
+    ],
+)
+def test_numbers_of_ten_digits_or_more_are_masked_however_they_are_grouped(
+    text: str, number: str
+) -> None:
+    masked = mask_text(text)
+    shown = "".join(c for c in masked if c.isdigit())
+    assert len(shown) == 4 and shown == "".join(c for c in number if c.isdigit())[-4:]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "paid 5,000.00 at 2026-12-01 10:30:00",
+        "at 2026-12-01 10:30:00.000000 (Lagos)",
+        "paid 1,250,000.00 on 2026-12-01T10:30:00Z",
+        f"attempt {make_attempt_reference('7K3M9QZ2XA', 1, NOW)} retried",
+        f"attempt {make_attempt_reference('0123456789', 12, NOW)} retried",
+        "3 tries, 12 34 56",
+    ],
+)
+def test_amounts_dates_and_our_attempt_references_stay_readable(text: str) -> None:
+    assert mask_text(text) == text
+
+
+def test_a_masked_token_keeps_its_last_four_next_to_other_numbers() -> None:
+    masked = mask_text(f"token {TOKEN} 4501 2345 ref")
+    assert masked == "token ****-****-****-****-7802 4501 2345 ref"
+
+
+@pytest.mark.parametrize(
+    ("text", "secret"),
+    [
+        ("meter 4501 2345 678 not found", "45012345678"),
+        ("call (0803) 123-4567", "08031234567"),
+        ("account ab 1234 x unknown", "AB1234X"),
+        ("account FCT/12345 unknown", "FCT12345"),
+        ("postpaid 4501234 unpaid", "4501234"),
+    ],
+)
+def test_a_secret_is_removed_whatever_separates_its_characters(text: str, secret: str) -> None:
+    masked = mask_text(text, [secret])
+    assert "[redacted]" in masked
+    assert secret.lower() not in "".join(c for c in masked.lower() if c.isalnum())
+
+
+def test_a_digit_secret_inside_a_longer_number_leaves_that_number_to_its_own_rule() -> None:
+    # The customer's 6-digit account inside a token must not split the token open.
+    assert mask_text(f"token {TOKEN}", ["054405"]) == "token ****-****-****-****-7802"
+    assert remove_secrets("stamp 202612011030", ["120110"]) == "stamp 202612011030"
