@@ -188,6 +188,27 @@ def _note(note: str | None) -> str:
     return mask_text(text)
 
 
+def _operator_list(reader: str, limit: int) -> None:
+    """Print what ``billpay.store.operator.<reader>`` lists, as JSON."""
+    from billpay.store import operator
+
+    with _open_app() as root:
+        _print_json(getattr(operator, reader)(root.db, limit))
+
+
+def _operator_act(
+    act: str, row_id: int, note: str | None, actor: str | None, missing: str, done: dict
+) -> None:
+    """Run ``billpay.store.operator.<act>`` on one row with the operator's name and note."""
+    from billpay.store import operator
+
+    text = _note(note)
+    with _open_app() as root:
+        if not getattr(operator, act)(root.db, row_id, actor=_operator(actor), note=text):
+            _fail(f"{next(iter(done))}: {missing}", 1)
+    _print_json({**done, "note": text})
+
+
 NoteOption = Annotated[str | None, typer.Option(help="why (mandatory, stored with the act)")]
 ActorOption = Annotated[str | None, typer.Option(help="who acts (default: the login name)")]
 
@@ -195,10 +216,7 @@ ActorOption = Annotated[str | None, typer.Option(help="who acts (default: the lo
 @refund_app.command("held")
 def refund_held(limit: Annotated[int, typer.Option(min=1, max=1000)] = 100) -> None:
     """List refunds held for a person (hold_reason says why), oldest first, as JSON."""
-    from billpay.store import operator
-
-    with _open_app() as root:
-        _print_json(operator.held_refunds(root.db, limit))
+    _operator_list("held_refunds", limit)
 
 
 @refund_app.command("release")
@@ -209,13 +227,8 @@ def refund_release(
 ) -> None:
     """Let a held refund go: it is built and sent by the next pipeline tick (a contract payer's
     refund is held again: no classic payment reaches a contract)."""
-    from billpay.store import operator
-
-    text = _note(note)
-    with _open_app() as root:
-        if not operator.release_refund(root.db, refund_id, actor=_operator(actor), note=text):
-            _fail(f"refund_id: no held refund {refund_id}", 1)
-    _print_json({"refund_id": refund_id, "status": "pending", "note": text})
+    done = {"refund_id": refund_id, "status": "pending"}
+    _operator_act("release_refund", refund_id, note, actor, f"no held refund {refund_id}", done)
 
 
 @refund_app.command("settle")
@@ -258,10 +271,7 @@ def refund_settle(
 @quarantine_app.command("list")
 def quarantine_list(limit: Annotated[int, typer.Option(min=1, max=1000)] = 100) -> None:
     """List open quarantined Horizon records (the raw record and why it was unreadable)."""
-    from billpay.store import operator
-
-    with _open_app() as root:
-        _print_json(operator.open_quarantine(root.db, limit))
+    _operator_list("open_quarantine", limit)
 
 
 @quarantine_app.command("resolve")
@@ -271,13 +281,9 @@ def quarantine_resolve(
     actor: ActorOption = None,
 ) -> None:
     """Mark a quarantined record settled by hand (say how in --note)."""
-    from billpay.store import operator
-
-    text = _note(note)
-    with _open_app() as root:
-        if not operator.resolve_quarantine(root.db, record_id, actor=_operator(actor), note=text):
-            _fail(f"record_id: no open quarantined record {record_id}", 1)
-    _print_json({"record_id": record_id, "resolved": True, "note": text})
+    missing = f"no open quarantined record {record_id}"
+    done = {"record_id": record_id, "resolved": True}
+    _operator_act("resolve_quarantine", record_id, note, actor, missing, done)
 
 
 @app.command()

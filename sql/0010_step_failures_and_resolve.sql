@@ -8,13 +8,23 @@ ALTER TABLE bill_payments
     ADD COLUMN step_error text;
 
 -- A pay step that failed before its attempt was committed waits its backoff like every other
--- step (the other bill queues already read next_attempt_at). A bill reaches processing_bill
--- with next_attempt_at NULL or in the past, so this changes nothing else. The columns stay
--- those of bill_payments (CREATE OR REPLACE may only add the new ones at the end).
+-- step. A bill reaches processing_bill with next_attempt_at NULL or in the past, so this
+-- changes nothing else. The columns stay those of bill_payments (CREATE OR REPLACE may only
+-- add the new ones at the end).
 CREATE OR REPLACE VIEW queue_pay_bills AS
     SELECT * FROM bill_payments
     WHERE status = 'processing_bill' AND (claimed_until IS NULL OR claimed_until < now())
       AND (next_attempt_at IS NULL OR next_attempt_at <= now());
+
+-- The same in cngn_received: sql/0002's branch for it did not read next_attempt_at, so a bill
+-- whose first step raised there was verified again every tick. One branch per state, as in
+-- sql/0002, so each can use its partial index.
+CREATE OR REPLACE VIEW queue_verify_accounts AS
+    SELECT * FROM bill_payments
+    WHERE (status = 'cngn_received' AND (claimed_until IS NULL OR claimed_until < now())
+           AND (next_attempt_at IS NULL OR next_attempt_at <= now()))
+       OR (status = 'verifying_account' AND (claimed_until IS NULL OR claimed_until < now())
+           AND (next_attempt_at IS NULL OR next_attempt_at <= now()));
 
 -- The step a worker ran on its claimed bill raised: count it, keep the (masked) error, make the
 -- bill due again only at p_next_attempt_at and give the lease back. A pay attempt already
@@ -115,6 +125,13 @@ BEGIN
                       v_bill.claimed_by, v_bill.claimed_until);
     END IF;
     PERFORM billpay_set_actor(p_actor, p_detail);
+    -- The open pay attempt ends with the operator's word (its answer never came), so history
+    -- and reconciliation agree with the bill. An attempt that did record an answer keeps it.
+    UPDATE provider_attempts
+       SET finished_at = clock_timestamp(), outcome = 'operator_' || p_choice,
+           latency_ms = (extract(epoch FROM clock_timestamp() - started_at) * 1000)::int
+     WHERE bill_payment_id = p_id AND operation = 'pay'
+       AND reference = v_bill.attempt_reference AND finished_at IS NULL;
     IF p_choice = 'delivered' THEN
         UPDATE bill_payments
            SET status = 'completed', token = p_token, units = p_units, completed_at = now(),

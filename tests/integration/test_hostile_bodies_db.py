@@ -30,6 +30,7 @@ from billpay.store import incoming as pay_store
 from billpay.store.engine import Database, connect
 from tests.factories import PREPAID_ELECTRICITY, add_incoming_payment, new_order
 from tests.hostile import BOM, SETTINGS, TOKEN, adapter_calls, answers, strings_in
+from tests.integration.test_not_found_resend import _claim
 from tests.unit.provider_cases import fixture
 
 # Each example runs twelve adapter operations and ~25 statements: 60 examples take a few seconds.
@@ -114,18 +115,6 @@ def _hostile_vtpass(request: httpx.Request) -> httpx.Response:
         "/api/requery": _requery_body(),
     }
     return httpx.Response(200, content=answers_by_path[request.url.path])
-
-
-def _claim(db: Database, bill_id: int) -> None:
-    with db.begin() as conn:
-        conn.execute(
-            sa.text(
-                "UPDATE bill_payments SET claimed_by = 'w1', claimed_until = now() +"
-                " interval '2 minutes', next_attempt_at = LEAST(next_attempt_at, now())"
-                " WHERE id = :id"
-            ),
-            {"id": bill_id},
-        )
 
 
 def test_a_bill_with_nul_surrogate_and_bom_answers_completes_with_its_token(settings, db):

@@ -8,15 +8,12 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from pydantic import SecretStr
 from stellar_sdk import Keypair, MuxedAccount, StrKey
 
 from billpay.config import Settings, WrongAssetPolicy
 from billpay.sandbox import identities as ids
-from billpay.sandbox.horizon import SandboxLedger, horizon_env, mount_horizon
-from billpay.sandbox.options import SandboxOptions
+from billpay.sandbox.horizon import SandboxLedger
 from billpay.stellar import (
     HorizonClient,
     RefundStatus,
@@ -27,6 +24,7 @@ from billpay.stellar import (
 from billpay.store.engine import Database
 from tests.db_reads import one_row
 from tests.factories import new_order
+from tests.integration.conftest import sandbox_stellar_settings
 
 SYSTEM = ids.system().account_id
 USER = ids.users()[0]
@@ -36,42 +34,10 @@ WALLET = StrKey.encode_contract(bytes(32))
 
 
 @pytest.fixture
-def sandbox() -> FastAPI:
-    app = FastAPI()
-    app.state.options = SandboxOptions()
-    mount_horizon(app, app.state.options)
-    return app
-
-
-@pytest.fixture
-def ledger(sandbox: FastAPI) -> SandboxLedger:
-    return sandbox.state.horizon_ledger
-
-
-@pytest.fixture
-def web(sandbox: FastAPI) -> TestClient:
-    return TestClient(sandbox)
-
-
-@pytest.fixture
 def stellar_settings(settings: Settings) -> Settings:
-    env = horizon_env("http://testserver")
-    return settings.model_copy(
-        update={
-            "horizon_url": env["BILLPAY_HORIZON_URL"],
-            "network_passphrase": env["BILLPAY_NETWORK_PASSPHRASE"],
-            "system_account": SYSTEM,
-            "system_secret": SecretStr(env["BILLPAY_SYSTEM_SECRET"]),
-            "cngn_issuer": env["BILLPAY_CNGN_ISSUER"],
-            "ingest_start_cursor": "0",
-            "treasury_accounts": [TREASURY.account_id],
-        }
+    return sandbox_stellar_settings(
+        settings, ingest_start_cursor="0", treasury_accounts=[TREASURY.account_id]
     )
-
-
-@pytest.fixture
-def horizon(stellar_settings: Settings, web: TestClient) -> HorizonClient:
-    return HorizonClient.from_settings(stellar_settings, web)
 
 
 def _post(web: TestClient, path: str, body: dict[str, Any]) -> dict:

@@ -15,13 +15,11 @@ import respx
 import sqlalchemy as sa
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from pydantic import SecretStr
 from stellar_sdk import MuxedAccount, TransactionEnvelope
 
 from billpay.config import SANDBOX_NETWORK_PASSPHRASE, Settings
 from billpay.sandbox import identities as ids
-from billpay.sandbox.horizon import SandboxLedger, horizon_env, mount_horizon
-from billpay.sandbox.options import SandboxOptions
+from billpay.sandbox.horizon import SandboxLedger
 from billpay.stellar import (
     HorizonClient,
     RefundStatus,
@@ -35,6 +33,7 @@ from billpay.stellar import (
 from billpay.store.engine import Database
 from tests.db_reads import one_row
 from tests.factories import add_incoming_payment, new_order
+from tests.integration.conftest import sandbox_stellar_settings
 
 SYSTEM = ids.system().account_id
 USER = ids.users()[0]
@@ -45,41 +44,8 @@ BASE = "http://testserver"
 
 
 @pytest.fixture
-def sandbox() -> FastAPI:
-    app = FastAPI()
-    app.state.options = SandboxOptions()
-    mount_horizon(app, app.state.options)
-    return app
-
-
-@pytest.fixture
-def ledger(sandbox: FastAPI) -> SandboxLedger:
-    return sandbox.state.horizon_ledger
-
-
-@pytest.fixture
-def web(sandbox: FastAPI) -> TestClient:
-    return TestClient(sandbox)
-
-
-@pytest.fixture
 def stellar_settings(settings: Settings) -> Settings:
-    env = horizon_env(BASE)
-    return settings.model_copy(
-        update={
-            "horizon_url": env["BILLPAY_HORIZON_URL"],
-            "network_passphrase": env["BILLPAY_NETWORK_PASSPHRASE"],
-            "system_account": env["BILLPAY_SYSTEM_ACCOUNT"],
-            "system_secret": SecretStr(env["BILLPAY_SYSTEM_SECRET"]),
-            "cngn_issuer": env["BILLPAY_CNGN_ISSUER"],
-            "ingest_start_cursor": env["BILLPAY_INGEST_START_CURSOR"],
-        }
-    )
-
-
-@pytest.fixture
-def horizon(stellar_settings: Settings, web: TestClient) -> HorizonClient:
-    return HorizonClient.from_settings(stellar_settings, web)
+    return sandbox_stellar_settings(settings)
 
 
 def _user_pays(web: TestClient, memo: str | None, amount: str, **extra: Any) -> dict:
