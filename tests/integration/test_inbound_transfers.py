@@ -74,6 +74,17 @@ def _sent_back(ledger: SandboxLedger, to: str) -> list[dict]:
 # --- wrong asset ------------------------------------------------------------------------------
 
 
+def _refunded_on_the_ledger(
+    db: Database, settings: Settings, horizon: HorizonClient, ledger: SandboxLedger, payment: dict
+) -> dict:
+    """The payment's pending refund, sent and confirmed: the one payment back to USER."""
+    refund = _refund_of(db, payment["id"])
+    assert refund is not None and refund["status"] == "pending"
+    assert process_refund(db, settings, horizon, refund["id"], "r").status == RefundStatus.CONFIRMED
+    (back,) = _sent_back(ledger, USER.account_id)
+    return back
+
+
 def _hold_other_cngn(ledger: SandboxLedger) -> None:
     """USER holds another issuer's CNGN and the system account trusts it (it can receive it)."""
     ledger.set_trustline(SYSTEM, "CNGN", OTHER_ISSUER, balance=Decimal(0))
@@ -100,13 +111,7 @@ def test_wrong_asset_is_refunded_in_the_asset_received_on_the_ledger(
     _post(web, "payments", body)
     payment = _settle(db, stellar_settings, horizon)
     assert payment["match_outcome"] == "wrong_asset"
-    refund = _refund_of(db, payment["id"])
-    assert refund is not None and refund["status"] == "pending"
-
-    result = process_refund(db, stellar_settings, horizon, refund["id"], "refunder")
-
-    assert result.status == RefundStatus.CONFIRMED
-    (back,) = _sent_back(ledger, USER.account_id)
+    back = _refunded_on_the_ledger(db, stellar_settings, horizon, ledger, payment)
     assert Decimal(back["amount"]) == Decimal(amount)
     if asset["asset_code"] == "XLM":
         assert back["asset_type"] == "native"
@@ -359,9 +364,5 @@ def test_contract_transfer_from_an_account_is_refunded_with_a_classic_payment(
     _post(web, "contract_transfers", {"from": USER.name, "amount": "70"})
     payment = _settle(db, stellar_settings, horizon)
     assert payment["match_outcome"] == "unknown_reference"
-    refund = _refund_of(db, payment["id"])
-    assert refund is not None and refund["status"] == "pending"
-    result = process_refund(db, stellar_settings, horizon, refund["id"], "r")
-    assert result.status == RefundStatus.CONFIRMED
-    (back,) = _sent_back(ledger, USER.account_id)
+    back = _refunded_on_the_ledger(db, stellar_settings, horizon, ledger, payment)
     assert back["type"] == "payment" and Decimal(back["amount"]) == Decimal(70)

@@ -16,14 +16,11 @@ from billpay.providers import build_providers
 from billpay.providers.base import PaymentOutcome, rejects_duplicate_references
 from billpay.providers.flutterwave import FlutterwaveProvider
 from billpay.providers.vtpass import VTpassProvider
-from tests.unit.provider_cases import NOW, OLD_REFERENCE, REFERENCE, order_maker
+from tests.unit.provider_cases import NOW, OLD_REFERENCE, REFERENCE
+from tests.unit.test_vtpass import order  # the same prepaid electricity order
 
 VTPASS = "https://vtpass.test/api"
 FLW = "https://flw.test/v3"
-order = order_maker(
-    bill_type=BillType.ELECTRICITY, biller="ikeja-electric", account_number="1111111111111",
-    amount_kobo=200_000, phone="08011111111", account_type="prepaid",
-)  # fmt: skip
 SETTINGS = Settings(
     vtpass_base_url=VTPASS,
     vtpass_api_key="api-KEY-123",
