@@ -49,27 +49,43 @@ def requery_bill(ctx: StepContext, bill_id: int) -> StepResult:
     provider = ctx.router.get(row["provider"])
     with ctx.guard(provider.name):
         result = provider.requery(order, reference)
-        with ctx.db.connect() as conn:
-            earlier = attempt_store.resend_of(conn, provider.name, reference)
-            unanswered = _pay_unanswered(attempt_store.pay_attempts(conn, row["id"]), reference)
-        result = policy.distrust_not_found(
-            result,
-            resend_outcome=earlier["outcome"] if earlier else None,
-            resend_started_at=earlier["started_at"] if earlier else None,
-            now=ctx.now(),
-        )
-        resend = policy.resend_after_requery(
-            BillFacts.from_row(row),
-            result,
-            covered=rejects_duplicate_references(provider),
-            resent=earlier is not None,
-            unanswered=unanswered,
-        )
-        if resend is not None:
-            answer = _resend(ctx, row, order, provider, result, resend)
+        if result.not_found:  # only then do an earlier resend and the pay's answer matter
+            answer, result = _after_not_found(ctx, row, order, provider, result)
             if answer is not None:
                 return answer
     return record_answer(ctx, row, result, None, "requery", ctx.conditions(order))
+
+
+def _after_not_found(
+    ctx: StepContext,
+    row: dict[str, Any],
+    order: BillOrder,
+    provider: BillProvider,
+    result: PaymentResult,
+) -> tuple[StepResult | None, PaymentResult]:
+    """A requery that found nothing: judged against any earlier resend, and resent when the
+    policy says so. Returns the resend's step result (None: not resent) and the requery answer
+    to record otherwise."""
+    reference = row["attempt_reference"]
+    with ctx.db.connect() as conn:
+        earlier = attempt_store.resend_of(conn, provider.name, reference)
+        unanswered = _pay_unanswered(attempt_store.pay_attempts(conn, row["id"]), reference)
+    result = policy.distrust_not_found(
+        result,
+        resend_outcome=earlier["outcome"] if earlier else None,
+        resend_started_at=earlier["started_at"] if earlier else None,
+        now=ctx.now(),
+    )
+    resend = policy.resend_after_requery(
+        BillFacts.from_row(row),
+        result,
+        covered=rejects_duplicate_references(provider),
+        resent=earlier is not None,
+        unanswered=unanswered,
+    )
+    if resend is None:
+        return None, result
+    return _resend(ctx, row, order, provider, result, resend), result
 
 
 def _resend(

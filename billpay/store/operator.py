@@ -1,5 +1,6 @@
 """Rows operators settle by hand: held refunds and quarantined Horizon records
-(``sql/queries/operator.sql``). Every act records who and why."""
+(``sql/queries/operator.sql``; the refund status writers are those of ``sql/queries/refunds.sql``).
+Every act records who and why."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ def release_refund(db: Database, refund_id: int, *, actor: str, note: str) -> bo
     False if it was not held."""
     with db.begin() as conn:
         released = bool(
-            conn.execute(query("release_refund_now"), {"id": refund_id, "actor": actor}).scalar()
+            conn.execute(query("refund_release"), {"id": refund_id, "actor": actor}).scalar()
         )
         if released:
             params = {"id": refund_id, "actor": actor, "note": note}
@@ -43,7 +44,7 @@ def settle_refund(
             )
         detail = f"refund {refund_id} settled by hand in {tx_hash}: {note}"
         params = {"id": refund_id, "tx_hash": tx_hash, "actor": actor, "detail": detail}
-        if not conn.execute(query("settle_refund_by_hand"), params).scalar():
+        if not conn.execute(query("refund_mark_confirmed"), params).scalar():
             return f"refund {refund_id} could not be confirmed with {tx_hash}"
         conn.execute(query("note_refund_release"), {"id": refund_id, "actor": actor, "note": note})
     return None

@@ -15,14 +15,6 @@ SELECT r.id, r.incoming_payment_id, r.reason, r.hold_reason, r.destination, r.am
 -- name: lock_refund_status
 SELECT status FROM refunds WHERE id = :id FOR UPDATE;
 
--- name: release_refund_now
-SELECT refund_release(:id, :actor);
-
--- name: settle_refund_by_hand
--- A held refund an operator returned by hand (a Soroban transfer to a contract, a wrong asset
--- sent back another way): confirmed with that transaction, its bill refunded (status writer).
-SELECT refund_mark_confirmed(:id, :tx_hash, :actor, :detail);
-
 -- name: note_refund_release
 -- Who released or settled a held refund and why (the status writer moved it).
 UPDATE refunds
