@@ -343,6 +343,20 @@ def sandbox(
     uvicorn.run(create_app(options), host=host, port=port, log_level="warning")
 
 
+@app.command()
+def api(
+    host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port")] = 8000,
+) -> None:
+    """Serve the HTTP API for client apps (OpenAPI at /docs)."""
+    import uvicorn
+
+    from billpay.api import create_app
+
+    with _open_app() as root:
+        uvicorn.run(create_app(root), host=host, port=port, log_level="info")
+
+
 def _shell_quote(value: str) -> str:
     import shlex
 
