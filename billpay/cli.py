@@ -18,6 +18,8 @@ refund_app = typer.Typer(no_args_is_help=True, help="Refunds held for a person."
 quarantine_app = typer.Typer(no_args_is_help=True, help="Horizon records that could not be read.")
 app.add_typer(refund_app, name="refund")
 app.add_typer(quarantine_app, name="quarantine")
+apikey_app = typer.Typer(no_args_is_help=True, help="API clients and their keys.")
+app.add_typer(apikey_app, name="apikey")
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -341,6 +343,45 @@ def sandbox(
 
     options = SandboxOptions(latency_ms=latency_ms, failure_rate=failure_rate)
     uvicorn.run(create_app(options), host=host, port=port, log_level="warning")
+
+
+@apikey_app.command("create")
+def apikey_create(
+    name: Annotated[str, typer.Argument(help="the client app's name, e.g. wallet-one")],
+    webhook_url: Annotated[
+        str | None,
+        typer.Option("--webhook-url", help="POST this client's order notifications here"),
+    ] = None,
+) -> None:
+    """Issue a client and print its key (shown this once; only its hash is stored) and, with a
+    webhook URL, the secret its notifications are signed with."""
+    from billpay.api import clients
+
+    settings = Settings()
+    with _open_app(settings) as root:
+        try:
+            created = clients.create(
+                root.db,
+                name,
+                webhook_url=webhook_url,
+                master_secret=settings.webhook_secret.get_secret_value(),
+            )
+        except clients.ClientError as exc:
+            _fail(str(exc))
+    _print_json(created)
+
+
+@apikey_app.command("revoke")
+def apikey_revoke(name: Annotated[str, typer.Argument(help="the client's name")]) -> None:
+    """Revoke the client's key: its next request is 401. Its orders stay."""
+    from billpay.api import clients
+
+    with _open_app() as root:
+        try:
+            revoked = clients.revoke(root.db, name)
+        except clients.ClientError as exc:
+            _fail(str(exc))
+    _print_json(revoked)
 
 
 @app.command()

@@ -129,6 +129,14 @@ class Settings(BaseSettings):
         "(at least 1.5 heartbeats: Prefect's are 30 s apart at the most often)",
     )
 
+    # --- HTTP API: per-key rate limit (billpay/api/deps.py) -------------------------------
+    api_rate_limit: str = Field(
+        default="600/minute",
+        pattern=r"^\s*[0-9]+\s*(/|per)\s*([0-9]+\s*)?(second|minute|hour|day)s?\s*$",
+        description="requests one API key may make per window (moving window, this process), "
+        "e.g. 600/minute or 20 per second; more answer 429 with Retry-After",
+    )
+
     @field_validator(
         "route_electricity",
         "route_airtime",

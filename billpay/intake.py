@@ -154,7 +154,13 @@ def _validate_email(email: str | None) -> str | None:
 
 def create_order(db: Database, settings: Settings, request: OrderRequest) -> dict[str, Any]:
     """Validate, price and store one order; returns the payment instructions."""
-    order = validate(request, settings)
+    row = bill_store.create_order(db, **order_fields(validate(request, settings), settings))
+    return payment_instructions(row, settings)
+
+
+def order_fields(order: ValidOrder, settings: Settings) -> dict[str, Any]:
+    """A validated order priced in cNGN (amount plus the service fee), with its time to live:
+    the fields ``billpay.store.bills.insert_order`` takes (the CLI and the API share them)."""
     if not settings.system_account or not settings.cngn_issuer:
         raise IntakeError(
             "settings",
@@ -162,14 +168,12 @@ def create_order(db: Database, settings: Settings, request: OrderRequest) -> dic
             "not_configured",
         )
     fee_kobo = naira_to_kobo(settings.service_fee_naira)
-    row = bill_store.create_order(
-        db,
+    return {
         **asdict(order),
-        fee_kobo=fee_kobo,
-        amount_cngn=kobo_to_cngn(order.amount_kobo + fee_kobo),
-        ttl=timedelta(seconds=settings.order_ttl_seconds),
-    )
-    return payment_instructions(row, settings)
+        "fee_kobo": fee_kobo,
+        "amount_cngn": kobo_to_cngn(order.amount_kobo + fee_kobo),
+        "ttl": timedelta(seconds=settings.order_ttl_seconds),
+    }
 
 
 def payment_instructions(row: dict[str, Any], settings: Settings) -> dict[str, Any]:

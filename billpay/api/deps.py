@@ -1,13 +1,20 @@
-"""Request dependencies: the composition root, and the client a bearer key belongs to."""
+"""Request dependencies: the composition root, and the client a bearer key belongs to (each key
+held to its request rate: 429 with Retry-After past ``BILLPAY_API_RATE_LIMIT``)."""
 
 from __future__ import annotations
 
+import math
+import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated
 
+import limits
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from limits.storage import MemoryStorage
+from limits.strategies import MovingWindowRateLimiter
 
 from billpay.api import keys
 from billpay.api.problems import Problem
@@ -31,12 +38,48 @@ def get_runtime(request: Request) -> App:
     return request.app.state.runtime
 
 
+@dataclass(frozen=True)
+class RateLimit:
+    """One moving window per API key, kept in this process's memory (one API process; several
+    would need the `limits` package's Redis or Memcached storage instead)."""
+
+    item: limits.RateLimitItem
+    limiter: MovingWindowRateLimiter
+
+    @classmethod
+    def parse(cls, text: str) -> RateLimit:
+        return cls(limits.parse(text), MovingWindowRateLimiter(MemoryStorage()))
+
+    def retry_after(self, client_id: int) -> int | None:
+        """Count one request of the client; None when allowed, else whole seconds to wait."""
+        key = str(client_id)
+        if self.limiter.hit(self.item, key):
+            return None
+        reset = self.limiter.get_window_stats(self.item, key).reset_time
+        return max(1, math.ceil(reset - time.time()))
+
+
+_rate_limit_lock = threading.Lock()
+
+
+def _rate_limit(request: Request, runtime: App) -> RateLimit:
+    """The app's limiter, made on first use (the app is built elsewhere; routes run in worker
+    threads, hence the lock)."""
+    state = request.app.state
+    with _rate_limit_lock:
+        if getattr(state, "rate_limit", None) is None:
+            state.rate_limit = RateLimit.parse(runtime.settings.api_rate_limit)
+        return state.rate_limit
+
+
 def current_client(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     runtime: Annotated[App, Depends(get_runtime)],
 ) -> Client:
-    """The live client of the bearer key; 401 for no key, a malformed one or a revoked one."""
+    """The live client of the bearer key; 401 for no key, a malformed one or a revoked one; 429
+    (with Retry-After) once the key has made its ``api_rate_limit`` of requests in the window.
+    Every /api route depends on it, so every route counts."""
     if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
         raise Problem(
             401, "send Authorization: Bearer <api key>", code="unauthorized", headers=UNAUTHORIZED
@@ -51,6 +94,15 @@ def current_client(
         webhook_url=row["webhook_url"],
         created_at=row["created_at"],
     )
+    wait = _rate_limit(request, runtime).retry_after(client.id)
+    if wait is not None:
+        raise Problem(
+            429,
+            f"this key made more than {runtime.settings.api_rate_limit} requests; "
+            f"retry in {wait} s",
+            code="rate_limited",
+            headers={"Retry-After": str(wait)},
+        )
     request.state.client = client
     return client
 

@@ -39,8 +39,15 @@ LEASED_TABLES = ("bill_payments", "refunds", "notifications")
 _MAX_REFERENCE_TRIES = 5
 
 
-def create_order(
-    db: Database,
+def create_order(db: Database, **fields: Any) -> dict[str, Any]:
+    """Insert a ``pending_payment`` order in a transaction of its own (the CLI's path); the
+    fields are :func:`insert_order`'s."""
+    with db.begin() as conn:
+        return insert_order(conn, **fields)
+
+
+def insert_order(
+    conn: Connection,
     *,
     bill_type: BillType,
     biller: str,
@@ -54,9 +61,11 @@ def create_order(
     product_code: str | None = None,
     network: str | None = None,
     email: str | None = None,
+    api_client_id: int | None = None,
     actor: str = "order-intake",
 ) -> dict[str, Any]:
-    """Insert a ``pending_payment`` order with a fresh unique reference; returns the row."""
+    """Insert a ``pending_payment`` order with a fresh unique reference in the caller's
+    transaction (the API records its idempotency key in the same one); returns the row."""
     params = {
         "bill_type": str(bill_type),
         "biller": biller,
@@ -70,12 +79,14 @@ def create_order(
         "fee_kobo": fee_kobo,
         "amount_cngn": amount_cngn,
         "ttl": ttl.total_seconds(),
+        "api_client_id": api_client_id,
     }
+    conn.execute(query("set_actor"), {"actor": actor, "detail": ""})
+    # A taken reference inserts nothing (ON CONFLICT DO NOTHING, no error), so drawing another
+    # stays inside the one transaction.
     for _ in range(_MAX_REFERENCE_TRIES):
         params["reference"] = new_reference()
-        with db.begin() as conn:
-            conn.execute(query("set_actor"), {"actor": actor, "detail": ""})
-            row = conn.execute(query("insert_order"), params).mappings().first()
+        row = conn.execute(query("insert_order"), params).mappings().first()
         if row is not None:
             return dict(row)
     raise RuntimeError("could not allocate a unique order reference")

@@ -17,13 +17,14 @@ UPDATE bill_payments b
 RETURNING b.*;
 
 -- name: insert_order
--- A new pending_payment order; nothing when the reference is taken (the caller draws another).
+-- A new pending_payment order (:api_client_id NULL: from the CLI); nothing when the reference
+-- is taken (the caller draws another).
 INSERT INTO bill_payments (reference, bill_type, biller, product_code, account_number,
     account_type, network, customer_phone, customer_email, amount_kobo, fee_kobo, amount_cngn,
-    expires_at)
+    expires_at, api_client_id)
 VALUES (:reference, :bill_type, :biller, :product_code, :account_number, :account_type,
     :network, :phone, :email, :amount_kobo, :fee_kobo, :amount_cngn,
-    now() + make_interval(secs => :ttl))
+    now() + make_interval(secs => :ttl), :api_client_id)
 ON CONFLICT ON CONSTRAINT bill_payments_reference_key DO NOTHING
 RETURNING *;
 
