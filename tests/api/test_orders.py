@@ -1,0 +1,242 @@
+"""POST /api/bills/pay, GET /api/bills/history and GET /api/bills/{reference} as a client app
+sees them, under a real uvicorn server over a real database."""
+
+from __future__ import annotations
+
+import threading
+from decimal import Decimal
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from stellar_sdk import MuxedAccount
+
+from billpay.sandbox.identities import issuer as cngn_issuer
+from billpay.sandbox.identities import system
+from tests.api.conftest import ApiServer
+from tests.db_reads import scalar
+
+ELECTRICITY = {
+    "bill_type": "electricity",
+    "biller": "ikeja-electric",
+    "account": "1111111111111",
+    "account_type": "prepaid",
+    "amount": "5000",
+    "phone": "08011111111",
+}
+AIRTIME = {
+    "bill_type": "airtime",
+    "biller": "mtn",
+    "account": "08031234567",
+    "amount": "500",
+    "phone": "08031234567",
+}
+
+
+def _orders(api: ApiServer) -> int:
+    return scalar(api.runtime.db, "SELECT count(*) FROM bill_payments")
+
+
+def _pay(http, body: dict, key: str | bytes = "order-1"):
+    return http.post("/api/bills/pay", json=body, headers={"Idempotency-Key": key})
+
+
+def _problem(answer, status: int) -> dict:
+    assert answer.status_code == status, answer.text
+    assert answer.headers["content-type"].startswith("application/problem+json")
+    return answer.json()
+
+
+def test_pay_answers_payment_instructions_and_a_sep7_uri(api: ApiServer) -> None:
+    with api.client(api.new_key("wallet")) as http:
+        answer = _pay(http, ELECTRICITY)
+    assert answer.status_code == 201, answer.text
+    out = answer.json()
+    assert out["amount_cngn"] == "5000.0000000"  # no service fee in these settings
+    assert out["memo"] == f"BILL-{out['reference']}"
+    assert out["destination"] == system().account_id
+    assert out["asset_code"] == "cNGN" and out["asset_issuer"] == cngn_issuer().account_id
+    assert MuxedAccount.from_account(out["muxed_destination"]).account_id == system().account_id
+    assert answer.headers["location"] == f"/api/bills/{out['reference']}"
+    uri = urlsplit(out["sep7_uri"])
+    assert (uri.scheme, uri.path) == ("web+stellar", "pay")
+    query = {name: values[0] for name, values in parse_qs(uri.query).items()}
+    assert query == {
+        "destination": out["destination"],
+        "amount": out["amount_cngn"],
+        "asset_code": "cNGN",
+        "asset_issuer": out["asset_issuer"],
+        "memo": out["memo"],
+        "memo_type": "MEMO_TEXT",
+        "network_passphrase": api.runtime.settings.network_passphrase,
+    }
+    assert "%20" in out["sep7_uri"] and " " not in out["sep7_uri"]  # the passphrase, encoded
+    row = scalar(
+        api.runtime.db,
+        "SELECT c.name FROM bill_payments b JOIN api_clients c ON c.id = b.api_client_id"
+        " WHERE b.reference = :ref",
+        ref=out["reference"],
+    )
+    assert row == "wallet"
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"amount": 5000}, "amount"),  # a JSON number is not money
+        ({"amount": "5000.005"}, "amount"),
+        ({"amount": "10"}, "amount"),  # below the minimum
+        ({"bill_type": "gas"}, "bill_type"),
+        ({"biller": "nowhere-electric"}, "biller"),
+        ({"account": "12ab"}, "account"),
+        ({"account_type": "monthly"}, "account_type"),
+        ({"phone": "12345"}, "phone"),
+        ({"email": "a\x00@b.c"}, "email"),
+        ({"colour": "red"}, "colour"),  # unknown fields are refused, not ignored
+    ],
+)
+def test_bad_order_input_is_a_422_naming_the_field_and_stores_nothing(
+    api: ApiServer, change: dict, field: str
+) -> None:
+    with api.client(api.new_key("wallet")) as http:
+        problem = _problem(_pay(http, ELECTRICITY | change), 422)
+    assert field in {e["field"] for e in problem["errors"]}, problem
+    assert field in problem["detail"]
+    assert _orders(api) == 0
+
+
+def test_missing_or_bad_idempotency_key_is_a_422_naming_the_header(api: ApiServer) -> None:
+    with api.client(api.new_key("wallet")) as http:
+        missing = _problem(http.post("/api/bills/pay", json=ELECTRICITY), 422)
+        too_long = _problem(_pay(http, ELECTRICITY, key="k" * 256), 422)
+        not_ascii = _problem(_pay(http, ELECTRICITY, key="clé".encode()), 422)
+        control = _problem(_pay(http, ELECTRICITY, key="a\tb"), 422)
+    for problem in (missing, too_long, not_ascii, control):
+        assert [e["field"] for e in problem["errors"]] == ["Idempotency-Key"]
+    assert _orders(api) == 0
+
+
+def test_a_replay_answers_the_same_order_and_another_body_is_refused(api: ApiServer) -> None:
+    with api.client(api.new_key("wallet")) as http:
+        first = _pay(http, ELECTRICITY, key="k-1")
+        # The same order written differently is the same body.
+        again = _pay(http, ELECTRICITY | {"amount": "5000.00", "biller": "IKEJA-ELECTRIC"}, "k-1")
+        other = _pay(http, ELECTRICITY | {"amount": "6000"}, key="k-1")
+        fresh = _pay(http, ELECTRICITY, key="k-2")
+    assert first.status_code == again.status_code == 201
+    assert again.json() == first.json()
+    assert again.headers["idempotent-replayed"] == "true"
+    assert "idempotent-replayed" not in first.headers
+    problem = _problem(other, 422)
+    assert problem["code"] == "idempotency_key_reused"
+    assert problem["errors"][0]["field"] == "Idempotency-Key"
+    assert fresh.status_code == 201 and fresh.json()["reference"] != first.json()["reference"]
+    assert _orders(api) == 2
+
+
+def test_another_client_may_use_the_same_idempotency_key(api: ApiServer) -> None:
+    with api.client(api.new_key("one")) as one, api.client(api.new_key("two")) as two:
+        a = _pay(one, ELECTRICITY, key="same")
+        b = _pay(two, ELECTRICITY, key="same")
+    assert a.status_code == b.status_code == 201
+    assert a.json()["reference"] != b.json()["reference"]
+
+
+def test_concurrent_duplicates_make_one_order(api: ApiServer) -> None:
+    key = api.new_key("wallet")
+    answers: list = []
+    start = threading.Barrier(8)
+
+    def send() -> None:
+        with api.client(key) as http:
+            start.wait()
+            answers.append(_pay(http, AIRTIME, key="race"))
+
+    threads = [threading.Thread(target=send) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert [a.status_code for a in answers] == [201] * 8
+    assert len({a.json()["reference"] for a in answers}) == 1
+    assert sum(a.headers.get("idempotent-replayed") == "true" for a in answers) == 7
+    assert _orders(api) == 1
+
+
+def test_an_order_reads_back_with_its_instructions_while_pending(api: ApiServer) -> None:
+    with api.client(api.new_key("wallet")) as http:
+        created = _pay(http, ELECTRICITY).json()
+        answer = http.get(f"/api/bills/{created['reference']}")
+        lower = http.get(f"/api/bills/{created['reference'].lower()}")
+    assert answer.status_code == 200, answer.text
+    out = answer.json()
+    assert lower.json() == out
+    assert out["reference"] == created["reference"] and out["status"] == "pending_payment"
+    assert (out["bill_type"], out["biller"], out["product"]) == ("electricity", "ikeja-electric", None)
+    assert out["amount"] == "5000.00" and out["amount_cngn"] == "5000.0000000"
+    assert out["account"] == "*********1111" and out["phone"] == "*******1111"
+    assert out["payment"] == created
+    assert out["token"] is None and out["units"] is None and out["refund"] is None
+    assert out["created_at"].endswith("+00:00") and out["paid_at"] is None
+    assert [(e["from"], e["to"]) for e in out["events"]] == [(None, "pending_payment")]
+    assert out["events"][0]["actor"] == "api:wallet"
+    assert Decimal(out["fee"]) == 0
+
+
+def test_another_clients_order_is_not_found_and_not_in_its_history(api: ApiServer) -> None:
+    with api.client(api.new_key("one")) as one, api.client(api.new_key("two")) as two:
+        reference = _pay(one, ELECTRICITY).json()["reference"]
+        theirs = two.get(f"/api/bills/{reference}")
+        missing = two.get("/api/bills/ZZZZZZZZZZ")
+        weird = two.get("/api/bills/%00%27")
+        history = two.get("/api/bills/history")
+        own = one.get("/api/bills/history")
+    problem = _problem(theirs, 404)
+    assert _problem(missing, 404)["code"] == problem["code"] == "order_not_found"
+    assert _problem(weird, 404)["code"] == "order_not_found"
+    assert history.json() == {"items": [], "next_cursor": None}
+    assert [item["reference"] for item in own.json()["items"]] == [reference]
+
+
+def test_history_pages_newest_first_and_filters(api: ApiServer) -> None:
+    with api.client(api.new_key("wallet")) as http:
+        made = [_pay(http, ELECTRICITY, key=f"e-{i}").json()["reference"] for i in range(5)]
+        airtime = _pay(http, AIRTIME | {"phone": "08099999999"}, key="a").json()["reference"]
+        seen, cursor, pages = [], None, 0
+        while True:
+            params = {"limit": 2} | ({"cursor": cursor} if cursor else {})
+            page = http.get("/api/bills/history", params=params).json()
+            seen += [item["reference"] for item in page["items"]]
+            pages += 1
+            cursor = page["next_cursor"]
+            if cursor is None:
+                break
+        by_phone = http.get("/api/bills/history", params={"phone": "+234 809 999 9999"}).json()
+        by_account = http.get("/api/bills/history", params={"account": "2348031234567"}).json()
+        by_meter = http.get("/api/bills/history", params={"account": "1111111111111"}).json()
+    assert seen == [airtime, *reversed(made)] and pages == 3
+    assert [i["reference"] for i in by_phone["items"]] == [airtime]
+    assert [i["reference"] for i in by_account["items"]] == [airtime]
+    assert len(by_meter["items"]) == 5
+    item = by_phone["items"][0]
+    assert item["phone"] == "*******9999" and item["account"] == "*******4567"
+    assert item["amount"] == "500.00" and item["status"] == "pending_payment"
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"cursor": "not-a-cursor"}, "cursor"),
+        ({"cursor": "djE6MA"}, "cursor"),  # v1:0
+        ({"phone": "12345"}, "phone"),
+        ({"account": "<script>"}, "account"),
+        ({"limit": 0}, "limit"),
+        ({"limit": 101}, "limit"),
+        ({"limit": "ten"}, "limit"),
+    ],
+)
+def test_bad_history_query_is_a_422_naming_the_field(
+    api: ApiServer, params: dict, field: str
+) -> None:
+    with api.client(api.new_key("wallet")) as http:
+        problem = _problem(http.get("/api/bills/history", params=params), 422)
+    assert [e["field"] for e in problem["errors"]] == [field]
