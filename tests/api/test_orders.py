@@ -171,7 +171,11 @@ def test_an_order_reads_back_with_its_instructions_while_pending(api: ApiServer)
     out = answer.json()
     assert lower.json() == out
     assert out["reference"] == created["reference"] and out["status"] == "pending_payment"
-    assert (out["bill_type"], out["biller"], out["product"]) == ("electricity", "ikeja-electric", None)
+    assert (out["bill_type"], out["biller"], out["product"]) == (
+        "electricity",
+        "ikeja-electric",
+        None,
+    )
     assert out["amount"] == "5000.00" and out["amount_cngn"] == "5000.0000000"
     assert out["account"] == "*********1111" and out["phone"] == "*******1111"
     assert out["payment"] == created
