@@ -1,0 +1,96 @@
+"""Acceptance: a client app's order end to end. A key from `billpay apikey create`, an order
+from POST /api/bills/pay, paid on the sandbox ledger, run through the pipeline's ticks, read
+back with GET /api/bills/{reference}: completed with its token, or refunded with the hash."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from billpay.tokens import format_token, is_valid_token
+from deployments.cli import app
+from tests.api.conftest import ApiServer
+from tests.e2e.conftest import prefect_harness, runtime  # noqa: F401 - the pipeline's fixtures
+from tests.e2e.pipeline_helpers import bill_row, refund_payments, ticks_until_settled
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def key(api: ApiServer, monkeypatch: pytest.MonkeyPatch) -> str:
+    url = api.runtime.settings.database_url
+    monkeypatch.setenv("BILLPAY_DATABASE_URL", str(url))
+    result = CliRunner().invoke(app, ["apikey", "create", "wallet-app"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)["key"]
+
+
+def _order(http, body: dict, key: str) -> dict:
+    answer = http.post("/api/bills/pay", json=body, headers={"Idempotency-Key": key})
+    assert answer.status_code == 201, answer.text
+    return answer.json()
+
+
+def test_an_api_order_paid_on_the_ledger_completes_with_its_token(
+    api: ApiServer, key: str, runtime, sandbox
+) -> None:
+    body = {
+        "bill_type": "electricity",
+        "biller": "ikeja-electric",
+        "account": "1111111111111",
+        "account_type": "prepaid",
+        "amount": "5000",
+        "phone": "08011111111",
+    }
+    with api.client(key) as http:
+        order = _order(http, body, "electricity-1")
+        sandbox.pay(order["memo"], order["amount_cngn"])
+        assert ticks_until_settled(runtime, [order["reference"]]) == {
+            order["reference"]: "completed"
+        }
+        out = http.get(f"/api/bills/{order['reference']}").json()
+    row = bill_row(runtime, order["reference"])
+    assert out["status"] == "completed"
+    assert is_valid_token(row["token"]) and out["token"] == format_token(row["token"])
+    assert out["units"] == row["units"]  # None when the provider gives no units
+    assert out["paid_at"] and out["completed_at"] and out["payment"] is None
+    assert out["refund"] is None
+    assert [e["to"] for e in out["events"]] == [
+        "pending_payment",
+        "cngn_received",
+        "verifying_account",
+        "processing_bill",
+        "completed",
+    ]
+    assert row["token"] not in json.dumps(out["events"])
+
+
+def test_a_wrong_amount_reads_back_refunded_with_the_refund_hash(
+    api: ApiServer, key: str, runtime, sandbox
+) -> None:
+    body = {
+        "bill_type": "airtime",
+        "biller": "mtn",
+        "account": "08031234567",
+        "amount": "500",
+        "phone": "08031234567",
+    }
+    with api.client(key) as http:
+        order = _order(http, body, "airtime-1")
+        sandbox.pay(order["memo"], "499.9900000")
+        assert ticks_until_settled(runtime, [order["reference"]]) == {
+            order["reference"]: "refunded"
+        }
+        out = http.get(f"/api/bills/{order['reference']}").json()
+    [on_ledger] = refund_payments(sandbox, runtime)
+    assert out["status"] == "refunded" and out["token"] is None
+    assert out["refund"] == {
+        "status": "confirmed",
+        "reason": "amount_mismatch",
+        "amount": "499.9900000",
+        "asset": f"cNGN:{order['asset_issuer']}",
+        "tx_hash": on_ledger["transaction_hash"],
+    }
+    assert out["refunded_at"] and out["events"][-1]["to"] == "refunded"
