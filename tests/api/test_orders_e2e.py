@@ -34,7 +34,10 @@ def _order(http, body: dict, key: str) -> dict:
 
 
 def test_an_api_order_paid_on_the_ledger_completes_with_its_token(
-    api: ApiServer, key: str, runtime, sandbox
+    api: ApiServer,
+    key: str,
+    runtime,  # noqa: F811 - the imported fixture
+    sandbox,
 ) -> None:
     body = {
         "bill_type": "electricity",
@@ -68,7 +71,10 @@ def test_an_api_order_paid_on_the_ledger_completes_with_its_token(
 
 
 def test_a_wrong_amount_reads_back_refunded_with_the_refund_hash(
-    api: ApiServer, key: str, runtime, sandbox
+    api: ApiServer,
+    key: str,
+    runtime,  # noqa: F811 - the imported fixture
+    sandbox,
 ) -> None:
     body = {
         "bill_type": "airtime",
