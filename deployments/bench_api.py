@@ -124,9 +124,12 @@ def format_summary(summary: dict[str, Any]) -> str:
     if summary["mode"] == "open-loop":
         p95 = summary["p95_ms"]
         met = p95 is not None and p95 <= TARGET_P95_MS and not summary["errors"]
+        verdict = "met" if met else "NOT met"
+        if summary.get("offered_rate", 0) < TARGET_RATE:
+            verdict = f"not judged: offered {summary.get('offered_rate')}/s"
         lines.append(
             f"  target: p95 <= {TARGET_P95_MS:g} ms at {TARGET_RATE:g} requests/s -> "
-            f"p95 {ms(p95)}: {'met' if met else 'NOT met'}"
+            f"p95 {ms(p95)}: {verdict}"
         )
     return "\n".join(lines)
 

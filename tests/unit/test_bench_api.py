@@ -54,6 +54,8 @@ def test_summary_counts_errors_and_rates_only_good_answers() -> None:
 def test_the_target_line_says_met_when_p95_is_within_it() -> None:
     summary = RunResult("open-loop", 1.0, [5.0] * 100, offered_rate=100).summary()
     assert format_summary(summary).endswith("p95 5.0 ms: met")
+    slow_offer = RunResult("open-loop", 1.0, [5.0] * 20, offered_rate=20).summary()
+    assert format_summary(slow_offer).endswith("not judged: offered 20/s")
     closed = RunResult("closed-loop", 1.0, [5.0] * 100).summary()
     assert "target" not in format_summary(closed)
 
