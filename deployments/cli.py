@@ -249,6 +249,24 @@ def bench(
     print_result(result)
 
 
+@app.command("bench-api")
+def bench_api(
+    seconds: Annotated[float, typer.Option(help="length of each run")] = 10,
+    rate: Annotated[float, typer.Option(help="open-loop requests per second")] = 100,
+    clients: Annotated[int, typer.Option(help="concurrent clients")] = 50,
+    closed_seconds: Annotated[
+        float | None, typer.Option(help="closed-loop run length (default: --seconds)")
+    ] = None,
+    json_path: Annotated[str | None, typer.Option("--json", help="write the results here")] = None,
+) -> None:
+    """Order creation through the HTTP API (POST /api/bills/pay) from concurrent clients: an
+    open-loop run at a fixed rate and a closed-loop max-throughput run, with p50/p95/p99."""
+    from deployments.bench_api import ApiBenchOptions, print_result, run_api_bench
+
+    opts = ApiBenchOptions(seconds, rate, clients, closed_seconds, json_path=json_path)
+    print_result(run_api_bench(opts))
+
+
 def main() -> None:  # console script
     app()
 

@@ -1,7 +1,327 @@
-"""Catalogue and account routes: bill types, billers and products, validate, stats."""
+"""Catalogue and account routes: bill types, billers and products, validate, stats.
+
+``validate`` runs the order's format rules (``billpay.accounts``, the catalogue) and then the
+pipeline's own verify step (``billpay.bills.verify.ask_providers``) over the configured route, so
+its answer predicts what the pipeline will decide for the same order. ``stats`` runs the report
+flows' functions (``billpay.store.reports`` reads, ``billpay.reports`` metrics) over the calling
+client's own bills only: a client must never learn another client's volumes.
+"""
 
 from __future__ import annotations
 
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
 from fastapi import APIRouter
+from pydantic import BaseModel, ConfigDict, Field
+
+from billpay import accounts, reports
+from billpay.api.deps import CurrentClient, Runtime
+from billpay.api.problems import Problem, field_error
+from billpay.app import App
+from billpay.bills import policy
+from billpay.bills.context import StepContext
+from billpay.bills.verify import ask_providers
+from billpay.catalogue import BILLERS, Biller, Plan, find_biller
+from billpay.intake import IntakeError
+from billpay.money import MoneyError, kobo_to_naira, naira_to_kobo
+from billpay.orders import BillOrder, BillType, new_reference
+from billpay.providers.base import AccountCheck
+from billpay.store import reports as report_store
+from billpay.tokens import mask_text
 
 router = APIRouter(prefix="/api/bills", tags=["catalogue"])
+
+LABELS: dict[BillType, str] = {
+    BillType.ELECTRICITY: "Electricity",
+    BillType.AIRTIME: "Airtime",
+    BillType.DATA: "Mobile data",
+    BillType.CABLE_TV: "Cable TV",
+    BillType.WATER: "Water",
+}
+# A provider that could not answer is asked again by the pipeline after its retry backoff; a
+# client is told to come back after about as long.
+RETRY_AFTER_SECONDS = 30
+_WINDOW = re.compile(r"^([1-9][0-9]{0,3})([hd])$")
+_MIN_WINDOW, _MAX_WINDOW = timedelta(hours=1), timedelta(days=30)
+# accounts.ValidationError names the order's column; the API names its request field.
+_API_FIELD = {"account_number": "account", "amount_kobo": "amount"}
+_NAME_LIMIT = 200
+
+
+# --- types and providers -------------------------------------------------------------------
+
+
+@router.get("/types")
+def bill_types(client: CurrentClient) -> dict[str, Any]:
+    """The bill types this service sells, with human labels."""
+    return {"types": [{"code": t.value, "label": LABELS[t]} for t in BillType]}
+
+
+def routed_billers(runtime: App, bill_type: BillType) -> list[Biller]:
+    """The billers of ``bill_type`` that a provider on its configured route sells."""
+    names = [n for n in runtime.settings.route_for(str(bill_type)) if n in runtime.router.names()]
+    providers = [runtime.router.get(n) for n in dict.fromkeys(names)]
+    return [
+        biller
+        for biller in BILLERS.values()
+        if biller.bill_type == bill_type
+        and any(p.supports(bill_type, biller.code) for p in providers)
+    ]
+
+
+def _naira(kobo: int | None) -> str | None:
+    return None if kobo is None else str(kobo_to_naira(kobo))
+
+
+@router.get("/providers/{bill_type}")
+def providers(bill_type: BillType, client: CurrentClient, runtime: Runtime) -> dict[str, Any]:
+    """The billers we route for ``bill_type`` and their products. ``price`` is a fixed price in
+    naira (a decimal string), or null when the customer chooses the amount. An unknown
+    ``bill_type`` is a 422 naming it, like any other bad input (the set is closed and listed
+    by ``/types``; a 404 would read as a wrong URL)."""
+    return {
+        "bill_type": bill_type.value,
+        "billers": [
+            {
+                "code": biller.code,
+                "name": biller.name,
+                "products": [
+                    {"code": p.code, "name": p.name, "price": _naira(p.amount_kobo)}
+                    for p in biller.plans
+                ],
+            }
+            for biller in routed_billers(runtime, bill_type)
+        ],
+    }
+
+
+# --- validate ------------------------------------------------------------------------------
+
+
+class ValidateRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    bill_type: str = Field(max_length=32, examples=["electricity"])
+    biller: str = Field(max_length=64, examples=["ikeja-electric"])
+    account: str = Field(max_length=64, examples=["1111111111111"])
+    account_type: str | None = Field(None, max_length=16, examples=["prepaid"])
+    product: str | None = Field(None, max_length=64)
+    amount: str | None = Field(None, max_length=32, description="naira, a decimal string")
+    network: str | None = Field(None, max_length=16, description="airtime/data: a ported number")
+
+
+class ValidateAnswer(BaseModel):
+    valid: bool
+    customer_name: str | None = None
+    address: str | None = None
+    min_amount: str | None = Field(None, description="naira, a decimal string")
+    max_amount: str | None = Field(None, description="naira, a decimal string")
+    message: str
+
+
+def _bad(field: str, message: str, code: str) -> IntakeError:
+    return IntakeError(field, message, code)
+
+
+def _checked_order(body: ValidateRequest, runtime: App) -> tuple[BillOrder, Biller, bool]:
+    """The order the format rules accept (phone and amount stand-ins where none was sent), its
+    biller, and whether an amount was sent. Raises IntakeError naming the request field."""
+    try:
+        bill_type = BillType(body.bill_type.strip().lower())
+    except ValueError:
+        choices = ", ".join(t.value for t in BillType)
+        raise _bad("bill_type", f"must be one of {choices}", "invalid_bill_type") from None
+    biller = find_biller(body.biller)
+    if biller is None or biller.bill_type != bill_type:
+        raise _bad("biller", f"no {bill_type} biller {body.biller!r}", "invalid_biller")
+    account_type = (body.account_type or "").strip().lower() or None
+    if bill_type is BillType.ELECTRICITY and account_type not in accounts.ACCOUNT_TYPES:
+        raise _bad("account_type", "must be prepaid or postpaid", "invalid_account_type")
+    product = _product(bill_type, biller, body.product)
+    amount_kobo = _amount(body.amount, runtime, biller.plan(product) if product else None)
+    try:
+        account = accounts.validate_account(bill_type, biller.code, body.account, account_type)
+        network = _network(bill_type, biller, account, body.network)
+    except accounts.ValidationError as exc:
+        raise _bad(_API_FIELD.get(exc.field, exc.field), exc.message, exc.code) from None
+    order = BillOrder(
+        reference=new_reference(),
+        bill_type=bill_type,
+        biller=biller.code,
+        account_number=account,
+        amount_kobo=amount_kobo or naira_to_kobo(runtime.settings.min_amount_naira),
+        phone="08000000000",  # verify sends no phone; the order's own is checked at pay
+        account_type=account_type,
+        product_code=product,
+        network=network,
+    )
+    return order, biller, amount_kobo is not None
+
+
+def _product(bill_type: BillType, biller: Biller, product: str | None) -> str | None:
+    if bill_type not in (BillType.DATA, BillType.CABLE_TV):
+        return None
+    plan = biller.plan((product or "").strip().lower() or None)
+    if plan is None:
+        codes = ", ".join(p.code for p in biller.plans)
+        message = f"{product!r} is not a {biller.code} plan ({codes})"
+        raise _bad("product", message if product else f"is required ({codes})", "invalid_product")
+    return plan.code
+
+
+def _amount(text: str | None, runtime: App, plan: Plan | None) -> int | None:
+    if text is None or not text.strip():
+        return None
+    settings = runtime.settings
+    try:
+        kobo = naira_to_kobo(text)
+    except MoneyError as exc:
+        raise _bad("amount", str(exc), "invalid_amount") from None
+    low, high = naira_to_kobo(settings.min_amount_naira), naira_to_kobo(settings.max_amount_naira)
+    if not low <= kobo <= high:
+        message = f"must be between {settings.min_amount_naira} and {settings.max_amount_naira}"
+        raise _bad("amount", f"{message} naira", "invalid_amount")
+    if plan is not None and plan.amount_kobo is not None and plan.amount_kobo != kobo:
+        raise _bad("amount", f"{plan.code} costs {_naira(plan.amount_kobo)}", "invalid_amount")
+    return kobo
+
+
+def _network(bill_type: BillType, biller: Biller, account: str, explicit: str | None) -> str | None:
+    """Airtime and data: the number's network (the prefix, or the one named for a ported
+    number) must be the biller's, as at intake."""
+    if bill_type not in (BillType.AIRTIME, BillType.DATA):
+        return None
+    network = str(accounts.resolve_network(account, explicit))
+    vtpass_name = "etisalat" if network == "9mobile" else network
+    if biller.code not in {network, f"{network}-data", f"{vtpass_name}-data"}:
+        raise accounts.ValidationError(
+            "invalid_biller",
+            "biller",
+            f"{biller.code!r} is not a {network} product; the number is on {network} "
+            "(name the network for a ported number)",
+        )
+    return network
+
+
+def _bounds(runtime: App, biller: Biller, order: BillOrder, check: AccountCheck) -> tuple[int, int]:
+    """What the order may cost: our limits, narrowed by the provider's and a fixed price."""
+    settings = runtime.settings
+    low = naira_to_kobo(settings.min_amount_naira)
+    high = naira_to_kobo(settings.max_amount_naira)
+    plan = biller.plan(order.product_code) if order.product_code else None
+    if plan is not None and plan.amount_kobo is not None:
+        return plan.amount_kobo, plan.amount_kobo
+    if check.min_amount_kobo:
+        low = max(low, check.min_amount_kobo)
+    if check.max_amount_kobo:
+        high = min(high, check.max_amount_kobo)
+    return low, high
+
+
+def _unavailable(detail: str) -> Problem:
+    return Problem(
+        503,
+        detail,
+        code="provider_unavailable",
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
+
+
+def _provider_check(runtime: App, order: BillOrder) -> AccountCheck:
+    """The pipeline's verify: the route's providers in order, the first definitive answer
+    wins, each call held to the provider's concurrency slots and recorded (with no bill)."""
+    if not policy.needs_provider_verify(order):
+        return AccountCheck(valid=True, message="format and network checked")
+    route = runtime.router.route(order)
+    if not route:
+        raise _unavailable(f"no provider is configured for {order.bill_type} {order.biller}")
+    ctx = StepContext(
+        db=runtime.db,
+        settings=runtime.settings,
+        router=runtime.router,
+        worker=runtime.worker_id(),
+        guard=runtime.slots,
+    )
+    check = ask_providers(ctx, None, order, route)  # type: ignore[arg-type]
+    if check.valid is None:
+        raise _unavailable("the provider could not verify the account now; try again later")
+    return check
+
+
+def _text(value: str | None) -> str | None:
+    return mask_text(value)[:_NAME_LIMIT] if value else None
+
+
+@router.post("/validate", response_model=ValidateAnswer)
+def validate(body: ValidateRequest, client: CurrentClient, runtime: Runtime) -> ValidateAnswer:
+    """Format rules first (422 naming the field), then the provider's account check. A
+    provider that cannot answer is a 503 ``provider_unavailable`` with ``Retry-After``, never
+    ``valid: false``. Nothing is stored but the provider call record."""
+    order, biller, amount_sent = _checked_order(body, runtime)
+    check = _provider_check(runtime, order)
+    low, high = _bounds(runtime, biller, order, check)
+    valid = bool(check.valid)
+    message = "the account is valid" if valid else "the provider does not know this account"
+    if check.message and not valid:
+        message = _text(check.message) or message
+    problem = policy.amount_outside(order, check) if valid and amount_sent else None
+    if problem:
+        valid, message = False, problem
+    elif valid and check.call is None:
+        message = "format and network checked; the provider has nothing to verify for this bill"
+    return ValidateAnswer(
+        valid=valid,
+        customer_name=_text(check.customer_name) if check.valid else None,
+        address=_text(check.address) if check.valid else None,
+        min_amount=_naira(low),
+        max_amount=_naira(high),
+        message=message,
+    )
+
+
+# --- stats ---------------------------------------------------------------------------------
+
+
+def parse_stats_window(text: str) -> str:
+    """``"24h"``, ``"7d"``: whole hours or days from 1h to 30d; else a 422 naming ``window``."""
+    label = text.strip().lower()
+    match = _WINDOW.match(label)
+    length = reports.parse_window(label) if match else None
+    if length is None or not _MIN_WINDOW <= length <= _MAX_WINDOW:
+        raise Problem(
+            422,
+            "window: use hours or days from 1h to 30d, like 24h or 7d",
+            code="invalid_input",
+            errors=[field_error("window", "use hours or days from 1h to 30d, like 24h or 7d")],
+        )
+    return label
+
+
+def _rows(report: Any, columns: tuple[str, ...]) -> list[dict[str, Any]]:
+    return reports.to_records(report[list(columns)])
+
+
+@router.get("/stats")
+def stats(client: CurrentClient, runtime: Runtime, window: str = "24h") -> dict[str, Any]:
+    """Success rate (per bill type and biller) and provider performance (per provider and
+    operation) over the last ``window``, for this client's orders only: the report flows'
+    functions and numbers, filtered to the client. Rates are decimal strings (4 places), null
+    when nothing settled; ``*`` rows are roll-ups."""
+    label = parse_stats_window(window)
+    windows = reports.rolling_windows([label], datetime.now(UTC).replace(microsecond=0))
+    since, until = reports.covering(windows)
+    bills = report_store.read_bills(runtime.db, since, until, api_client_id=client.id)
+    attempts = report_store.read_attempts(runtime.db, since, until, api_client_id=client.id)
+    success = reports.success_rate_report(bills, windows)
+    performance = reports.provider_performance_report(attempts, bills, windows)
+    key = len(reports.SNAPSHOT_KEY)
+    return {
+        "scope": "client",
+        "window": label,
+        "window_start": windows[0].start.isoformat(),
+        "window_end": windows[0].end.isoformat(),
+        "success_rate": _rows(success, reports.SUCCESS_RATE_COLUMNS[key:]),
+        "provider_performance": _rows(performance, reports.PROVIDER_COLUMNS[key:]),
+    }

@@ -127,9 +127,15 @@ class _CopyStream(io.RawIOBase):
 
 
 def read_attempts(
-    db: Database, since: datetime, until: datetime, *, chunk_rows: int = CHUNK_ROWS
+    db: Database,
+    since: datetime,
+    until: datetime,
+    *,
+    chunk_rows: int = CHUNK_ROWS,
+    api_client_id: int | None = None,
 ) -> pd.DataFrame:
-    """Provider attempts started in ``[since, until)``, in the shape ``billpay.reports`` takes.
+    """Provider attempts started in ``[since, until)``, in the shape ``billpay.reports`` takes;
+    with ``api_client_id``, only attempts for that API client's bills (``GET /api/bills/stats``).
 
     Streams ``COPY (SELECT ...) TO STDOUT`` as CSV into pandas' C parser in chunks, each chunk
     parsed straight into categories and numpy columns (no Python object per value)."""
@@ -145,12 +151,16 @@ def read_attempts(
         "finished",
         "ref_key",
     ]
+    params: dict[str, Any] = {"since": since, "until": until}
+    name = "read_attempts_copy"
+    if api_client_id is not None:
+        name, params["client"] = "read_client_attempts_copy", api_client_id
     chunks = []
     raw = db.engine.raw_connection()
     try:
         with (
             raw.cursor() as cursor,
-            cursor.copy(query("read_attempts_copy").text, {"since": since, "until": until}) as copy,
+            cursor.copy(query(name).text, params) as copy,
         ):
             stream = io.BufferedReader(_CopyStream(iter(copy)), buffer_size=1 << 20)
             reader = pd.read_csv(
@@ -180,9 +190,15 @@ def read_attempts(
 
 
 def read_bills(
-    db: Database, since: datetime, until: datetime, *, chunk_rows: int = CHUNK_ROWS
+    db: Database,
+    since: datetime,
+    until: datetime,
+    *,
+    chunk_rows: int = CHUNK_ROWS,
+    api_client_id: int | None = None,
 ) -> pd.DataFrame:
-    """Bills whose cNGN arrived (paid_at) in ``[since, until)``; amount_cngn stays Decimal."""
+    """Bills whose cNGN arrived (paid_at) in ``[since, until)``; amount_cngn stays Decimal.
+    With ``api_client_id``, only that API client's bills."""
     categories = _CATEGORY_COLUMNS["bills"]
     columns = [
         "bill_type",
@@ -194,10 +210,11 @@ def read_bills(
         "paid_at",
         "completed_at",
     ]
-    chunks = [
-        _compact(chunk, categories)
-        for chunk in _chunks(db, query("read_bills"), {"since": since, "until": until}, chunk_rows)
-    ]
+    params: dict[str, Any] = {"since": since, "until": until}
+    name = "read_bills"
+    if api_client_id is not None:
+        name, params["client"] = "read_client_bills", api_client_id
+    chunks = [_compact(chunk, categories) for chunk in _chunks(db, query(name), params, chunk_rows)]
     frame = _concat(chunks, categories, columns)
     frame["amount_cngn"] = frame["amount_cngn"].astype(object)
     _utc(frame, ["paid_at", "completed_at"])

@@ -1,0 +1,169 @@
+"""Catalogue routes against the real server and the sandbox: types, billers and products,
+and account validation (format rules, then the provider's verify)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.api.conftest import ApiServer
+from tests.db_reads import scalar
+
+PROBLEM = "application/problem+json"
+
+
+def _problem(answer: Any, status: int, field: str | None = None) -> dict[str, Any]:
+    assert answer.status_code == status, answer.text
+    assert answer.headers["content-type"].startswith(PROBLEM)
+    body = answer.json()
+    if field is not None:
+        assert field in {e["field"] for e in body["errors"]}, body
+    return body
+
+
+def test_types_list_every_bill_type_with_a_label(api: ApiServer) -> None:
+    with api.client(api.new_key("wallet")) as http:
+        answer = http.get("/api/bills/types")
+    assert answer.status_code == 200
+    types = {t["code"]: t["label"] for t in answer.json()["types"]}
+    assert types == {
+        "electricity": "Electricity",
+        "airtime": "Airtime",
+        "data": "Mobile data",
+        "cable_tv": "Cable TV",
+        "water": "Water",
+    }
+
+
+def test_catalogue_routes_need_a_key(api: ApiServer) -> None:
+    with api.client() as http:
+        for path in ("/api/bills/types", "/api/bills/providers/data", "/api/bills/stats"):
+            _problem(http.get(path), 401)
+        _problem(http.post("/api/bills/validate", json={}), 401)
+
+
+def test_providers_lists_billers_and_fixed_prices_as_decimal_strings(api: ApiServer) -> None:
+    with api.client(api.new_key("wallet")) as http:
+        cable = http.get("/api/bills/providers/cable_tv").json()
+        power = http.get("/api/bills/providers/electricity").json()
+    dstv = next(b for b in cable["billers"] if b["code"] == "dstv")
+    assert dstv["name"] == "DStv"
+    assert {"code": "dstv-padi", "name": "DStv Padi", "price": "2950.00"} in dstv["products"]
+    ikeja = next(b for b in power["billers"] if b["code"] == "ikeja-electric")
+    assert {p["code"]: p["price"] for p in ikeja["products"]} == {
+        "prepaid": None,
+        "postpaid": None,
+    }
+    assert {b["code"] for b in cable["billers"]} == {"dstv", "gotv", "startimes"}
+
+
+def test_providers_lists_only_billers_a_configured_route_sells(api: ApiServer) -> None:
+    # Water is sold by Flutterwave only: routed to VTpass alone, nobody sells it.
+    settings = api.runtime.settings
+    api.runtime.settings = settings.model_copy(update={"route_water": ["vtpass"]})
+    try:
+        with api.client(api.new_key("wallet")) as http:
+            water = http.get("/api/bills/providers/water").json()
+    finally:
+        api.runtime.settings = settings
+    assert water == {"bill_type": "water", "billers": []}
+
+
+def test_unknown_bill_type_is_422_naming_it(api: ApiServer) -> None:
+    with api.client(api.new_key("wallet")) as http:
+        _problem(http.get("/api/bills/providers/gas"), 422, "bill_type")
+
+
+def test_validate_a_known_meter_returns_the_provider_customer(api: ApiServer) -> None:
+    with api.client(api.new_key("wallet")) as http:
+        answer = http.post(
+            "/api/bills/validate",
+            json={
+                "bill_type": "electricity",
+                "biller": "ikeja-electric",
+                "account": "1111111111111",
+                "account_type": "prepaid",
+                "amount": "5000",
+            },
+        )
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["valid"] is True
+    assert body["customer_name"] == "SANDBOX CUSTOMER"
+    assert body["min_amount"] == "50.00" and body["max_amount"] == "500000.00"
+    # Electricity routes to Flutterwave first; the call is recorded like the pipeline's verify.
+    assert (
+        scalar(api.runtime.db, "SELECT count(*) FROM provider_attempts WHERE operation = 'verify'")
+        == 1
+    )
+
+
+def test_validate_an_unknown_meter_is_valid_false(api: ApiServer) -> None:
+    with api.client(api.new_key("wallet")) as http:
+        answer = http.post(
+            "/api/bills/validate",
+            json={
+                "bill_type": "cable_tv",
+                "biller": "dstv",
+                "account": "9999999999",
+                "product": "dstv-padi",
+            },
+        )
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["valid"] is False
+    assert body["customer_name"] is None
+    assert body["min_amount"] == body["max_amount"] == "2950.00"
+    assert "9999999999" not in answer.text
+
+
+def test_validate_airtime_checks_format_and_network_only(api: ApiServer, sandbox: Any) -> None:
+    with api.client(api.new_key("wallet")) as http:
+        good = http.post(
+            "/api/bills/validate",
+            json={"bill_type": "airtime", "biller": "mtn", "account": "08031234567"},
+        )
+        wrong_network = http.post(
+            "/api/bills/validate",
+            json={"bill_type": "airtime", "biller": "glo", "account": "08031234567"},
+        )
+    assert good.status_code == 200 and good.json()["valid"] is True
+    assert sandbox.calls(operation="verify") == []
+    _problem(wrong_network, 422, "biller")
+
+
+def test_validate_format_errors_name_the_request_field(api: ApiServer) -> None:
+    cases = [
+        ({"bill_type": "gas", "biller": "x", "account": "1"}, "bill_type"),
+        ({"bill_type": "electricity", "biller": "dstv", "account": "1"}, "biller"),
+        ({"bill_type": "electricity", "biller": "ikeja-electric", "account": "1"}, "account_type"),
+        (
+            {
+                "bill_type": "electricity",
+                "biller": "ikeja-electric",
+                "account": "123",
+                "account_type": "prepaid",
+            },
+            "account",
+        ),
+        ({"bill_type": "data", "biller": "mtn-data", "account": "08031234567"}, "product"),
+        (
+            {"bill_type": "airtime", "biller": "mtn", "account": "08031234567", "amount": "1.234"},
+            "amount",
+        ),
+        (
+            {
+                "bill_type": "cable_tv",
+                "biller": "dstv",
+                "account": "1212121212",
+                "product": "dstv-padi",
+                "amount": "100",
+            },
+            "amount",
+        ),
+        ({"bill_type": "airtime", "biller": "mtn", "account": "1", "colour": "red"}, "colour"),
+        ({"biller": "mtn", "account": "08031234567"}, "bill_type"),
+    ]
+    with api.client(api.new_key("wallet")) as http:
+        for body, field in cases:
+            _problem(http.post("/api/bills/validate", json=body), 422, field)
+    assert scalar(api.runtime.db, "SELECT count(*) FROM provider_attempts") == 0

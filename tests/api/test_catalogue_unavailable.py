@@ -1,0 +1,65 @@
+"""A provider that cannot answer a verification is a 503 problem, never ``valid: false``."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from billpay.config import Settings
+from billpay.providers import ProviderRouter
+from tests.api.conftest import ApiServer
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]  # closed again on exit: connections are refused
+
+
+@pytest.fixture
+def api_settings(api_settings: Settings) -> Settings:
+    down = f"http://127.0.0.1:{_closed_port()}"
+    return api_settings.model_copy(
+        update={
+            "vtpass_base_url": f"{down}/vtpass/api",
+            "flutterwave_base_url": f"{down}/flutterwave/v3",
+        }
+    )
+
+
+def test_a_provider_that_cannot_answer_is_503_with_retry_after(api: ApiServer) -> None:
+    with api.client(api.new_key("wallet")) as http:
+        answer = http.post(
+            "/api/bills/validate",
+            json={
+                "bill_type": "electricity",
+                "biller": "ikeja-electric",
+                "account": "1111111111111",
+                "account_type": "prepaid",
+            },
+        )
+    assert answer.status_code == 503, answer.text
+    assert answer.headers["content-type"].startswith("application/problem+json")
+    assert int(answer.headers["retry-after"]) > 0
+    body = answer.json()
+    assert body["code"] == "provider_unavailable"
+    assert "valid" not in body
+    assert "1111111111111" not in answer.text
+
+
+def test_no_provider_on_the_route_is_503_not_invalid(api: ApiServer) -> None:
+    # Water is sold by Flutterwave only: routed to VTpass alone, nobody can verify it.
+    router = api.runtime.router
+    settings = api.runtime.settings.model_copy(update={"route_water": ["vtpass"]})
+    api.runtime.router = ProviderRouter(api.runtime.providers, settings)
+    try:
+        with api.client(api.new_key("wallet")) as http:
+            answer = http.post(
+                "/api/bills/validate",
+                json={"bill_type": "water", "biller": "lagos-water", "account": "123456"},
+            )
+    finally:
+        api.runtime.router = router
+    assert answer.status_code == 503
+    assert answer.json()["code"] == "provider_unavailable"
