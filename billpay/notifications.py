@@ -137,7 +137,12 @@ class Destination:
         (a query string or user info may carry the receiver's own token)."""
         if not self.url:
             return "log"
-        return f"webhook of {self.owner} ({urlsplit(self.url).hostname or '?'})"
+        host = urlsplit(self.url).hostname or "?"
+        return (
+            f"default webhook ({host})"
+            if self.owner == "default"
+            else f"webhook of {self.owner} ({host})"
+        )
 
 
 def destination(

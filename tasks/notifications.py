@@ -30,8 +30,8 @@ def deliver(runtime: App, row: dict[str, Any], worker: str) -> dict[str, Any]:
             client=runtime.webhook_client if target.url else None,
         )
     except notifications.DeliveryError as exc:
-        # which endpoint failed matters once there are many (one per client); never its URL
-        error = f"{target.describe()}: {exc}" if target else str(exc)
+        # which client's endpoint failed matters once there are many; never its URL
+        error = f"{target.describe()}: {exc}" if target and target.owner != "default" else str(exc)
         return _failed(runtime, row, worker, label, error)
     outbox.mark_sent(runtime.db, row["id"], worker=worker)
     where = target.describe() if channel == "webhook" else channel

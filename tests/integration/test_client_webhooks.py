@@ -195,9 +195,9 @@ def test_each_receipt_goes_to_its_clients_webhook_or_the_global_one_with_the_mat
     )
     assert all(_verifies(r, MASTER) for r in to_global)
     assert sorted(r["detail"] for r in results) == [
+        *["sent via default webhook (127.0.0.1)"] * 3,
         "sent via webhook of client wallet-one (127.0.0.1)",
         "sent via webhook of client wallet-two (127.0.0.1)",
-        *["sent via webhook of default (127.0.0.1)"] * 3,
     ]
 
 

@@ -245,6 +245,7 @@ def test_a_destination_never_shows_its_secret_or_the_urls_path_and_query():
     assert target.secret not in shown
     assert "receiver-own-token" not in target.describe() and "/hooks" not in target.describe()
     assert target.describe() == "webhook of client wallet-one (wallet.example)"
+    assert _route("operator", **CLIENT).describe() == "default webhook (ops.example)"
     assert (
         destination(
             "customer", **CLIENT | {"client_webhook_url": None}, default_url=None, master_secret=""
