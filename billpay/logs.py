@@ -1,10 +1,12 @@
 """What libraries log is masked too: SQLAlchemy's result rows (DEBUG; ``hide_parameters`` does
-not cover them) never reach a log, and httpx's request lines (INFO) have the account numbers in
-their query strings masked (Flutterwave's validate sends ``customer=<meter>``)."""
+not cover them) never reach a log, and httpx's request lines (INFO) have no query values or user
+info (Flutterwave's validate sends ``customer=<meter>``; a client's webhook URL may carry a
+token)."""
 
 from __future__ import annotations
 
 import logging
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from billpay.tokens import mask_text
 
@@ -17,14 +19,33 @@ class _NoRowValues(logging.Filter):
 
 
 class _MaskedArguments(logging.Filter):
-    """Tokens and long numbers in a record's arguments (a URL) masked before formatting."""
+    """Tokens and long numbers in a record's arguments (a URL) masked before formatting; a
+    URL's user info and query values dropped (a client's webhook URL may carry its own
+    credential there, and a provider's query only account numbers)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.args, tuple):
             record.args = tuple(
-                mask_text(str(arg)) if not isinstance(arg, int) else arg for arg in record.args
+                mask_text(_without_query_values(str(arg))) if not isinstance(arg, int) else arg
+                for arg in record.args
             )
         return True
+
+
+def _without_query_values(text: str) -> str:
+    """``https://u:p@host/p?token=abc`` -> ``https://host/p?token=***``; other text unchanged."""
+    if not text.startswith(("http://", "https://")):
+        return text
+    try:
+        parts = urlsplit(text)
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:  # a log line must never raise: keep only what precedes the query
+        return text.split("?", 1)[0].rsplit("@", 1)[-1]
+    host = parts.hostname or ""
+    host = f"[{host}]" if ":" in host else host
+    names = [name for name, _ in parse_qsl(parts.query, keep_blank_values=True)]
+    query = "&".join(f"{name}=***" for name in names)
+    return urlunsplit((parts.scheme, host + port, parts.path, query, ""))
 
 
 def mask_library_logs() -> None:

@@ -10,9 +10,10 @@ import hmac
 import json
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -114,6 +115,62 @@ class DeliveryError(Exception):
 
 def sign(body: bytes, secret: str) -> str:
     return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def webhook_secret(master_secret: str, salt: str) -> str:
+    """An API client's signing secret: HMAC of its salt under the server's webhook secret.
+    (Here, not in billpay.api, because delivery re-derives it and adapters import no API.)"""
+    digest = hmac.new(master_secret.encode(), f"billpay-client:{salt}".encode(), hashlib.sha256)
+    return "whsec_" + digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class Destination:
+    """Where one outbox row goes: a webhook URL and the secret that signs it, or the log."""
+
+    url: str | None
+    secret: str = field(repr=False)  # never in a repr, a log line or an error
+    owner: str  # "default", or "client <name>": says whose endpoint, never the URL
+
+    def describe(self) -> str:
+        """The destination for logs and run summaries: the owner and host, no path or query
+        (a query string or user info may carry the receiver's own token)."""
+        if not self.url:
+            return "log"
+        host = urlsplit(self.url).hostname or "?"
+        return (
+            f"default webhook ({host})"
+            if self.owner == "default"
+            else f"webhook of {self.owner} ({host})"
+        )
+
+
+def destination(
+    audience: str,
+    *,
+    client_name: str | None,
+    client_webhook_url: str | None,
+    client_webhook_salt: str | None,
+    default_url: str | None,
+    master_secret: str,
+) -> Destination:
+    """A customer message of an API client's order goes to that client's webhook, signed with
+    that client's secret; everything else (CLI orders, a client with no webhook URL, every
+    operator alert) goes to the global default. A revoked client still gets the receipts of
+    the orders it made while its key was valid: they are its customers' receipts (tokens
+    included), the client app is their only way to the customer, and its signing secret is
+    unchanged (revoking stops the key, not the URL)."""
+    if audience == "customer" and client_webhook_url and client_webhook_salt:
+        if not master_secret:  # a secret derived from "" would not verify: retry, loudly
+            raise DeliveryError(
+                f"client {client_name}: BILLPAY_WEBHOOK_SECRET is unset, cannot sign"
+            )
+        return Destination(
+            client_webhook_url,
+            webhook_secret(master_secret, client_webhook_salt),
+            f"client {client_name}",
+        )
+    return Destination(default_url, master_secret, "default")
 
 
 def deliver(

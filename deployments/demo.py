@@ -1,10 +1,10 @@
 """``make demo``: the main job end to end on embedded defaults.
 
 Starts the embedded PostgreSQL (a fresh ``billpay_demo`` database), the sandbox (providers and
-Horizon), a local Prefect server and ``billpay serve`` (the real deployments on their schedules);
-creates a mixed batch of orders, pays them like users would (some wrongly), waits for every
-order to settle, prints the outcome per order and the reports, and exits 0 only when every
-order ended as its scenario expects.
+Horizon), a local Prefect server, ``billpay serve`` (the real deployments on their schedules) and
+the HTTP API (``billpay api``, with a demo client); creates a mixed batch of orders, pays them
+like users would (some wrongly), waits for every order to settle, prints the outcome per order
+and the reports, and exits 0 only when every order ended as its scenario expects.
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+import uuid
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from rich.live import Live
 from rich.table import Table
 from sqlalchemy.engine import URL
 
+from billpay.api import clients
 from billpay.config import Settings
 from billpay.intake import OrderRequest, create_order
 from billpay.store import Database, monitoring
@@ -43,6 +45,11 @@ from deployments.services import (
 console = Console(width=None if sys.stdout.isatty() else 150)
 DEMO_DATABASE = "billpay_demo"
 UI_PORT = 4200
+API_PORT = 8000  # preferred; any free port when taken
+DEMO_CLIENT = "demo-wallet"
+# Scenarios marked ``via_api`` create their order through POST /api/bills/pay, as a client app
+# would. Off until that route is merged (the scenario's order is made in-process meanwhile).
+ORDERS_VIA_API = False
 DEMO_ENV = {
     "BILLPAY_PROVIDER_READ_TIMEOUT_SECONDS": "5",
     "BILLPAY_SANDBOX_TIMEOUT_SECONDS": "8",
@@ -63,6 +70,7 @@ class Scenario:
     # memo) or "contract" (a smart wallet's Stellar Asset Contract transfer to that M-address).
     pay_via: str = "memo"
     asset_code: str | None = None  # None: cNGN; "XLM": the wrong asset
+    via_api: bool = False  # the order made through the HTTP API (see ORDERS_VIA_API)
     reference: str | None = None
     muxed_destination: str | None = None
     memo_sent: str | None = None
@@ -101,7 +109,7 @@ def scenarios() -> list[Scenario]:
             "electricity prepaid", _prepaid("ikeja-electric", "1111111111111", "5000"), "completed"
         ),
         Scenario("electricity postpaid", postpaid, "completed"),
-        Scenario("airtime MTN", _airtime("mtn", "08031234567", "500"), "completed"),
+        Scenario("airtime MTN", _airtime("mtn", "08031234567", "500"), "completed", via_api=True),
         Scenario("airtime Airtel", _airtime("airtel", "08021234567", "200"), "completed"),
         Scenario("airtime Glo", _airtime("glo", "08051234567", "1000"), "completed"),
         Scenario("airtime 9mobile", _airtime("9mobile", "08091234567", "100"), "completed"),
@@ -183,17 +191,18 @@ def run_demo(time_limit: int = 150) -> int:
 def _run(base: Settings, services: Services, started: float, time_limit: int) -> int:
     console.rule("[bold]billpay demo")
     url = _demo_database(base)
-    env, sandbox_url = _start_services(base, services, url)
+    env, sandbox_url, api_url = _start_services(base, services, url)
     settings = settings_from_env(env, skip=("BILLPAY_SANDBOX_TIMEOUT_SECONDS",))
     db = db_engine.Database(engine=sa.create_engine(url, hide_parameters=True), url=url)
     since = datetime.now(UTC)
     try:
         plan = scenarios()
-        _place_orders_and_pay(db, settings, plan, sandbox_url)
+        with _demo_client(db, settings, api_url) as api:
+            _place_orders_and_pay(db, settings, plan, sandbox_url, api)
         _wait_until_settled(db, plan, services, deadline=started + time_limit, started=started)
         reports = demo_prefect.run_reports(env["PREFECT_API_URL"])
         console.print("report deployments: " + ", ".join(f"{k} {v}" for k, v in reports.items()))
-        good = _print_results(plan, env, started, services.logs)
+        good = _print_results(plan, env, started, services.logs, api_url)
     finally:
         db.dispose()
     return _check_run_history(services, env, since, good == len(plan))
@@ -222,9 +231,11 @@ def _demo_database(base: Settings) -> URL:
     return url
 
 
-def _start_services(base: Settings, services: Services, url: URL) -> tuple[dict[str, str], str]:
+def _start_services(
+    base: Settings, services: Services, url: URL
+) -> tuple[dict[str, str], str, str]:
     """2. The sandbox (providers + Horizon on loopback), 3. a local Prefect server keeping its
-    history under the data folder, then `billpay serve`."""
+    history under the data folder, then `billpay serve` and the HTTP API (`billpay api`)."""
     sandbox_port = free_port(8765)
     env = pipeline_env(url, sandbox_port, DEMO_ENV)
     sandbox_url = services.start_sandbox(env, sandbox_port)
@@ -238,18 +249,51 @@ def _start_services(base: Settings, services: Services, url: URL) -> tuple[dict[
         "serving the deployments on their schedules (pipeline every 10 s, in-process: "
         "expire -> ingest + match -> bills -> refunds -> notifications; reports every 15 min)"
     )
-    return env, sandbox_url
+    api_url = services.start_api(env, free_port(API_PORT))
+    console.print(f"HTTP API on {api_url} (OpenAPI docs: {api_url}/docs)")
+    return env, sandbox_url, api_url
+
+
+def _demo_client(db: Database, settings: Settings, api_url: str) -> httpx.Client:
+    """An API client for the demo's own requests, as an httpx client carrying its key (the key
+    stays in this process: it is a secret); prints the client's name and key prefix only."""
+    made = clients.create(
+        db, DEMO_CLIENT, webhook_url=None, master_secret=settings.webhook_secret.get_secret_value()
+    )
+    console.print(
+        f"API client {made['name']} (key {made['key_prefix']}…); make your own with "
+        "`billpay apikey create NAME [--webhook-url URL]` and send it as "
+        "`Authorization: Bearer <key>`"
+    )
+    return httpx.Client(
+        base_url=api_url, headers={"Authorization": f"Bearer {made['key']}"}, timeout=30
+    )
+
+
+def create_order_via_api(api: httpx.Client, request: OrderRequest) -> dict[str, Any]:
+    """POST /api/bills/pay as a client app does (``api`` carries the bearer key): the order's
+    fields as JSON (amount a decimal string) and an Idempotency-Key; the 201 answer is the
+    payment instructions (what ``billpay.intake.create_order`` returns)."""
+    body = {name: value for name, value in asdict(request).items() if value is not None}
+    response = api.post("/api/bills/pay", json=body, headers={"Idempotency-Key": str(uuid.uuid4())})
+    if response.status_code != 201:
+        raise RuntimeError(f"POST /api/bills/pay answered {response.status_code}: {response.text}")
+    return response.json()
 
 
 def _place_orders_and_pay(
-    db: Database, settings: Settings, plan: list[Scenario], sandbox_url: str
+    db: Database, settings: Settings, plan: list[Scenario], sandbox_url: str, api: httpx.Client
 ) -> None:
     """4. The orders, and the users' payments (some wrong, one late, one with no order)."""
     for item in plan:
-        if item.request is not None:
+        if item.request is None:
+            continue
+        if item.via_api and ORDERS_VIA_API:
+            created = create_order_via_api(api, item.request)
+        else:
             created = create_order(db, settings, item.request)
-            item.reference = created["reference"]
-            item.muxed_destination = created["muxed_destination"]
+        item.reference = created["reference"]
+        item.muxed_destination = created["muxed_destination"]
     # these users come back after the order's 10 minutes ran out
     monitoring.expire_orders_now(db, [s.reference for s in plan if s.expire_first and s.reference])
     with httpx.Client(base_url=sandbox_url, timeout=10) as client:
@@ -299,7 +343,9 @@ def _wait_until_settled(
     _refresh(db, plan)
 
 
-def _print_results(plan: list[Scenario], env: dict[str, str], started: float, logs: Path) -> int:
+def _print_results(
+    plan: list[Scenario], env: dict[str, str], started: float, logs: Path, api_url: str
+) -> int:
     """6. Every order's outcome and the reports; how many ended as expected."""
     console.print(_final_table(plan))
     for report in ("success-rate", "provider-performance"):
@@ -320,6 +366,10 @@ def _print_results(plan: list[Scenario], env: dict[str, str], started: float, lo
         f"Prefect UI: run [bold]make ui[/] and open http://127.0.0.1:{UI_PORT} "
         "(Runs: one `pipeline` run every 10 s, its stages as task runs and under them one "
         "task run per bill, bill-<reference>; the reports' artifacts under Artifacts)"
+    )
+    console.print(
+        f"HTTP API: {api_url} (docs {api_url}/docs), stopped with the demo; "
+        "serve it on your database with [bold]billpay api --port 8000[/]"
     )
     return good
 
@@ -395,7 +445,7 @@ def _final_table(plan: list[Scenario]) -> Table:
         table.add_row(
             item.reference or item.memo_sent or "-",
             bill_type,
-            item.name,
+            f"{item.name} (via the API)" if item.via_api and ORDERS_VIA_API else item.name,
             f"{ok}{item.final}",
             item.expect,
             item.detail,

@@ -1,5 +1,5 @@
 """What ``billpay demo`` and ``billpay bench`` start: a fresh database, the sandbox, a local
-Prefect server and ``billpay`` subprocesses, stopped in reverse order however the run ends."""
+Prefect server, the HTTP API and ``billpay`` subprocesses, stopped in reverse order however the run ends."""
 
 from __future__ import annotations
 
@@ -149,6 +149,14 @@ class Services:
         self.start("sandbox", BILLPAY + ["sandbox", "--port", str(port), *options], env)
         url = f"http://127.0.0.1:{port}"
         wait_http(f"{url}/_sandbox/calls", 30)
+        return url
+
+    def start_api(self, env: dict[str, str], port: int) -> str:
+        """``billpay api`` on ``port`` (the database and providers of ``env``); its base URL
+        once ``/healthz`` says the database is reachable (it answers 503 until then)."""
+        self.start("api", BILLPAY + ["api", "--host", "127.0.0.1", "--port", str(port)], env)
+        url = f"http://127.0.0.1:{port}"
+        wait_http(f"{url}/healthz", 30)
         return url
 
     def start_prefect_server(

@@ -8,8 +8,12 @@ HMAC-SHA256(BILLPAY_WEBHOOK_SECRET, the client's random salt): never stored, re-
 from __future__ import annotations
 
 import hashlib
-import hmac
 import secrets
+
+# Delivery re-derives client secrets and may not import billpay.api: the function lives there.
+from billpay.notifications import webhook_secret
+
+__all__ = ["KEY_PREFIX", "PREFIX_LENGTH", "key_hash", "new_key", "new_salt", "webhook_secret"]
 
 KEY_PREFIX = "bp_"
 PREFIX_LENGTH = 10  # what `apikey create` shows and the table keeps to tell keys apart
@@ -25,9 +29,3 @@ def key_hash(key: str) -> str:
 
 def new_salt() -> str:
     return secrets.token_hex(16)
-
-
-def webhook_secret(master_secret: str, salt: str) -> str:
-    """The client's signing secret: HMAC of its salt under the server's webhook secret."""
-    digest = hmac.new(master_secret.encode(), f"billpay-client:{salt}".encode(), hashlib.sha256)
-    return "whsec_" + digest.hexdigest()

@@ -11,7 +11,16 @@ import logging
 import httpx
 import pytest
 
-from billpay.notifications import SIGNATURE_HEADER, DeliveryError, Message, deliver, render
+from billpay.notifications import (
+    SIGNATURE_HEADER,
+    DeliveryError,
+    Destination,
+    Message,
+    deliver,
+    destination,
+    render,
+    webhook_secret,
+)
 
 TOKEN = "26362054405982757802"
 
@@ -185,3 +194,68 @@ def test_webhook_success_logs_only_the_masked_text(caplog):
         deliver(_message(), {}, webhook_url="https://hooks.example/bp", secret="x", client=client)
     assert "via webhook" in caplog.text
     assert TOKEN not in caplog.text and "2636-2054-4059-8275-7802" not in caplog.text
+
+
+# --- where a row goes: an API client's webhook or the global default (issue 13, item 7) -----
+
+MASTER = "master-webhook-secret"
+CLIENT = {
+    "client_name": "wallet-one",
+    "client_webhook_url": "https://wallet.example/hooks?token=receiver-own-token",
+    "client_webhook_salt": "a1b2c3",
+}
+
+
+def _route(audience: str, **client: str | None) -> Destination:
+    return destination(
+        audience, **client, default_url="https://ops.example/bp", master_secret=MASTER
+    )
+
+
+def _where(audience: str, **client: str | None) -> tuple[str | None, str]:
+    target = _route(audience, **client)
+    return target.url, target.secret
+
+
+def test_a_clients_customer_message_goes_to_its_webhook_signed_with_its_own_secret():
+    target = _route("customer", **CLIENT)
+    assert target.url == CLIENT["client_webhook_url"]
+    assert target.secret == webhook_secret(MASTER, "a1b2c3") != MASTER
+    assert target.secret != webhook_secret(MASTER, "another-salt")  # clients cannot forge
+    assert target.secret != webhook_secret("another-master", "a1b2c3")
+
+
+def test_operator_alerts_and_orders_without_a_client_webhook_go_to_the_default():
+    default = ("https://ops.example/bp", MASTER)
+    assert _where("operator", **CLIENT) == default
+    no_client = {"client_name": None, "client_webhook_url": None, "client_webhook_salt": None}
+    assert _where("customer", **no_client) == default
+    no_url = {**CLIENT, "client_webhook_url": None}
+    assert _where("customer", **no_url) == default
+
+
+def test_a_client_webhook_without_the_master_secret_is_a_retryable_failure_not_a_bad_signature():
+    with pytest.raises(DeliveryError, match="BILLPAY_WEBHOOK_SECRET"):
+        destination("customer", **CLIENT, default_url=None, master_secret="")
+
+
+def test_a_destination_never_shows_its_secret_or_the_urls_path_and_query():
+    target = _route("customer", **CLIENT)
+    shown = f"{target!r} {target.describe()}"
+    assert target.secret not in shown
+    assert "receiver-own-token" not in target.describe() and "/hooks" not in target.describe()
+    assert target.describe() == "webhook of client wallet-one (wallet.example)"
+    assert _route("operator", **CLIENT).describe() == "default webhook (ops.example)"
+    assert (
+        destination(
+            "customer", **CLIENT | {"client_webhook_url": None}, default_url=None, master_secret=""
+        ).describe()
+        == "log"
+    )
+
+
+def test_the_api_issues_the_same_signing_secret_delivery_derives():
+    from billpay.api import keys
+
+    assert keys.webhook_secret(MASTER, "a1b2c3") == webhook_secret(MASTER, "a1b2c3")
+    assert webhook_secret(MASTER, "a1b2c3").startswith("whsec_")
