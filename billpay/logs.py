@@ -1,7 +1,7 @@
 """What libraries log is masked too: SQLAlchemy's result rows (DEBUG; ``hide_parameters`` does
 not cover them) never reach a log, and httpx's request lines (INFO) have no query values or user
 info (Flutterwave's validate sends ``customer=<meter>``; a client's webhook URL may carry a
-token)."""
+token), nor uvicorn's access lines (the API's history query names a phone or an account)."""
 
 from __future__ import annotations
 
@@ -33,7 +33,15 @@ class _MaskedArguments(logging.Filter):
 
 
 def _without_query_values(text: str) -> str:
-    """``https://u:p@host/p?token=abc`` -> ``https://host/p?token=***``; other text unchanged."""
+    """``https://u:p@host/p?token=abc`` -> ``https://host/p?token=***`` (and a served path
+    ``/api/bills/history?phone=080...`` -> ``/api/bills/history?phone=***``); other text
+    unchanged."""
+    if text.startswith("/"):
+        path, _, query = text.partition("?")
+        if not query:
+            return text
+        names = [name for name, _ in parse_qsl(query, keep_blank_values=True)]
+        return f"{path}?" + "&".join(f"{name}=***" for name in names)
     if not text.startswith(("http://", "https://")):
         return text
     try:
@@ -50,7 +58,12 @@ def _without_query_values(text: str) -> str:
 
 def mask_library_logs() -> None:
     """Install the filters once (idempotent): called where engines and clients are built."""
-    for name, kind in (("sqlalchemy.engine.Engine", _NoRowValues), ("httpx", _MaskedArguments)):
+    for name, kind in (
+        ("sqlalchemy.engine.Engine", _NoRowValues),
+        ("httpx", _MaskedArguments),
+        # the API's access log: GET /api/bills/history?phone=... must not log the phone
+        ("uvicorn.access", _MaskedArguments),
+    ):
         logger = logging.getLogger(name)
         if not any(isinstance(f, kind) for f in logger.filters):
             logger.addFilter(kind())

@@ -28,7 +28,7 @@ from sqlalchemy.engine import URL
 
 from billpay.api import clients
 from billpay.config import Settings
-from billpay.intake import OrderRequest, create_order
+from billpay.intake import OrderRequest
 from billpay.store import Database, monitoring
 from billpay.store import engine as db_engine
 from deployments import demo_prefect
@@ -47,9 +47,6 @@ DEMO_DATABASE = "billpay_demo"
 UI_PORT = 4200
 API_PORT = 8000  # preferred; any free port when taken
 DEMO_CLIENT = "demo-wallet"
-# Scenarios marked ``via_api`` create their order through POST /api/bills/pay, as a client app
-# would. Off until that route is merged (the scenario's order is made in-process meanwhile).
-ORDERS_VIA_API = False
 DEMO_ENV = {
     "BILLPAY_PROVIDER_READ_TIMEOUT_SECONDS": "5",
     "BILLPAY_SANDBOX_TIMEOUT_SECONDS": "8",
@@ -70,7 +67,6 @@ class Scenario:
     # memo) or "contract" (a smart wallet's Stellar Asset Contract transfer to that M-address).
     pay_via: str = "memo"
     asset_code: str | None = None  # None: cNGN; "XLM": the wrong asset
-    via_api: bool = False  # the order made through the HTTP API (see ORDERS_VIA_API)
     reference: str | None = None
     muxed_destination: str | None = None
     memo_sent: str | None = None
@@ -109,7 +105,7 @@ def scenarios() -> list[Scenario]:
             "electricity prepaid", _prepaid("ikeja-electric", "1111111111111", "5000"), "completed"
         ),
         Scenario("electricity postpaid", postpaid, "completed"),
-        Scenario("airtime MTN", _airtime("mtn", "08031234567", "500"), "completed", via_api=True),
+        Scenario("airtime MTN", _airtime("mtn", "08031234567", "500"), "completed"),
         Scenario("airtime Airtel", _airtime("airtel", "08021234567", "200"), "completed"),
         Scenario("airtime Glo", _airtime("glo", "08051234567", "1000"), "completed"),
         Scenario("airtime 9mobile", _airtime("9mobile", "08091234567", "100"), "completed"),
@@ -288,10 +284,7 @@ def _place_orders_and_pay(
     for item in plan:
         if item.request is None:
             continue
-        if item.via_api and ORDERS_VIA_API:
-            created = create_order_via_api(api, item.request)
-        else:
-            created = create_order(db, settings, item.request)
+        created = create_order_via_api(api, item.request)  # as every client app does
         item.reference = created["reference"]
         item.muxed_destination = created["muxed_destination"]
     # these users come back after the order's 10 minutes ran out
@@ -445,7 +438,7 @@ def _final_table(plan: list[Scenario]) -> Table:
         table.add_row(
             item.reference or item.memo_sent or "-",
             bill_type,
-            f"{item.name} (via the API)" if item.via_api and ORDERS_VIA_API else item.name,
+            item.name,
             f"{ok}{item.final}",
             item.expect,
             item.detail,
