@@ -26,7 +26,9 @@ class _Capture(logging.Handler):
 
 def test_history_query_values_are_masked_in_the_access_log(api_settings: Settings) -> None:
     runtime = App.open(api_settings)
-    key = clients.create(runtime.db, "logged", webhook_url=None, master_secret=WEBHOOK_SECRET)["key"]
+    key = clients.create(runtime.db, "logged", webhook_url=None, master_secret=WEBHOOK_SECRET)[
+        "key"
+    ]
     port = _free_port()
     server = uvicorn.Server(
         uvicorn.Config(create_app(runtime), host="127.0.0.1", port=port, log_level="info")
