@@ -91,7 +91,7 @@ def order_create(
     try:
         validate(request, settings)  # before touching the database: bad input stores nothing
     except IntakeError as exc:
-        _fail(str(exc))
+        _fail("\n       ".join(f"{e.field}: {e.message}" for e in exc.all))
     with _open_app(settings) as root:
         try:
             _print_json(create_order(root.db, settings, request))

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from billpay import accounts
 from billpay.catalogue import find_biller
@@ -16,15 +17,41 @@ from billpay.store import Database
 from billpay.store import bills as bill_store
 from billpay.tokens import format_token
 
+_T = TypeVar("_T")
+
 
 class IntakeError(ValueError):
-    """Bad order input; ``field`` names what to fix. Nothing has been stored."""
+    """Bad order input; ``field`` names what to fix. Nothing has been stored. ``others`` are
+    the further bad fields found in the same order (``all`` lists every one)."""
 
-    def __init__(self, field: str, message: str, code: str = "invalid_input") -> None:
+    def __init__(
+        self,
+        field: str,
+        message: str,
+        code: str = "invalid_input",
+        others: tuple[IntakeError, ...] = (),
+    ) -> None:
         super().__init__(f"{field}: {message}")
         self.field = field
         self.message = message
         self.code = code
+        self.others = others
+
+    @property
+    def all(self) -> tuple[IntakeError, ...]:
+        return (self, *self.others)
+
+    def renamed(self, names: dict[str, str]) -> IntakeError:
+        """The same errors under the caller's field names (the API's ``account`` for the
+        order's ``account_number``)."""
+        return IntakeError.of(
+            [IntakeError(names.get(e.field, e.field), e.message, e.code) for e in self.all]
+        )
+
+    @classmethod
+    def of(cls, errors: list[IntakeError]) -> IntakeError:
+        first, *rest = errors
+        return cls(first.field, first.message, first.code, tuple(rest))
 
 
 @dataclass(frozen=True)
@@ -32,8 +59,8 @@ class OrderRequest:
     bill_type: str
     biller: str
     account: str
-    amount: str
-    phone: str
+    amount: str | None  # None only for validate(partial=True)
+    phone: str | None
     account_type: str | None = None
     product: str | None = None
     network: str | None = None
@@ -55,17 +82,93 @@ class ValidOrder:
     amount_kobo: int
 
 
-def validate(request: OrderRequest, settings: Settings) -> ValidOrder:
+def validate(request: OrderRequest, settings: Settings, *, partial: bool = False) -> ValidOrder:
+    """The order, checked and normalised; an :class:`IntakeError` naming every bad field
+    otherwise (each field checked on its own, those that depend on a bad one skipped).
+
+    ``partial``: the account questions only (``POST /api/bills/validate``): amount and phone
+    may be absent; a missing amount reads as the plan's price or our minimum, a missing phone
+    as empty."""
+    errors: list[IntakeError] = []
+
+    def check(rule: Callable[..., _T], *args: Any) -> _T | None:
+        try:
+            return rule(*args)
+        except IntakeError as exc:
+            errors.append(exc)
+        except accounts.ValidationError as exc:
+            errors.append(IntakeError(exc.field, exc.message, exc.code))
+        return None
+
+    bill_type = check(_bill_type, request.bill_type)
+    biller = check(_biller_code, request.biller)
+    amount_kobo = None
+    if request.amount is not None or not partial:
+        amount_kobo = check(_amount, request.amount, settings)
+    phone = None
+    if request.phone is not None or not partial:
+        phone = check(accounts.parse_phone, request.phone)
+    email = check(_validate_email, request.email)
+    account_type = request.account_type.strip().lower() if request.account_type else None
+    if bill_type is not None:
+        check(_type_rules, bill_type, account_type, request.product)
+    product = None
+    if bill_type is not None and biller is not None and not _named(errors, "product"):
+        priced = check(_check_catalogue, bill_type, biller, request.product, amount_kobo)
+        if priced is None:
+            biller = None
+        else:
+            biller, product = priced
+    account_number, network = None, None
+    if bill_type is not None and biller is not None and not _named(errors, "account_type"):
+        account_number = check(
+            accounts.validate_account, bill_type, biller, request.account, account_type
+        )
+        if bill_type in (BillType.AIRTIME, BillType.DATA) and account_number is not None:
+            network = check(_network, request.account, request.network, biller)
+    if errors:
+        raise IntakeError.of(errors)
+    assert bill_type and biller and account_number
+    if amount_kobo is None:  # partial: the plan's fixed price, or our minimum
+        plan = find_biller(biller).plan(product) if product else None  # type: ignore[union-attr]
+        amount_kobo = (plan.amount_kobo if plan else None) or naira_to_kobo(
+            settings.min_amount_naira
+        )
+    return ValidOrder(
+        bill_type=bill_type,
+        biller=biller,
+        account_number=account_number,
+        account_type=account_type,
+        product_code=product,
+        network=network,
+        phone=phone.local if phone else "",
+        email=email,
+        amount_kobo=amount_kobo,
+    )
+
+
+def _named(errors: list[IntakeError], field: str) -> bool:
+    return any(e.field == field for e in errors)
+
+
+def _bill_type(text: str) -> BillType:
     try:
-        bill_type = BillType(request.bill_type.strip().lower())
+        return BillType(text.strip().lower())
     except ValueError:
         choices = ", ".join(t.value for t in BillType)
         raise IntakeError("bill_type", f"must be one of {choices}", "invalid_bill_type") from None
-    biller = request.biller.strip().lower()
+
+
+def _biller_code(text: str) -> str:
+    biller = text.strip().lower()
     if not biller:
         raise IntakeError("biller", "is required", "invalid_biller")
+    return biller
+
+
+def _amount(text: str | None, settings: Settings) -> int:
     try:
-        amount_kobo = naira_to_kobo(request.amount)
+        amount_kobo = naira_to_kobo(text or "")
     except MoneyError as exc:
         raise IntakeError("amount", str(exc), "invalid_amount") from None
     low, high = naira_to_kobo(settings.min_amount_naira), naira_to_kobo(settings.max_amount_naira)
@@ -75,43 +178,30 @@ def validate(request: OrderRequest, settings: Settings) -> ValidOrder:
             f"must be between {settings.min_amount_naira} and {settings.max_amount_naira} naira",
             "invalid_amount",
         )
-    account_type = request.account_type.strip().lower() if request.account_type else None
+    return amount_kobo
+
+
+def _type_rules(bill_type: BillType, account_type: str | None, product: str | None) -> None:
     if bill_type is BillType.ELECTRICITY and account_type not in ("prepaid", "postpaid"):
         raise IntakeError(
             "account_type", "must be prepaid or postpaid for electricity", "invalid_account_type"
         )
-    if bill_type in (BillType.DATA, BillType.CABLE_TV) and not request.product:
+    if bill_type in (BillType.DATA, BillType.CABLE_TV) and not product:
         raise IntakeError(
             "product", f"a plan/bouquet code is required for {bill_type}", "invalid_product"
         )
-    biller, product = _check_catalogue(bill_type, biller, request.product, amount_kobo)
-    try:
-        phone = accounts.parse_phone(request.phone)
-        email = _validate_email(request.email)
-        account_number = accounts.validate_account(bill_type, biller, request.account, account_type)
-        network = None
-        if bill_type in (BillType.AIRTIME, BillType.DATA):
-            network = str(accounts.resolve_network(request.account, request.network))
-            if biller not in _network_billers(network):
-                raise IntakeError(
-                    "biller",
-                    f"{biller!r} is not a {network} product; the number is "
-                    f"on {network} (pass --network for a ported number)",
-                    "invalid_biller",
-                )
-    except accounts.ValidationError as exc:
-        raise IntakeError(exc.field, exc.message, exc.code) from None
-    return ValidOrder(
-        bill_type=bill_type,
-        biller=biller,
-        account_number=account_number,
-        account_type=account_type,
-        product_code=product,
-        network=network,
-        phone=phone.local,
-        email=email,
-        amount_kobo=amount_kobo,
-    )
+
+
+def _network(account: str, named: str | None, biller: str) -> str:
+    network = str(accounts.resolve_network(account, named))
+    if biller not in _network_billers(network):
+        raise IntakeError(
+            "biller",
+            f"{biller!r} is not a {network} product; the number is "
+            f"on {network} (pass --network for a ported number)",
+            "invalid_biller",
+        )
+    return network
 
 
 def _network_billers(network: str) -> set[str]:
@@ -120,10 +210,11 @@ def _network_billers(network: str) -> set[str]:
 
 
 def _check_catalogue(
-    bill_type: BillType, biller_code: str, product: str | None, amount_kobo: int
+    bill_type: BillType, biller_code: str, product: str | None, amount_kobo: int | None
 ) -> tuple[str, str | None]:
     """The biller must be one we route, of this bill type; a fixed-price plan must be paid at
-    its price. Returns our canonical biller code and product code."""
+    its price (checked when the amount itself is valid). Returns our canonical biller code and
+    product code."""
     biller = find_biller(biller_code)
     if biller is None or biller.bill_type != bill_type:
         raise IntakeError("biller", f"no {bill_type} biller {biller_code!r}", "invalid_biller")
@@ -135,7 +226,7 @@ def _check_catalogue(
         raise IntakeError(
             "product", f"{product!r} is not a {biller.code} plan ({codes})", "invalid_product"
         )
-    if plan.amount_kobo is not None and plan.amount_kobo != amount_kobo:
+    if amount_kobo is not None and plan.amount_kobo is not None and plan.amount_kobo != amount_kobo:
         raise IntakeError(
             "amount", f"{plan.code} costs {plan.amount_kobo // 100} naira", "invalid_amount"
         )

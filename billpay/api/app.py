@@ -8,7 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 from fastapi import FastAPI
 
-from billpay.api import catalogue, orders, problems, webhooks
+from billpay.api import catalogue, deps, orders, problems, webhooks
 from billpay.app import App
 
 DESCRIPTION = """Create and follow Nigerian bill payments paid in cNGN.
@@ -21,6 +21,7 @@ Money is a decimal string, never a number. Errors are `application/problem+json`
 def create_app(runtime: App) -> FastAPI:
     app = FastAPI(title="billpay", version="1", description=DESCRIPTION)
     app.state.runtime = runtime
+    app.state.rate_limit = deps.RateLimit.parse(runtime.settings.api_rate_limit)  # per process
     problems.install(app)
     # Fixed paths (types, providers, history, stats) before /api/bills/{reference}.
     app.include_router(catalogue.router)

@@ -16,16 +16,16 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
-from billpay import accounts, reports
+from billpay import intake, reports
 from billpay.api.deps import CurrentClient, Runtime
 from billpay.api.problems import Problem, field_error
 from billpay.app import App
 from billpay.bills import policy
 from billpay.bills.context import StepContext
 from billpay.bills.verify import ask_providers
-from billpay.catalogue import BILLERS, Biller, Plan, find_biller
-from billpay.intake import IntakeError
-from billpay.money import MoneyError, kobo_to_naira, naira_to_kobo
+from billpay.catalogue import BILLERS, Biller, find_biller
+from billpay.intake import IntakeError, OrderRequest
+from billpay.money import kobo_to_naira, naira_to_kobo
 from billpay.orders import BillOrder, BillType, new_reference
 from billpay.providers.base import AccountCheck
 from billpay.store import reports as report_store
@@ -121,88 +121,38 @@ class ValidateAnswer(BaseModel):
     message: str
 
 
-def _bad(field: str, message: str, code: str) -> IntakeError:
-    return IntakeError(field, message, code)
-
-
 def _checked_order(body: ValidateRequest, runtime: App) -> tuple[BillOrder, Biller, bool]:
-    """The order the format rules accept (phone and amount stand-ins where none was sent), its
-    biller, and whether an amount was sent. Raises IntakeError naming the request field."""
+    """The order the format rules accept (intake's own rules, with no phone and, when none was
+    sent, the plan's price or our minimum as the amount), its biller, and whether an amount was
+    sent. Raises IntakeError naming each bad request field."""
+    request = OrderRequest(
+        bill_type=body.bill_type,
+        biller=body.biller,
+        account=body.account,
+        amount=body.amount if body.amount and body.amount.strip() else None,
+        phone=None,
+        account_type=body.account_type,
+        product=body.product,
+        network=body.network,
+    )
     try:
-        bill_type = BillType(body.bill_type.strip().lower())
-    except ValueError:
-        choices = ", ".join(t.value for t in BillType)
-        raise _bad("bill_type", f"must be one of {choices}", "invalid_bill_type") from None
-    biller = find_biller(body.biller)
-    if biller is None or biller.bill_type != bill_type:
-        raise _bad("biller", f"no {bill_type} biller {body.biller!r}", "invalid_biller")
-    account_type = (body.account_type or "").strip().lower() or None
-    if bill_type is BillType.ELECTRICITY and account_type not in accounts.ACCOUNT_TYPES:
-        raise _bad("account_type", "must be prepaid or postpaid", "invalid_account_type")
-    product = _product(bill_type, biller, body.product)
-    amount_kobo = _amount(body.amount, runtime, biller.plan(product) if product else None)
-    try:
-        account = accounts.validate_account(bill_type, biller.code, body.account, account_type)
-        network = _network(bill_type, biller, account, body.network)
-    except accounts.ValidationError as exc:
-        raise _bad(_API_FIELD.get(exc.field, exc.field), exc.message, exc.code) from None
+        valid = intake.validate(request, runtime.settings, partial=True)
+    except IntakeError as exc:
+        raise exc.renamed(_API_FIELD) from None
+    biller = find_biller(valid.biller)
+    assert biller is not None  # intake accepted it: it is in the catalogue
     order = BillOrder(
         reference=new_reference(),
-        bill_type=bill_type,
-        biller=biller.code,
-        account_number=account,
-        amount_kobo=amount_kobo or naira_to_kobo(runtime.settings.min_amount_naira),
+        bill_type=valid.bill_type,
+        biller=valid.biller,
+        account_number=valid.account_number,
+        amount_kobo=valid.amount_kobo,
         phone="08000000000",  # verify sends no phone; the order's own is checked at pay
-        account_type=account_type,
-        product_code=product,
-        network=network,
+        account_type=valid.account_type,
+        product_code=valid.product_code,
+        network=valid.network,
     )
-    return order, biller, amount_kobo is not None
-
-
-def _product(bill_type: BillType, biller: Biller, product: str | None) -> str | None:
-    if bill_type not in (BillType.DATA, BillType.CABLE_TV):
-        return None
-    plan = biller.plan((product or "").strip().lower() or None)
-    if plan is None:
-        codes = ", ".join(p.code for p in biller.plans)
-        message = f"{product!r} is not a {biller.code} plan ({codes})"
-        raise _bad("product", message if product else f"is required ({codes})", "invalid_product")
-    return plan.code
-
-
-def _amount(text: str | None, runtime: App, plan: Plan | None) -> int | None:
-    if text is None or not text.strip():
-        return None
-    settings = runtime.settings
-    try:
-        kobo = naira_to_kobo(text)
-    except MoneyError as exc:
-        raise _bad("amount", str(exc), "invalid_amount") from None
-    low, high = naira_to_kobo(settings.min_amount_naira), naira_to_kobo(settings.max_amount_naira)
-    if not low <= kobo <= high:
-        message = f"must be between {settings.min_amount_naira} and {settings.max_amount_naira}"
-        raise _bad("amount", f"{message} naira", "invalid_amount")
-    if plan is not None and plan.amount_kobo is not None and plan.amount_kobo != kobo:
-        raise _bad("amount", f"{plan.code} costs {_naira(plan.amount_kobo)}", "invalid_amount")
-    return kobo
-
-
-def _network(bill_type: BillType, biller: Biller, account: str, explicit: str | None) -> str | None:
-    """Airtime and data: the number's network (the prefix, or the one named for a ported
-    number) must be the biller's, as at intake."""
-    if bill_type not in (BillType.AIRTIME, BillType.DATA):
-        return None
-    network = str(accounts.resolve_network(account, explicit))
-    vtpass_name = "etisalat" if network == "9mobile" else network
-    if biller.code not in {network, f"{network}-data", f"{vtpass_name}-data"}:
-        raise accounts.ValidationError(
-            "invalid_biller",
-            "biller",
-            f"{biller.code!r} is not a {network} product; the number is on {network} "
-            "(name the network for a ported number)",
-        )
-    return network
+    return order, biller, request.amount is not None
 
 
 def _bounds(runtime: App, biller: Biller, order: BillOrder, check: AccountCheck) -> tuple[int, int]:

@@ -4,7 +4,6 @@ held to its request rate: 429 with Retry-After past ``BILLPAY_API_RATE_LIMIT``).
 from __future__ import annotations
 
 import math
-import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -59,19 +58,6 @@ class RateLimit:
         return max(1, math.ceil(reset - time.time()))
 
 
-_rate_limit_lock = threading.Lock()
-
-
-def _rate_limit(request: Request, runtime: App) -> RateLimit:
-    """The app's limiter, made on first use (the app is built elsewhere; routes run in worker
-    threads, hence the lock)."""
-    state = request.app.state
-    with _rate_limit_lock:
-        if getattr(state, "rate_limit", None) is None:
-            state.rate_limit = RateLimit.parse(runtime.settings.api_rate_limit)
-        return state.rate_limit
-
-
 def current_client(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
@@ -94,7 +80,7 @@ def current_client(
         webhook_url=row["webhook_url"],
         created_at=row["created_at"],
     )
-    wait = _rate_limit(request, runtime).retry_after(client.id)
+    wait = request.app.state.rate_limit.retry_after(client.id)
     if wait is not None:
         raise Problem(
             429,

@@ -139,8 +139,7 @@ def _validated(body: PayRequest, settings: Settings) -> ValidOrder:
     try:
         return validate_order(OrderRequest(**body.model_dump()), settings)
     except IntakeError as exc:
-        field = _BODY_FIELD.get(exc.field, exc.field)
-        raise IntakeError(field, exc.message, exc.code) from None
+        raise exc.renamed(_BODY_FIELD) from None
 
 
 def _request_hash(order: ValidOrder) -> str:

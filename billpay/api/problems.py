@@ -103,11 +103,12 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(IntakeError)
     async def _intake(request: Request, exc: IntakeError) -> JSONResponse:
         status = 503 if exc.code == "not_configured" else 422
+        errors = [field_error(e.field, e.message, e.code) for e in exc.all]
         return problem_response(
             status,
-            f"{exc.field}: {exc.message}",
-            code=exc.code,
-            errors=[field_error(exc.field, exc.message, exc.code)],
+            "; ".join(f"{e.field}: {e.message}" for e in exc.all),
+            code=exc.code if len(errors) == 1 else "invalid_input",
+            errors=errors,
             instance=request.url.path,
         )
 
@@ -116,7 +117,7 @@ def install(app: FastAPI) -> None:
         errors = [
             field_error(
                 _location(e.get("loc", ())),
-                str(e.get("msg", "is invalid")),
+                str(e.get("msg", "is invalid")).removeprefix("Value error, "),
                 str(e.get("type", "invalid_input")),
             )
             for e in exc.errors()
