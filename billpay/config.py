@@ -129,6 +129,20 @@ class Settings(BaseSettings):
         "(at least 1.5 heartbeats: Prefect's are 30 s apart at the most often)",
     )
 
+    # --- issue 13: provider webhooks in, VTpass reversals (billpay/api/webhooks.py) ---------
+    flutterwave_webhook_hash: SecretStr = Field(
+        default=SecretStr(""),
+        description="the secret hash set on the Flutterwave dashboard, sent back in the "
+        "verif-hash header of its webhooks; unset = every Flutterwave webhook is refused (401)",
+    )
+    reversal_recheck_seconds: int = Field(
+        default=3600,
+        ge=0,
+        description="a delivered VTpass bill is requeried once more this long after delivery, "
+        "to catch a reversal (code 040); 0 = no scheduled re-check (a reversal webhook still "
+        "makes one due)",
+    )
+
     @field_validator(
         "route_electricity",
         "route_airtime",
