@@ -68,7 +68,7 @@ def _mapping(value: object) -> dict[str, Any]:
 
 
 def _reference(value: object) -> str:
-    text = text_field(value, 100)
+    text = text_field(value, 101)  # one more than allowed: a longer one is cut, then refused
     if text is None or not _REFERENCE.fullmatch(text):
         raise Unreadable("no readable reference")
     return text
