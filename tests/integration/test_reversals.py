@@ -261,3 +261,22 @@ def test_only_the_lease_holder_reverses(db):
         assert not reversals.reverse(conn, bill_id, worker="w1", detail="x", reason="r")
         assert not reversals.mark_checked(conn, bill_id, worker="w1", detail="x")
     assert _row(db, bill_id)["status"] == "completed" and _refunds(db, bill_id) == []
+
+
+def test_the_recheck_claim_and_the_hint_lookup_use_their_indexes(db):
+    with db.begin() as conn:
+        conn.execute(sa.text("SET LOCAL enable_seqscan = off"))
+        claim = conn.execute(
+            sa.text(
+                "EXPLAIN (FORMAT JSON) SELECT id FROM queue_reversal_rechecks"
+                " LIMIT 10 FOR UPDATE SKIP LOCKED"
+            )
+        ).scalar_one()
+        lookup = conn.execute(
+            sa.text(
+                "EXPLAIN (FORMAT JSON) SELECT bill_payment_id FROM provider_attempts"
+                " WHERE provider = 'vtpass' AND reference = 'x' AND operation = 'pay'"
+            )
+        ).scalar_one()
+    assert "bill_payments_q_reversal_recheck" in str(claim)
+    assert "provider_attempts_pay_reference_key" in str(lookup)
