@@ -147,6 +147,7 @@ $$;
 --   'requery_due'   the bill waits in provider_processing on this very attempt: due now
 --   'recheck_due'   p_reversal, and the bill is a completed VTpass bill delivered by this
 --                   attempt: its reversal re-check is due now (reopened if it was done)
+--   'recently_rechecked' as above, but its re-check ended less than a minute ago
 --   'closed_attempt' the attempt is no longer the bill's open one (failed and retried, say)
 --   'no_action'     anything else (already completed, refunding, ...)
 --   'unknown_reference' no pay attempt of ours has this reference
@@ -179,8 +180,14 @@ BEGIN
         RETURN 'requery_due';
     END IF;
     IF p_reversal AND v_bill.status = 'completed' AND p_provider = 'vtpass' THEN
+        -- A finished re-check is reopened at most once a minute: anyone can post to this
+        -- route, and a bill's reference is on the ledger (its memo), so a flood of forged
+        -- reversals costs at most one requery a minute per bill. The tries are not reset.
+        IF v_bill.reversal_checked_at >= now() - interval '1 minute' THEN
+            RETURN 'recently_rechecked';
+        END IF;
         UPDATE bill_payments
-           SET reversal_check_at = now(), reversal_checked_at = NULL, reversal_checks = 0
+           SET reversal_check_at = now(), reversal_checked_at = NULL
          WHERE id = v_bill.id
            AND (reversal_checked_at IS NOT NULL OR reversal_check_at IS NULL
                 OR reversal_check_at > now());

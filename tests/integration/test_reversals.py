@@ -144,7 +144,8 @@ def test_a_reversal_hint_for_a_bill_never_completed_only_requeries_it(db):
 
 
 def test_a_reversal_hint_reopens_a_delivered_bills_check_and_nothing_else_does(db):
-    bill_id, ref = _bill(db, S.COMPLETED, reversal_checked_at=datetime.now(UTC))
+    checked = datetime.now(UTC) - timedelta(minutes=2)
+    bill_id, ref = _bill(db, S.COMPLETED, reversal_checked_at=checked)
     assert _hint(db, ref) == "no_action"  # an ordinary update for a delivered bill
     assert _row(db, bill_id)["reversal_checked_at"] is not None
     assert _hint(db, ref, reversal=True) == "recheck_due"
@@ -248,6 +249,17 @@ def test_a_reversal_hint_after_the_recheck_catches_a_late_reversal(settings, db)
     bill_id, ref = _bill(db, S.COMPLETED)
     recheck_due_deliveries(_ctx(settings, db, DELIVERED), limit=10)
     assert _row(db, bill_id)["reversal_checked_at"] is not None
+    # a flood of (maybe forged) reversals right after a re-check asks nobody again
+    assert _hint(db, ref, reversal=True) == "recently_rechecked"
+    assert recheck_due_deliveries(_ctx(settings, db), limit=10) == []
+    with db.begin() as conn:
+        conn.execute(
+            sa.text(
+                "UPDATE bill_payments SET reversal_checked_at = now() - interval '2 minutes'"
+                " WHERE id = :id"
+            ),
+            {"id": bill_id},
+        )
     assert _hint(db, ref, reversal=True) == "recheck_due"
     [result] = recheck_due_deliveries(_ctx(settings, db, REVERSED, recheck_seconds=0), limit=10)
     assert result.after == "refund_initiated"
