@@ -25,6 +25,7 @@ from billpay.bills.context import StepContext, StepResult
 from billpay.bills.decision import Alert
 from billpay.bills.policy import RetrySettings
 from billpay.providers.base import ErrorClass, PaymentOutcome, PaymentResult
+from billpay.providers.vtpass import TOKEN_PENDING
 from billpay.states import BillState
 from billpay.store import attempts as attempt_store
 from billpay.store import bills as bill_store
@@ -68,7 +69,9 @@ def after_recheck(
     said = f"{result.outcome}: {result.message or result.reason_code or ''}".strip()
     if result.reversed:
         return Recheck(RecheckAction.REVERSE, f"reversed by the provider ({said})")
-    if result.outcome is PaymentOutcome.SUCCESS:
+    # A delivered prepaid bill already has its token: "delivered, no token in this answer" is
+    # still delivered here (while paying it would mean "wait for the token").
+    if result.outcome is PaymentOutcome.SUCCESS or result.reason_code == TOKEN_PENDING:
         return Recheck(RecheckAction.CONFIRMED, "re-checked: still delivered")
     tries = checks_so_far + 1
     if tries >= RECHECK_MAX_TRIES:

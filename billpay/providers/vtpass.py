@@ -95,6 +95,8 @@ REQUERY_DEFINITIVE = frozenset({"000", "099", "089", "016", "040", "091"})
 # VTpass later took back, refunding our wallet; also what its reversal webhook carries).
 REVERSED_CODE = "040"
 REVERSED_STATUS = "reversed"
+# Delivered, but the answer carries no token for a prepaid meter (the pipeline waits for one).
+TOKEN_PENDING = "000:token_pending"
 # A pay whose request_id was used before is refused with this code. Not to be confused with 019
 # (same service and biller code within 30 s, whatever the request_id).
 DUPLICATE_REQUEST_ID = "014"
@@ -197,7 +199,7 @@ def _processed(order: BillOrder, body: dict[str, Any]) -> PaymentResult:
         )
     needs_token = order.bill_type == BillType.ELECTRICITY and order.account_type == "prepaid"
     if outcome == Outcome.SUCCESS and needs_token and not details["token"]:
-        return PaymentResult(Outcome.PENDING, reason_code="000:token_pending", **details)
+        return PaymentResult(Outcome.PENDING, reason_code=TOKEN_PENDING, **details)
     return PaymentResult(outcome, error_class, reason_code=f"000:{status}", **details)
 
 

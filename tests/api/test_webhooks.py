@@ -258,3 +258,18 @@ def test_a_vtpass_webhook_for_a_waiting_bill_makes_its_requery_due(api: ApiServe
     with api.client() as http:
         assert http.post("/webhooks/vtpass", json=body).json() == VTPASS_ACK
     assert _next_attempt_at(api, bill_id) <= datetime.now(UTC)
+
+
+def test_an_unknown_reference_is_logged_masked_and_acknowledged(
+    api: ApiServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    body = {
+        "type": "transaction-update",
+        "data": {"requestId": "2026120210307NOSUCHREFA1", "phone": "08031234567",
+                 "content": {"transactions": {"status": "delivered", "token": "12345678901234567890"}}},
+    }  # fmt: skip
+    with caplog.at_level("INFO", logger="billpay.api.webhooks"), api.client() as http:
+        assert http.post("/webhooks/vtpass", json=body).json() == VTPASS_ACK
+    logged = " ".join(r.getMessage() for r in caplog.records if r.name == "billpay.api.webhooks")
+    assert "unknown_reference" in logged
+    assert "08031234567" not in logged and "12345678901234567890" not in logged

@@ -221,8 +221,16 @@ def recheck(result: PaymentResult, checks: int = 0):
     return after_recheck("7K3M9QZ2XA", 7, checks, result, NOW, RULES)
 
 
-def test_recheck_still_delivered_ends_the_check() -> None:
-    decision = recheck(PaymentResult(PaymentOutcome.SUCCESS, reason_code="000:delivered"))
+@pytest.mark.parametrize(
+    "result",
+    [
+        PaymentResult(PaymentOutcome.SUCCESS, reason_code="000:delivered"),
+        # delivered, but this answer lacks the prepaid token (the bill has it already)
+        PaymentResult(PaymentOutcome.PENDING, reason_code="000:token_pending"),
+    ],
+)
+def test_recheck_still_delivered_ends_the_check(result: PaymentResult) -> None:
+    decision = recheck(result)
     assert decision.action is RecheckAction.CONFIRMED and decision.alert is None
 
 
