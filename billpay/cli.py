@@ -331,6 +331,10 @@ def sandbox(
     ] = False,
     latency_ms: Annotated[int, typer.Option(help="added latency per provider call")] = 0,
     failure_rate: Annotated[float, typer.Option(help="share of pay calls that fail")] = 0.0,
+    webhook_base_url: Annotated[
+        str | None,
+        typer.Option(help="billpay API base URL: send provider webhooks there (opt-in)"),
+    ] = None,
 ) -> None:
     """Serve the Flutterwave, VTpass and Horizon simulators."""
     from billpay.sandbox.app import SandboxOptions, create_app, sandbox_env
@@ -341,7 +345,9 @@ def sandbox(
         return
     import uvicorn
 
-    options = SandboxOptions(latency_ms=latency_ms, failure_rate=failure_rate)
+    options = SandboxOptions(
+        latency_ms=latency_ms, failure_rate=failure_rate, webhook_url=webhook_base_url
+    )
     uvicorn.run(create_app(options), host=host, port=port, log_level="warning")
 
 

@@ -137,6 +137,20 @@ class Settings(BaseSettings):
         "e.g. 600/minute or 20 per second; more answer 429 with Retry-After",
     )
 
+    # --- provider webhooks in, VTpass reversals (billpay/api/webhooks.py) -----------------
+    flutterwave_webhook_hash: SecretStr = Field(
+        default=SecretStr(""),
+        description="the secret hash set on the Flutterwave dashboard, sent back in the "
+        "verif-hash header of its webhooks; unset = every Flutterwave webhook is refused (401)",
+    )
+    reversal_recheck_seconds: int = Field(
+        default=3600,
+        ge=0,
+        description="a delivered VTpass bill is requeried once more this long after delivery, "
+        "to catch a reversal (code 040); 0 = no scheduled re-check (a reversal webhook still "
+        "makes one due)",
+    )
+
     @field_validator(
         "route_electricity",
         "route_airtime",

@@ -31,6 +31,7 @@ REFUND_REASONS = {
     "account_invalid": "the provider could not verify the account",
     "provider_failed": "the provider could not deliver the bill",
     "operator_refund": "our operations team cancelled the bill",
+    "provider_reversed": "the provider reversed the bill after delivering it",
 }
 
 
@@ -59,6 +60,8 @@ def render(kind: str, audience: str, payload: Mapping[str, Any]) -> Message:
         text, log_text = _completed(payload)
     elif kind == "bill_refunded":
         text = log_text = _refunded(payload)
+    elif kind == "bill_reversed":
+        text = log_text = _reversed(payload)
     else:
         text = log_text = _operator_alert(kind, payload)
     return Message(kind, audience, reference, text, log_text)
@@ -102,6 +105,17 @@ def _refunded(p: Mapping[str, Any]) -> str:
     amount_text = f"{Decimal(str(amount)):,.7f} cNGN" if amount else "your cNGN"
     tx = f" (transaction {p['tx_hash']})" if p.get("tx_hash") else ""
     return f"{p.get('reference')}: refunded {amount_text} because {human}{tx}."
+
+
+def _reversed(p: Mapping[str, Any]) -> str:
+    amount = format_naira(int(p.get("amount_kobo") or 0))
+    account = mask_account(str(p.get("account_number") or ""))
+    cngn = p.get("amount_cngn")
+    back = f"{Decimal(str(cngn)):,.7f} cNGN" if cngn else "your cNGN"
+    return (
+        f"{p.get('reference')}: {p.get('biller')} reversed the {amount} payment for {account}; "
+        f"we are refunding {back}."
+    )
 
 
 def _operator_alert(kind: str, p: Mapping[str, Any]) -> str:

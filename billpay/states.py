@@ -14,6 +14,8 @@ class BillState(StrEnum):
     PROCESSING_BILL = "processing_bill"
     PROVIDER_PROCESSING = "provider_processing"
     COMPLETED = "completed"
+    # A delivered bill the provider took back later (VTpass code 040): the cNGN is refunded.
+    REVERSED = "reversed"
     RETRY_SCHEDULED = "retry_scheduled"
     PROVIDER_FAILED = "provider_failed"
     REFUND_INITIATED = "refund_initiated"
@@ -33,7 +35,8 @@ ALLOWED_TRANSITIONS: dict[BillState, frozenset[BillState]] = {
         {S.PROVIDER_PROCESSING, S.COMPLETED, S.RETRY_SCHEDULED, S.PROVIDER_FAILED}
     ),
     S.PROVIDER_PROCESSING: frozenset({S.COMPLETED, S.RETRY_SCHEDULED, S.PROVIDER_FAILED}),
-    S.COMPLETED: frozenset(),
+    S.COMPLETED: frozenset({S.REVERSED}),
+    S.REVERSED: frozenset({S.REFUND_INITIATED}),
     S.RETRY_SCHEDULED: frozenset({S.PROCESSING_BILL, S.PROVIDER_FAILED}),
     S.PROVIDER_FAILED: frozenset({S.REFUND_INITIATED}),
     S.REFUND_INITIATED: frozenset({S.REFUND_PROCESSING}),

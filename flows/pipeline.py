@@ -2,6 +2,7 @@
 ledger can be matched, verified, paid and receipted within one run:
 
 expire -> ingest + match -> bills (verify -> pay -> due requery/retry, one task per bill)
+-> recheck (delivered VTpass bills requeried once more for a reversal, one task per batch)
 -> refunds (one task per refund) -> notifications (one task per batch).
 
 Each stage is a task run (the UI's run graph shows the stages and, under them, the per-bill
@@ -40,6 +41,7 @@ def pipeline(batch_size: int | None = None, match_limit: int = 500) -> dict[str,
     summary["ingest"] = ingested.get("ingest", ingested)
     summary["match"] = ingested.get("match", stages.empty_summary())
     summary["bills"] = _stage("bills", stages.process_bills, worker, limit)
+    summary["recheck"] = _stage("recheck", stages.recheck_deliveries, worker, limit)
     summary["refund"] = _stage("refunds", stages.process_refunds, worker, limit)
     summary["notify"] = _stage("notify", stages.dispatch_notifications, worker, limit)
     get_run_logger().info("pipeline: %s", stages.one_line(summary))

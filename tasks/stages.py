@@ -9,16 +9,17 @@ from typing import Any
 
 from prefect import get_run_logger, task, unmapped
 
-from billpay.bills import advance
+from billpay.bills import advance, reversal
 from billpay.bills import refund as refund_decision
 from billpay.bills.context import NeedsAttention
 from billpay.bills.expire import expire_due_orders
+from billpay.states import BillState
 from billpay.stellar import ingest, matching, refunds
 from billpay.store import bills as bill_store
 from billpay.store import notifications as outbox
 from billpay.store import stages as stage_store
 from tasks import notifications
-from tasks.bills import advance_bill
+from tasks.bills import advance_bill, step_context
 from tasks.policy import TASK_DEFAULTS
 from tasks.runtime import get_runtime
 
@@ -121,6 +122,25 @@ def process_bills(worker: str, batch_size: int) -> dict[str, Any]:
     by_stage = {name: sum(1 for _, s in claimed if s == name) for name in STAGE_NAMES}
     note = " ".join(f"{name}={count}" for name, count in by_stage.items() if count)
     return _summary(len(claimed), advanced, failed, note)
+
+
+@task(name="recheck-deliveries", **TASK_DEFAULTS)
+def recheck_deliveries(worker: str, batch_size: int) -> dict[str, Any]:
+    """Delivered VTpass bills due for their one re-check (a while after delivery, or now after
+    a reversal webhook) are requeried in this task run; a reversal goes to refund."""
+    results = reversal.recheck_due_deliveries(step_context(worker), limit=batch_size)
+    if not results:
+        return _summary(0)
+    reversed_ = [r.reference for r in results if r.after == str(BillState.REFUND_INITIATED)]
+    summary = _summary(
+        len(results),
+        sum(1 for r in results if r.advanced),
+        note=f"reversed={len(reversed_)}" if reversed_ else "",
+    )
+    alerts = [r.alert for r in results if r.alert]
+    if alerts:
+        raise StageNeedsAttention("; ".join(a for a in alerts if a), summary)
+    return summary
 
 
 @task(name="refund-payment", task_run_name="refund-{label}", **TASK_DEFAULTS)

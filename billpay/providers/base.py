@@ -27,10 +27,12 @@ never raise either. ``outcome``:
   retry later or next provider, never refund on the first failure; ``CONFIGURATION`` -> alert,
   never auto-refund; ``PERMANENT`` -> next provider, else refund; ``ACCOUNT_INVALID`` -> refund.
 
-Two facts ride along whatever the outcome: ``not_found`` (a requery the provider answered "no
-such reference"; PENDING inside ``NOT_FOUND_GRACE``, FAILED after it) and
+Three facts ride along whatever the outcome: ``not_found`` (a requery the provider answered
+"no such reference"; PENDING inside ``NOT_FOUND_GRACE``, FAILED after it),
 ``duplicate_reference`` (a pay refused because the reference was used before: an earlier request
-arrived). ``billpay.bills.requery`` reads them for the same-reference resend.
+arrived; ``billpay.bills.requery`` reads both for the same-reference resend) and ``reversed``
+(the provider took the transaction back, VTpass 040 / ``reversed``: FAILED for a bill still
+waiting at the provider, the reversal path for a delivered one, ``billpay.bills.reversal``).
 
 On ``PENDING``/``UNKNOWN`` the ``error_class`` may carry a hint (e.g. ``CONFIGURATION`` when a
 requery was refused for bad credentials) but the outcome is still open.
@@ -140,6 +142,11 @@ class PaymentResult:
     # A pay the provider refused because the reference was used before (VTpass 014): proof that
     # an earlier request under this reference arrived.
     duplicate_reference: bool = False
+    # The provider says it reversed the transaction (VTpass 040 / status "reversed"): not
+    # delivered, and our float refunded. The outcome is FAILED, so a bill still waiting at the
+    # provider fails as usual; a bill already completed takes the reversal path instead
+    # (billpay.bills.reversal). Flutterwave documents no reversal.
+    reversed: bool = False
 
 
 @dataclass(frozen=True, slots=True)

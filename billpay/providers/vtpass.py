@@ -91,6 +91,12 @@ VTPASS_CODES: dict[str, CodeRule] = {
 # On requery only these codes say something about the transaction itself; any other code is a
 # refusal of the requery (credentials, system error...) and leaves the outcome UNKNOWN.
 REQUERY_DEFINITIVE = frozenset({"000", "099", "089", "016", "040", "091"})
+# A reversal: the code on its own, or "000" with this inner status (a delivered transaction
+# VTpass later took back, refunding our wallet; also what its reversal webhook carries).
+REVERSED_CODE = "040"
+REVERSED_STATUS = "reversed"
+# Delivered, but the answer carries no token for a prepaid meter (the pipeline waits for one).
+TOKEN_PENDING = "000:token_pending"
 # A pay whose request_id was used before is refused with this code. Not to be confused with 019
 # (same service and biller code within 30 s, whatever the request_id).
 DUPLICATE_REQUEST_ID = "014"
@@ -187,9 +193,13 @@ def _processed(order: BillOrder, body: dict[str, Any]) -> PaymentResult:
         described = "SUCCESS" in (details["message"] or "").upper()
         status = "delivered" if described else "pending"
     outcome, error_class = TRANSACTION_STATUS.get(status, (Outcome.UNKNOWN, None))
+    if status == REVERSED_STATUS:
+        return PaymentResult(
+            outcome, error_class, reason_code="000:reversed", reversed=True, **details
+        )
     needs_token = order.bill_type == BillType.ELECTRICITY and order.account_type == "prepaid"
     if outcome == Outcome.SUCCESS and needs_token and not details["token"]:
-        return PaymentResult(Outcome.PENDING, reason_code="000:token_pending", **details)
+        return PaymentResult(Outcome.PENDING, reason_code=TOKEN_PENDING, **details)
     return PaymentResult(outcome, error_class, reason_code=f"000:{status}", **details)
 
 
@@ -246,7 +256,10 @@ def requery_result(order: BillOrder, reference: str, ex: Exchange, now: datetime
     if rule is None or code not in REQUERY_DEFINITIVE:
         hint = rule.error_class if rule else None
         return PaymentResult(Outcome.UNKNOWN, hint, reason_code=code, **details)
-    return PaymentResult(rule.outcome, rule.error_class, reason_code=code, **details)
+    reversed_ = code == REVERSED_CODE
+    return PaymentResult(
+        rule.outcome, rule.error_class, reason_code=code, reversed=reversed_, **details
+    )
 
 
 def verify_result(ex: Exchange) -> AccountCheck:

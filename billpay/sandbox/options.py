@@ -14,6 +14,11 @@ class SandboxOptions:
     latency_ms: int = 0  # added to every provider call
     failure_rate: float = 0.0  # share of provider pay calls answered with a definitive failure
     seed: int = 0
+    # Opt-in provider webhooks: the base URL of the billpay API (``http://127.0.0.1:8000``).
+    # When set, a pending payment settles on its own after ``pending_seconds`` and the sandbox
+    # POSTs the provider's webhook to ``<webhook_url>/webhooks/<provider>`` (as each provider
+    # would to the URL set on its dashboard); a reversal sends VTpass's too.
+    webhook_url: str | None = None
     calls: list[dict[str, Any]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     rng: random.Random = field(init=False)

@@ -26,6 +26,15 @@ accounts succeed unless magic, so demo numbers like ``08031234567`` just work.
 
 ``options.failure_rate`` turns that share of otherwise successful pays into definitive
 failures (VTpass ``016``, Flutterwave HTTP 400), drawn from ``options.rng``.
+
+Webhooks (opt-in, ``options.webhook_url``): a pending payment then also settles on its own
+``pending_seconds`` after the pay, and the provider's webhook is POSTed to the API once it is
+delivered (billpay/sandbox/webhooks.py). Control routes, as an operator's action at the provider:
+``POST /vtpass/api/_sandbox/transactions/{request_id}/settle`` (and
+``/flutterwave/v3/_sandbox/transactions/{reference}/settle``) delivers a pending payment now;
+``POST /vtpass/api/_sandbox/transactions/{request_id}/reverse`` reverses a delivered VTpass
+payment: its requery then answers ``040`` with status ``reversed``, and VTpass's webhook says
+so when webhooks are on. Flutterwave documents no reversal, so the sandbox has none.
 """
 
 from __future__ import annotations
@@ -48,6 +57,7 @@ from fastapi.responses import JSONResponse, Response
 from billpay.catalogue import BILLERS, FLUTTERWAVE_CATEGORY, Biller, Plan
 from billpay.orders import BillType
 from billpay.providers.base import REFERENCE_STAMP_FORMAT
+from billpay.sandbox import webhooks
 from billpay.sandbox.options import SandboxOptions
 
 SANDBOX_FLUTTERWAVE_SECRET_KEY = "FLWSECK_TEST-sandbox0000000000000000000000000000-X"
@@ -68,6 +78,7 @@ def provider_env(base_url: str) -> dict[str, str]:
         "BILLPAY_VTPASS_API_KEY": SANDBOX_VTPASS_API_KEY,
         "BILLPAY_VTPASS_PUBLIC_KEY": SANDBOX_VTPASS_PUBLIC_KEY,
         "BILLPAY_VTPASS_SECRET_KEY": SANDBOX_VTPASS_SECRET_KEY,
+        "BILLPAY_FLUTTERWAVE_WEBHOOK_HASH": webhooks.SANDBOX_FLUTTERWAVE_WEBHOOK_HASH,
     }
 
 
@@ -144,13 +155,14 @@ class Transaction:
     plan: Plan | None
     account: str
     amount: Decimal
-    status: str  # delivered | pending | failed
+    status: str  # delivered | pending | failed | reversed (VTpass, by the control route)
     created: float = field(default_factory=time.monotonic)
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     requeries: int = 0
     lookups_missed: int = (
         0  # requeries answered "not found" (ProviderSandboxConfig.requery_not_found)
     )
+    announced: bool = False  # its delivery webhook was sent (once per settled payment)
 
     @property
     def prepaid(self) -> bool:
@@ -196,6 +208,53 @@ class _Sandbox:
         # Handlers run on one event loop under uvicorn, but a TestClient shared by threads runs
         # them on several: check-and-record must stay atomic either way.
         self.lock = threading.Lock()
+        self.background: set[asyncio.Task[Any]] = set()  # webhook tasks (kept from the GC)
+
+    def _spawn(self, coroutine: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
+
+    def after_pay(self, tx: Transaction) -> None:
+        """With webhooks on, a pending payment settles by itself after ``pending_seconds``."""
+        if self.options.webhook_url and tx.status == "pending":
+            self._spawn(self._settle_later(tx))
+
+    async def _settle_later(self, tx: Transaction) -> None:
+        await asyncio.sleep(self.config.pending_seconds)
+        self.settle_now(tx)
+
+    def settle_now(self, tx: Transaction) -> bool:
+        """Deliver a pending payment now (and announce it once, webhooks on); False when it
+        was not pending."""
+        with self.lock:
+            was_pending = tx.status == "pending"
+            if was_pending:
+                tx.status = "delivered"
+            announce = tx.status == "delivered" and not tx.announced
+            tx.announced = tx.announced or announce
+        if announce:
+            self.announce(tx)
+        return was_pending
+
+    def reverse(self, tx: Transaction) -> bool:
+        """A delivered VTpass payment taken back; announced when webhooks are on."""
+        with self.lock:
+            if tx.provider != "vtpass" or tx.status != "delivered":
+                return False
+            tx.status = "reversed"
+        self.announce(tx)
+        return True
+
+    def announce(self, tx: Transaction) -> None:
+        """Send the provider's webhook for ``tx`` as it is now (webhooks on only)."""
+        if not self.options.webhook_url:
+            return
+        if tx.provider == "vtpass":
+            body = webhooks.vtpass_body(_vtpass_transaction_body(tx))
+        else:
+            body = webhooks.flutterwave_body(_flw_status_data(tx), tx.status == "delivered")
+        self._spawn(webhooks.send(self.options, tx.provider, tx.reference, body))
 
     async def latency(self) -> None:
         if self.options.latency_ms > 0:
@@ -282,6 +341,7 @@ def _vtpass_transaction_body(tx: Transaction) -> dict[str, Any]:
         "delivered": "TRANSACTION SUCCESSFUL",
         "pending": "TRANSACTION PROCESSING",
         "failed": "TRANSACTION FAILED",
+        "reversed": "TRANSACTION REVERSED",
     }[status]
     commission = (tx.amount * Decimal("0.015")).quantize(Decimal("0.01"))
     body: dict[str, Any] = {
@@ -306,6 +366,8 @@ def _vtpass_transaction_body(tx: Transaction) -> dict[str, Any]:
         "transaction_date": tx.created_at.isoformat().replace("+00:00", "Z"),
         "purchased_code": "",
     }
+    if status == "reversed":
+        body["code"] = "040"
     if tx.token:
         token_text = f"Token : {tx.token}"
         body.update(
@@ -402,6 +464,7 @@ def _vtpass_router(sandbox: _Sandbox) -> APIRouter:
         if isinstance(answer, Response):
             return answer
         scenario, tx = answer
+        sandbox.after_pay(tx)
         return await sandbox.answer_magic(scenario, JSONResponse(_vtpass_transaction_body(tx)))
 
     @router.post("/requery")
@@ -420,7 +483,28 @@ def _vtpass_router(sandbox: _Sandbox) -> APIRouter:
         log("vtpass", "requery", outcome=tx.status, **details)
         return JSONResponse(_vtpass_transaction_body(tx))
 
+    @router.post("/_sandbox/transactions/{request_id}/settle", include_in_schema=False)
+    async def settle(request_id: str) -> Response:
+        return _control(sandbox, "vtpass", request_id, sandbox.settle_now, "not pending")
+
+    @router.post("/_sandbox/transactions/{request_id}/reverse", include_in_schema=False)
+    async def reverse(request_id: str) -> Response:
+        return _control(sandbox, "vtpass", request_id, sandbox.reverse, "not delivered")
+
     return router
+
+
+def _control(sandbox: _Sandbox, provider: str, reference: str, act: Any, refusal: str) -> Response:
+    """An operator's action at the provider on one payment: 404 unknown, 409 not applicable."""
+    tx = sandbox.transactions.get((provider, reference))
+    if tx is None:
+        return JSONResponse({"error": "no such transaction"}, status_code=404)
+    if not act(tx):
+        return JSONResponse({"error": refusal, "status": tx.status}, status_code=409)
+    sandbox.options.log_call(
+        provider, "control", reference=reference, account=None, amount=None, outcome=tx.status
+    )
+    return JSONResponse({"reference": reference, "status": tx.status})
 
 
 def _vtpass_pay(
@@ -649,6 +733,9 @@ def _flutterwave_router(sandbox: _Sandbox) -> APIRouter:
         if isinstance(answer, Response):
             return answer
         scenario, response = answer
+        tx = sandbox.transactions.get(("flutterwave", reference))
+        if tx is not None:
+            sandbox.after_pay(tx)
         return await sandbox.answer_magic(scenario, response)
 
     @router.get("/bills/{reference}")
@@ -678,6 +765,10 @@ def _flutterwave_router(sandbox: _Sandbox) -> APIRouter:
             outcome=tx.status,
         )
         return _flw("success", "Bill status fetch successful", _flw_status_data(tx))
+
+    @router.post("/_sandbox/transactions/{reference}/settle", include_in_schema=False)
+    async def settle(reference: str) -> Response:
+        return _control(sandbox, "flutterwave", reference, sandbox.settle_now, "not pending")
 
     return router
 

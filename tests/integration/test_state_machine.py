@@ -26,7 +26,7 @@ def test_python_and_sql_transition_tables_are_identical(db):
         ).scalar_one()
     assert sql_pairs == transition_pairs()
     assert all(f"'{state.value}'" in check for state in BillState)
-    assert len(BillState) == 13
+    assert len(BillState) == 14
 
 
 def test_every_allowed_transition_applies_and_every_other_is_rejected(db):

@@ -1,0 +1,59 @@
+"""Provider webhook hints and the reversal re-check of delivered VTpass bills, through the
+writers of ``sql/0018_webhooks_and_reversals.sql``. Queries: ``sql/queries/reversals.sql``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.engine import Connection
+
+from billpay.store.engine import Database
+from billpay.store.queries import query
+
+
+def provider_hint(
+    db: Database, provider: str, reference: str, *, reversal: bool, actor: str, detail: str
+) -> str:
+    """A webhook named pay attempt ``reference`` at ``provider``: make its requery (or, for a
+    ``reversal`` of a delivered VTpass bill, its re-check) due now. Never a state change.
+    Returns what it did: ``requery_due``, ``recheck_due``, ``closed_attempt``, ``no_action``
+    or ``unknown_reference``."""
+    params = {
+        "provider": provider,
+        "reference": reference,
+        "reversal": reversal,
+        "actor": actor,
+        "detail": detail,
+    }
+    with db.begin() as conn:
+        return str(conn.execute(query("bill_provider_hint"), params).scalar_one())
+
+
+def claim_rechecks(
+    db: Database, *, worker: str, lease_seconds: int, limit: int, delay_seconds: int
+) -> list[dict[str, Any]]:
+    """Lease up to ``limit`` delivered VTpass bills due for their one re-check."""
+    params = {"worker": worker, "lease": lease_seconds, "limit": limit, "delay": delay_seconds}
+    with db.begin() as conn:
+        rows = conn.execute(query("claim_reversal_rechecks"), params).mappings().all()
+    return sorted((dict(row) for row in rows), key=lambda row: row["id"])
+
+
+def mark_checked(conn: Connection, bill_id: int, *, worker: str, detail: str) -> bool:
+    """The re-check is over (still delivered, or given up): never again."""
+    params = {"id": bill_id, "worker": worker, "actor": worker, "detail": detail}
+    return bool(conn.execute(query("bill_reversal_checked"), params).scalar())
+
+
+def check_later(conn: Connection, bill_id: int, *, worker: str, at: datetime) -> bool:
+    """The re-check could not tell: try again at ``at``."""
+    params = {"id": bill_id, "worker": worker, "next_check_at": at}
+    return bool(conn.execute(query("bill_reversal_check_later"), params).scalar())
+
+
+def reverse(conn: Connection, bill_id: int, *, worker: str, detail: str, reason: str) -> bool:
+    """completed -> reversed -> refund_initiated with its refund row (once: a bill no longer
+    completed, or not leased to ``worker``, is left alone and this returns False)."""
+    params = {"id": bill_id, "worker": worker, "actor": worker, "detail": detail}
+    return bool(conn.execute(query("bill_reverse"), params | {"reason": reason}).scalar())

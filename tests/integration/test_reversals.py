@@ -1,0 +1,294 @@
+"""Webhook hints and VTpass reversals on real PostgreSQL (sql/0018): a hint only makes a requery
+or a re-check due, never changes a state; a reversal refunds the cNGN exactly once."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from billpay.bills.context import StepContext
+from billpay.bills.reversal import RECHECK_MAX_TRIES, recheck_due_deliveries
+from billpay.providers.base import (
+    ErrorClass,
+    PaymentOutcome,
+    PaymentResult,
+    make_attempt_reference,
+)
+from billpay.providers.routing import ProviderRouter
+from billpay.states import BillState
+from billpay.store import attempts as attempt_store
+from billpay.store import bills as bill_store
+from billpay.store import reversals
+from tests.db_reads import all_rows, scalar
+from tests.factories import AIRTIME, add_incoming_payment, force_state, new_order
+from tests.integration.test_processing import Scripted
+
+S = BillState
+REVERSED = PaymentResult(
+    PaymentOutcome.FAILED, ErrorClass.PERMANENT, reason_code="040", reversed=True
+)
+DELIVERED = PaymentResult(PaymentOutcome.SUCCESS, reason_code="000:delivered")
+
+
+def _bill(
+    db,
+    state: S,
+    *,
+    provider: str = "vtpass",
+    attempt: bool = True,
+    completed_ago: timedelta = timedelta(hours=2),
+    **columns: Any,
+) -> tuple[int, str]:
+    """A paid airtime bill in ``state`` whose pay attempt at ``provider`` is recorded (and
+    open, unless not ``attempt``): its id and the attempt's reference."""
+    row = new_order(db, ttl=timedelta(hours=1), **AIRTIME)
+    ref = make_attempt_reference(row["reference"], 1, datetime.now(UTC))
+    with db.begin() as conn:
+        payment = add_incoming_payment(conn, memo=f"BILL-{row['reference']}")
+        attempt_store.start_pay_attempt(
+            conn, bill_id=row["id"], provider=provider, reference=ref, attempt_no=1,
+            is_fallback=False,
+        )  # fmt: skip
+        completed = datetime.now(UTC) - completed_ago if state is S.COMPLETED else None
+        force_state(
+            conn,
+            row["id"],
+            state,
+            incoming_payment_id=payment,
+            provider=provider,
+            attempt_reference=ref if attempt else None,
+            completed_at=completed,
+            **columns,
+        )
+    return row["id"], ref
+
+
+def _row(db, bill_id: int) -> dict[str, Any]:
+    with db.connect() as conn:
+        row = bill_store.get_by_id(conn, bill_id)
+    assert row is not None
+    return row
+
+
+def _hint(db, reference: str, reversal: bool = False, provider: str = "vtpass") -> str:
+    return reversals.provider_hint(
+        db, provider, reference, reversal=reversal, actor="webhook:test", detail="hint"
+    )
+
+
+def _refunds(db, bill_id: int) -> list[tuple]:
+    return all_rows(
+        db, "SELECT reason, status FROM refunds WHERE bill_payment_id = :id", id=bill_id
+    )
+
+
+def _notifications(db, bill_id: int) -> list[tuple]:
+    return all_rows(
+        db,
+        # bill_completed is the delivery's own receipt (set up by force_state)
+        "SELECT kind, audience FROM notifications WHERE bill_payment_id = :id"
+        " AND kind <> 'bill_completed' ORDER BY id",
+        id=bill_id,
+    )
+
+
+def _ctx(settings, db, *answers: PaymentResult, recheck_seconds: int = 3600) -> StepContext:
+    configured = settings.model_copy(
+        update={"reversal_recheck_seconds": recheck_seconds, "requery_backoff_seconds": [60]}
+    )
+    vtpass = Scripted("vtpass", requeries=list(answers))
+    return StepContext(db, configured, ProviderRouter({"vtpass": vtpass}, configured), "w1")
+
+
+# --- the hint writer ------------------------------------------------------------------------
+
+
+def test_a_hint_makes_the_waiting_requery_due_now_and_changes_nothing_else(db):
+    later = datetime.now(UTC) + timedelta(minutes=10)
+    bill_id, ref = _bill(db, S.PROVIDER_PROCESSING, next_attempt_at=later, requery_count=3)
+    assert _hint(db, ref) == "requery_due"
+    row = _row(db, bill_id)
+    assert row["status"] == "provider_processing" and row["requery_count"] == 3
+    assert row["next_attempt_at"] <= datetime.now(UTC)
+    assert row["attempt_reference"] == ref and row["token"] is None
+    # a replay is harmless: still due, no second audit note
+    assert _hint(db, ref) == "requery_due"
+    notes = "SELECT count(*) FROM bill_payment_events WHERE bill_payment_id = :id AND actor = :a"
+    assert scalar(db, notes, id=bill_id, a="webhook:test") == 1
+    assert _refunds(db, bill_id) == []
+
+
+def test_a_hint_for_an_unknown_or_closed_attempt_changes_nothing(db):
+    later = datetime.now(UTC) + timedelta(minutes=10)
+    bill_id, ref = _bill(db, S.RETRY_SCHEDULED, attempt=None, next_attempt_at=later)
+    assert _hint(db, "2026120210307NOSUCHREFA1") == "unknown_reference"
+    assert _hint(db, ref, provider="flutterwave") == "unknown_reference"
+    assert _hint(db, ref) == "closed_attempt"
+    assert _row(db, bill_id)["next_attempt_at"] == later
+
+
+def test_a_reversal_hint_for_a_bill_never_completed_only_requeries_it(db):
+    later = datetime.now(UTC) + timedelta(minutes=10)
+    bill_id, ref = _bill(db, S.PROVIDER_PROCESSING, next_attempt_at=later)
+    assert _hint(db, ref, reversal=True) == "requery_due"
+    row = _row(db, bill_id)
+    assert row["status"] == "provider_processing" and row["reversal_check_at"] is None
+    assert _refunds(db, bill_id) == []
+    # and no writer reverses it: bill_reverse moves only completed bills
+    with db.begin() as conn:
+        bill_store.lease(conn, bill_id, worker="w1", seconds=60)
+        assert not reversals.reverse(conn, bill_id, worker="w1", detail="x", reason="r")
+    assert _row(db, bill_id)["status"] == "provider_processing" and _refunds(db, bill_id) == []
+
+
+def test_a_reversal_hint_reopens_a_delivered_bills_check_and_nothing_else_does(db):
+    checked = datetime.now(UTC) - timedelta(minutes=2)
+    bill_id, ref = _bill(db, S.COMPLETED, reversal_checked_at=checked)
+    assert _hint(db, ref) == "no_action"  # an ordinary update for a delivered bill
+    assert _row(db, bill_id)["reversal_checked_at"] is not None
+    assert _hint(db, ref, reversal=True) == "recheck_due"
+    row = _row(db, bill_id)
+    assert row["status"] == "completed" and row["reversal_checked_at"] is None
+    assert row["reversal_check_at"] <= datetime.now(UTC)
+    assert _refunds(db, bill_id) == [] and _notifications(db, bill_id) == []
+
+
+# --- the queue ----------------------------------------------------------------------------
+
+
+def _claimed(db, delay: int) -> list[int]:
+    rows = reversals.claim_rechecks(
+        db, worker="w1", lease_seconds=60, limit=50, delay_seconds=delay
+    )
+    with db.begin() as conn:
+        conn.execute(sa.text("UPDATE bill_payments SET claimed_by = NULL, claimed_until = NULL"))
+    return [row["id"] for row in rows]
+
+
+def test_delivered_vtpass_bills_are_due_for_their_recheck_after_the_delay_only(db):
+    old, _ = _bill(db, S.COMPLETED, completed_ago=timedelta(hours=2))
+    fresh, _ = _bill(db, S.COMPLETED, completed_ago=timedelta(minutes=1))
+    checked, _ = _bill(db, S.COMPLETED, reversal_checked_at=datetime.now(UTC))
+    flutterwave, _ = _bill(db, S.COMPLETED, provider="flutterwave")
+    assert _claimed(db, 3600) == [old]
+    assert _claimed(db, 0) == []  # off: only a webhook makes one due
+    for bill_id in (fresh, checked, flutterwave):
+        with db.begin() as conn:
+            conn.execute(
+                sa.text("UPDATE bill_payments SET reversal_check_at = now() WHERE id = :id"),
+                {"id": bill_id},
+            )
+    assert _claimed(db, 0) == [fresh]
+
+
+# --- the re-check and the reversal ----------------------------------------------------------
+
+
+def test_still_delivered_is_rechecked_once(settings, db):
+    bill_id, ref = _bill(db, S.COMPLETED)
+    results = recheck_due_deliveries(_ctx(settings, db, DELIVERED), limit=10)
+    assert [(r.after, r.advanced) for r in results] == [("completed", True)]
+    row = _row(db, bill_id)
+    assert row["reversal_checked_at"] is not None and row["claimed_by"] is None
+    # never again (the scripted provider has no second answer: a requery would raise)
+    assert recheck_due_deliveries(_ctx(settings, db), limit=10) == []
+    notes = [e["detail"] for e in bill_store.events_for(db, bill_id)]
+    assert notes[-1] == "re-checked: still delivered"
+
+
+def test_an_unclear_recheck_is_tried_again_later_then_given_up_with_an_alert(settings, db):
+    bill_id, ref = _bill(db, S.COMPLETED)
+    unknown = PaymentResult(PaymentOutcome.UNKNOWN, ErrorClass.TRANSIENT, reason_code="timeout")
+    [first] = recheck_due_deliveries(_ctx(settings, db, unknown), limit=10)
+    row = _row(db, bill_id)
+    assert (first.after, first.advanced) == ("completed", False)
+    assert row["reversal_checks"] == 1 and row["reversal_check_at"] > datetime.now(UTC)
+    assert recheck_due_deliveries(_ctx(settings, db), limit=10) == []  # waits its backoff
+    with db.begin() as conn:
+        conn.execute(
+            sa.text(
+                "UPDATE bill_payments SET reversal_check_at = now(), reversal_checks = :n"
+                " WHERE id = :id"
+            ),
+            {"id": bill_id, "n": RECHECK_MAX_TRIES - 1},
+        )
+    [last] = recheck_due_deliveries(_ctx(settings, db, unknown), limit=10)
+    assert last.alert and "gave up" in last.alert
+    assert _row(db, bill_id)["reversal_checked_at"] is not None
+    assert _row(db, bill_id)["status"] == "completed" and _refunds(db, bill_id) == []
+    assert _notifications(db, bill_id) == [("reversal_check_failed", "operator")]
+
+
+def test_a_reversal_refunds_exactly_once_and_tells_customer_and_operators(settings, db):
+    bill_id, ref = _bill(db, S.COMPLETED)
+    [result] = recheck_due_deliveries(_ctx(settings, db, REVERSED), limit=10)
+    assert result.after == "refund_initiated"
+    row = _row(db, bill_id)
+    assert row["status"] == "refund_initiated" and row["reversed_at"] is not None
+    assert row["refund_reason"] == "provider_reversed: 040"
+    events = [e["to_state"] for e in bill_store.events_for(db, bill_id)]
+    assert events[-2:] == ["reversed", "refund_initiated"]
+    assert _refunds(db, bill_id) == [("provider_reversed: 040", "pending")]
+    assert _notifications(db, bill_id) == [
+        ("bill_reversed", "customer"),
+        ("provider_reversal", "operator"),
+    ]
+    # A replayed reversal: the webhook again, a second re-check, the writer called directly.
+    assert _hint(db, ref, reversal=True) == "no_action"
+    assert recheck_due_deliveries(_ctx(settings, db, REVERSED), limit=10) == []
+    with db.begin() as conn:
+        bill_store.lease(conn, bill_id, worker="w1", seconds=60)
+        assert not reversals.reverse(conn, bill_id, worker="w1", detail="again", reason="again")
+    assert _refunds(db, bill_id) == [("provider_reversed: 040", "pending")]
+    assert len(_notifications(db, bill_id)) == 2
+
+
+def test_a_reversal_hint_after_the_recheck_catches_a_late_reversal(settings, db):
+    bill_id, ref = _bill(db, S.COMPLETED)
+    recheck_due_deliveries(_ctx(settings, db, DELIVERED), limit=10)
+    assert _row(db, bill_id)["reversal_checked_at"] is not None
+    # a flood of (maybe forged) reversals right after a re-check asks nobody again
+    assert _hint(db, ref, reversal=True) == "recently_rechecked"
+    assert recheck_due_deliveries(_ctx(settings, db), limit=10) == []
+    with db.begin() as conn:
+        conn.execute(
+            sa.text(
+                "UPDATE bill_payments SET reversal_checked_at = now() - interval '2 minutes'"
+                " WHERE id = :id"
+            ),
+            {"id": bill_id},
+        )
+    assert _hint(db, ref, reversal=True) == "recheck_due"
+    [result] = recheck_due_deliveries(_ctx(settings, db, REVERSED, recheck_seconds=0), limit=10)
+    assert result.after == "refund_initiated"
+    assert len(_refunds(db, bill_id)) == 1
+
+
+def test_only_the_lease_holder_reverses(db):
+    bill_id, ref = _bill(db, S.COMPLETED)
+    with db.begin() as conn:
+        bill_store.lease(conn, bill_id, worker="w2", seconds=60)
+        assert not reversals.reverse(conn, bill_id, worker="w1", detail="x", reason="r")
+        assert not reversals.mark_checked(conn, bill_id, worker="w1", detail="x")
+    assert _row(db, bill_id)["status"] == "completed" and _refunds(db, bill_id) == []
+
+
+def test_the_recheck_claim_and_the_hint_lookup_use_their_indexes(db):
+    with db.begin() as conn:
+        conn.execute(sa.text("SET LOCAL enable_seqscan = off"))
+        claim = conn.execute(
+            sa.text(
+                "EXPLAIN (FORMAT JSON) SELECT id FROM queue_reversal_rechecks"
+                " LIMIT 10 FOR UPDATE SKIP LOCKED"
+            )
+        ).scalar_one()
+        lookup = conn.execute(
+            sa.text(
+                "EXPLAIN (FORMAT JSON) SELECT bill_payment_id FROM provider_attempts"
+                " WHERE provider = 'vtpass' AND reference = 'x' AND operation = 'pay'"
+            )
+        ).scalar_one()
+    assert "bill_payments_q_reversal_recheck" in str(claim)
+    assert "provider_attempts_pay_reference_key" in str(lookup)
