@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -166,9 +167,20 @@ def _biller_code(text: str) -> str:
     return biller
 
 
+# Naira as people write them in a form: ASCII digits, at most two decimals. No exponent, no
+# grouping commas, no other scripts' digits (Decimal would take "5e3" and "٥٠٠٠").
+_MONEY_TEXT = re.compile(r"[0-9]{1,12}(\.[0-9]{1,2})?")
+
+
 def _amount(text: str | None, settings: Settings) -> int:
+    if not _MONEY_TEXT.fullmatch((text or "").strip()):
+        raise IntakeError(
+            "amount",
+            'must be naira in digits, at most 2 decimals, e.g. "5000" or "5000.50"',
+            "invalid_amount",
+        )
     try:
-        amount_kobo = naira_to_kobo(text or "")
+        amount_kobo = naira_to_kobo((text or "").strip())
     except MoneyError as exc:
         raise IntakeError("amount", str(exc), "invalid_amount") from None
     low, high = naira_to_kobo(settings.min_amount_naira), naira_to_kobo(settings.max_amount_naira)
@@ -185,6 +197,10 @@ def _type_rules(bill_type: BillType, account_type: str | None, product: str | No
     if bill_type is BillType.ELECTRICITY and account_type not in ("prepaid", "postpaid"):
         raise IntakeError(
             "account_type", "must be prepaid or postpaid for electricity", "invalid_account_type"
+        )
+    if bill_type is not BillType.ELECTRICITY and account_type is not None:
+        raise IntakeError(
+            "account_type", f"is only for electricity, not {bill_type}", "invalid_account_type"
         )
     if bill_type in (BillType.DATA, BillType.CABLE_TV) and not product:
         raise IntakeError(
@@ -283,7 +299,8 @@ def payment_instructions(row: dict[str, Any], settings: Settings) -> dict[str, A
 
 
 def _iso(value: datetime) -> str:
-    return value.isoformat()
+    """ISO 8601 in UTC, whatever the database session's time zone."""
+    return value.astimezone(UTC).isoformat()
 
 
 def describe(row: dict[str, Any], events: list[dict[str, Any]]) -> dict[str, Any]:

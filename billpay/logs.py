@@ -32,6 +32,20 @@ class _MaskedArguments(logging.Filter):
         return True
 
 
+class _MaskedTraceback(logging.Filter):
+    """uvicorn logs an exception the API already answered (its 500) with the full traceback,
+    whose message can quote a failing row (PostgreSQL's ``DETAIL: Failing row contains``): keep
+    the line and a masked one-line summary of the exception, not the traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[1] is not None:
+            exc = record.exc_info[1]
+            summary = mask_text(f"{type(exc).__name__}: {exc}")[:300]
+            record.msg, record.args = "%s (%s)", (mask_text(record.getMessage()), summary)
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
 def _without_query_values(text: str) -> str:
     """``https://u:p@host/p?token=abc`` -> ``https://host/p?token=***`` (and a served path
     ``/api/bills/history?phone=080...`` -> ``/api/bills/history?phone=***``); other text
@@ -63,6 +77,7 @@ def mask_library_logs() -> None:
         ("httpx", _MaskedArguments),
         # the API's access log: GET /api/bills/history?phone=... must not log the phone
         ("uvicorn.access", _MaskedArguments),
+        ("uvicorn.error", _MaskedTraceback),
     ):
         logger = logging.getLogger(name)
         if not any(isinstance(f, kind) for f in logger.filters):

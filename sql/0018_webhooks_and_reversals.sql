@@ -30,7 +30,13 @@ ALTER TABLE bill_payments
     -- BILLPAY_REVERSAL_RECHECK_SECONDS (the claim query adds it: the view has no settings).
     ADD COLUMN reversal_check_at timestamptz,
     ADD COLUMN reversal_checks integer NOT NULL DEFAULT 0,
-    ADD COLUMN reversed_at timestamptz;
+    -- Counts reversal webhooks: a re-check whose claim saw another count was asked before
+    -- the latest webhook, so it cannot close the check (it asks again a minute later).
+    ADD COLUMN reversal_hints integer NOT NULL DEFAULT 0,
+    ADD COLUMN reversed_at timestamptz,
+    -- When a webhook last made a pending bill's requery due: hints bring a requery forward at
+    -- most once a minute (the route is open to anyone who knows a reference).
+    ADD COLUMN hinted_at timestamptz;
 
 -- Bills delivered before re-checks existed and more than a day ago are not re-checked: a
 -- reversal of those reaches us only by its webhook (which reopens the check).
@@ -47,18 +53,49 @@ CREATE VIEW queue_reversal_rechecks AS
       AND (claimed_until IS NULL OR claimed_until < now());
 
 -- The re-check found the bill still delivered, or gave up after its tries (p_detail says
--- which): done, once. The lease is given back; an audit note records it.
-CREATE FUNCTION bill_reversal_checked(p_id bigint, p_worker text, p_actor text, p_detail text)
+-- which), for the lease holder. p_hints is reversal_hints as the claim read it:
+--   * a reversal webhook came while we asked (the count moved): the answer predates it, so
+--     the check stays open and is due again in a minute;
+--   * an early check (a webhook made it due before completed_at + p_delay_seconds): the bill
+--     is delivered so far, and the scheduled re-check still runs (a forged early hint must not
+--     use up the one that catches a reversal VTpass never announced), with fresh tries;
+--   * otherwise the re-check is over, once, with an audit note.
+-- The lease is given back in every case.
+CREATE FUNCTION bill_reversal_checked(p_id bigint, p_worker text, p_hints integer,
+                                      p_delay_seconds integer, p_actor text, p_detail text)
 RETURNS boolean LANGUAGE plpgsql AS $$
+DECLARE
+    v_bill bill_payments%ROWTYPE;
 BEGIN
-    UPDATE bill_payments
-       SET reversal_checked_at = now(), reversal_check_at = NULL,
-           reversal_checks = reversal_checks + 1, claimed_by = NULL, claimed_until = NULL
+    SELECT * INTO v_bill FROM bill_payments
      WHERE id = p_id AND status = 'completed' AND claimed_by = p_worker
-       AND reversal_checked_at IS NULL;
+       AND reversal_checked_at IS NULL
+       FOR UPDATE;
     IF NOT FOUND THEN
         RETURN false;
     END IF;
+    IF v_bill.reversal_hints <> p_hints THEN
+        UPDATE bill_payments
+           SET reversal_check_at = now() + interval '1 minute', claimed_by = NULL,
+               claimed_until = NULL
+         WHERE id = p_id;
+        RETURN true;
+    END IF;
+    IF p_delay_seconds > 0
+       AND v_bill.completed_at + make_interval(secs => p_delay_seconds) > now() THEN
+        UPDATE bill_payments
+           SET reversal_check_at = NULL, reversal_checks = 0, claimed_by = NULL,
+               claimed_until = NULL
+         WHERE id = p_id;
+        INSERT INTO bill_payment_events (bill_payment_id, from_state, to_state, actor, detail)
+        VALUES (p_id, 'completed', 'completed', p_actor,
+                'early ' || p_detail || '; the scheduled re-check still runs');
+        RETURN true;
+    END IF;
+    UPDATE bill_payments
+       SET reversal_checked_at = now(), reversal_check_at = NULL,
+           reversal_checks = reversal_checks + 1, claimed_by = NULL, claimed_until = NULL
+     WHERE id = p_id;
     INSERT INTO bill_payment_events (bill_payment_id, from_state, to_state, actor, detail)
     VALUES (p_id, 'completed', 'completed', p_actor, p_detail);
     RETURN true;
@@ -66,13 +103,17 @@ END;
 $$;
 
 -- The re-check could not tell (the provider did not answer, or answered something odd): try
--- again at p_next_check_at; the lease is given back. No state change, no event.
-CREATE FUNCTION bill_reversal_check_later(p_id bigint, p_worker text,
+-- again at p_next_check_at (within a minute if a reversal webhook came meanwhile); the lease
+-- is given back. No state change, no event.
+CREATE FUNCTION bill_reversal_check_later(p_id bigint, p_worker text, p_hints integer,
                                           p_next_check_at timestamptz)
 RETURNS boolean LANGUAGE plpgsql AS $$
 BEGIN
     UPDATE bill_payments
-       SET reversal_check_at = p_next_check_at, reversal_checks = reversal_checks + 1,
+       SET reversal_check_at = CASE WHEN reversal_hints <> p_hints
+                                    THEN least(p_next_check_at, now() + interval '1 minute')
+                                    ELSE p_next_check_at END,
+           reversal_checks = reversal_checks + 1,
            claimed_by = NULL, claimed_until = NULL
      WHERE id = p_id AND status = 'completed' AND claimed_by = p_worker
        AND reversal_checked_at IS NULL;
@@ -144,20 +185,25 @@ $$;
 -- --- webhooks: a hint, never a state change -------------------------------------------------
 
 -- A provider's webhook named pay attempt p_reference. Returns what it did:
---   'requery_due'   the bill waits in provider_processing on this very attempt: due now
+--   'requery_due'   the bill waits in provider_processing on this very attempt: its requery
+--                   is brought forward to now (or to a minute after the last hint's: a flood
+--                   of forged hints costs at most one extra requery a minute)
 --   'recheck_due'   p_reversal, and the bill is a completed VTpass bill delivered by this
---                   attempt: its reversal re-check is due now (reopened if it was done)
---   'recently_rechecked' as above, but its re-check ended less than a minute ago
+--                   attempt: its reversal re-check is due now, reopened with fresh tries if it
+--                   was over (no sooner than a minute after it ended); a re-check in flight
+--                   sees the hint count move and asks again
 --   'closed_attempt' the attempt is no longer the bill's open one (failed and retried, say)
 --   'no_action'     anything else (already completed, refunding, ...)
 --   'unknown_reference' no pay attempt of ours has this reference
--- Only next_attempt_at / the re-check time move, and only earlier: a replayed or forged
--- webhook costs at most one requery, whose answer decides.
+-- Only next_attempt_at / the re-check time move, and never later: a replayed or forged
+-- webhook costs at most one requery a minute, whose answer decides. A hint is never dropped:
+-- at worst deferred by that minute.
 CREATE FUNCTION bill_provider_hint(p_provider text, p_reference text, p_reversal boolean,
                                    p_actor text, p_detail text)
 RETURNS text LANGUAGE plpgsql AS $$
 DECLARE
     v_bill bill_payments%ROWTYPE;
+    v_due timestamptz;
 BEGIN
     SELECT b.* INTO v_bill
       FROM provider_attempts a JOIN bill_payments b ON b.id = a.bill_payment_id
@@ -171,8 +217,9 @@ BEGIN
         RETURN 'closed_attempt';
     END IF;
     IF v_bill.status = 'provider_processing' THEN
-        UPDATE bill_payments SET next_attempt_at = now()
-         WHERE id = v_bill.id AND (next_attempt_at IS NULL OR next_attempt_at > now());
+        v_due := greatest(now(), coalesce(v_bill.hinted_at + interval '1 minute', now()));
+        UPDATE bill_payments SET next_attempt_at = v_due, hinted_at = v_due
+         WHERE id = v_bill.id AND (next_attempt_at IS NULL OR next_attempt_at > v_due);
         IF FOUND THEN
             INSERT INTO bill_payment_events (bill_payment_id, from_state, to_state, actor, detail)
             VALUES (v_bill.id, v_bill.status, v_bill.status, p_actor, p_detail);
@@ -180,20 +227,22 @@ BEGIN
         RETURN 'requery_due';
     END IF;
     IF p_reversal AND v_bill.status = 'completed' AND p_provider = 'vtpass' THEN
-        -- A finished re-check is reopened at most once a minute: anyone can post to this
-        -- route, and a bill's reference is on the ledger (its memo), so a flood of forged
-        -- reversals costs at most one requery a minute per bill. The tries are not reset.
-        IF v_bill.reversal_checked_at >= now() - interval '1 minute' THEN
-            RETURN 'recently_rechecked';
-        END IF;
-        UPDATE bill_payments
-           SET reversal_check_at = now(), reversal_checked_at = NULL
-         WHERE id = v_bill.id
-           AND (reversal_checked_at IS NOT NULL OR reversal_check_at IS NULL
-                OR reversal_check_at > now());
-        IF FOUND THEN
+        -- No sooner than a minute after the last hint's re-check or the last re-check.
+        v_due := greatest(now(), coalesce(v_bill.hinted_at + interval '1 minute', now()),
+                          coalesce(v_bill.reversal_checked_at + interval '1 minute', now()));
+        IF v_bill.reversal_checked_at IS NOT NULL          -- over: reopened, fresh tries
+           OR v_bill.reversal_check_at IS NULL             -- waiting for its schedule
+           OR v_bill.reversal_check_at > v_due THEN        -- waiting longer than this allows
+            UPDATE bill_payments
+               SET reversal_hints = reversal_hints + 1,
+                   reversal_checks = CASE WHEN reversal_checked_at IS NOT NULL THEN 0
+                                          ELSE reversal_checks END,
+                   reversal_check_at = v_due, reversal_checked_at = NULL, hinted_at = v_due
+             WHERE id = v_bill.id;
             INSERT INTO bill_payment_events (bill_payment_id, from_state, to_state, actor, detail)
             VALUES (v_bill.id, v_bill.status, v_bill.status, p_actor, p_detail);
+        ELSE  -- due soon already: only counted (a re-check in flight then asks again)
+            UPDATE bill_payments SET reversal_hints = reversal_hints + 1 WHERE id = v_bill.id;
         END IF;
         RETURN 'recheck_due';
     END IF;

@@ -7,8 +7,10 @@ from typing import Any
 
 import sqlalchemy as sa
 from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
 
 from billpay.api import catalogue, deps, orders, problems, webhooks
+from billpay.api.guard import RequestGuard
 from billpay.app import App
 
 DESCRIPTION = """Create and follow Nigerian bill payments paid in cNGN.
@@ -23,10 +25,13 @@ def create_app(runtime: App) -> FastAPI:
     app.state.runtime = runtime
     app.state.rate_limit = deps.RateLimit.parse(runtime.settings.api_rate_limit)  # per process
     problems.install(app)
+    app.add_middleware(RequestGuard)
     # Fixed paths (types, providers, history, stats) before /api/bills/{reference}.
     app.include_router(catalogue.router)
     app.include_router(orders.router)
     app.include_router(webhooks.router)
+
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> dict[str, Any]:
@@ -41,3 +46,53 @@ def create_app(runtime: App) -> FastAPI:
         return {"status": "ok", "database": "ok"}
 
     return app
+
+
+# The problem answers each route can give besides its success, as the OpenAPI document says.
+_API_ERRORS = ("401", "422", "429")
+_BODY_ERRORS = ("413", "415")
+_EXTRA_ERRORS = {
+    "/api/bills/validate": ("503",),
+    "/api/bills/{reference}": ("404",),
+    "/healthz": ("503",),
+    "/webhooks/flutterwave": ("401", "503"),
+    "/webhooks/vtpass": ("503",),
+}
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's schema, with every error documented as the problem+json it really is (FastAPI
+    would say 422 is its own ``HTTPValidationError`` as application/json) and the Flutterwave
+    webhook's ``verif-hash`` header declared."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = get_openapi(
+        title=app.title, version=app.version, description=app.description, routes=app.routes
+    )
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    components.pop("HTTPValidationError", None)
+    components.pop("ValidationError", None)
+    components["Problem"] = problems.PROBLEM_SCHEMA
+    problem = {problems.PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    for path, operations in schema.get("paths", {}).items():
+        for method, operation in operations.items():
+            codes = list(_EXTRA_ERRORS.get(path, ()))
+            if path.startswith("/api/"):
+                codes += _API_ERRORS + (_BODY_ERRORS if method == "post" else ())
+            responses = operation.setdefault("responses", {})
+            for code in {*codes, *(c for c in responses if c[0] in "45")}:
+                title = problems.TITLES.get(int(code), "Error")
+                responses[code] = {"description": title, "content": problem}
+    flutterwave = schema.get("paths", {}).get("/webhooks/flutterwave", {}).get("post")
+    if flutterwave is not None:
+        flutterwave.setdefault("parameters", []).append(
+            {
+                "name": "verif-hash",
+                "in": "header",
+                "required": True,
+                "description": "the secret hash set on the Flutterwave dashboard",
+                "schema": {"type": "string"},
+            }
+        )
+    app.openapi_schema = schema
+    return schema

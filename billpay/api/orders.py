@@ -20,6 +20,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from starlette.convertors import Convertor, register_url_convertor
 from stellar_sdk import Asset, Network, TextMemo
 from stellar_sdk.sep.stellar_uri import PayStellarUri
 
@@ -31,6 +32,7 @@ from billpay.intake import IntakeError, OrderRequest, ValidOrder, order_fields
 from billpay.intake import payment_instructions as instructions_for
 from billpay.intake import validate as validate_order
 from billpay.money import format_cngn, kobo_to_naira
+from billpay.orders import REFERENCE_LENGTH
 from billpay.states import BillState
 from billpay.store import api_orders, bills
 from billpay.tokens import format_token, is_valid_token, mask_account, mask_text
@@ -243,7 +245,23 @@ def _bad_query(field: str, message: str, code: str) -> Problem:
     )
 
 
-@router.get("/{reference}")
+class _ReferenceConvertor(Convertor[str]):
+    """Only an order reference's shape routes to the one-order answer, so ``GET
+    /api/bills/pay`` is the 405 of the POST route, not "no order 'pay'"."""
+
+    regex = f"[A-Za-z0-9]{{{REFERENCE_LENGTH}}}"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("reference", _ReferenceConvertor())
+
+
+@router.get("/{reference:reference}")
 def order(reference: str, client: CurrentClient, runtime: Runtime) -> dict[str, Any]:
     """One of this client's orders: status, amounts, timestamps and events; the payment
     instructions while it waits for payment; the token and units once completed; the refund
@@ -273,12 +291,26 @@ def order(reference: str, client: CurrentClient, runtime: Runtime) -> dict[str, 
             "from": e["from_state"],
             "to": e["to_state"],
             "at": _utc(e["at"]),
-            "actor": e["actor"],
-            "detail": mask_text(e["detail"] or ""),
+            **_public_event(e["actor"] or "", e["detail"] or ""),
         }
         for e in bills.events_for(runtime.db, row["id"])
     ]
     return out
+
+
+def _public_event(actor: str, detail: str) -> dict[str, str]:
+    """Who moved the order, as a client may see it: ``api``, ``provider webhook``,
+    ``operator`` or ``billpay`` (the pipeline), never our hosts, processes or staff names; an
+    operator's note stays with us."""
+    if actor.startswith("operator"):
+        return {"actor": "operator", "detail": "settled by our operations team"}
+    if actor.startswith("api:") or actor == "order-intake":
+        who = "api"
+    elif actor.startswith("webhook"):
+        who = "provider webhook"
+    else:
+        who = "billpay"
+    return {"actor": who, "detail": mask_text(detail)}
 
 
 def _summary(row: dict[str, Any]) -> dict[str, Any]:

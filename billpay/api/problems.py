@@ -35,6 +35,36 @@ TITLES = {
 }
 
 
+# The problem document in the OpenAPI schema (every 4xx/5xx answer has this shape).
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "title": "Problem",
+    "type": "object",
+    "description": "RFC 9457 problem details",
+    "required": ["type", "title", "status", "detail"],
+    "properties": {
+        "type": {"type": "string", "examples": ["https://billpay.dev/problems/invalid_input"]},
+        "title": {"type": "string", "examples": ["Invalid request"]},
+        "status": {"type": "integer", "examples": [422]},
+        "detail": {"type": "string"},
+        "code": {"type": "string", "examples": ["invalid_input"]},
+        "instance": {"type": "string", "examples": ["/api/bills/pay"]},
+        "errors": {
+            "type": "array",
+            "description": "each bad field (422)",
+            "items": {
+                "type": "object",
+                "required": ["field", "message", "code"],
+                "properties": {
+                    "field": {"type": "string", "examples": ["account"]},
+                    "message": {"type": "string"},
+                    "code": {"type": "string", "examples": ["invalid_meter_number"]},
+                },
+            },
+        },
+    },
+}
+
+
 class Problem(Exception):
     """Raise from a route to answer a problem document."""
 
@@ -83,8 +113,12 @@ def field_error(field: str, message: str, code: str = "invalid_input") -> dict[s
     return {"field": field, "message": message, "code": code}
 
 
-def _location(loc: tuple[Any, ...] | list[Any]) -> str:
-    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+def _location(error: dict[str, Any]) -> str:
+    """The field an error names: ``account``, ``Idempotency-Key``; ``body`` for a body that is
+    not JSON at all (pydantic's location then holds the parse position, not a field)."""
+    if error.get("type") == "json_invalid":
+        return "body"
+    parts = [str(p) for p in error.get("loc", ()) if p not in ("body", "query", "path", "header")]
     return ".".join(parts) or "body"
 
 
@@ -116,7 +150,7 @@ def install(app: FastAPI) -> None:
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = [
             field_error(
-                _location(e.get("loc", ())),
+                _location(e),
                 str(e.get("msg", "is invalid")).removeprefix("Value error, "),
                 str(e.get("type", "invalid_input")),
             )
@@ -138,9 +172,11 @@ def install(app: FastAPI) -> None:
             detail = f"no route {request.method} {request.url.path}"
         elif exc.status_code == 405:
             detail = f"{request.method} is not allowed on {request.url.path}"
+        codes = {404: "not_found", 405: "method_not_allowed"}
         return problem_response(
             exc.status_code,
             detail,
+            code=codes.get(exc.status_code),
             headers=getattr(exc, "headers", None),
             instance=request.url.path,
         )

@@ -152,11 +152,19 @@ def flutterwave_hash_ok(sent: str | None, expected: str) -> bool:
     return hmac.compare_digest(sent.encode("utf-8", "replace"), expected.encode("utf-8"))
 
 
+# The words a webhook's status may put in a bill's audit trail (which the client app reads):
+# anything else the sender wrote is "update", so a forged body cannot write "refund sent".
+STATUS_WORDS = frozenset(
+    {"delivered", "pending", "initiated", "failed", "reversed", "success", "successful", "fail"}
+)
+
+
 def apply_hint(runtime: App, hint: WebhookHint) -> str:
     """Make the named attempt's requery (or a reversal re-check) due now; returns what was done."""
-    detail = f"{hint.provider} webhook ({hint.status}): requery due now"
+    status = hint.status if hint.status in STATUS_WORDS else "update"
+    detail = f"{hint.provider} webhook ({status}): requery due now"
     if hint.reversal:
-        detail = f"{hint.provider} webhook reports a reversal ({hint.status}): re-check due now"
+        detail = f"{hint.provider} webhook reports a reversal ({status}): re-check due now"
     return reversal_store.provider_hint(
         runtime.db,
         hint.provider,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -23,7 +24,6 @@ from typing import Any
 from billpay.bills.advance import describe_error
 from billpay.bills.context import StepContext, StepResult
 from billpay.bills.decision import Alert
-from billpay.bills.policy import RetrySettings
 from billpay.providers.base import ErrorClass, PaymentOutcome, PaymentResult
 from billpay.providers.vtpass import TOKEN_PENDING
 from billpay.states import BillState
@@ -36,8 +36,14 @@ log = logging.getLogger(__name__)
 S = BillState
 
 STAGE = "recheck"
-# Re-checks that could not tell before we stop asking and tell an operator.
-RECHECK_MAX_TRIES = 6
+# A re-check that could not tell asks again after these (its own schedule, not the pending
+# requery's seconds: a VTpass outage of an hour or two must not use up the tries), then stops
+# and tells an operator: about 10.7 hours of asking in all.
+RECHECK_BACKOFF_SECONDS = (600, 1800, 3600, 10800, 21600)
+RECHECK_MAX_TRIES = len(RECHECK_BACKOFF_SECONDS) + 1
+# Re-checks of one batch run side by side (each also bounded by the provider's slots): a slow
+# provider must not hold the stage for batch x timeout.
+RECHECK_THREADS = 8
 # The refund reason of a reversal (billpay.notifications.REFUND_REASONS explains it).
 REVERSAL_REASON = "provider_reversed"
 
@@ -63,7 +69,6 @@ def after_recheck(
     checks_so_far: int,
     result: PaymentResult,
     now: datetime,
-    settings: RetrySettings,
 ) -> Recheck:
     """The re-check's answer for a delivered bill that has had ``checks_so_far`` tries."""
     said = f"{result.outcome}: {result.message or result.reason_code or ''}".strip()
@@ -93,7 +98,7 @@ def after_recheck(
             dedupe_key=f"delivered-failed:{bill_id}",
             payload={"reference": reference, "answer": said},
         )
-    backoff = settings.backoff_for_requery(tries)
+    backoff = RECHECK_BACKOFF_SECONDS[min(tries, len(RECHECK_BACKOFF_SECONDS)) - 1]
     return Recheck(
         RecheckAction.LATER,
         f"re-check unclear ({said}); again in {backoff}s",
@@ -110,8 +115,8 @@ def reversal_reason(result: PaymentResult) -> str:
 
 
 def recheck_due_deliveries(ctx: StepContext, *, limit: int) -> list[StepResult]:
-    """Claim the delivered VTpass bills due for their re-check and re-check each (in this
-    call: they are few, and a batch costs the pipeline one task run)."""
+    """Claim the delivered VTpass bills due for their re-check and re-check them (in this
+    call, a few at a time: they are few, and a batch costs the pipeline one task run)."""
     rows = reversal_store.claim_rechecks(
         ctx.db,
         worker=ctx.worker,
@@ -119,7 +124,10 @@ def recheck_due_deliveries(ctx: StepContext, *, limit: int) -> list[StepResult]:
         limit=limit,
         delay_seconds=ctx.settings.reversal_recheck_seconds,
     )
-    return [_recheck_safely(ctx, row) for row in rows]
+    if not rows:
+        return []
+    with ThreadPoolExecutor(max_workers=min(RECHECK_THREADS, len(rows))) as pool:
+        return list(pool.map(lambda row: _recheck_safely(ctx, row), rows))
 
 
 def _recheck_safely(ctx: StepContext, row: Mapping[str, Any]) -> StepResult:
@@ -156,10 +164,9 @@ def _save(
     give_up: bool = False,
 ) -> StepResult:
     checks = RECHECK_MAX_TRIES if give_up else int(row.get("reversal_checks") or 0)
-    decision = after_recheck(
-        row["reference"], int(row["id"]), checks, result, ctx.now(), ctx.settings
-    )
+    decision = after_recheck(row["reference"], int(row["id"]), checks, result, ctx.now())
     bill_id, worker = int(row["id"]), ctx.worker
+    hints = int(row.get("reversal_hints") or 0)
     with ctx.db.begin() as conn:
         if recorded is not None and recorded.call is not None:
             attempt_store.record_call(conn, bill_id, recorded.call)
@@ -169,9 +176,18 @@ def _save(
             )
         elif decision.action is RecheckAction.LATER:
             assert decision.next_check_at is not None
-            ok = reversal_store.check_later(conn, bill_id, worker=worker, at=decision.next_check_at)
+            ok = reversal_store.check_later(
+                conn, bill_id, worker=worker, hints=hints, at=decision.next_check_at
+            )
         else:
-            ok = reversal_store.mark_checked(conn, bill_id, worker=worker, detail=decision.detail)
+            ok = reversal_store.mark_checked(
+                conn,
+                bill_id,
+                worker=worker,
+                hints=hints,
+                delay_seconds=ctx.settings.reversal_recheck_seconds,
+                detail=decision.detail,
+            )
         if ok and decision.alert is not None:
             alert = decision.alert
             outbox.enqueue(

@@ -18,7 +18,7 @@ def provider_hint(
     """A webhook named pay attempt ``reference`` at ``provider``: make its requery (or, for a
     ``reversal`` of a delivered VTpass bill, its re-check) due now. Never a state change.
     Returns what it did: ``requery_due``, ``recheck_due``, ``closed_attempt``, ``no_action``
-    or ``unknown_reference``."""
+    or ``unknown_reference`` (see ``bill_provider_hint`` in sql/0018)."""
     params = {
         "provider": provider,
         "reference": reference,
@@ -40,15 +40,27 @@ def claim_rechecks(
     return sorted((dict(row) for row in rows), key=lambda row: row["id"])
 
 
-def mark_checked(conn: Connection, bill_id: int, *, worker: str, detail: str) -> bool:
-    """The re-check is over (still delivered, or given up): never again."""
-    params = {"id": bill_id, "worker": worker, "actor": worker, "detail": detail}
+def mark_checked(
+    conn: Connection, bill_id: int, *, worker: str, hints: int, delay_seconds: int, detail: str
+) -> bool:
+    """The re-check is over (still delivered, or given up): never again; unless a reversal
+    webhook came since the claim (``hints`` moved: asked again in a minute) or the check was
+    an early one (the scheduled re-check still runs). See ``bill_reversal_checked``."""
+    params = {
+        "id": bill_id,
+        "worker": worker,
+        "hints": hints,
+        "delay": delay_seconds,
+        "actor": worker,
+        "detail": detail,
+    }
     return bool(conn.execute(query("bill_reversal_checked"), params).scalar())
 
 
-def check_later(conn: Connection, bill_id: int, *, worker: str, at: datetime) -> bool:
-    """The re-check could not tell: try again at ``at``."""
-    params = {"id": bill_id, "worker": worker, "next_check_at": at}
+def check_later(conn: Connection, bill_id: int, *, worker: str, hints: int, at: datetime) -> bool:
+    """The re-check could not tell: try again at ``at`` (within a minute if a reversal
+    webhook came since the claim)."""
+    params = {"id": bill_id, "worker": worker, "hints": hints, "next_check_at": at}
     return bool(conn.execute(query("bill_reversal_check_later"), params).scalar())
 
 

@@ -25,10 +25,10 @@ UPDATE bill_payments b
 RETURNING b.*;
 
 -- name: bill_reversal_checked
-SELECT bill_reversal_checked(:id, :worker, :actor, :detail);
+SELECT bill_reversal_checked(:id, :worker, :hints, :delay, :actor, :detail);
 
 -- name: bill_reversal_check_later
-SELECT bill_reversal_check_later(:id, :worker, CAST(:next_check_at AS timestamptz));
+SELECT bill_reversal_check_later(:id, :worker, :hints, CAST(:next_check_at AS timestamptz));
 
 -- name: bill_reverse
 SELECT bill_reverse(:id, :worker, :actor, :detail, :reason);

@@ -3,6 +3,7 @@ or a re-check due, never changes a state; a reversal refunds the cNGN exactly on
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -245,25 +246,82 @@ def test_a_reversal_refunds_exactly_once_and_tells_customer_and_operators(settin
     assert len(_notifications(db, bill_id)) == 2
 
 
-def test_a_reversal_hint_after_the_recheck_catches_a_late_reversal(settings, db):
+def _age(db, bill_id: int, **intervals: str) -> None:
+    """Move the named timestamps of a bill into the past (time passing)."""
+    sets = ", ".join(f"{column} = {column} - interval '{i}'" for column, i in intervals.items())
+    with db.begin() as conn:
+        conn.execute(sa.text(f"UPDATE bill_payments SET {sets} WHERE id = :id"), {"id": bill_id})
+
+
+def test_a_reversal_hint_right_after_the_recheck_is_deferred_a_minute_never_dropped(settings, db):
     bill_id, ref = _bill(db, S.COMPLETED)
     recheck_due_deliveries(_ctx(settings, db, DELIVERED), limit=10)
     assert _row(db, bill_id)["reversal_checked_at"] is not None
-    # a flood of (maybe forged) reversals right after a re-check asks nobody again
-    assert _hint(db, ref, reversal=True) == "recently_rechecked"
+    # a (real, or forged) reversal 30 s after the re-check: due again a minute after it
+    assert _hint(db, ref, reversal=True) == "recheck_due"
+    assert _hint(db, ref, reversal=True) == "recheck_due"  # a flood changes nothing more
     assert recheck_due_deliveries(_ctx(settings, db), limit=10) == []
-    with db.begin() as conn:
+    _age(db, bill_id, reversal_check_at="61 seconds")
+    [result] = recheck_due_deliveries(_ctx(settings, db, REVERSED), limit=10)
+    assert result.after == "refund_initiated"
+    assert len(_refunds(db, bill_id)) == 1
+
+
+def test_a_reversal_webhook_during_the_recheck_requery_keeps_the_check_open(settings, db):
+    """The re-check asks VTpass (still delivered), VTpass reverses and its webhook lands while
+    our requery is in flight: that answer predates the webhook, so it cannot close the check."""
+    bill_id, ref = _bill(db, S.COMPLETED)
+
+    @dataclass
+    class WebhookDuringRequery(Scripted):
+        def requery(self, order, reference):
+            assert _hint(db, ref, reversal=True) == "recheck_due"  # concurrently
+            return DELIVERED
+
+    configured = settings.model_copy(update={"reversal_recheck_seconds": 3600})
+    router = ProviderRouter({"vtpass": WebhookDuringRequery("vtpass")}, configured)
+    recheck_due_deliveries(StepContext(db, configured, router, "w1"), limit=10)
+    assert _row(db, bill_id)["reversal_checked_at"] is None
+    _age(db, bill_id, reversal_check_at="61 seconds")
+    [result] = recheck_due_deliveries(_ctx(settings, db, REVERSED), limit=10)
+    assert result.after == "refund_initiated"
+
+
+def test_an_early_reversal_hint_does_not_use_up_the_scheduled_recheck(settings, db):
+    """A forged reversal a minute after delivery makes a re-check run at once; VTpass says
+    delivered. The scheduled re-check an hour after delivery must still run."""
+    bill_id, ref = _bill(db, S.COMPLETED, completed_ago=timedelta(minutes=1))
+    assert _hint(db, ref, reversal=True) == "recheck_due"
+    [early] = recheck_due_deliveries(_ctx(settings, db, DELIVERED), limit=10)
+    assert early.after == "completed"
+    row = _row(db, bill_id)
+    assert row["reversal_checked_at"] is None and row["reversal_check_at"] is None
+    assert recheck_due_deliveries(_ctx(settings, db), limit=10) == []  # not due before its hour
+    _age(db, bill_id, completed_at="2 hours")
+    [scheduled] = recheck_due_deliveries(_ctx(settings, db, REVERSED), limit=10)
+    assert scheduled.after == "refund_initiated"
+
+
+def test_a_hint_flood_on_a_pending_bill_brings_its_requery_forward_once_a_minute(db):
+    later = datetime.now(UTC) + timedelta(minutes=10)
+    bill_id, ref = _bill(db, S.PROVIDER_PROCESSING, next_attempt_at=later)
+    assert _hint(db, ref) == "requery_due"
+    first = _row(db, bill_id)["next_attempt_at"]
+    assert first <= datetime.now(UTC)
+    with db.begin() as conn:  # the requery ran and set its backoff
         conn.execute(
             sa.text(
-                "UPDATE bill_payments SET reversal_checked_at = now() - interval '2 minutes'"
+                "UPDATE bill_payments SET next_attempt_at = now() + interval '15 seconds'"
                 " WHERE id = :id"
             ),
             {"id": bill_id},
         )
-    assert _hint(db, ref, reversal=True) == "recheck_due"
-    [result] = recheck_due_deliveries(_ctx(settings, db, REVERSED, recheck_seconds=0), limit=10)
-    assert result.after == "refund_initiated"
-    assert len(_refunds(db, bill_id)) == 1
+    events = len(bill_store.events_for(db, bill_id))
+    for _ in range(5):
+        assert _hint(db, ref) == "requery_due"
+    row = _row(db, bill_id)
+    assert row["next_attempt_at"] > datetime.now(UTC)  # not brought forward again
+    assert len(bill_store.events_for(db, bill_id)) == events  # and no event per forged hint
 
 
 def test_only_the_lease_holder_reverses(db):
@@ -271,7 +329,9 @@ def test_only_the_lease_holder_reverses(db):
     with db.begin() as conn:
         bill_store.lease(conn, bill_id, worker="w2", seconds=60)
         assert not reversals.reverse(conn, bill_id, worker="w1", detail="x", reason="r")
-        assert not reversals.mark_checked(conn, bill_id, worker="w1", detail="x")
+        assert not reversals.mark_checked(
+            conn, bill_id, worker="w1", hints=0, delay_seconds=0, detail="x"
+        )
     assert _row(db, bill_id)["status"] == "completed" and _refunds(db, bill_id) == []
 
 

@@ -27,7 +27,6 @@ from billpay.api.webhooks import (
     vtpass_hint,
 )
 from billpay.bills.reversal import RECHECK_MAX_TRIES, RecheckAction, after_recheck
-from billpay.config import Settings
 from billpay.notifications import render
 from billpay.providers import PaymentOutcome, build_providers
 from billpay.providers.base import ErrorClass, PaymentResult
@@ -214,11 +213,10 @@ def test_a_pending_vtpass_payment_cannot_be_reversed(sandbox_client) -> None:
 # --- the re-check rule --------------------------------------------------------------------
 
 NOW = datetime(2026, 12, 2, 10, 0, tzinfo=UTC)
-RULES = Settings(requery_backoff_seconds=[5, 15, 30])
 
 
 def recheck(result: PaymentResult, checks: int = 0):
-    return after_recheck("7K3M9QZ2XA", 7, checks, result, NOW, RULES)
+    return after_recheck("7K3M9QZ2XA", 7, checks, result, NOW)
 
 
 @pytest.mark.parametrize(
@@ -252,8 +250,11 @@ def test_recheck_reversal_refunds_even_on_the_last_try() -> None:
 )
 def test_recheck_without_a_clear_answer_asks_again_with_backoff(result: PaymentResult) -> None:
     first, third = recheck(result, 0), recheck(result, 2)
-    assert first.action is RecheckAction.LATER and first.next_check_at == NOW + timedelta(seconds=5)
-    assert third.next_check_at == NOW + timedelta(seconds=30)
+    # its own schedule (minutes to hours), not the pending requery's seconds: an outage of an
+    # hour or two must not use up the tries
+    assert first.action is RecheckAction.LATER
+    assert first.next_check_at == NOW + timedelta(minutes=10)
+    assert third.next_check_at == NOW + timedelta(hours=1)
     assert first.alert is None
 
 
