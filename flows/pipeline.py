@@ -2,8 +2,9 @@
 ledger can be matched, verified, paid and receipted within one run:
 
 expire -> ingest + match -> bills (verify -> pay -> due requery/retry, one task per bill)
--> recheck (delivered VTpass bills requeried once more for a reversal, one task per batch)
--> refunds (one task per refund) -> notifications (one task per batch).
+-> refunds (one task per refund) -> notifications (one task per batch) -> recheck (delivered
+VTpass bills requeried once more for a reversal, one task per batch: last, so a slow provider
+there never holds up a refund or a receipt; a reversal's refund goes out the next tick).
 
 Each stage is a task run (the UI's run graph shows the stages and, under them, the per-bill
 and per-refund runs). A stage that fails is recorded and the tick goes on: every stage works
@@ -41,9 +42,9 @@ def pipeline(batch_size: int | None = None, match_limit: int = 500) -> dict[str,
     summary["ingest"] = ingested.get("ingest", ingested)
     summary["match"] = ingested.get("match", stages.empty_summary())
     summary["bills"] = _stage("bills", stages.process_bills, worker, limit)
-    summary["recheck"] = _stage("recheck", stages.recheck_deliveries, worker, limit)
     summary["refund"] = _stage("refunds", stages.process_refunds, worker, limit)
     summary["notify"] = _stage("notify", stages.dispatch_notifications, worker, limit)
+    summary["recheck"] = _stage("recheck", stages.recheck_deliveries, worker, limit)
     get_run_logger().info("pipeline: %s", stages.one_line(summary))
     return summary
 

@@ -12,7 +12,7 @@ from billpay.store.queries import query
 from billpay.tokens import mask_text
 
 # The stages of one pipeline tick, in the order they run; `billpay status` expects each of them.
-PIPELINE_STAGES = ("expire", "ingest", "match", "bills", "recheck", "refunds", "notify")
+PIPELINE_STAGES = ("expire", "ingest", "match", "bills", "refunds", "notify", "recheck")
 MAX_ERROR_CHARS = 500  # the table's CHECK: an error is a note for an operator, not a traceback
 
 
