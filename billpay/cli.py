@@ -396,9 +396,15 @@ def api(
     port: Annotated[int, typer.Option(help="port")] = 8000,
 ) -> None:
     """Serve the HTTP API for client apps (OpenAPI at /docs)."""
+    import logging
+
     import uvicorn
 
     from billpay.api import create_app
+
+    # Our own lines (webhooks received, 500s), masked where they are written, beside uvicorn's.
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s:     %(name)s: %(message)s")
+    logging.getLogger("billpay").setLevel(logging.INFO)
 
     with _open_app() as root:
         uvicorn.run(create_app(root), host=host, port=port, log_level="info")

@@ -67,6 +67,9 @@ class Scenario:
     # memo) or "contract" (a smart wallet's Stellar Asset Contract transfer to that M-address).
     pay_via: str = "memo"
     asset_code: str | None = None  # None: cNGN; "XLM": the wrong asset
+    # Once delivered, VTpass takes the delivery back (its operator's reversal: requery code 040
+    # and its reversal webhook to our API); the customer must get the cNGN back.
+    reverse_when_delivered: bool = False
     reference: str | None = None
     muxed_destination: str | None = None
     memo_sent: str | None = None
@@ -154,6 +157,12 @@ def scenarios() -> list[Scenario]:
             pay_via="contract",
         ),
         Scenario(
+            "VTpass reverses it after delivery",
+            _airtime("mtn", "08031112222", "400"),
+            "refunded",
+            reverse_when_delivered=True,
+        ),
+        Scenario(
             "paid in XLM, not cNGN",
             None,
             "refund confirmed",
@@ -195,7 +204,9 @@ def _run(base: Settings, services: Services, started: float, time_limit: int) ->
         plan = scenarios()
         with _demo_client(db, settings, api_url) as api:
             _place_orders_and_pay(db, settings, plan, sandbox_url, api)
-        _wait_until_settled(db, plan, services, deadline=started + time_limit, started=started)
+        _wait_until_settled(
+            db, plan, services, sandbox_url, deadline=started + time_limit, started=started
+        )
         reports = demo_prefect.run_reports(env["PREFECT_API_URL"])
         console.print("report deployments: " + ", ".join(f"{k} {v}" for k, v in reports.items()))
         good = _print_results(plan, env, started, services.logs, api_url)
@@ -233,19 +244,27 @@ def _start_services(
     """2. The sandbox (providers + Horizon on loopback), 3. a local Prefect server keeping its
     history under the data folder, then `billpay serve` and the HTTP API (`billpay api`)."""
     sandbox_port = free_port(8765)
+    api_port = free_port(API_PORT)
     env = pipeline_env(url, sandbox_port, DEMO_ENV)
-    sandbox_url = services.start_sandbox(env, sandbox_port)
-    console.print(f"sandbox (Flutterwave, VTpass, Horizon) on {sandbox_url}")
-    api_port = free_port(UI_PORT)
-    services.start_prefect_server(env, base.data_dir.resolve() / "prefect", api_port)
-    console.print(f"Prefect server on http://127.0.0.1:{api_port} (UI)")
+    # The providers announce settled and reversed payments to our API, as they would live.
+    sandbox_url = services.start_sandbox(
+        env, sandbox_port, "--webhook-base-url", f"http://127.0.0.1:{api_port}"
+    )
+    console.print(
+        f"sandbox (Flutterwave, VTpass, Horizon) on {sandbox_url}, sending provider webhooks "
+        f"to http://127.0.0.1:{api_port}/webhooks"
+    )
+    ui_port = free_port(UI_PORT)
+    services.start_prefect_server(env, base.data_dir.resolve() / "prefect", ui_port)
+    console.print(f"Prefect server on http://127.0.0.1:{ui_port} (UI)")
     # One machine: pause the schedules at the end, so `make ui` shows no pile of late runs.
     services.start("serve", BILLPAY + ["serve", "--pause-on-stop"], env)
     console.print(
         "serving the deployments on their schedules (pipeline every 10 s, in-process: "
-        "expire -> ingest + match -> bills -> refunds -> notifications; reports every 15 min)"
+        "expire -> ingest + match -> bills -> refunds -> notifications -> recheck; reports "
+        "every 15 min)"
     )
-    api_url = services.start_api(env, free_port(API_PORT))
+    api_url = services.start_api(env, api_port)
     console.print(f"HTTP API on {api_url} (OpenAPI docs: {api_url}/docs)")
     return env, sandbox_url, api_url
 
@@ -319,13 +338,22 @@ def _send_payment(
 
 
 def _wait_until_settled(
-    db: Database, plan: list[Scenario], services: Services, *, deadline: float, started: float
+    db: Database,
+    plan: list[Scenario],
+    services: Services,
+    sandbox_url: str,
+    *,
+    deadline: float,
+    started: float,
 ) -> None:
     """5. Every order settled as expected, the deadline, or a service gone: with a progress
-    display."""
+    display. A scenario reversed at the provider is reversed there once it is delivered."""
     with Live(_progress_table(plan, started), console=console, refresh_per_second=2) as live:
         while time.monotonic() < deadline:
             _refresh(db, plan)
+            for item in plan:
+                if item.reverse_when_delivered and item.final == "completed":
+                    _reverse_at_vtpass(db, item, sandbox_url)
             live.update(_progress_table(plan, started))
             if all(s.final == s.expect for s in plan):
                 break
@@ -365,6 +393,17 @@ def _print_results(
         "serve it on your database with [bold]billpay api --port 8000[/]"
     )
     return good
+
+
+def _reverse_at_vtpass(db: Database, item: Scenario, sandbox_url: str) -> None:
+    """VTpass's operator reverses the delivered transaction (once): its requery now answers
+    040 and its reversal webhook reaches our API, which makes the bill's re-check due."""
+    if item.extra.get("reversed_at_provider"):
+        return
+    attempt = _order_row(db, item.reference or "")["attempt_reference"]
+    answer = httpx.post(f"{sandbox_url}/vtpass/api/_sandbox/transactions/{attempt}/reverse")
+    answer.raise_for_status()
+    item.extra["reversed_at_provider"] = True
 
 
 def _order_row(db: Database, reference: str) -> dict[str, Any]:
