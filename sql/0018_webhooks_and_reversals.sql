@@ -252,61 +252,34 @@ $$;
 
 -- --- notifications: the customer and the operators hear of a reversal -------------------------
 
--- As sql/0005, plus `reversed`: the customer is told the provider reversed the bill and the
--- cNGN is coming back (bill_refunded follows once it is on the ledger); operators get an alert
--- (the provider took back a delivery: worth a look at the float and the biller).
-CREATE OR REPLACE FUNCTION bill_payments_notify() RETURNS trigger
+-- A reversal: the customer is told the provider reversed the bill and the cNGN is coming back
+-- (bill_refunded follows once it is on the ledger, from sql/0005's trigger); operators get an
+-- alert (the provider took back a delivery: worth a look at the float and the biller). A
+-- trigger of its own beside sql/0005's, which stays as it is.
+CREATE FUNCTION bill_payments_notify_reversal() RETURNS trigger
 LANGUAGE plpgsql AS $$
-DECLARE
-    v_refund refunds%ROWTYPE;
 BEGIN
-    IF NEW.status = 'completed' THEN
-        INSERT INTO notifications (bill_payment_id, kind, audience, payload, dedupe_key)
-        VALUES (NEW.id, 'bill_completed', 'customer', jsonb_build_object(
-                    'reference', NEW.reference, 'bill_type', NEW.bill_type, 'biller', NEW.biller,
-                    'account_number', NEW.account_number, 'account_type', NEW.account_type,
-                    'product_code', NEW.product_code, 'phone', NEW.customer_phone,
-                    'email', NEW.customer_email, 'amount_kobo', NEW.amount_kobo,
-                    'token', NEW.token, 'units', NEW.units, 'provider', NEW.provider,
-                    'provider_reference', NEW.provider_reference),
-                'completed:' || NEW.id)
-        ON CONFLICT (dedupe_key) DO NOTHING;
-    ELSIF NEW.status = 'refunded' THEN
-        SELECT * INTO v_refund FROM refunds WHERE bill_payment_id = NEW.id ORDER BY id DESC LIMIT 1;
-        INSERT INTO notifications (bill_payment_id, kind, audience, payload, dedupe_key)
-        VALUES (NEW.id, 'bill_refunded', 'customer', jsonb_build_object(
-                    'reference', NEW.reference, 'bill_type', NEW.bill_type, 'biller', NEW.biller,
-                    'account_number', NEW.account_number, 'phone', NEW.customer_phone,
-                    'email', NEW.customer_email, 'reason', coalesce(v_refund.reason, NEW.refund_reason),
-                    'amount_cngn', v_refund.amount::text, 'destination', v_refund.destination,
-                    'tx_hash', v_refund.tx_hash),
-                'refunded:' || NEW.id)
-        ON CONFLICT (dedupe_key) DO NOTHING;
-    ELSIF NEW.status = 'reversed' THEN
-        INSERT INTO notifications (bill_payment_id, kind, audience, payload, dedupe_key)
-        VALUES (NEW.id, 'bill_reversed', 'customer', jsonb_build_object(
-                    'reference', NEW.reference, 'bill_type', NEW.bill_type, 'biller', NEW.biller,
-                    'account_number', NEW.account_number, 'phone', NEW.customer_phone,
-                    'email', NEW.customer_email, 'amount_kobo', NEW.amount_kobo,
-                    'amount_cngn', NEW.amount_cngn::text, 'provider', NEW.provider),
-                'reversed:' || NEW.id)
-        ON CONFLICT (dedupe_key) DO NOTHING;
-        INSERT INTO notifications (bill_payment_id, kind, audience, payload, dedupe_key)
-        VALUES (NEW.id, 'provider_reversal', 'operator', jsonb_build_object(
-                    'reference', NEW.reference, 'provider', NEW.provider,
-                    'attempt_reference', NEW.attempt_reference,
-                    'provider_reference', NEW.provider_reference,
-                    'amount_kobo', NEW.amount_kobo, 'completed_at', NEW.completed_at,
-                    'reason', NEW.refund_reason),
-                'reversal-alert:' || NEW.id)
-        ON CONFLICT (dedupe_key) DO NOTHING;
-    END IF;
+    INSERT INTO notifications (bill_payment_id, kind, audience, payload, dedupe_key)
+    VALUES (NEW.id, 'bill_reversed', 'customer', jsonb_build_object(
+                'reference', NEW.reference, 'bill_type', NEW.bill_type, 'biller', NEW.biller,
+                'account_number', NEW.account_number, 'phone', NEW.customer_phone,
+                'email', NEW.customer_email, 'amount_kobo', NEW.amount_kobo,
+                'amount_cngn', NEW.amount_cngn::text, 'provider', NEW.provider),
+            'reversed:' || NEW.id)
+    ON CONFLICT (dedupe_key) DO NOTHING;
+    INSERT INTO notifications (bill_payment_id, kind, audience, payload, dedupe_key)
+    VALUES (NEW.id, 'provider_reversal', 'operator', jsonb_build_object(
+                'reference', NEW.reference, 'provider', NEW.provider,
+                'attempt_reference', NEW.attempt_reference,
+                'provider_reference', NEW.provider_reference,
+                'amount_kobo', NEW.amount_kobo, 'completed_at', NEW.completed_at,
+                'reason', NEW.refund_reason),
+            'reversal-alert:' || NEW.id)
+    ON CONFLICT (dedupe_key) DO NOTHING;
     RETURN NULL;
 END;
 $$;
 
-DROP TRIGGER bill_payments_notify ON bill_payments;
-CREATE TRIGGER bill_payments_notify AFTER UPDATE OF status ON bill_payments
-    FOR EACH ROW WHEN (NEW.status IN ('completed', 'refunded', 'reversed')
-                       AND OLD.status IS DISTINCT FROM NEW.status)
-    EXECUTE FUNCTION bill_payments_notify();
+CREATE TRIGGER bill_payments_notify_reversal AFTER UPDATE OF status ON bill_payments
+    FOR EACH ROW WHEN (NEW.status = 'reversed' AND OLD.status IS DISTINCT FROM NEW.status)
+    EXECUTE FUNCTION bill_payments_notify_reversal();

@@ -11,14 +11,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from billpay.bills import policy
-from billpay.bills.context import StepContext, StepResult
+from billpay.bills.context import StepContext, StepResult, enqueue_alert
 from billpay.bills.pay import pay_bill
 from billpay.bills.requery import requery_bill
 from billpay.bills.retry import retry_bill
 from billpay.bills.verify import verify_account
 from billpay.states import BillState
 from billpay.store import bills as bill_store
-from billpay.store import notifications as outbox
 from billpay.tokens import mask_text
 
 log = logging.getLogger(__name__)
@@ -124,13 +123,7 @@ def record_failure(ctx: StepContext, bill_id: int, stage: str, error: str) -> St
         if failures is not None:
             alert = policy.step_failure_alert(bill, stage, failures, error, when.now)
         if alert is not None:
-            outbox.enqueue(
-                conn,
-                kind=alert.kind,
-                bill_id=bill_id,
-                payload=dict(alert.payload),
-                dedupe_key=alert.dedupe_key,
-            )
+            enqueue_alert(conn, bill_id, alert)
         after = bill_store.get_by_id(conn, bill_id) or row
     recorded = "" if failures is not None else " (not recorded: the bill is no longer ours)"
     return StepResult(

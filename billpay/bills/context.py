@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from billpay.bills.decision import Decision
+from billpay.bills.decision import Alert, Decision
 from billpay.bills.policy import Conditions
 from billpay.config import Settings
 from billpay.orders import BillOrder
@@ -107,13 +107,7 @@ def persist(
             bill_store.clear_step_failures(conn, row["id"])
         alert = decision.alert
         if alert is not None:
-            outbox.enqueue(
-                conn,
-                kind=alert.kind,
-                bill_id=row["id"],
-                payload=dict(alert.payload),
-                dedupe_key=alert.dedupe_key,
-            )
+            enqueue_alert(conn, row["id"], alert)
     return StepResult(
         row["reference"],
         stage,
@@ -122,6 +116,18 @@ def persist(
         decision.summary,
         ok and decision.advances,
         alert.text if alert else None,
+    )
+
+
+def enqueue_alert(conn: Connection, bill_id: int, alert: Alert) -> None:
+    """An operator alert about one bill into the outbox, in the caller's transaction (once per
+    ``dedupe_key``)."""
+    outbox.enqueue(
+        conn,
+        kind=alert.kind,
+        bill_id=bill_id,
+        payload=dict(alert.payload),
+        dedupe_key=alert.dedupe_key,
     )
 
 

@@ -22,14 +22,13 @@ from enum import StrEnum
 from typing import Any
 
 from billpay.bills.advance import describe_error
-from billpay.bills.context import StepContext, StepResult
+from billpay.bills.context import StepContext, StepResult, enqueue_alert
 from billpay.bills.decision import Alert
 from billpay.providers.base import ErrorClass, PaymentOutcome, PaymentResult
 from billpay.providers.vtpass import TOKEN_PENDING
 from billpay.states import BillState
 from billpay.store import attempts as attempt_store
 from billpay.store import bills as bill_store
-from billpay.store import notifications as outbox
 from billpay.store import reversals as reversal_store
 
 log = logging.getLogger(__name__)
@@ -189,14 +188,7 @@ def _save(
                 detail=decision.detail,
             )
         if ok and decision.alert is not None:
-            alert = decision.alert
-            outbox.enqueue(
-                conn,
-                kind=alert.kind,
-                bill_id=bill_id,
-                payload=dict(alert.payload),
-                dedupe_key=alert.dedupe_key,
-            )
+            enqueue_alert(conn, bill_id, decision.alert)
     after = S.REFUND_INITIATED if ok and decision.action is RecheckAction.REVERSE else S.COMPLETED
     return StepResult(
         row["reference"],

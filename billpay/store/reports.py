@@ -151,10 +151,7 @@ def read_attempts(
         "finished",
         "ref_key",
     ]
-    params: dict[str, Any] = {"since": since, "until": until}
-    name = "read_attempts_copy"
-    if api_client_id is not None:
-        name, params["client"] = "read_client_attempts_copy", api_client_id
+    name, params = _scoped("read_attempts_copy", since, until, api_client_id)
     chunks = []
     raw = db.engine.raw_connection()
     try:
@@ -210,15 +207,23 @@ def read_bills(
         "paid_at",
         "completed_at",
     ]
-    params: dict[str, Any] = {"since": since, "until": until}
-    name = "read_bills"
-    if api_client_id is not None:
-        name, params["client"] = "read_client_bills", api_client_id
+    name, params = _scoped("read_bills", since, until, api_client_id)
     chunks = [_compact(chunk, categories) for chunk in _chunks(db, query(name), params, chunk_rows)]
     frame = _concat(chunks, categories, columns)
     frame["amount_cngn"] = frame["amount_cngn"].astype(object)
     _utc(frame, ["paid_at", "completed_at"])
     return frame
+
+
+def _scoped(
+    name: str, since: datetime, until: datetime, api_client_id: int | None
+) -> tuple[str, dict[str, Any]]:
+    """A report read and its window: every bill's, or its ``read_client_*`` twin for one API
+    client's bills only."""
+    params: dict[str, Any] = {"since": since, "until": until}
+    if api_client_id is None:
+        return name, params
+    return name.replace("read_", "read_client_", 1), params | {"client": api_client_id}
 
 
 def database_now(db: Database) -> datetime:
