@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from billpay.tokens import format_token, is_valid_token
 from deployments.cli import app
+from tests.api.bodies import AIRTIME, ELECTRICITY, post_order
 from tests.api.conftest import ApiServer
 from tests.e2e.conftest import prefect_harness, runtime  # noqa: F401 - the pipeline's fixtures
 from tests.e2e.pipeline_helpers import bill_row, refund_payments, ticks_until_settled
@@ -28,7 +29,7 @@ def key(api: ApiServer, monkeypatch: pytest.MonkeyPatch) -> str:
 
 
 def _order(http, body: dict, key: str) -> dict:
-    answer = http.post("/api/bills/pay", json=body, headers={"Idempotency-Key": key})
+    answer = post_order(http, body, key)
     assert answer.status_code == 201, answer.text
     return answer.json()
 
@@ -39,16 +40,8 @@ def test_an_api_order_paid_on_the_ledger_completes_with_its_token(
     runtime,  # noqa: F811 - the imported fixture
     sandbox,
 ) -> None:
-    body = {
-        "bill_type": "electricity",
-        "biller": "ikeja-electric",
-        "account": "1111111111111",
-        "account_type": "prepaid",
-        "amount": "5000",
-        "phone": "08011111111",
-    }
     with api.client(key) as http:
-        order = _order(http, body, "electricity-1")
+        order = _order(http, ELECTRICITY, "electricity-1")
         sandbox.pay(order["memo"], order["amount_cngn"])
         assert ticks_until_settled(runtime, [order["reference"]]) == {
             order["reference"]: "completed"
@@ -76,15 +69,8 @@ def test_a_wrong_amount_reads_back_refunded_with_the_refund_hash(
     runtime,  # noqa: F811 - the imported fixture
     sandbox,
 ) -> None:
-    body = {
-        "bill_type": "airtime",
-        "biller": "mtn",
-        "account": "08031234567",
-        "amount": "500",
-        "phone": "08031234567",
-    }
     with api.client(key) as http:
-        order = _order(http, body, "airtime-1")
+        order = _order(http, AIRTIME, "airtime-1")
         sandbox.pay(order["memo"], "499.9900000")
         assert ticks_until_settled(runtime, [order["reference"]]) == {
             order["reference"]: "refunded"
