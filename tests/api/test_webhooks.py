@@ -13,9 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from billpay.providers.base import make_attempt_reference
 from billpay.states import BillState
-from billpay.store import attempts as attempt_store
 from billpay.store import bills as bill_store
 from deployments.cli import run_tick
 from tests.api.conftest import ApiServer
@@ -30,7 +28,7 @@ from tests.e2e.pipeline_helpers import (
     runtime_with,
     ticks_until_settled,
 )
-from tests.factories import AIRTIME, add_incoming_payment, force_state, new_order
+from tests.factories import bill_at_provider
 
 VTPASS_ACK = {"response": "success"}
 
@@ -160,26 +158,11 @@ def test_a_reversal_of_a_delivered_bill_refunds_it_once_on_the_ledger(
 
 def _waiting_bill(api: ApiServer, provider: str) -> tuple[int, str, datetime]:
     """A bill waiting at ``provider`` on its open attempt, requery due in ten minutes."""
-    db = api.runtime.db
-    row = new_order(db, ttl=timedelta(hours=1), **AIRTIME)
-    reference = make_attempt_reference(row["reference"], 1, datetime.now(UTC))
     later = datetime.now(UTC) + timedelta(minutes=10)
-    with db.begin() as conn:
-        payment = add_incoming_payment(conn, memo=f"BILL-{row['reference']}")
-        attempt_store.start_pay_attempt(
-            conn, bill_id=row["id"], provider=provider, reference=reference, attempt_no=1,
-            is_fallback=False,
-        )  # fmt: skip
-        force_state(
-            conn,
-            row["id"],
-            BillState.PROVIDER_PROCESSING,
-            incoming_payment_id=payment,
-            provider=provider,
-            attempt_reference=reference,
-            next_attempt_at=later,
-        )
-    return row["id"], reference, later
+    bill_id, reference = bill_at_provider(
+        api.runtime.db, BillState.PROVIDER_PROCESSING, provider, next_attempt_at=later
+    )
+    return bill_id, reference, later
 
 
 def _next_attempt_at(api: ApiServer, bill_id: int) -> datetime:
