@@ -7,12 +7,16 @@ delivered bill refunds its cNGN on the ledger, once."""
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import httpx
 import pytest
 
+from billpay.config import Settings
 from billpay.states import BillState
 from billpay.store import bills as bill_store
 from deployments.cli import run_tick
@@ -57,6 +61,34 @@ def _control(sandbox: Sandbox, action: str, reference: str) -> None:
     httpx.post(url).raise_for_status()
 
 
+@contextmanager
+def _vtpass_order_paid(
+    api: ApiServer,
+    api_settings: Settings,
+    sandbox: Sandbox,
+    account: str,
+    amount: str,
+    account_type: str,
+    **settings: Any,
+) -> Iterator[tuple[Any, dict[str, Any]]]:
+    """Electricity routed to VTpass alone, webhooks on: an order for ``account``, paid on the
+    ledger and through one tick. Yields the runtime and the order."""
+    _webhooks_on(sandbox, api)
+    with runtime_with(api_settings, route_electricity=["vtpass"], **settings) as rt:
+        order = place_order(
+            rt, "electricity", "ikeja-electric", account, amount, account_type=account_type
+        )
+        sandbox.pay(order["memo"], order["amount_cngn"])
+        run_tick()
+        yield rt, order
+
+
+@pytest.fixture
+def vtpass_order(api: ApiServer, api_settings: Settings, sandbox: Sandbox) -> Any:
+    """``vtpass_order(account, amount, account_type, **settings)``: see _vtpass_order_paid."""
+    return partial(_vtpass_order_paid, api, api_settings, sandbox)
+
+
 def _notification_kinds(rt: Any, bill_id: int) -> list[tuple[str, str]]:
     return all_rows(
         rt.db,
@@ -68,18 +100,11 @@ def _notification_kinds(rt: Any, bill_id: int) -> list[tuple[str, str]]:
 @pytest.mark.e2e
 @pytest.mark.usefixtures("prefect_harness")
 def test_a_vtpass_webhook_for_a_pending_bill_completes_it_on_the_next_tick(
-    api: ApiServer, api_settings, sandbox: Sandbox
+    api: ApiServer, sandbox: Sandbox, vtpass_order: Any
 ) -> None:
-    _webhooks_on(sandbox, api)
     # A requery backoff of 10 minutes: only the webhook can make the requery due at once.
-    with runtime_with(
-        api_settings, route_electricity=["vtpass"], requery_backoff_seconds=[600]
-    ) as rt:
-        order = place_order(
-            rt, "electricity", "ikeja-electric", "201000000000", "3000", account_type="postpaid"
-        )
-        sandbox.pay(order["memo"], order["amount_cngn"])
-        run_tick()
+    with vtpass_order("201000000000", "3000", "postpaid", requery_backoff_seconds=[600]) as paid:
+        rt, order = paid
         waiting = bill_row(rt, order["reference"])
         assert waiting["status"] == "provider_processing"
         assert waiting["next_attempt_at"] > db_now(rt) + timedelta(minutes=5)
@@ -102,17 +127,10 @@ def test_a_vtpass_webhook_for_a_pending_bill_completes_it_on_the_next_tick(
 @pytest.mark.e2e
 @pytest.mark.usefixtures("prefect_harness")
 def test_a_reversal_of_a_delivered_bill_refunds_it_once_on_the_ledger(
-    api: ApiServer, api_settings, sandbox: Sandbox
+    api: ApiServer, sandbox: Sandbox, vtpass_order: Any
 ) -> None:
-    _webhooks_on(sandbox, api)
-    with runtime_with(
-        api_settings, route_electricity=["vtpass"], reversal_recheck_seconds=3600
-    ) as rt:
-        order = place_order(
-            rt, "electricity", "ikeja-electric", "1111111111111", "5000", account_type="prepaid"
-        )
-        sandbox.pay(order["memo"], order["amount_cngn"])
-        run_tick()
+    with vtpass_order("1111111111111", "5000", "prepaid", reversal_recheck_seconds=3600) as paid:
+        rt, order = paid
         delivered = bill_row(rt, order["reference"])
         assert delivered["status"] == "completed" and delivered["token"]
         reference = delivered["attempt_reference"]
