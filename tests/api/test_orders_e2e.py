@@ -38,9 +38,7 @@ def _settled_order(
         assert answer.status_code == 201, answer.text
         order = answer.json()
         sandbox.pay(order["memo"], paid or order["amount_cngn"])
-        assert ticks_until_settled(rt, [order["reference"]]) == {
-            order["reference"]: settles_as
-        }
+        assert ticks_until_settled(rt, [order["reference"]]) == {order["reference"]: settles_as}
         return order, http.get(f"/api/bills/{order['reference']}").json()
 
 
