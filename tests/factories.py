@@ -17,8 +17,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from billpay.orders import BillType
+from billpay.providers.base import make_attempt_reference
 from billpay.states import BillState
-from billpay.store import bills
+from billpay.store import attempts, bills
 from billpay.store.engine import Database
 from billpay.store.queries import query
 
@@ -132,3 +133,33 @@ def attach_payment(db: Database, bill: dict[str, Any], amount: str | Decimal = "
             {"p": payment_id, "id": bill["id"]},
         )
     return payment_id
+
+
+def bill_at_provider(
+    db: Database,
+    state: BillState,
+    provider: str = "vtpass",
+    *,
+    attempt: bool = True,
+    **columns: Any,
+) -> tuple[int, str]:
+    """A paid airtime bill in ``state`` whose pay attempt at ``provider`` is recorded and open
+    (the bill names it, unless not ``attempt``): its id and the attempt's reference."""
+    row = new_order(db, ttl=timedelta(hours=1), **AIRTIME)
+    reference = make_attempt_reference(row["reference"], 1, datetime.now(UTC))
+    with db.begin() as conn:
+        payment = add_incoming_payment(conn, memo=f"BILL-{row['reference']}")
+        attempts.start_pay_attempt(
+            conn, bill_id=row["id"], provider=provider, reference=reference, attempt_no=1,
+            is_fallback=False,
+        )  # fmt: skip
+        force_state(
+            conn,
+            row["id"],
+            state,
+            incoming_payment_id=payment,
+            provider=provider,
+            attempt_reference=reference if attempt else None,
+            **columns,
+        )
+    return row["id"], reference

@@ -3,29 +3,20 @@
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from billpay.api import clients, create_app
 from billpay.app import App
 from billpay.config import Settings
 from tests.e2e.conftest import Sandbox, pipeline_settings, sandbox  # noqa: F401 - fixtures
+from tests.servers import served
 
 WEBHOOK_SECRET = "test-webhook-master-secret"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass
@@ -53,18 +44,8 @@ def api_settings(pipeline_settings: Settings) -> Settings:  # noqa: F811 - the i
 @pytest.fixture
 def api(api_settings: Settings) -> Iterator[ApiServer]:
     runtime = App.open(api_settings)
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(runtime), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline:
-            raise RuntimeError("API server did not start")
-        time.sleep(0.05)
-    yield ApiServer(f"http://127.0.0.1:{port}", runtime)
-    server.should_exit = True
-    thread.join(timeout=10)
-    runtime.close()
+    try:
+        with served(create_app(runtime), what="API server") as url:
+            yield ApiServer(url, runtime)
+    finally:
+        runtime.close()

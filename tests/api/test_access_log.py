@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import logging
-import threading
 import time
 
 import httpx
-import uvicorn
 
 from billpay.api import clients, create_app
 from billpay.app import App
 from billpay.config import Settings
-from tests.api.conftest import WEBHOOK_SECRET, _free_port
+from tests.api.conftest import WEBHOOK_SECRET
+from tests.servers import served
 
 
 class _Capture(logging.Handler):
@@ -29,30 +28,21 @@ def test_history_query_values_are_masked_in_the_access_log(api_settings: Setting
     key = clients.create(runtime.db, "logged", webhook_url=None, master_secret=WEBHOOK_SECRET)[
         "key"
     ]
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(runtime), host="127.0.0.1", port=port, log_level="info")
-    )
     capture = _Capture()
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
     try:
-        while not server.started:
-            time.sleep(0.05)
-        logging.getLogger("uvicorn.access").addHandler(capture)
-        answer = httpx.get(
-            f"http://127.0.0.1:{port}/api/bills/history",
-            params={"phone": "08031234567", "limit": "5"},
-            headers={"Authorization": f"Bearer {key}"},
-        )
-        assert answer.status_code == 200
-        deadline = time.monotonic() + 5
-        while not capture.lines and time.monotonic() < deadline:
-            time.sleep(0.05)
+        with served(create_app(runtime), log_level="info", what="API server") as url:
+            logging.getLogger("uvicorn.access").addHandler(capture)
+            answer = httpx.get(
+                f"{url}/api/bills/history",
+                params={"phone": "08031234567", "limit": "5"},
+                headers={"Authorization": f"Bearer {key}"},
+            )
+            assert answer.status_code == 200
+            deadline = time.monotonic() + 5
+            while not capture.lines and time.monotonic() < deadline:
+                time.sleep(0.05)
     finally:
         logging.getLogger("uvicorn.access").removeHandler(capture)
-        server.should_exit = True
-        thread.join(timeout=10)
         runtime.close()
     assert capture.lines, "the access log wrote no line"
     assert any("/api/bills/history?phone=***&limit=***" in line for line in capture.lines)

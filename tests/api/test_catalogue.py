@@ -5,19 +5,19 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
+
+from tests.api.bodies import ELECTRICITY_ACCOUNT, problem_body
 from tests.api.conftest import ApiServer
 from tests.db_reads import scalar
 
-PROBLEM = "application/problem+json"
 
-
-def _problem(answer: Any, status: int, field: str | None = None) -> dict[str, Any]:
-    assert answer.status_code == status, answer.text
-    assert answer.headers["content-type"].startswith(PROBLEM)
-    body = answer.json()
-    if field is not None:
-        assert field in {e["field"] for e in body["errors"]}, body
-    return body
+def _validate(api: ApiServer, body: dict[str, Any]) -> httpx.Response:
+    """POST /api/bills/validate, which must answer 200."""
+    with api.client(api.new_key("wallet")) as http:
+        answer = http.post("/api/bills/validate", json=body)
+    assert answer.status_code == 200, answer.text
+    return answer
 
 
 def test_types_list_every_bill_type_with_a_label(api: ApiServer) -> None:
@@ -37,8 +37,8 @@ def test_types_list_every_bill_type_with_a_label(api: ApiServer) -> None:
 def test_catalogue_routes_need_a_key(api: ApiServer) -> None:
     with api.client() as http:
         for path in ("/api/bills/types", "/api/bills/providers/data", "/api/bills/stats"):
-            _problem(http.get(path), 401)
-        _problem(http.post("/api/bills/validate", json={}), 401)
+            problem_body(http.get(path), 401)
+        problem_body(http.post("/api/bills/validate", json={}), 401)
 
 
 def test_providers_lists_billers_and_fixed_prices_as_decimal_strings(api: ApiServer) -> None:
@@ -70,23 +70,11 @@ def test_providers_lists_only_billers_a_configured_route_sells(api: ApiServer) -
 
 def test_unknown_bill_type_is_422_naming_it(api: ApiServer) -> None:
     with api.client(api.new_key("wallet")) as http:
-        _problem(http.get("/api/bills/providers/gas"), 422, "bill_type")
+        problem_body(http.get("/api/bills/providers/gas"), 422, "bill_type")
 
 
 def test_validate_a_known_meter_returns_the_provider_customer(api: ApiServer) -> None:
-    with api.client(api.new_key("wallet")) as http:
-        answer = http.post(
-            "/api/bills/validate",
-            json={
-                "bill_type": "electricity",
-                "biller": "ikeja-electric",
-                "account": "1111111111111",
-                "account_type": "prepaid",
-                "amount": "5000",
-            },
-        )
-    assert answer.status_code == 200, answer.text
-    body = answer.json()
+    body = _validate(api, ELECTRICITY_ACCOUNT | {"amount": "5000"}).json()
     assert body["valid"] is True
     assert body["customer_name"] == "SANDBOX CUSTOMER"
     assert body["min_amount"] == "50.00" and body["max_amount"] == "500000.00"
@@ -98,17 +86,15 @@ def test_validate_a_known_meter_returns_the_provider_customer(api: ApiServer) ->
 
 
 def test_validate_an_unknown_meter_is_valid_false(api: ApiServer) -> None:
-    with api.client(api.new_key("wallet")) as http:
-        answer = http.post(
-            "/api/bills/validate",
-            json={
-                "bill_type": "cable_tv",
-                "biller": "dstv",
-                "account": "9999999999",
-                "product": "dstv-padi",
-            },
-        )
-    assert answer.status_code == 200, answer.text
+    answer = _validate(
+        api,
+        {
+            "bill_type": "cable_tv",
+            "biller": "dstv",
+            "account": "9999999999",
+            "product": "dstv-padi",
+        },
+    )
     body = answer.json()
     assert body["valid"] is False
     assert body["customer_name"] is None
@@ -128,7 +114,7 @@ def test_validate_airtime_checks_format_and_network_only(api: ApiServer, sandbox
         )
     assert good.status_code == 200 and good.json()["valid"] is True
     assert sandbox.calls(operation="verify") == []
-    _problem(wrong_network, 422, "biller")
+    problem_body(wrong_network, 422, "biller")
 
 
 def test_validate_format_errors_name_the_request_field(api: ApiServer) -> None:
@@ -165,5 +151,5 @@ def test_validate_format_errors_name_the_request_field(api: ApiServer) -> None:
     ]
     with api.client(api.new_key("wallet")) as http:
         for body, field in cases:
-            _problem(http.post("/api/bills/validate", json=body), 422, field)
+            problem_body(http.post("/api/bills/validate", json=body), 422, field)
     assert scalar(api.runtime.db, "SELECT count(*) FROM provider_attempts") == 0

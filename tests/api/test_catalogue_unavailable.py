@@ -2,24 +2,18 @@
 
 from __future__ import annotations
 
-import socket
-
 import pytest
 
 from billpay.config import Settings
 from billpay.providers import ProviderRouter
+from tests.api.bodies import ELECTRICITY_ACCOUNT, problem_body
 from tests.api.conftest import ApiServer
-
-
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]  # closed again on exit: connections are refused
+from tests.servers import free_port
 
 
 @pytest.fixture
 def api_settings(api_settings: Settings) -> Settings:
-    down = f"http://127.0.0.1:{_closed_port()}"
+    down = f"http://127.0.0.1:{free_port()}"  # nobody listens there: connections are refused
     return api_settings.model_copy(
         update={
             "vtpass_base_url": f"{down}/vtpass/api",
@@ -32,17 +26,10 @@ def test_a_provider_that_cannot_answer_is_503_with_retry_after(api: ApiServer) -
     with api.client(api.new_key("wallet")) as http:
         answer = http.post(
             "/api/bills/validate",
-            json={
-                "bill_type": "electricity",
-                "biller": "ikeja-electric",
-                "account": "1111111111111",
-                "account_type": "prepaid",
-            },
+            json=ELECTRICITY_ACCOUNT,
         )
-    assert answer.status_code == 503, answer.text
-    assert answer.headers["content-type"].startswith("application/problem+json")
+    body = problem_body(answer, 503)
     assert int(answer.headers["retry-after"]) > 0
-    body = answer.json()
     assert body["code"] == "provider_unavailable"
     assert "valid" not in body
     assert "1111111111111" not in answer.text

@@ -12,43 +12,14 @@ from stellar_sdk import MuxedAccount
 
 from billpay.sandbox.identities import issuer as cngn_issuer
 from billpay.sandbox.identities import system
+from tests.api.bodies import AIRTIME, ELECTRICITY, post_order, problem_body, stored_orders
 from tests.api.conftest import ApiServer
 from tests.db_reads import scalar
-
-ELECTRICITY = {
-    "bill_type": "electricity",
-    "biller": "ikeja-electric",
-    "account": "1111111111111",
-    "account_type": "prepaid",
-    "amount": "5000",
-    "phone": "08011111111",
-}
-AIRTIME = {
-    "bill_type": "airtime",
-    "biller": "mtn",
-    "account": "08031234567",
-    "amount": "500",
-    "phone": "08031234567",
-}
-
-
-def _orders(api: ApiServer) -> int:
-    return scalar(api.runtime.db, "SELECT count(*) FROM bill_payments")
-
-
-def _pay(http, body: dict, key: str | bytes = "order-1"):
-    return http.post("/api/bills/pay", json=body, headers={"Idempotency-Key": key})
-
-
-def _problem(answer, status: int) -> dict:
-    assert answer.status_code == status, answer.text
-    assert answer.headers["content-type"].startswith("application/problem+json")
-    return answer.json()
 
 
 def test_pay_answers_payment_instructions_and_a_sep7_uri(api: ApiServer) -> None:
     with api.client(api.new_key("wallet")) as http:
-        answer = _pay(http, ELECTRICITY)
+        answer = post_order(http, ELECTRICITY)
     assert answer.status_code == 201, answer.text
     out = answer.json()
     assert out["amount_cngn"] == "5000.0000000"  # no service fee in these settings
@@ -98,45 +69,47 @@ def test_bad_order_input_is_a_422_naming_the_field_and_stores_nothing(
     api: ApiServer, change: dict, field: str
 ) -> None:
     with api.client(api.new_key("wallet")) as http:
-        problem = _problem(_pay(http, ELECTRICITY | change), 422)
+        problem = problem_body(post_order(http, ELECTRICITY | change), 422)
     assert field in {e["field"] for e in problem["errors"]}, problem
     assert field in problem["detail"]
-    assert _orders(api) == 0
+    assert stored_orders(api) == 0
 
 
 def test_missing_or_bad_idempotency_key_is_a_422_naming_the_header(api: ApiServer) -> None:
     with api.client(api.new_key("wallet")) as http:
-        missing = _problem(http.post("/api/bills/pay", json=ELECTRICITY), 422)
-        too_long = _problem(_pay(http, ELECTRICITY, key="k" * 256), 422)
-        not_ascii = _problem(_pay(http, ELECTRICITY, key="clé".encode()), 422)
-        control = _problem(_pay(http, ELECTRICITY, key="a\tb"), 422)
+        missing = problem_body(http.post("/api/bills/pay", json=ELECTRICITY), 422)
+        too_long = problem_body(post_order(http, ELECTRICITY, key="k" * 256), 422)
+        not_ascii = problem_body(post_order(http, ELECTRICITY, key="clé".encode()), 422)
+        control = problem_body(post_order(http, ELECTRICITY, key="a\tb"), 422)
     for problem in (missing, too_long, not_ascii, control):
         assert [e["field"] for e in problem["errors"]] == ["Idempotency-Key"]
-    assert _orders(api) == 0
+    assert stored_orders(api) == 0
 
 
 def test_a_replay_answers_the_same_order_and_another_body_is_refused(api: ApiServer) -> None:
     with api.client(api.new_key("wallet")) as http:
-        first = _pay(http, ELECTRICITY, key="k-1")
+        first = post_order(http, ELECTRICITY, key="k-1")
         # The same order written differently is the same body.
-        again = _pay(http, ELECTRICITY | {"amount": "5000.00", "biller": "IKEJA-ELECTRIC"}, "k-1")
-        other = _pay(http, ELECTRICITY | {"amount": "6000"}, key="k-1")
-        fresh = _pay(http, ELECTRICITY, key="k-2")
+        again = post_order(
+            http, ELECTRICITY | {"amount": "5000.00", "biller": "IKEJA-ELECTRIC"}, "k-1"
+        )
+        other = post_order(http, ELECTRICITY | {"amount": "6000"}, key="k-1")
+        fresh = post_order(http, ELECTRICITY, key="k-2")
     assert first.status_code == again.status_code == 201
     assert again.json() == first.json()
     assert again.headers["idempotent-replayed"] == "true"
     assert "idempotent-replayed" not in first.headers
-    problem = _problem(other, 422)
+    problem = problem_body(other, 422)
     assert problem["code"] == "idempotency_key_reused"
     assert problem["errors"][0]["field"] == "Idempotency-Key"
     assert fresh.status_code == 201 and fresh.json()["reference"] != first.json()["reference"]
-    assert _orders(api) == 2
+    assert stored_orders(api) == 2
 
 
 def test_another_client_may_use_the_same_idempotency_key(api: ApiServer) -> None:
     with api.client(api.new_key("one")) as one, api.client(api.new_key("two")) as two:
-        a = _pay(one, ELECTRICITY, key="same")
-        b = _pay(two, ELECTRICITY, key="same")
+        a = post_order(one, ELECTRICITY, key="same")
+        b = post_order(two, ELECTRICITY, key="same")
     assert a.status_code == b.status_code == 201
     assert a.json()["reference"] != b.json()["reference"]
 
@@ -149,7 +122,7 @@ def test_concurrent_duplicates_make_one_order(api: ApiServer) -> None:
     def send() -> None:
         with api.client(key) as http:
             start.wait()
-            answers.append(_pay(http, AIRTIME, key="race"))
+            answers.append(post_order(http, AIRTIME, key="race"))
 
     threads = [threading.Thread(target=send) for _ in range(8)]
     for thread in threads:
@@ -159,12 +132,12 @@ def test_concurrent_duplicates_make_one_order(api: ApiServer) -> None:
     assert [a.status_code for a in answers] == [201] * 8
     assert len({a.json()["reference"] for a in answers}) == 1
     assert sum(a.headers.get("idempotent-replayed") == "true" for a in answers) == 7
-    assert _orders(api) == 1
+    assert stored_orders(api) == 1
 
 
 def test_an_order_reads_back_with_its_instructions_while_pending(api: ApiServer) -> None:
     with api.client(api.new_key("wallet")) as http:
-        created = _pay(http, ELECTRICITY).json()
+        created = post_order(http, ELECTRICITY).json()
         answer = http.get(f"/api/bills/{created['reference']}")
         lower = http.get(f"/api/bills/{created['reference'].lower()}")
     assert answer.status_code == 200, answer.text
@@ -188,23 +161,23 @@ def test_an_order_reads_back_with_its_instructions_while_pending(api: ApiServer)
 
 def test_another_clients_order_is_not_found_and_not_in_its_history(api: ApiServer) -> None:
     with api.client(api.new_key("one")) as one, api.client(api.new_key("two")) as two:
-        reference = _pay(one, ELECTRICITY).json()["reference"]
+        reference = post_order(one, ELECTRICITY).json()["reference"]
         theirs = two.get(f"/api/bills/{reference}")
         missing = two.get("/api/bills/ZZZZZZZZZZ")
         weird = two.get("/api/bills/%00%27")
         history = two.get("/api/bills/history")
         own = one.get("/api/bills/history")
-    problem = _problem(theirs, 404)
-    assert _problem(missing, 404)["code"] == problem["code"] == "order_not_found"
-    assert _problem(weird, 404)["code"] == "not_found"  # not even a reference's shape
+    problem = problem_body(theirs, 404)
+    assert problem_body(missing, 404)["code"] == problem["code"] == "order_not_found"
+    assert problem_body(weird, 404)["code"] == "not_found"  # not even a reference's shape
     assert history.json() == {"items": [], "next_cursor": None}
     assert [item["reference"] for item in own.json()["items"]] == [reference]
 
 
 def test_history_pages_newest_first_and_filters(api: ApiServer) -> None:
     with api.client(api.new_key("wallet")) as http:
-        made = [_pay(http, ELECTRICITY, key=f"e-{i}").json()["reference"] for i in range(5)]
-        airtime = _pay(http, AIRTIME | {"phone": "08099999999"}, key="a").json()["reference"]
+        made = [post_order(http, ELECTRICITY, key=f"e-{i}").json()["reference"] for i in range(5)]
+        airtime = post_order(http, AIRTIME | {"phone": "08099999999"}, key="a").json()["reference"]
         seen, cursor, pages = [], None, 0
         while True:
             params = {"limit": 2} | ({"cursor": cursor} if cursor else {})
@@ -242,5 +215,5 @@ def test_bad_history_query_is_a_422_naming_the_field(
     api: ApiServer, params: dict, field: str
 ) -> None:
     with api.client(api.new_key("wallet")) as http:
-        problem = _problem(http.get("/api/bills/history", params=params), 422)
+        problem = problem_body(http.get("/api/bills/history", params=params), 422)
     assert [e["field"] for e in problem["errors"]] == [field]

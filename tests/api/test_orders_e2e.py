@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from billpay.tokens import format_token, is_valid_token
 from deployments.cli import app
+from tests.api.bodies import AIRTIME, ELECTRICITY, post_order
 from tests.api.conftest import ApiServer
 from tests.e2e.conftest import prefect_harness, runtime  # noqa: F401 - the pipeline's fixtures
 from tests.e2e.pipeline_helpers import bill_row, refund_payments, ticks_until_settled
@@ -27,10 +28,18 @@ def key(api: ApiServer, monkeypatch: pytest.MonkeyPatch) -> str:
     return json.loads(result.stdout)["key"]
 
 
-def _order(http, body: dict, key: str) -> dict:
-    answer = http.post("/api/bills/pay", json=body, headers={"Idempotency-Key": key})
-    assert answer.status_code == 201, answer.text
-    return answer.json()
+def _settled_order(
+    api: ApiServer, key: str, rt, sandbox, body: dict, paid: str | None, settles_as: str
+) -> tuple[dict, dict]:
+    """Order ``body`` through the API, pay ``paid`` cNGN (the amount asked if None) on the
+    ledger, tick until it settles as ``settles_as``: the order and GET /api/bills/{reference}."""
+    with api.client(key) as http:
+        answer = post_order(http, body, f"{body['bill_type']}-1")
+        assert answer.status_code == 201, answer.text
+        order = answer.json()
+        sandbox.pay(order["memo"], paid or order["amount_cngn"])
+        assert ticks_until_settled(rt, [order["reference"]]) == {order["reference"]: settles_as}
+        return order, http.get(f"/api/bills/{order['reference']}").json()
 
 
 def test_an_api_order_paid_on_the_ledger_completes_with_its_token(
@@ -39,21 +48,7 @@ def test_an_api_order_paid_on_the_ledger_completes_with_its_token(
     runtime,  # noqa: F811 - the imported fixture
     sandbox,
 ) -> None:
-    body = {
-        "bill_type": "electricity",
-        "biller": "ikeja-electric",
-        "account": "1111111111111",
-        "account_type": "prepaid",
-        "amount": "5000",
-        "phone": "08011111111",
-    }
-    with api.client(key) as http:
-        order = _order(http, body, "electricity-1")
-        sandbox.pay(order["memo"], order["amount_cngn"])
-        assert ticks_until_settled(runtime, [order["reference"]]) == {
-            order["reference"]: "completed"
-        }
-        out = http.get(f"/api/bills/{order['reference']}").json()
+    order, out = _settled_order(api, key, runtime, sandbox, ELECTRICITY, None, "completed")
     row = bill_row(runtime, order["reference"])
     assert out["status"] == "completed"
     assert is_valid_token(row["token"]) and out["token"] == format_token(row["token"])
@@ -76,20 +71,7 @@ def test_a_wrong_amount_reads_back_refunded_with_the_refund_hash(
     runtime,  # noqa: F811 - the imported fixture
     sandbox,
 ) -> None:
-    body = {
-        "bill_type": "airtime",
-        "biller": "mtn",
-        "account": "08031234567",
-        "amount": "500",
-        "phone": "08031234567",
-    }
-    with api.client(key) as http:
-        order = _order(http, body, "airtime-1")
-        sandbox.pay(order["memo"], "499.9900000")
-        assert ticks_until_settled(runtime, [order["reference"]]) == {
-            order["reference"]: "refunded"
-        }
-        out = http.get(f"/api/bills/{order['reference']}").json()
+    order, out = _settled_order(api, key, runtime, sandbox, AIRTIME, "499.9900000", "refunded")
     [on_ledger] = refund_payments(sandbox, runtime)
     assert out["status"] == "refunded" and out["token"] is None
     assert out["refund"] == {

@@ -11,41 +11,15 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
+from tests.api.bodies import AIRTIME, ELECTRICITY, ELECTRICITY_ACCOUNT, problem_body, stored_orders
 from tests.api.conftest import ApiServer
-from tests.db_reads import scalar
-
-AIRTIME = {
-    "bill_type": "airtime",
-    "biller": "mtn",
-    "account": "08031234567",
-    "amount": "500",
-    "phone": "08031234567",
-}
-ELECTRICITY = {
-    "bill_type": "electricity",
-    "biller": "ikeja-electric",
-    "account": "1111111111111",
-    "account_type": "prepaid",
-    "amount": "5000",
-    "phone": "08011111111",
-}
-
-
-def _problem(answer, status: int) -> dict:
-    assert answer.status_code == status, (answer.status_code, answer.text[:300])
-    assert answer.headers["content-type"].startswith("application/problem+json")
-    return answer.json()
-
-
-def _orders(api: ApiServer) -> int:
-    return scalar(api.runtime.db, "SELECT count(*) FROM bill_payments")
 
 
 def test_no_key_is_401_even_when_the_body_is_not_json(api: ApiServer) -> None:
     headers = {"Content-Type": "application/json", "Idempotency-Key": "k"}
     with api.client() as anon:
         answer = anon.post("/api/bills/pay", content=b"{", headers=headers)
-    assert _problem(answer, 401)["code"] == "unauthorized"
+    assert problem_body(answer, 401)["code"] == "unauthorized"
     assert answer.headers["www-authenticate"] == "Bearer"
 
 
@@ -53,8 +27,8 @@ def test_a_body_that_is_not_json_names_the_body(api: ApiServer) -> None:
     headers = {"Content-Type": "application/json", "Idempotency-Key": "k"}
     with api.client(api.new_key("a")) as http:
         answer = http.post("/api/bills/pay", content=b"{", headers=headers)
-    assert [e["field"] for e in _problem(answer, 422)["errors"]] == ["body"]
-    assert _orders(api) == 0
+    assert [e["field"] for e in problem_body(answer, 422)["errors"]] == ["body"]
+    assert stored_orders(api) == 0
 
 
 def test_a_large_body_is_413_and_never_parsed(api: ApiServer) -> None:
@@ -76,9 +50,9 @@ def test_a_large_body_is_413_and_never_parsed(api: ApiServer) -> None:
             content=chunks(),
             headers={"Idempotency-Key": "k2", "Content-Type": "application/json"},
         )
-    assert _problem(declared, 413)["code"] == "body_too_large"
-    assert _problem(streamed, 413)["code"] == "body_too_large"
-    assert _orders(api) == 0
+    assert problem_body(declared, 413)["code"] == "body_too_large"
+    assert problem_body(streamed, 413)["code"] == "body_too_large"
+    assert stored_orders(api) == 0
 
 
 def test_a_body_that_is_not_declared_json_is_415(api: ApiServer) -> None:
@@ -93,7 +67,7 @@ def test_a_body_that_is_not_declared_json_is_415(api: ApiServer) -> None:
             content=json.dumps(AIRTIME).encode(),
             headers={"Idempotency-Key": "k", "Content-Type": "application/json; charset=utf-8"},
         )
-    assert _problem(answer, 415)["code"] == "unsupported_media_type"
+    assert problem_body(answer, 415)["code"] == "unsupported_media_type"
     assert charset.status_code == 201
 
 
@@ -101,8 +75,8 @@ def test_the_wrong_method_on_a_route_is_405(api: ApiServer) -> None:
     with api.client(api.new_key("a")) as http:
         pay = http.get("/api/bills/pay")
         validate = http.get("/api/bills/validate")
-    assert _problem(pay, 405)["code"] == "method_not_allowed"
-    assert _problem(validate, 405)["code"] == "method_not_allowed"
+    assert problem_body(pay, 405)["code"] == "method_not_allowed"
+    assert problem_body(validate, 405)["code"] == "method_not_allowed"
 
 
 def test_account_type_is_only_for_electricity(api: ApiServer) -> None:
@@ -112,12 +86,12 @@ def test_account_type_is_only_for_electricity(api: ApiServer) -> None:
             json=AIRTIME | {"account_type": "\u202eanything at all"},
             headers={"Idempotency-Key": "k"},
         )
-    assert [e["field"] for e in _problem(answer, 422)["errors"]] == ["account_type"]
-    assert _orders(api) == 0
+    assert [e["field"] for e in problem_body(answer, 422)["errors"]] == ["account_type"]
+    assert stored_orders(api) == 0
 
 
 def test_validate_and_pay_refuse_the_same_amounts(api: ApiServer) -> None:
-    check = {k: ELECTRICITY[k] for k in ("bill_type", "biller", "account", "account_type")}
+    check = ELECTRICITY_ACCOUNT
     with api.client(api.new_key("a")) as http:
         for n, amount in enumerate(("\u0665\u0660\u0660\u0660", "5e3", "5,000", "-5000")):
             pay = http.post(
@@ -126,9 +100,9 @@ def test_validate_and_pay_refuse_the_same_amounts(api: ApiServer) -> None:
                 headers={"Idempotency-Key": f"k{n}"},
             )
             validate = http.post("/api/bills/validate", json=check | {"amount": amount})
-            assert [e["field"] for e in _problem(pay, 422)["errors"]] == ["amount"], amount
-            assert [e["field"] for e in _problem(validate, 422)["errors"]] == ["amount"], amount
-    assert _orders(api) == 0
+            assert [e["field"] for e in problem_body(pay, 422)["errors"]] == ["amount"], amount
+            assert [e["field"] for e in problem_body(validate, 422)["errors"]] == ["amount"], amount
+    assert stored_orders(api) == 0
 
 
 def test_times_are_utc_whatever_the_database_time_zone(api: ApiServer) -> None:

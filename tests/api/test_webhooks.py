@@ -7,15 +7,17 @@ delivered bill refunds its cNGN on the ledger, once."""
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import httpx
 import pytest
 
-from billpay.providers.base import make_attempt_reference
+from billpay.config import Settings
 from billpay.states import BillState
-from billpay.store import attempts as attempt_store
 from billpay.store import bills as bill_store
 from deployments.cli import run_tick
 from tests.api.conftest import ApiServer
@@ -30,7 +32,7 @@ from tests.e2e.pipeline_helpers import (
     runtime_with,
     ticks_until_settled,
 )
-from tests.factories import AIRTIME, add_incoming_payment, force_state, new_order
+from tests.factories import bill_at_provider
 
 VTPASS_ACK = {"response": "success"}
 
@@ -59,6 +61,34 @@ def _control(sandbox: Sandbox, action: str, reference: str) -> None:
     httpx.post(url).raise_for_status()
 
 
+@contextmanager
+def _vtpass_order_paid(
+    api: ApiServer,
+    api_settings: Settings,
+    sandbox: Sandbox,
+    account: str,
+    amount: str,
+    account_type: str,
+    **settings: Any,
+) -> Iterator[tuple[Any, dict[str, Any]]]:
+    """Electricity routed to VTpass alone, webhooks on: an order for ``account``, paid on the
+    ledger and through one tick. Yields the runtime and the order."""
+    _webhooks_on(sandbox, api)
+    with runtime_with(api_settings, route_electricity=["vtpass"], **settings) as rt:
+        order = place_order(
+            rt, "electricity", "ikeja-electric", account, amount, account_type=account_type
+        )
+        sandbox.pay(order["memo"], order["amount_cngn"])
+        run_tick()
+        yield rt, order
+
+
+@pytest.fixture
+def vtpass_order(api: ApiServer, api_settings: Settings, sandbox: Sandbox) -> Any:
+    """``vtpass_order(account, amount, account_type, **settings)``: see _vtpass_order_paid."""
+    return partial(_vtpass_order_paid, api, api_settings, sandbox)
+
+
 def _notification_kinds(rt: Any, bill_id: int) -> list[tuple[str, str]]:
     return all_rows(
         rt.db,
@@ -70,18 +100,11 @@ def _notification_kinds(rt: Any, bill_id: int) -> list[tuple[str, str]]:
 @pytest.mark.e2e
 @pytest.mark.usefixtures("prefect_harness")
 def test_a_vtpass_webhook_for_a_pending_bill_completes_it_on_the_next_tick(
-    api: ApiServer, api_settings, sandbox: Sandbox
+    api: ApiServer, sandbox: Sandbox, vtpass_order: Any
 ) -> None:
-    _webhooks_on(sandbox, api)
     # A requery backoff of 10 minutes: only the webhook can make the requery due at once.
-    with runtime_with(
-        api_settings, route_electricity=["vtpass"], requery_backoff_seconds=[600]
-    ) as rt:
-        order = place_order(
-            rt, "electricity", "ikeja-electric", "201000000000", "3000", account_type="postpaid"
-        )
-        sandbox.pay(order["memo"], order["amount_cngn"])
-        run_tick()
+    with vtpass_order("201000000000", "3000", "postpaid", requery_backoff_seconds=[600]) as paid:
+        rt, order = paid
         waiting = bill_row(rt, order["reference"])
         assert waiting["status"] == "provider_processing"
         assert waiting["next_attempt_at"] > db_now(rt) + timedelta(minutes=5)
@@ -104,17 +127,10 @@ def test_a_vtpass_webhook_for_a_pending_bill_completes_it_on_the_next_tick(
 @pytest.mark.e2e
 @pytest.mark.usefixtures("prefect_harness")
 def test_a_reversal_of_a_delivered_bill_refunds_it_once_on_the_ledger(
-    api: ApiServer, api_settings, sandbox: Sandbox
+    api: ApiServer, sandbox: Sandbox, vtpass_order: Any
 ) -> None:
-    _webhooks_on(sandbox, api)
-    with runtime_with(
-        api_settings, route_electricity=["vtpass"], reversal_recheck_seconds=3600
-    ) as rt:
-        order = place_order(
-            rt, "electricity", "ikeja-electric", "1111111111111", "5000", account_type="prepaid"
-        )
-        sandbox.pay(order["memo"], order["amount_cngn"])
-        run_tick()
+    with vtpass_order("1111111111111", "5000", "prepaid", reversal_recheck_seconds=3600) as paid:
+        rt, order = paid
         delivered = bill_row(rt, order["reference"])
         assert delivered["status"] == "completed" and delivered["token"]
         reference = delivered["attempt_reference"]
@@ -160,26 +176,11 @@ def test_a_reversal_of_a_delivered_bill_refunds_it_once_on_the_ledger(
 
 def _waiting_bill(api: ApiServer, provider: str) -> tuple[int, str, datetime]:
     """A bill waiting at ``provider`` on its open attempt, requery due in ten minutes."""
-    db = api.runtime.db
-    row = new_order(db, ttl=timedelta(hours=1), **AIRTIME)
-    reference = make_attempt_reference(row["reference"], 1, datetime.now(UTC))
     later = datetime.now(UTC) + timedelta(minutes=10)
-    with db.begin() as conn:
-        payment = add_incoming_payment(conn, memo=f"BILL-{row['reference']}")
-        attempt_store.start_pay_attempt(
-            conn, bill_id=row["id"], provider=provider, reference=reference, attempt_no=1,
-            is_fallback=False,
-        )  # fmt: skip
-        force_state(
-            conn,
-            row["id"],
-            BillState.PROVIDER_PROCESSING,
-            incoming_payment_id=payment,
-            provider=provider,
-            attempt_reference=reference,
-            next_attempt_at=later,
-        )
-    return row["id"], reference, later
+    bill_id, reference = bill_at_provider(
+        api.runtime.db, BillState.PROVIDER_PROCESSING, provider, next_attempt_at=later
+    )
+    return bill_id, reference, later
 
 
 def _next_attempt_at(api: ApiServer, bill_id: int) -> datetime:

@@ -3,19 +3,16 @@ fresh database pointed at it, and Prefect's test harness once per session."""
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from billpay.config import Settings
 from billpay.sandbox.app import SandboxOptions, create_app, sandbox_env
+from tests.servers import free_port, served
 
 
 @pytest.fixture(scope="session")
@@ -24,12 +21,6 @@ def prefect_harness() -> Iterator[None]:
 
     with prefect_test_harness(server_startup_timeout=120):
         yield
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass
@@ -72,18 +63,9 @@ def sandbox(monkeypatch: pytest.MonkeyPatch) -> Iterator[Sandbox]:
     monkeypatch.setenv("BILLPAY_SANDBOX_TIMEOUT_SECONDS", "3")
     options = SandboxOptions()
     app = create_app(options)
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline:
-            raise RuntimeError("sandbox did not start")
-        time.sleep(0.05)
-    yield Sandbox(port, options, app)
-    server.should_exit = True
-    thread.join(timeout=10)
+    port = free_port()
+    with served(app, port, what="sandbox"):
+        yield Sandbox(port, options, app)
 
 
 @pytest.fixture

@@ -4,14 +4,9 @@ webhook the receipt goes to the log with the token masked."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import logging
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -21,47 +16,18 @@ from pydantic import SecretStr
 from billpay.tokens import format_token
 from deployments.cli import run_tick
 from tests.e2e.pipeline_helpers import bill_row, place_order
+from tests.webhook_receiver import Receiver, receiving, signed_with
 
 pytestmark = pytest.mark.e2e
 
 SECRET = "whsec-test-0123456789"
-
-
-@dataclass
-class Receiver:
-    """A local webhook endpoint: records each POST and answers ``status``."""
-
-    url: str = ""
-    status: int = 200
-    received: list[dict[str, Any]] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
+HOOK = "/billpay/hooks"
 
 
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
-    state = Receiver()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - http.server's naming
-            raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            with state.lock:
-                state.received.append({"headers": dict(self.headers), "raw": raw})
-                status = state.status
-            self.send_response(status)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    state.url = f"http://127.0.0.1:{server.server_address[1]}/billpay/hooks"
-    yield state
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
+    with receiving() as state:
+        yield state
 
 
 @pytest.fixture
@@ -71,7 +37,7 @@ def webhook_runtime(pipeline_settings, receiver, prefect_harness) -> Iterator[An
 
     settings = pipeline_settings.model_copy(
         update={
-            "webhook_url": receiver.url,
+            "webhook_url": receiver.url(HOOK),
             "webhook_secret": SecretStr(SECRET),
             "notify_backoff_seconds": [0],
             "notify_max_attempts": 2,
@@ -111,10 +77,8 @@ def test_completed_bill_receipt_is_posted_signed_with_the_token(webhook_runtime,
     assert summary["notify"]["advanced"] == 1
 
     (request,) = receiver.received
-    raw = request["raw"]
-    expected = hmac.new(SECRET.encode(), raw, hashlib.sha256).hexdigest()
-    assert hmac.compare_digest(request["headers"]["X-Billpay-Signature"], expected)
-    body = json.loads(raw)
+    assert request["path"] == HOOK and signed_with(request, SECRET)
+    body = json.loads(request["raw"])
     assert body["kind"] == "bill_completed" and body["audience"] == "customer"
     assert body["reference"] == order["reference"]
     assert format_token(row["token"]) in body["message"]
@@ -128,7 +92,7 @@ def test_completed_bill_receipt_is_posted_signed_with_the_token(webhook_runtime,
 
 
 def test_refusing_webhook_is_retried_then_marked_failed(webhook_runtime, receiver, sandbox):
-    receiver.status = 500
+    receiver.status[HOOK] = 500
     order = _prepaid(webhook_runtime, sandbox, "2000")
     first = run_tick()
     row = bill_row(webhook_runtime, order["reference"])

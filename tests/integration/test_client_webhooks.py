@@ -7,14 +7,9 @@ Real PostgreSQL, a real HTTP receiver on loopback, the dispatcher's own delivery
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import logging
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -29,57 +24,17 @@ from billpay.store import notifications as outbox
 from tasks.notifications import deliver_batch
 from tests.db_reads import one_row
 from tests.factories import PREPAID_ELECTRICITY, force_state, new_order
+from tests.webhook_receiver import Receiver, receiving, signed_with
 
 MASTER = "global-webhook-secret-0123"
 TOKEN = "26362054405982757802"
 RECEIVER_TOKEN = "receiver-own-query-token"  # a client's URL may carry its own credential
 
 
-@dataclass
-class Receiver:
-    """Webhook endpoints on one loopback server: records each POST by path, answers ``status``
-    (per path; 200 unless set)."""
-
-    base: str = ""
-    status: dict[str, int] = field(default_factory=dict)
-    received: list[dict[str, Any]] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def url(self, path: str) -> str:
-        return f"{self.base}{path}"
-
-    def at(self, path: str) -> list[dict[str, Any]]:
-        with self.lock:
-            return [r for r in self.received if r["path"].split("?")[0] == path]
-
-
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
-    state = Receiver()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - http.server's naming
-            raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            with state.lock:
-                state.received.append(
-                    {"path": self.path, "headers": dict(self.headers), "raw": raw}
-                )
-                status = state.status.get(self.path.split("?")[0], 200)
-            self.send_response(status)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    state.base = f"http://127.0.0.1:{server.server_address[1]}"
-    yield state
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
+    with receiving() as state:
+        yield state
 
 
 @pytest.fixture
@@ -137,11 +92,6 @@ def _dispatch(rt: App) -> list[dict[str, Any]]:
     return deliver_batch(rt, rows, worker)
 
 
-def _verifies(request: dict[str, Any], secret: str) -> bool:
-    expected = hmac.new(secret.encode(), request["raw"], hashlib.sha256).hexdigest()
-    return hmac.compare_digest(request["headers"]["X-Billpay-Signature"], expected)
-
-
 def _body(request: dict[str, Any]) -> dict[str, Any]:
     return json.loads(request["raw"])
 
@@ -175,15 +125,15 @@ def test_each_receipt_goes_to_its_clients_webhook_or_the_global_one_with_the_mat
     assert _body(to_wallet)["reference"] == mine["reference"]
     assert _body(to_wallet)["audience"] == "customer"
     assert "2636-2054-4059-8275-7802" in _body(to_wallet)["message"]  # its customer's token
-    assert _verifies(to_wallet, wallet["webhook_signing_secret"])
-    assert not _verifies(to_wallet, MASTER) and not _verifies(
+    assert signed_with(to_wallet, wallet["webhook_signing_secret"])
+    assert not signed_with(to_wallet, MASTER) and not signed_with(
         to_wallet, other["webhook_signing_secret"]
     )
 
     (to_other,) = receiver.at("/wallet-two")
     assert to_other["path"] == f"/wallet-two?token={RECEIVER_TOKEN}"  # the URL as registered
     assert _body(to_other)["reference"] == theirs["reference"]
-    assert _verifies(to_other, other["webhook_signing_secret"])
+    assert signed_with(to_other, other["webhook_signing_secret"])
 
     to_global = receiver.at("/global")
     assert sorted((_body(r)["audience"], _body(r)["reference"]) for r in to_global) == sorted(
@@ -193,7 +143,7 @@ def test_each_receipt_goes_to_its_clients_webhook_or_the_global_one_with_the_mat
             ("operator", mine["reference"]),
         ]
     )
-    assert all(_verifies(r, MASTER) for r in to_global)
+    assert all(signed_with(r, MASTER) for r in to_global)
     assert sorted(r["detail"] for r in results) == [
         *["sent via default webhook (127.0.0.1)"] * 3,
         "sent via webhook of client wallet-one (127.0.0.1)",
@@ -225,7 +175,7 @@ def test_a_refusing_client_webhook_backs_off_and_is_retried_to_the_same_client(
     assert _outbox_row(runtime, mine)["status"] == "sent"
     attempts = receiver.at("/wallet-one")
     assert len(attempts) == 2 and all(
-        _verifies(r, wallet["webhook_signing_secret"]) for r in attempts
+        signed_with(r, wallet["webhook_signing_secret"]) for r in attempts
     )
     assert len(receiver.at("/global")) == 1  # the client's receipt never went to the default
     # nothing logged or stored names the client's secret or its URL's query
@@ -256,5 +206,5 @@ def test_a_revoked_client_still_gets_the_receipts_of_orders_it_made(runtime, rec
     assert result["advanced"]
     (request,) = receiver.at("/wallet-one")
     assert _body(request)["reference"] == mine["reference"]
-    assert _verifies(request, wallet["webhook_signing_secret"])
+    assert signed_with(request, wallet["webhook_signing_secret"])
     assert receiver.at("/wallet-one-new") == [] and receiver.at("/global") == []

@@ -10,6 +10,7 @@ from billpay.intake import OrderRequest
 from billpay.states import BillState
 from billpay.store import bills
 from deployments.demo import create_order_via_api
+from tests.api.bodies import ELECTRICITY
 from tests.api.conftest import WEBHOOK_SECRET, api, api_settings  # noqa: F401 - fixtures
 from tests.e2e.conftest import pipeline_settings, sandbox  # noqa: F401 - fixtures
 from tests.factories import force_state
@@ -17,9 +18,9 @@ from tests.integration.test_client_webhooks import (  # noqa: F401 - the receive
     TOKEN,
     _body,
     _dispatch,
-    _verifies,
     receiver,
 )
+from tests.webhook_receiver import signed_with
 
 
 def test_an_order_made_through_the_api_sends_its_receipt_to_that_clients_webhook(
@@ -32,14 +33,7 @@ def test_an_order_made_through_the_api_sends_its_receipt_to_that_clients_webhook
         webhook_url=receiver.url("/wallet-one"),
         master_secret=WEBHOOK_SECRET,
     )
-    order = OrderRequest(
-        bill_type="electricity",
-        biller="ikeja-electric",
-        account="1111111111111",
-        amount="5000",
-        phone="08011111111",
-        account_type="prepaid",
-    )
+    order = OrderRequest(**ELECTRICITY)
     with api.client(wallet["key"]) as http:
         created = create_order_via_api(http, order)
     assert created["memo"] == f"BILL-{created['reference']}"
@@ -52,4 +46,4 @@ def test_an_order_made_through_the_api_sends_its_receipt_to_that_clients_webhook
     assert result["detail"] == "sent via webhook of client wallet-one (127.0.0.1)"
     (request,) = receiver.at("/wallet-one")
     assert _body(request)["reference"] == created["reference"]
-    assert _verifies(request, wallet["webhook_signing_secret"])
+    assert signed_with(request, wallet["webhook_signing_secret"])

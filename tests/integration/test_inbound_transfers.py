@@ -3,6 +3,7 @@ asset received, treasury funding stays, M-addresses and contract transfers match
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -40,6 +41,28 @@ def stellar_settings(settings: Settings) -> Settings:
     )
 
 
+@dataclass
+class Chain:
+    """The sandbox ledger and our view of it, for the tests that also read the ledger back."""
+
+    db: Database
+    settings: Settings
+    horizon: HorizonClient
+    web: TestClient
+    ledger: SandboxLedger
+
+
+@pytest.fixture
+def chain(
+    db: Database,
+    stellar_settings: Settings,
+    horizon: HorizonClient,
+    web: TestClient,
+    ledger: SandboxLedger,
+) -> Chain:
+    return Chain(db, stellar_settings, horizon, web, ledger)
+
+
 def _post(web: TestClient, path: str, body: dict[str, Any]) -> dict:
     response = web.post(f"/horizon/_sandbox/{path}", json=body)
     assert response.status_code == 200, response.text
@@ -74,14 +97,13 @@ def _sent_back(ledger: SandboxLedger, to: str) -> list[dict]:
 # --- wrong asset ------------------------------------------------------------------------------
 
 
-def _refunded_on_the_ledger(
-    db: Database, settings: Settings, horizon: HorizonClient, ledger: SandboxLedger, payment: dict
-) -> dict:
+def _refunded_on_the_ledger(chain: Chain, payment: dict) -> dict:
     """The payment's pending refund, sent and confirmed: the one payment back to USER."""
-    refund = _refund_of(db, payment["id"])
+    refund = _refund_of(chain.db, payment["id"])
     assert refund is not None and refund["status"] == "pending"
-    assert process_refund(db, settings, horizon, refund["id"], "r").status == RefundStatus.CONFIRMED
-    (back,) = _sent_back(ledger, USER.account_id)
+    sent = process_refund(chain.db, chain.settings, chain.horizon, refund["id"], "r")
+    assert sent.status == RefundStatus.CONFIRMED
+    (back,) = _sent_back(chain.ledger, USER.account_id)
     return back
 
 
@@ -96,89 +118,69 @@ def _hold_other_cngn(ledger: SandboxLedger) -> None:
     ("asset", "amount"), [({"asset_code": "XLM"}, "12.5"), ({"asset_code": "CNGN"}, "40")]
 )
 def test_wrong_asset_is_refunded_in_the_asset_received_on_the_ledger(
-    db: Database,
-    stellar_settings: Settings,
-    horizon: HorizonClient,
-    web: TestClient,
-    ledger: SandboxLedger,
-    asset: dict,
-    amount: str,
+    chain: Chain, asset: dict, amount: str
 ) -> None:
-    _hold_other_cngn(ledger)
+    _hold_other_cngn(chain.ledger)
     body = {"from": USER.name, "amount": amount, "memo": "BILL-ABCDE12345", **asset}
     if asset["asset_code"] == "CNGN":
         body["asset_issuer"] = OTHER_ISSUER
-    _post(web, "payments", body)
-    payment = _settle(db, stellar_settings, horizon)
+    _post(chain.web, "payments", body)
+    payment = _settle(chain.db, chain.settings, chain.horizon)
     assert payment["match_outcome"] == "wrong_asset"
-    back = _refunded_on_the_ledger(db, stellar_settings, horizon, ledger, payment)
+    back = _refunded_on_the_ledger(chain, payment)
     assert Decimal(back["amount"]) == Decimal(amount)
     if asset["asset_code"] == "XLM":
         assert back["asset_type"] == "native"
     else:
         assert (back["asset_code"], back["asset_issuer"]) == ("CNGN", OTHER_ISSUER)
-        assert ledger.accounts[USER.account_id].trustlines[("CNGN", OTHER_ISSUER)].balance == 100
+        assert (
+            chain.ledger.accounts[USER.account_id].trustlines[("CNGN", OTHER_ISSUER)].balance == 100
+        )
 
 
-def test_wrong_asset_under_the_hold_policy_is_held_and_nothing_is_sent(
-    db: Database,
-    stellar_settings: Settings,
-    horizon: HorizonClient,
-    web: TestClient,
-    ledger: SandboxLedger,
-) -> None:
-    settings = stellar_settings.model_copy(update={"wrong_asset_policy": WrongAssetPolicy.HOLD})
-    _post(web, "payments", {"from": USER.name, "amount": "3", "asset_code": "XLM"})
-    payment = _settle(db, settings, horizon)
-    refund = _refund_of(db, payment["id"])
+def test_wrong_asset_under_the_hold_policy_is_held_and_nothing_is_sent(chain: Chain) -> None:
+    settings = chain.settings.model_copy(update={"wrong_asset_policy": WrongAssetPolicy.HOLD})
+    _post(chain.web, "payments", {"from": USER.name, "amount": "3", "asset_code": "XLM"})
+    payment = _settle(chain.db, settings, chain.horizon)
+    refund = _refund_of(chain.db, payment["id"])
     assert payment["match_outcome"] == "wrong_asset"
     assert refund is not None
     assert (refund["status"], refund["hold_reason"]) == ("held", "wrong_asset")
     assert refund["asset_type"] == "native" and refund["asset_code"] is None
-    assert process_refund(db, settings, horizon, refund["id"], "r").status == RefundStatus.HELD
-    assert _sent_back(ledger, USER.account_id) == []
+    assert (
+        process_refund(chain.db, settings, chain.horizon, refund["id"], "r").status
+        == RefundStatus.HELD
+    )
+    assert _sent_back(chain.ledger, USER.account_id) == []
 
 
-def test_wrong_asset_to_a_recipient_without_trustline_is_held_as_before(
-    db: Database,
-    stellar_settings: Settings,
-    horizon: HorizonClient,
-    web: TestClient,
-    ledger: SandboxLedger,
-) -> None:
-    _hold_other_cngn(ledger)
+def test_wrong_asset_to_a_recipient_without_trustline_is_held_as_before(chain: Chain) -> None:
+    _hold_other_cngn(chain.ledger)
     body = {"from": USER.name, "amount": "5", "asset_code": "CNGN", "asset_issuer": OTHER_ISSUER}
-    _post(web, "payments", body)
-    payment = _settle(db, stellar_settings, horizon)
-    ledger.set_trustline(USER.account_id, "CNGN", OTHER_ISSUER, remove=True)
-    refund = _refund_of(db, payment["id"])
+    _post(chain.web, "payments", body)
+    payment = _settle(chain.db, chain.settings, chain.horizon)
+    chain.ledger.set_trustline(USER.account_id, "CNGN", OTHER_ISSUER, remove=True)
+    refund = _refund_of(chain.db, payment["id"])
     assert refund is not None
-    result = process_refund(db, stellar_settings, horizon, refund["id"], "r")
+    result = process_refund(chain.db, chain.settings, chain.horizon, refund["id"], "r")
     assert result.status == RefundStatus.HELD
     assert "CNGN" in result.message
-    assert _refund_of(db, payment["id"])["hold_reason"] == "no_trustline"
+    assert _refund_of(chain.db, payment["id"])["hold_reason"] == "no_trustline"
 
 
 # --- treasury -----------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("sender", ["treasury", "issuer"])
-def test_treasury_funding_is_recorded_and_never_refunded(
-    db: Database,
-    stellar_settings: Settings,
-    horizon: HorizonClient,
-    web: TestClient,
-    ledger: SandboxLedger,
-    sender: str,
-) -> None:
+def test_treasury_funding_is_recorded_and_never_refunded(chain: Chain, sender: str) -> None:
     identity = TREASURY if sender == "treasury" else ids.issuer()
-    _post(web, "payments", {"from": identity.account_id, "amount": "250000"})
-    payment = _settle(db, stellar_settings, horizon)
+    _post(chain.web, "payments", {"from": identity.account_id, "amount": "250000"})
+    payment = _settle(chain.db, chain.settings, chain.horizon)
     assert payment["from_account"] == identity.account_id
     assert payment["match_outcome"] == "treasury"
-    assert _refund_of(db, payment["id"]) is None
-    assert _sent_back(ledger, identity.account_id) == []
-    assert _treasury_alerts(db) == []  # plain funding names no order: nothing to look at
+    assert _refund_of(chain.db, payment["id"]) is None
+    assert _sent_back(chain.ledger, identity.account_id) == []
+    assert _treasury_alerts(chain.db) == []  # plain funding names no order: nothing to look at
 
 
 def _treasury_alerts(db: Database) -> list[dict]:
@@ -336,33 +338,23 @@ def test_contract_transfer_to_the_orders_muxed_id_completes_matching(
     assert bill["status"] == "cngn_received"
 
 
-def test_contract_payer_without_an_order_is_held_not_sent(
-    db: Database,
-    stellar_settings: Settings,
-    horizon: HorizonClient,
-    web: TestClient,
-    ledger: SandboxLedger,
-) -> None:
-    _post(web, "contract_transfers", {"from": WALLET, "amount": "70"})
-    payment = _settle(db, stellar_settings, horizon)
+def test_contract_payer_without_an_order_is_held_not_sent(chain: Chain) -> None:
+    _post(chain.web, "contract_transfers", {"from": WALLET, "amount": "70"})
+    payment = _settle(chain.db, chain.settings, chain.horizon)
     assert payment["match_outcome"] == "unknown_reference"
-    refund = _refund_of(db, payment["id"])
+    refund = _refund_of(chain.db, payment["id"])
     assert refund is not None
     assert (refund["status"], refund["hold_reason"]) == ("held", "contract_payer")
-    submitted_before = len(ledger.transactions)
-    assert process_refund(db, stellar_settings, horizon, refund["id"], "r").status == "held"
-    assert len(ledger.transactions) == submitted_before
+    submitted_before = len(chain.ledger.transactions)
+    assert (
+        process_refund(chain.db, chain.settings, chain.horizon, refund["id"], "r").status == "held"
+    )
+    assert len(chain.ledger.transactions) == submitted_before
 
 
-def test_contract_transfer_from_an_account_is_refunded_with_a_classic_payment(
-    db: Database,
-    stellar_settings: Settings,
-    horizon: HorizonClient,
-    web: TestClient,
-    ledger: SandboxLedger,
-) -> None:
-    _post(web, "contract_transfers", {"from": USER.name, "amount": "70"})
-    payment = _settle(db, stellar_settings, horizon)
+def test_contract_transfer_from_an_account_is_refunded_with_a_classic_payment(chain: Chain) -> None:
+    _post(chain.web, "contract_transfers", {"from": USER.name, "amount": "70"})
+    payment = _settle(chain.db, chain.settings, chain.horizon)
     assert payment["match_outcome"] == "unknown_reference"
-    back = _refunded_on_the_ledger(db, stellar_settings, horizon, ledger, payment)
+    back = _refunded_on_the_ledger(chain, payment)
     assert back["type"] == "payment" and Decimal(back["amount"]) == Decimal(70)

@@ -15,15 +15,13 @@ from billpay.providers.base import (
     ErrorClass,
     PaymentOutcome,
     PaymentResult,
-    make_attempt_reference,
 )
 from billpay.providers.routing import ProviderRouter
 from billpay.states import BillState
-from billpay.store import attempts as attempt_store
 from billpay.store import bills as bill_store
 from billpay.store import reversals
 from tests.db_reads import all_rows, scalar
-from tests.factories import AIRTIME, add_incoming_payment, force_state, new_order
+from tests.factories import bill_at_provider
 from tests.integration.test_processing import Scripted
 
 S = BillState
@@ -34,36 +32,12 @@ DELIVERED = PaymentResult(PaymentOutcome.SUCCESS, reason_code="000:delivered")
 
 
 def _bill(
-    db,
-    state: S,
-    *,
-    provider: str = "vtpass",
-    attempt: bool = True,
-    completed_ago: timedelta = timedelta(hours=2),
-    **columns: Any,
+    db, state: S, *, completed_ago: timedelta = timedelta(hours=2), **columns: Any
 ) -> tuple[int, str]:
-    """A paid airtime bill in ``state`` whose pay attempt at ``provider`` is recorded (and
-    open, unless not ``attempt``): its id and the attempt's reference."""
-    row = new_order(db, ttl=timedelta(hours=1), **AIRTIME)
-    ref = make_attempt_reference(row["reference"], 1, datetime.now(UTC))
-    with db.begin() as conn:
-        payment = add_incoming_payment(conn, memo=f"BILL-{row['reference']}")
-        attempt_store.start_pay_attempt(
-            conn, bill_id=row["id"], provider=provider, reference=ref, attempt_no=1,
-            is_fallback=False,
-        )  # fmt: skip
-        completed = datetime.now(UTC) - completed_ago if state is S.COMPLETED else None
-        force_state(
-            conn,
-            row["id"],
-            state,
-            incoming_payment_id=payment,
-            provider=provider,
-            attempt_reference=ref if attempt else None,
-            completed_at=completed,
-            **columns,
-        )
-    return row["id"], ref
+    """A paid airtime bill in ``state`` with its pay attempt recorded (see bill_at_provider),
+    completed ``completed_ago`` if ``state`` is completed: its id and the attempt's reference."""
+    completed = datetime.now(UTC) - completed_ago if state is S.COMPLETED else None
+    return bill_at_provider(db, state, completed_at=completed, **columns)
 
 
 def _row(db, bill_id: int) -> dict[str, Any]:

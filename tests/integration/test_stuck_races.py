@@ -27,6 +27,16 @@ def _processing_with_open_attempt(settings, db) -> tuple[Any, Any, int]:
     return ctx, providers, bill
 
 
+def _refund_planned_in(settings, db, state: S) -> tuple[Any, int, stuck.Plan]:
+    """A bill in ``state`` with no pay attempt, and an allowed refund plan made from it."""
+    ctx, _, bill = _setup(settings, db, ["a"])
+    with db.begin() as conn:
+        force_state(conn, bill, state)
+    item = stuck.plan(_row(db, bill), stuck.Action.REFUND, pay_attempts=0)
+    assert item.allowed
+    return ctx, bill, item
+
+
 def _apply(ctx, item: stuck.Plan, action: stuck.Action) -> str:
     item.done = stuck.apply(ctx, item, action, actor="reprocess-stuck:test")
     return item.done
@@ -65,11 +75,7 @@ def test_a_requery_planned_on_an_attempt_that_closed_meanwhile_strands_nothing(s
 
 
 def test_a_refund_planned_before_a_pay_attempt_opened_is_not_applied(settings, db):
-    ctx, providers, bill = _setup(settings, db, ["a"])
-    with db.begin() as conn:
-        force_state(conn, bill, S.RETRY_SCHEDULED)
-    item = stuck.plan(_row(db, bill), stuck.Action.REFUND, pay_attempts=0)
-    assert item.allowed
+    ctx, bill, item = _refund_planned_in(settings, db, S.RETRY_SCHEDULED)
     with db.begin() as conn:  # the retry went out: money may have moved
         force_state(conn, bill, S.PROCESSING_BILL, provider="a", attempt_reference="R2")
     assert _apply(ctx, item, stuck.Action.REFUND).startswith("not applied: changed since planning")
@@ -78,11 +84,7 @@ def test_a_refund_planned_before_a_pay_attempt_opened_is_not_applied(settings, d
 
 
 def test_a_plan_no_longer_allowed_on_the_fresh_row_is_not_applied(settings, db):
-    ctx, providers, bill = _setup(settings, db, ["a"])
-    with db.begin() as conn:
-        force_state(conn, bill, S.VERIFYING_ACCOUNT)
-    item = stuck.plan(_row(db, bill), stuck.Action.REFUND, pay_attempts=0)
-    assert item.allowed
+    ctx, bill, item = _refund_planned_in(settings, db, S.VERIFYING_ACCOUNT)
     with db.begin() as conn:  # a pay attempt was recorded since the plan counted none
         conn.execute(
             sa.text(

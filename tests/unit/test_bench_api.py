@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import Counter
+from typing import Any
 
 import httpx
 import pytest
@@ -81,18 +82,15 @@ class SlowServer:
         return httpx.Response(201, json={"reference": "R"})
 
 
+def _bench(load: Any, delay: float, **shape: Any) -> tuple[SlowServer, RunResult]:
+    """Run the load shape ``load`` against a server answering after ``delay`` seconds."""
+    server = SlowServer(delay)
+    transport = httpx.MockTransport(server)
+    return server, asyncio.run(load("http://bench", "bp_test", transport=transport, **shape))
+
+
 def test_open_loop_offers_a_fixed_rate_with_a_new_idempotency_key_each() -> None:
-    server = SlowServer(delay=0.02)
-    run = asyncio.run(
-        open_loop(
-            "http://bench",
-            "bp_test",
-            rate=100,
-            seconds=1,
-            clients_=50,
-            transport=httpx.MockTransport(server),
-        )
-    )
+    server, run = _bench(open_loop, 0.02, rate=100, seconds=1, clients_=50)
     summary = run.summary()
     assert summary["requests"] == summary["ok"] == 100
     assert len(set(server.keys)) == 100
@@ -102,32 +100,13 @@ def test_open_loop_offers_a_fixed_rate_with_a_new_idempotency_key_each() -> None
 
 def test_open_loop_latency_includes_the_wait_for_a_free_client() -> None:
     # One client, 50 ms answers, 40 requests/s: every request waits longer than the last.
-    server = SlowServer(delay=0.05)
-    run = asyncio.run(
-        open_loop(
-            "http://bench",
-            "bp_test",
-            rate=40,
-            seconds=0.5,
-            clients_=1,
-            transport=httpx.MockTransport(server),
-        )
-    )
+    server, run = _bench(open_loop, 0.05, rate=40, seconds=0.5, clients_=1)
     assert server.most_in_flight == 1
     assert run.latencies_ms[-1] > run.latencies_ms[0] + 50
 
 
 def test_closed_loop_keeps_every_client_busy_and_no_more() -> None:
-    server = SlowServer(delay=0.01)
-    run = asyncio.run(
-        closed_loop(
-            "http://bench",
-            "bp_test",
-            seconds=0.5,
-            clients_=5,
-            transport=httpx.MockTransport(server),
-        )
-    )
+    server, run = _bench(closed_loop, 0.01, seconds=0.5, clients_=5)
     summary = run.summary()
     assert server.most_in_flight == 5
     # 5 clients x 10 ms answers: at most ~500 requests/s, and well above one client's 100.

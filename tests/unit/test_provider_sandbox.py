@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -13,7 +11,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
@@ -31,6 +28,7 @@ from billpay.sandbox.providers import (
     sandbox_token,
     scenario_for,
 )
+from tests.servers import served
 
 BASE = "http://sandbox.test"
 PROVIDERS = ["vtpass", "flutterwave"]
@@ -294,26 +292,12 @@ def test_latency_does_not_block_concurrent_calls() -> None:
 # --- a real server, for the timeout number --------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def served_sandbox() -> Iterator[tuple[str, SandboxOptions]]:
     options = SandboxOptions()
     app = sandbox_app(options, timeout_sleep_seconds=1.5)
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}", options
-    server.should_exit = True
-    thread.join(timeout=10)
+    with served(app, log_level="error", what="sandbox") as url:
+        yield url, options
 
 
 @pytest.mark.parametrize("name", PROVIDERS)

@@ -4,8 +4,6 @@ rule, and the sandbox sending the providers' webhooks. No database."""
 from __future__ import annotations
 
 import json
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -13,7 +11,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.testclient import TestClient
 from hypothesis import given, settings
@@ -33,6 +30,7 @@ from billpay.providers.base import ErrorClass, PaymentResult
 from billpay.sandbox.options import SandboxOptions
 from billpay.sandbox.webhooks import SANDBOX_FLUTTERWAVE_WEBHOOK_HASH
 from tests.conftest import FIXTURES
+from tests.servers import free_port, served
 from tests.unit.test_provider_sandbox import BASE, attempt, bill, sandbox_app, settings_for
 
 REQUEST_ID = "2026120210307K3M9QZ2XAA1"
@@ -291,17 +289,11 @@ def test_the_customer_reversal_message_masks_the_account() -> None:
 # --- the sandbox sends the providers' webhooks (opt-in) ---------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def webhook_sandbox() -> Iterator[tuple[str, SandboxOptions, list[dict[str, Any]]]]:
     """A served sandbox whose webhooks go to a receiver route on the same server."""
     received: list[dict[str, Any]] = []
-    port = _free_port()
+    port = free_port()
     options = SandboxOptions(webhook_url=f"http://127.0.0.1:{port}")
     app = sandbox_app(options, pending_seconds=0.2, pending_requeries=100)
     receiver = FastAPI()
@@ -314,15 +306,8 @@ def webhook_sandbox() -> Iterator[tuple[str, SandboxOptions, list[dict[str, Any]
         return {"response": "success"}
 
     app.mount("/", receiver)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}", options, received
-    server.should_exit = True
-    thread.join(timeout=10)
+    with served(app, port, log_level="error", what="sandbox") as url:
+        yield url, options, received
 
 
 def _wait_for(received: list[dict[str, Any]], count: int) -> None:
