@@ -144,6 +144,14 @@ def scenarios() -> list[Scenario]:
             "expired",
             expire_first=True,
         ),
+        *_ways_to_pay(),
+    ]
+
+
+def _ways_to_pay() -> list[Scenario]:
+    """Payments that are not a plain memo and exact cNGN: an M-address, a contract transfer,
+    a delivery the provider takes back, the wrong asset, a memo naming no order."""
+    return [
         Scenario(
             "paid to the M-address, no memo",
             _airtime("airtel", "08029876543", "300"),

@@ -71,7 +71,14 @@ def test_a_stage_is_stale_past_stale_after_and_when_it_never_succeeded() -> None
     assert by_name["bills"].stale and by_name["match"].stale
     assert by_name["expire"].stale and by_name["expire"].runs == 0  # never ran
     assert by_name["match"].last_error == "boom"
-    assert {s.stage for s in status.stale} == {"bills", "match", "expire", "refunds", "notify", "recheck"}
+    assert {s.stage for s in status.stale} == {
+        "bills",
+        "match",
+        "expire",
+        "refunds",
+        "notify",
+        "recheck",
+    }
     assert not status.ok
 
 
