@@ -390,6 +390,12 @@ def apikey_revoke(name: Annotated[str, typer.Argument(help="the client's name")]
     _print_json(revoked)
 
 
+# Longer than clients keep idle connections (httpx 5 s, most HTTP clients and proxies up to
+# 60 s): with uvicorn's default of 5 s a client reused a connection the server was closing at
+# that moment, and the request failed on the client (ReadError) though it may have been served.
+API_KEEP_ALIVE_SECONDS = 75
+
+
 @app.command()
 def api(
     host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
@@ -407,7 +413,13 @@ def api(
     logging.getLogger("billpay").setLevel(logging.INFO)
 
     with _open_app() as root:
-        uvicorn.run(create_app(root), host=host, port=port, log_level="info")
+        uvicorn.run(
+            create_app(root),
+            host=host,
+            port=port,
+            log_level="info",
+            timeout_keep_alive=API_KEEP_ALIVE_SECONDS,
+        )
 
 
 def _shell_quote(value: str) -> str:
