@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import sqlalchemy as sa
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
@@ -37,8 +36,7 @@ def create_app(runtime: App) -> FastAPI:
     def healthz() -> dict[str, Any]:
         """200 when the database answers; 503 otherwise."""
         try:
-            with runtime.db.connect() as conn:
-                conn.execute(sa.text("SELECT 1"))
+            runtime.db.ping()
         except Exception as exc:  # noqa: BLE001 - any failure is "not healthy"
             raise problems.Problem(
                 503, "the database is not reachable", code="database_unavailable"

@@ -82,6 +82,11 @@ class Database:
     def connect(self) -> Any:
         return self.engine.connect()
 
+    def ping(self) -> None:
+        """Raises unless the database answers a trivial query."""
+        with self.engine.connect() as conn:
+            conn.execute(query("ping"))
+
 
 def _count_statements(db: Database) -> None:
     @sa.event.listens_for(db.engine, "before_cursor_execute")

@@ -13,3 +13,7 @@ CREATE DATABASE "{database}";
 -- Drop the database {database}, disconnecting its sessions (the demo's and the benchmark's
 -- fresh start; run on the maintenance database, autocommit).
 DROP DATABASE IF EXISTS "{database}" WITH (FORCE);
+
+-- name: ping
+-- The database answers (GET /healthz).
+SELECT 1;
