@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
+from billpay.catalogue_cli import catalogue_app
 from billpay.config import Settings
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Pay Nigerian bills with cNGN.")
@@ -20,6 +21,7 @@ app.add_typer(refund_app, name="refund")
 app.add_typer(quarantine_app, name="quarantine")
 apikey_app = typer.Typer(no_args_is_help=True, help="API clients and their keys.")
 app.add_typer(apikey_app, name="apikey")
+app.add_typer(catalogue_app, name="catalogue")
 
 
 def _fail(message: str, code: int = 2) -> None:

@@ -24,6 +24,7 @@ from typing import Any
 
 from billpay.accounts import parse_phone
 from billpay.catalogue import FLUTTERWAVE_CATEGORY, provider_product
+from billpay.catalogue_sync import FLUTTERWAVE_CATEGORIES, ListedBiller, ListedItem
 from billpay.orders import BillOrder, BillType
 from billpay.providers.base import (
     UNITS_FIELDS,
@@ -35,6 +36,7 @@ from billpay.providers.base import (
     PaymentResult,
     Product,
     ProviderError,
+    clean_text,
     field_named,
     kobo_from_naira,
     naira_amount,
@@ -325,16 +327,90 @@ class FlutterwaveProvider(HttpAdapter):
         return self._list("/top-bill-categories", {"country": "NG"})
 
     def billers(self, bill_type: BillType | str) -> list[dict[str, Any]]:
-        category = FLUTTERWAVE_CATEGORY[BillType(bill_type)]
+        """``GET /bills/{category}/billers?country=NG``, by our bill type or by Flutterwave's
+        category code (``CABLEBILLS``)."""
+        known = str(bill_type) in {str(t) for t in BillType}
+        category = FLUTTERWAVE_CATEGORY[BillType(bill_type)] if known else str(bill_type)
         return self._list(f"/bills/{category}/billers", {"country": "NG"})
+
+    # --- the full catalogue (billpay.catalogue_sync) -------------------------------------------
+    # Each raises ProviderError (with the call record) when its call fails or a row is not the
+    # documented shape: a sync then applies nothing for Flutterwave.
+
+    def category_codes(self) -> list[str]:
+        """The category codes ``GET /top-bill-categories?country=NG`` lists."""
+        return self._parsed("/top-bill-categories", self.categories, parse_categories)
+
+    def listed_billers(self, category: str) -> list[ListedBiller]:
+        """The billers of one category (``GET /bills/{category}/billers?country=NG``)."""
+        return self._parsed(
+            f"/bills/{category}/billers", lambda: self.billers(category), parse_billers, category
+        )
+
+    def items(self, biller_code: str) -> list[ListedItem]:
+        """``GET /billers/{biller_code}/items``: every item of one biller."""
+        path = f"/billers/{biller_code}/items"
+        return self._parsed(path, lambda: self._list(path, {}), parse_items)
+
+    def _parsed(self, path: str, read: Any, parse: Any, *args: Any) -> Any:
+        rows = read()  # ProviderError when the call failed or the envelope is not a success
+        try:
+            return parse(rows, *args)
+        except (ValueError, TypeError, ArithmeticError) as exc:
+            ex = self._calls.exchange
+            call = self._record(Operation.CATALOGUE, None, ex, "failed", ErrorClass.TRANSIENT)
+            message = f"flutterwave GET {path}: {clean_text(str(exc), 120)}"
+            raise ProviderError(ErrorClass.TRANSIENT, message, call) from exc
 
     def _list(self, path: str, params: dict[str, str]) -> list[dict[str, Any]]:
         ex = self._send("GET", path, params=params)
         envelope = _envelope(ex)
         if envelope is None or envelope[0] != "success" or not isinstance(envelope[2], list):
             call = self._record(Operation.CATALOGUE, None, ex, "failed", ErrorClass.TRANSIENT)
-            raise ProviderError(ErrorClass.TRANSIENT, f"flutterwave {path} unavailable", call)
+            what = ex.transport_error or f"HTTP {ex.status}"
+            if envelope is not None and envelope[1]:
+                what = f"{what}: {self._masked(envelope[1], 80)}"
+            message = f"flutterwave GET {path} unavailable ({what})"
+            raise ProviderError(ErrorClass.TRANSIENT, message, call)
         return [item for item in envelope[2] if isinstance(item, dict)]
+
+
+def parse_categories(rows: list[dict[str, Any]]) -> list[str]:
+    codes = [_str(row.get("code"), 40) for row in rows]
+    if any(code is None for code in codes):
+        raise ValueError("a category without a code")
+    return [str(code).upper() for code in codes]
+
+
+def parse_billers(rows: list[dict[str, Any]], category: str) -> list[ListedBiller]:
+    """``data[]`` of biller_code, name (also description, short_name, logo, country_code)."""
+    billers = []
+    for row in rows:
+        code = _str(row.get("biller_code"), 100)
+        if not code:
+            raise ValueError("a biller without a biller_code")
+        name = _str(row.get("name")) or _str(row.get("short_name")) or code
+        bill_type = FLUTTERWAVE_CATEGORIES.get(category.upper())
+        billers.append(ListedBiller(code, name, category.upper(), bill_type))
+    return billers
+
+
+def parse_items(rows: list[dict[str, Any]]) -> list[ListedItem]:
+    """``data[]`` of item_code, name, amount (0: the customer sets it), fee, label_name. A row
+    without an item_code or a readable amount makes the answer unreadable."""
+    items = []
+    for row in rows:
+        code = _str(row.get("item_code"), 100)
+        amount = kobo_from_naira(row.get("amount"))
+        if not code:
+            raise ValueError("an item without an item_code")
+        if amount is None or amount < 0:
+            raise ValueError(f"item {code} without a readable amount")
+        fee = kobo_from_naira(row.get("fee")) or 0
+        name = _str(row.get("name")) or _str(row.get("biller_name")) or code
+        label = _str(row.get("label_name"), 100)
+        items.append(ListedItem(code, name, amount or None, max(fee, 0), label))
+    return items
 
 
 def _product(biller: str, item: dict[str, Any]) -> Product:

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from billpay.catalogue import provider_product
+from billpay.catalogue_sync import VTPASS_IDENTIFIERS, ListedBiller, ListedItem
 from billpay.orders import BillOrder, BillType
 from billpay.providers.base import (
     LAGOS,
@@ -28,6 +29,8 @@ from billpay.providers.base import (
     PaymentOutcome,
     PaymentResult,
     Product,
+    ProviderError,
+    clean_text,
     field_named,
     kobo_from_naira,
     naira_amount,
@@ -399,6 +402,108 @@ class VTpassProvider(HttpAdapter):
         rows = [v for v in variations if isinstance(v, dict)]  # type: ignore[union-attr]
         products = tuple(_product(entry.code, v) for v in rows)
         return Catalogue(products, call)
+
+    # --- the full catalogue (billpay.catalogue_sync) -------------------------------------------
+    # Both raise ProviderError (with the call record) when the call fails or its answer is not
+    # the documented shape: a sync then applies nothing for VTpass.
+
+    def services(self, identifier: str) -> list[ListedBiller]:
+        """``GET /services?identifier=airtime|data|tv-subscription|electricity-bill``."""
+        return self._listed("/services", {"identifier": identifier}, parse_services, identifier)
+
+    def variations(self, service_id: str) -> tuple[list[ListedItem], int]:
+        """``GET /service-variations?serviceID=...``: the items and the service's flat fee."""
+        return self._listed("/service-variations", {"serviceID": service_id}, parse_variations)
+
+    def _listed(self, path: str, params: dict[str, str], parse: Any, *args: Any) -> Any:
+        ex = self._send("GET", path, params=params)
+        call_name = f"vtpass GET {path}?{'&'.join(f'{k}={v}' for k, v in params.items())}"
+        try:
+            if ex.transport_error or not 200 <= (ex.status or 0) < 300:
+                raise ListingUnreadable(ex.transport_error or f"HTTP {ex.status}")
+            result = parse(ex.body, *args)
+        except (ListingUnreadable, ArithmeticError, TypeError, ValueError) as exc:
+            call = self._record(Operation.CATALOGUE, None, ex, "failed", Err.TRANSIENT)
+            reason = clean_text(str(exc), 120)
+            raise ProviderError(Err.TRANSIENT, f"{call_name}: {reason}", call) from exc
+        return result
+
+
+class ListingUnreadable(ValueError):
+    """A catalogue answer that is not the documented shape (so nothing of it is believed)."""
+
+
+def _listing_content(body: Any) -> Any:
+    if not isinstance(body, dict) or _code(body) not in (None, "000"):
+        raise ListingUnreadable(f"code {_code(body)}" if isinstance(body, dict) else "not JSON")
+    return body.get("content")
+
+
+def _naira_fee_kobo(value: object) -> int:
+    """``convinience_fee`` (sic): ``"N100"`` / ``100`` naira are a flat fee; a percentage
+    (``"0 %"``, ``"100 %"``) is not a fee in kobo and reads as 0."""
+    text = text_field(value, 40) or ""
+    if "%" in text:
+        return 0
+    return max(kobo_from_naira(text.lstrip("Nn\u20a6 ").strip()) or 0, 0)
+
+
+def _positive_kobo(value: object) -> int | None:
+    kobo = kobo_from_naira(value)
+    return kobo if kobo is not None and kobo > 0 else None
+
+
+def parse_services(body: Any, identifier: str) -> list[ListedBiller]:
+    """``GET /services?identifier=...``: ``content[]`` of serviceID, name, minimium_amount (sic),
+    maximum_amount, convinience_fee. A row without a serviceID makes the answer unreadable."""
+    content = _listing_content(body)
+    if isinstance(content, dict):  # some pages show the list as an object of objects
+        content = list(content.values())
+    if not isinstance(content, list):
+        raise ListingUnreadable("content is not a list")
+    billers = []
+    for row in content:
+        code = text_field(row.get("serviceID"), 100) if isinstance(row, dict) else None
+        if not code:
+            raise ListingUnreadable("a service without a serviceID")
+        billers.append(
+            ListedBiller(
+                code=code,
+                name=text_field(row.get("name")) or code,
+                category=identifier,
+                bill_type=VTPASS_IDENTIFIERS.get(identifier),
+                min_amount_kobo=_positive_kobo(
+                    field_named((row,), ("minimiumamount", "minimumamount"))
+                ),
+                max_amount_kobo=_positive_kobo(field_named((row,), ("maximumamount",))),
+                fee_kobo=_naira_fee_kobo(field_named((row,), ("conviniencefee", "conveniencefee"))),
+            )
+        )
+    return billers
+
+
+def parse_variations(body: Any) -> tuple[list[ListedItem], int]:
+    """``GET /service-variations?serviceID=...``: ``content.variations[]`` (or ``varations``) of
+    variation_code, name, variation_amount, fixedPrice; plus the service's flat fee in kobo."""
+    content = _listing_content(body)
+    rows = None
+    if isinstance(content, dict):
+        rows = content.get("variations", content.get("varations"))
+    if not isinstance(rows, list):
+        raise ListingUnreadable("no variations list")
+    items = []
+    for row in rows:
+        code = text_field(row.get("variation_code"), 100) if isinstance(row, dict) else None
+        if not code:
+            raise ListingUnreadable("a variation without a variation_code")
+        fixed = (text_field(row.get("fixedPrice")) or "").lower() in ("yes", "true", "1")
+        amount = _positive_kobo(row.get("variation_amount"))
+        if fixed and amount is None:
+            raise ListingUnreadable(f"fixed-price variation {code} without an amount")
+        name = text_field(row.get("name")) or code
+        items.append(ListedItem(code, name, amount if fixed else None))
+    fee = _naira_fee_kobo(field_named((content,), ("conviniencefee", "conveniencefee")))
+    return items, fee
 
 
 def _product(biller: str, variation: dict[str, Any]) -> Product:

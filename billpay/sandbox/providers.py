@@ -54,10 +54,11 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
-from billpay.catalogue import BILLERS, FLUTTERWAVE_CATEGORY, Biller, Plan
+from billpay.catalogue import BILLERS, Biller, Plan
 from billpay.orders import BillType
 from billpay.providers.base import REFERENCE_STAMP_FORMAT
 from billpay.sandbox import webhooks
+from billpay.sandbox.catalogue import SandboxBiller, SandboxCatalogue, SandboxItem
 from billpay.sandbox.options import SandboxOptions
 
 SANDBOX_FLUTTERWAVE_SECRET_KEY = "FLWSECK_TEST-sandbox0000000000000000000000000000-X"
@@ -209,6 +210,7 @@ class _Sandbox:
         # them on several: check-and-record must stay atomic either way.
         self.lock = threading.Lock()
         self.background: set[asyncio.Task[Any]] = set()  # webhook tasks (kept from the GC)
+        self.catalogue = SandboxCatalogue()  # mutable: the catalogue control routes change it
 
     def _spawn(self, coroutine: Any) -> None:
         task = asyncio.get_running_loop().create_task(coroutine)
@@ -409,27 +411,26 @@ def _vtpass_router(sandbox: _Sandbox) -> APIRouter:
     router = APIRouter(prefix="/vtpass/api")
     log = sandbox.options.log_call
 
+    @router.get("/services")
+    async def services(request: Request, identifier: str = "") -> Response:
+        await sandbox.latency()
+        if not _vtpass_authorised(request):
+            return _vtpass_error("087", "INVALID CREDENTIALS", 401)
+        log("vtpass", "catalogue", reference=None, account=None, amount=None, outcome="ok")
+        return JSONResponse(sandbox.catalogue.vtpass_services(identifier))
+
     @router.get("/service-variations")
     async def service_variations(request: Request, serviceID: str = "") -> Response:  # noqa: N803
         await sandbox.latency()
         if not _vtpass_authorised(request):
             return _vtpass_error("087", "INVALID CREDENTIALS", 401)
-        biller = _BY_SERVICE_ID.get(serviceID)
+        biller = sandbox.catalogue.biller("vtpass", serviceID)
         if biller is None:
             return _vtpass_error("012", "PRODUCT DOES NOT EXIST")
+        if sandbox.catalogue.is_broken("vtpass", serviceID):
+            return Response(_BROKEN_PAGE, status_code=200, media_type="text/html")
         log("vtpass", "catalogue", reference=None, account=None, amount=None, outcome="ok")
-        varations = [  # VTpass really spells it this way in some answers
-            {
-                "variation_code": plan.vtpass,
-                "name": plan.name,
-                "variation_amount": f"{Decimal(plan.amount_kobo or 0) / 100:.2f}",
-                "fixedPrice": "Yes" if plan.amount_kobo else "No",
-            }
-            for plan in biller.plans
-            if plan.vtpass
-        ]
-        content = {"ServiceName": biller.name, "serviceID": serviceID, "varations": varations}
-        return JSONResponse({"response_description": "000", "content": content})
+        return JSONResponse(sandbox.catalogue.vtpass_variations(biller))
 
     @router.post("/merchant-verify")
     async def merchant_verify(request: Request) -> Response:
@@ -558,13 +559,6 @@ def _vtpass_pay(
 _BY_FLW_BILLER = {
     b.flutterwave_biller_code: b for b in BILLERS.values() if b.flutterwave_biller_code
 }
-_LABELS = {
-    BillType.ELECTRICITY: "Meter Number",
-    BillType.CABLE_TV: "Smart Card Number",
-    BillType.AIRTIME: "Mobile Number",
-    BillType.DATA: "Mobile Number",
-    BillType.WATER: "Account Number",
-}
 
 
 def _flw(status: str, message: str, data: Any = None, http: int = 200) -> JSONResponse:
@@ -631,55 +625,30 @@ def _flutterwave_router(sandbox: _Sandbox) -> APIRouter:
         if not _flw_authorised(request):
             return _flw_unauthorised()
         log("flutterwave", "catalogue", reference=None, account=None, amount=None, outcome="ok")
-        codes = dict.fromkeys(FLUTTERWAVE_CATEGORY.values())
-        rows = [
-            {"id": i + 1, "code": c, "name": c.title(), "country_code": country}
-            for i, c in enumerate(codes)
-        ]
-        return _flw("success", "Bill categories retrieved", rows)
+        rows = sandbox.catalogue.flutterwave_categories(country)
+        return _flw("success", "Categories fetched successfully", rows)
 
     @router.get("/bills/{category}/billers")
     async def billers(request: Request, category: str, country: str = "NG") -> Response:
         await sandbox.latency()
         if not _flw_authorised(request):
             return _flw_unauthorised()
-        rows = [
-            {
-                "id": i + 1,
-                "name": b.name,
-                "biller_code": b.flutterwave_biller_code,
-                "short_name": b.code,
-                "country_code": country,
-            }
-            for i, b in enumerate(_BY_FLW_BILLER.values())
-            if FLUTTERWAVE_CATEGORY[b.bill_type] == category.upper()
-        ]
-        return _flw("success", "Billers retrieved", rows)
+        rows = sandbox.catalogue.flutterwave_billers(category, country)
+        return _flw("success", "Billers fetched successfully", rows)
 
     @router.get("/billers/{biller_code}/items")
     async def items(request: Request, biller_code: str) -> Response:
         await sandbox.latency()
         if not _flw_authorised(request):
             return _flw_unauthorised()
-        biller = _BY_FLW_BILLER.get(biller_code)
+        biller = sandbox.catalogue.biller("flutterwave", biller_code)
         if biller is None:
             return _flw("error", "Biller not found", None, 404)
+        if sandbox.catalogue.is_broken("flutterwave", biller_code):
+            return Response(_BROKEN_PAGE, status_code=200, media_type="text/html")
         log("flutterwave", "catalogue", reference=None, account=None, amount=None, outcome="ok")
-        rows = [
-            {
-                "id": i + 1,
-                "biller_code": biller_code,
-                "name": p.name,
-                "item_code": p.flutterwave,
-                "amount": (p.amount_kobo or 0) // 100,
-                "fee": 0,
-                "label_name": _LABELS[biller.bill_type],
-                "is_resolvable": biller.bill_type not in (BillType.AIRTIME, BillType.DATA),
-            }
-            for i, p in enumerate(biller.plans)
-            if p.flutterwave
-        ]
-        return _flw("success", "Items retrieved", rows)
+        rows = sandbox.catalogue.flutterwave_items(biller)
+        return _flw("success", "Items fetched successfully", rows)
 
     @router.get("/bill-items/{item_code}/validate")
     async def validate(
@@ -825,3 +794,72 @@ def mount_providers(
     app.state.provider_sandbox = sandbox
     app.include_router(_flutterwave_router(sandbox))
     app.include_router(_vtpass_router(sandbox))
+    app.include_router(_catalogue_control_router(sandbox))
+
+
+# --- catalogue control routes ---------------------------------------------------------------
+# As an operator at the provider would change its catalogue: under each provider's prefix,
+# ``POST .../_sandbox/catalogue/{code}/price`` ``{"item": ..., "amount": "3100.00"}`` (amount
+# null or 0: the customer sets it), ``.../{code}/remove``, ``.../{code}/restore``,
+# ``.../{code}/break`` and ``.../{code}/mend`` (its items call answers HTML, HTTP 200), and
+# ``POST .../_sandbox/catalogue`` ``{"code", "name", "category", "bill_type", "items": [...]}``
+# to list a new biller. 404 for an unknown biller or item.
+
+_BROKEN_PAGE = "<html><body><h1>503 Service Unavailable</h1>catalogue offline</body></html>"
+_PREFIXES = {"vtpass": "/vtpass/api", "flutterwave": "/flutterwave/v3"}
+
+
+def _control_answer(done: bool, **details: Any) -> JSONResponse:
+    if not done:
+        return JSONResponse({"error": "no such biller or item", **details}, status_code=404)
+    return JSONResponse({"ok": True, **details})
+
+
+def _catalogue_control_router(sandbox: _Sandbox) -> APIRouter:
+    router = APIRouter(include_in_schema=False)
+    catalogue = sandbox.catalogue
+
+    @router.post("/{prefix:path}/_sandbox/catalogue/{code}/{action}")
+    async def change(prefix: str, code: str, action: str, request: Request) -> Response:
+        provider = next((p for p, pre in _PREFIXES.items() if pre == "/" + prefix), None)
+        if provider is None:
+            return JSONResponse({"error": "unknown provider"}, status_code=404)
+        body = await _json_body(request)
+        if action == "price":
+            amount = _parse_amount(body.get("amount"))
+            kobo = int(amount * 100) if amount else None
+            item = str(body.get("item") or "")
+            done = catalogue.set_price(provider, code, item, kobo)
+            return _control_answer(done, biller=code, item=item, amount_kobo=kobo)
+        if action in ("remove", "restore"):
+            act = catalogue.remove if action == "remove" else catalogue.restore
+            return _control_answer(act(provider, code), biller=code, action=action)
+        if action in ("break", "mend"):
+            catalogue.break_biller(provider, code, action == "break")
+            return _control_answer(True, biller=code, action=action)
+        return JSONResponse({"error": f"unknown action {action}"}, status_code=404)
+
+    @router.post("/{prefix:path}/_sandbox/catalogue")
+    async def add(prefix: str, request: Request) -> Response:
+        provider = next((p for p, pre in _PREFIXES.items() if pre == "/" + prefix), None)
+        body = await _json_body(request)
+        try:
+            bill_type = BillType(str(body.get("bill_type")))
+            items = {
+                str(i["code"]): SandboxItem(
+                    str(i["code"]), str(i.get("name") or i["code"]), i.get("amount_kobo")
+                )
+                for i in body.get("items") or []
+            }
+            biller = SandboxBiller(
+                str(body["code"]), str(body.get("name") or body["code"]),
+                str(body["category"]), bill_type, items,
+            )  # fmt: skip
+        except (KeyError, TypeError, ValueError) as exc:
+            return JSONResponse({"error": f"bad biller: {exc}"}, status_code=422)
+        if provider is None:
+            return JSONResponse({"error": "unknown provider"}, status_code=404)
+        catalogue.add(provider, biller)
+        return _control_answer(True, biller=biller.code)
+
+    return router

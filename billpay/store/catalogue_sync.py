@@ -1,0 +1,213 @@
+"""The catalogue sync's store: read one provider's rows of the 0019 tables, apply a
+:class:`~billpay.catalogue_sync.SyncPlan` in one transaction (with its catalogue_syncs row and
+its operator alerts), list the catalogue for ``billpay catalogue show``, map a biller by hand.
+
+Queries: ``sql/queries/catalogue_sync.sql``. The diff itself is pure (billpay.catalogue_sync).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.engine import Connection
+
+from billpay.catalogue_sync import (
+    CatalogueAlert,
+    Outcome,
+    Stored,
+    StoredBiller,
+    StoredItem,
+    SyncPlan,
+    SyncReport,
+    alerts,
+)
+from billpay.store import notifications as outbox
+from billpay.store.engine import Database
+from billpay.store.queries import query
+
+Planner = Callable[[Stored], SyncPlan]
+
+
+def load(conn: Connection, provider: str) -> Stored:
+    """What the tables hold for ``provider`` (vanished rows included), and our billers."""
+    ours = {r.code: r.bill_type for r in conn.execute(query("catalogue_our_billers"))}
+    items: dict[str, dict[str, StoredItem]] = {}
+    for r in conn.execute(query("catalogue_provider_items"), {"provider": provider}).mappings():
+        items.setdefault(r["provider_biller"], {})[r["code"]] = StoredItem(
+            r["code"],
+            r["product_code"],
+            r["name"],
+            r["amount_kobo"],
+            r["fee_kobo"],
+            r["label"],
+            r["vanished"],
+        )
+    billers = {}
+    for r in conn.execute(query("catalogue_provider_billers"), {"provider": provider}).mappings():
+        fields = {k: r[k] for k in r.keys() if k != "code"}
+        billers[r["code"]] = StoredBiller(code=r["code"], items=items.get(r["code"], {}), **fields)
+    return Stored(billers=billers, our_billers=ours)
+
+
+def _apply(conn: Connection, plan: SyncPlan, now: datetime) -> None:
+    provider = plan.provider
+    for new in plan.new_billers:
+        params = {"code": new.code, "bill_type": str(new.bill_type), "name": new.name}
+        conn.execute(query("catalogue_insert_our_biller"), params)
+    # Vanish first: a code that replaces another for the same biller of ours may then take its
+    # place under the one-code-per-biller index.
+    if plan.vanished_billers:
+        params = {"provider": provider, "codes": list(plan.vanished_billers), "now": now}
+        conn.execute(query("catalogue_vanish_billers"), params)
+    gone: dict[str, list[str]] = {}
+    for biller, item in plan.vanished_items:
+        gone.setdefault(biller, []).append(item)
+    for biller, codes in gone.items():
+        params = {"provider": provider, "biller": biller, "codes": codes, "now": now}
+        conn.execute(query("catalogue_vanish_biller_items"), params)
+    for row in plan.rows:
+        conn.execute(
+            query("catalogue_upsert_provider_biller"),
+            {
+                "provider": provider,
+                "code": row.code,
+                "biller_code": row.biller_code,
+                "bill_type": row.bill_type,
+                "category": row.category,
+                "name": row.name,
+                "min_amount_kobo": row.min_amount_kobo,
+                "max_amount_kobo": row.max_amount_kobo,
+                "fee_kobo": row.fee_kobo,
+                "now": now,
+            },
+        )
+        for item in row.items:
+            conn.execute(
+                query("catalogue_upsert_provider_item"),
+                {
+                    "provider": provider,
+                    "biller": row.code,
+                    "code": item.code,
+                    "product_code": item.product_code,
+                    "name": item.name,
+                    "amount_kobo": item.amount_kobo,
+                    "fee_kobo": item.fee_kobo,
+                    "label": item.label,
+                    "now": now,
+                },
+            )
+
+
+def record(
+    conn: Connection,
+    provider: str,
+    outcome: Outcome,
+    started_at: datetime,
+    counts: dict[str, int],
+    detail: str,
+) -> SyncReport:
+    params = {"provider": provider, "outcome": str(outcome), "started_at": started_at,
+              "detail": detail[:1000] or None, **counts}  # fmt: skip
+    row = conn.execute(query("catalogue_record_sync"), params).one()
+    return SyncReport(provider, outcome, counts, detail, row.id, row.finished_at)
+
+
+def _enqueue(conn: Connection, alert: CatalogueAlert, sync_id: int) -> None:
+    outbox.enqueue(
+        conn,
+        kind=alert.kind,
+        payload=alert.payload,
+        audience="operator",
+        dedupe_key=f"{alert.kind}:{alert.payload.get('provider')}:{sync_id}",
+    )
+
+
+def sync(db: Database, provider: str, planner: Planner, started_at: datetime) -> SyncReport:
+    """Lock the provider's rows, read them, plan (pure), apply, record and alert: one
+    transaction. A refused plan applies nothing but is recorded and alerted."""
+    with db.begin() as conn:
+        conn.execute(query("catalogue_sync_lock"), {"provider": provider})
+        plan = planner(load(conn, provider))
+        now = conn.execute(query("catalogue_now")).scalar_one()
+        if plan.outcome != Outcome.REFUSED:
+            _apply(conn, plan, now)
+        report = record(conn, provider, plan.outcome, started_at, plan.counts(), plan.detail)
+        for alert in alerts(plan):
+            _enqueue(conn, alert, int(report.sync_id or 0))
+    return report
+
+
+def record_failure(db: Database, provider: str, started_at: datetime, detail: str) -> SyncReport:
+    """A sync that could not read the provider's whole catalogue: nothing applied, recorded."""
+    with db.begin() as conn:
+        return record(conn, provider, Outcome.FAILED, started_at, {}, detail)
+
+
+def map_biller(
+    db: Database,
+    provider: str,
+    code: str,
+    biller_code: str,
+    products: Callable[[Stored, str, str], dict[str, str | None]],
+) -> str | None:
+    """An operator maps a listed provider biller to ours; its items get our product codes
+    (``products(stored, code, bill_type)``). None when done, else why not."""
+    with db.begin() as conn:
+        conn.execute(query("catalogue_sync_lock"), {"provider": provider})
+        stored = load(conn, provider)
+        listed = stored.billers.get(code)
+        if listed is None or listed.vanished:
+            return f"{provider} lists no biller {code} (run billpay catalogue sync first)"
+        bill_type = stored.our_billers.get(biller_code)
+        if bill_type is None:
+            return f"no biller of ours is coded {biller_code}"
+        holder = next(
+            (c for c, b in stored.billers.items()
+             if b.biller_code == biller_code and not b.vanished and c != code), None,
+        )  # fmt: skip
+        if holder is not None:
+            return f"{provider} already sells {biller_code} under {holder}"
+        params = {"provider": provider, "code": code, "biller_code": biller_code,
+                  "bill_type": bill_type}  # fmt: skip
+        conn.execute(query("catalogue_map_provider_biller"), params)
+        for item, product in products(stored, code, bill_type).items():
+            conn.execute(
+                query("catalogue_set_item_product"),
+                {"provider": provider, "biller": code, "code": item, "product_code": product},
+            )
+        counts = {"billers": 1, "items": len(listed.items), "changed": 1}
+        record(conn, provider, Outcome.MAPPED, datetime.now(UTC), counts,
+               f"{provider} {code} mapped to {biller_code} by an operator")  # fmt: skip
+    return None
+
+
+def show(db: Database, bill_type: str | None = None) -> list[dict[str, Any]]:
+    """Every provider biller, mapped or not, each with its items, for ``catalogue show``."""
+    with db.connect() as conn:
+        rows = conn.execute(query("catalogue_show"), {"bill_type": bill_type}).mappings().all()
+    billers: dict[tuple[str, str], dict[str, Any]] = {}
+    for r in rows:
+        key = (r["provider"], r["code"])
+        if key not in billers:
+            billers[key] = {k: r[k] for k in _BILLER_COLUMNS} | {"items": []}
+        if r["item_code"] is not None:
+            billers[key]["items"].append({k: r[k] for k in _ITEM_COLUMNS})
+    return list(billers.values())
+
+
+_BILLER_COLUMNS = (
+    "provider", "code", "biller_code", "biller_name", "bill_type", "category", "name",
+    "min_amount_kobo", "max_amount_kobo", "fee_kobo", "first_seen_at", "last_seen_at",
+    "vanished_at",
+)  # fmt: skip
+_ITEM_COLUMNS = (
+    "item_code", "product_code", "item_name", "amount_kobo", "item_fee_kobo", "label",
+    "item_last_seen_at", "item_vanished_at",
+)  # fmt: skip
+
+
+def last_syncs(db: Database) -> list[dict[str, Any]]:
+    with db.connect() as conn:
+        return [dict(r) for r in conn.execute(query("catalogue_last_syncs")).mappings()]
