@@ -106,8 +106,19 @@ REPORTS: tuple[DeploymentSpec, ...] = (
 )
 
 
+CATALOGUE: tuple[DeploymentSpec, ...] = (
+    DeploymentSpec(
+        "sync-catalogue",
+        "flows/sync_catalogue.py:sync_catalogue",
+        "Daily: both providers' catalogues into the catalogue tables (prices, vanished billers)",
+        cron="0 3 * * *",  # a quiet Lagos hour, before the morning's orders
+        timezone="Africa/Lagos",
+    ),
+)
+
+
 def all_specs() -> tuple[DeploymentSpec, ...]:
-    return PIPELINE + REPORTS
+    return PIPELINE + REPORTS + CATALOGUE
 
 
 def render_prefect_yaml() -> str:

@@ -1,0 +1,226 @@
+"""The adapters' full-catalogue calls against recorded bodies (tests/fixtures, see
+CATALOGUE_SOURCES.md) and hostile ones: every answer that is not the documented shape is a
+ProviderError naming the call, never a short listing."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+import respx
+
+from billpay.catalogue_runner import ListingFailed, read_listing
+from billpay.catalogue_sync import ListedItem
+from billpay.config import Settings
+from billpay.orders import BillType
+from billpay.providers.base import ProviderError
+from billpay.providers.flutterwave import FlutterwaveProvider
+from billpay.providers.vtpass import VTpassProvider
+from tests.unit.provider_cases import fixture
+
+VT = "https://vtpass.test/api"
+FW = "https://flutterwave.test/v3"
+HTML = httpx.Response(200, text="<html><h1>502 Bad Gateway</h1></html>")
+
+
+@pytest.fixture
+def mock() -> Iterator[respx.MockRouter]:
+    with respx.mock(assert_all_called=False) as router:
+        yield router
+
+
+@pytest.fixture
+def vtpass() -> Iterator[VTpassProvider]:
+    settings = Settings(
+        vtpass_base_url=VT,
+        vtpass_api_key="api-KEY-123",
+        vtpass_public_key="PK_public_456",
+        vtpass_secret_key="SK_secret_789",
+    )
+    provider = VTpassProvider(settings, httpx.Client())
+    yield provider
+    provider.close()
+
+
+@pytest.fixture
+def flw() -> Iterator[FlutterwaveProvider]:
+    settings = Settings(flutterwave_base_url=FW, flutterwave_secret_key="FLWSECK_TEST-abc123-X")
+    provider = FlutterwaveProvider(settings, httpx.Client())
+    yield provider
+    provider.close()
+
+
+def _json(body: Any, status: int = 200) -> httpx.Response:
+    return httpx.Response(status, json=body)
+
+
+# --- VTpass ---------------------------------------------------------------------------------
+
+
+def test_vtpass_services_reads_the_documented_answer(mock, vtpass) -> None:
+    route = mock.get(f"{VT}/services", params={"identifier": "data"})
+    route.mock(return_value=_json(fixture("vtpass_services_data.json")))
+    services = vtpass.services("data")
+    assert [s.code for s in services][:4] == [
+        "airtel-data",
+        "mtn-data",
+        "glo-data",
+        "etisalat-data",
+    ]
+    glo = services[2]
+    assert (glo.bill_type, glo.category) == (BillType.DATA, "data")
+    assert (glo.min_amount_kobo, glo.max_amount_kobo, glo.fee_kobo) == (100, 20_000_000, 0)
+    assert services[4].fee_kobo == 0  # "N0"
+    assert route.calls[0].request.headers["public-key"] == "PK_public_456"
+
+
+def test_vtpass_variations_read_fixed_prices_and_the_varations_spelling(mock, vtpass) -> None:
+    mock.get(f"{VT}/service-variations", params={"serviceID": "gotv"}).mock(
+        return_value=_json(fixture("vtpass_service_variations_gotv.json"))
+    )
+    mock.get(f"{VT}/service-variations", params={"serviceID": "ikeja-electric"}).mock(
+        return_value=_json(fixture("vtpass_service_variations_electricity_varations.json"))
+    )
+    items, fee = vtpass.variations("gotv")
+    assert items[0] == ListedItem("gotv-lite", "GOtv Lite N400", 40_000)
+    assert fee == 0  # "100 %" is a percentage, not kobo
+    items, fee = vtpass.variations("ikeja-electric")
+    assert [(i.code, i.amount_kobo) for i in items] == [("prepaid", None), ("postpaid", None)]
+    assert fee == 10_000  # "N100"
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        HTML,
+        httpx.Response(200, text=""),
+        _json({"code": "087", "response_description": "INVALID CREDENTIALS"}, 401),
+        _json({"response_description": "000", "content": "nothing"}),
+        _json({"response_description": "000", "content": {"ServiceName": "GOTV"}}),
+        _json({"response_description": "000", "content": {"variations": [{"name": "no code"}]}}),
+        _json(
+            {
+                "response_description": "000",
+                "content": {
+                    "variations": [
+                        {
+                            "variation_code": "gotv-max",
+                            "variation_amount": "abc",
+                            "fixedPrice": "Yes",
+                        }
+                    ]
+                },
+            }
+        ),
+        _json({"code": "000", "content": {"variations": [{"variation_code": {"a": 1}}]}}),
+    ],
+    ids=["html", "empty", "auth", "content-text", "no-list", "no-code", "bad-price", "dict-code"],
+)
+def test_vtpass_unreadable_variations_are_a_provider_error_naming_the_call(
+    mock, vtpass, answer
+) -> None:
+    mock.get(f"{VT}/service-variations").mock(return_value=answer)
+    with pytest.raises(ProviderError) as raised:
+        vtpass.variations("gotv")
+    assert "GET /service-variations?serviceID=gotv" in raised.value.message
+    assert raised.value.call is not None and raised.value.call.outcome == "failed"
+
+
+def test_vtpass_service_without_a_service_id_is_unreadable(mock, vtpass) -> None:
+    body = {"response_description": "000", "content": [{"name": "Mystery"}]}
+    mock.get(f"{VT}/services").mock(return_value=_json(body))
+    with pytest.raises(ProviderError, match="identifier=data"):
+        vtpass.services("data")
+
+
+def test_vtpass_transport_error_is_a_provider_error(mock, vtpass) -> None:
+    mock.get(f"{VT}/services").mock(side_effect=httpx.ReadTimeout("slow"))
+    with pytest.raises(ProviderError, match="read_timeout"):
+        vtpass.services("airtime")
+
+
+# --- Flutterwave ----------------------------------------------------------------------------
+
+
+def test_flutterwave_categories_billers_and_items_read_the_documented_shapes(mock, flw) -> None:
+    mock.get(f"{FW}/top-bill-categories").mock(
+        return_value=_json(fixture("flutterwave_top_bill_categories.json"))
+    )
+    mock.get(f"{FW}/bills/CABLEBILLS/billers").mock(
+        return_value=_json(fixture("flutterwave_billers_cablebills.json"))
+    )
+    mock.get(f"{FW}/billers/BIL119/items").mock(
+        return_value=_json(fixture("flutterwave_biller_items_bil119.json"))
+    )
+    assert "UTILITYBILLS" in flw.category_codes()
+    billers = flw.listed_billers("CABLEBILLS")
+    assert [(b.code, b.name, b.bill_type) for b in billers][:1] == [
+        ("BIL119", "DSTV", BillType.CABLE_TV)
+    ]
+    items = flw.items("BIL119")
+    assert items[0] == ListedItem("CB141", "DStv Padi", 295_000, 10_000, "Smart Card Number")
+    assert items[1].amount_kobo == 420_000  # amount as a string
+    assert items[2].amount_kobo is None  # 0: the customer sets the amount
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        HTML,
+        _json({"status": "error", "message": "Invalid authorization key", "data": None}, 401),
+        _json({"status": "success", "message": "ok", "data": {"item_code": "CB141"}}),
+        _json({"status": "success", "message": "ok", "data": [{"name": "no code", "amount": 1}]}),
+        _json({"status": "success", "message": "ok", "data": [{"item_code": "CB1"}]}),
+        _json({"status": "success", "message": "ok",
+               "data": [{"item_code": "CB1", "amount": "1e999999"}]}),
+    ],
+    ids=["html", "auth", "data-object", "no-item-code", "no-amount", "huge-amount"],
+)  # fmt: skip
+def test_flutterwave_unreadable_items_are_a_provider_error_naming_the_call(
+    mock, flw, answer
+) -> None:
+    mock.get(f"{FW}/billers/BIL119/items").mock(return_value=answer)
+    with pytest.raises(ProviderError) as raised:
+        flw.items("BIL119")
+    assert "/billers/BIL119/items" in raised.value.message
+    assert raised.value.call is not None
+
+
+def test_flutterwave_error_message_is_masked_of_our_key(mock, flw) -> None:
+    body = {"status": "error", "message": "bad key FLWSECK_TEST-abc123-X", "data": None}
+    mock.get(f"{FW}/top-bill-categories").mock(return_value=_json(body, 401))
+    with pytest.raises(ProviderError) as raised:
+        flw.category_codes()
+    assert "FLWSECK_TEST-abc123-X" not in raised.value.message
+    assert "HTTP 401" in raised.value.message
+
+
+def test_one_failed_items_call_fails_the_whole_flutterwave_listing(mock, flw) -> None:
+    categories = {"status": "success", "message": "ok",
+                  "data": [{"id": 3, "name": "Cable", "code": "CABLEBILLS"}]}  # fmt: skip
+    mock.get(f"{FW}/top-bill-categories").mock(return_value=_json(categories))
+    mock.get(f"{FW}/bills/CABLEBILLS/billers").mock(
+        return_value=_json(fixture("flutterwave_billers_cablebills.json"))
+    )
+    mock.get(f"{FW}/billers/BIL119/items").mock(
+        return_value=_json(fixture("flutterwave_biller_items_bil119.json"))
+    )
+    mock.get(url__regex=rf"{FW}/billers/BIL12[03]/items").mock(return_value=HTML)
+    with pytest.raises(ListingFailed, match="BIL120/items"):
+        read_listing("flutterwave", flw)
+
+
+def test_vtpass_listing_skips_variations_for_airtime(mock, vtpass) -> None:
+    airtime = {"response_description": "000",
+               "content": [{"serviceID": "mtn", "name": "MTN Airtime VTU",
+                            "minimium_amount": 50, "maximum_amount": 50000,
+                            "convinience_fee": "0 %"}]}  # fmt: skip
+    empty = {"response_description": "000", "content": []}
+    mock.get(f"{VT}/services", params={"identifier": "airtime"}).mock(return_value=_json(airtime))
+    mock.get(f"{VT}/services").mock(return_value=_json(empty))
+    variations = mock.get(f"{VT}/service-variations")
+    listing = read_listing("vtpass", vtpass)
+    assert [(b.code, b.items, b.min_amount_kobo) for b in listing.billers] == [("mtn", (), 5_000)]
+    assert not variations.called
