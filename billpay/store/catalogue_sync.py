@@ -28,6 +28,7 @@ from billpay.store.engine import Database
 from billpay.store.queries import query
 
 Planner = Callable[[Stored], SyncPlan]
+COUNTS = ("billers", "items", "added", "changed", "vanished")
 
 
 def load(conn: Connection, provider: str) -> Stored:
@@ -108,6 +109,7 @@ def record(
     counts: dict[str, int],
     detail: str,
 ) -> SyncReport:
+    counts = {k: int(counts.get(k, 0)) for k in COUNTS}  # a failure saw nothing: zeros
     params = {"provider": provider, "outcome": str(outcome), "started_at": started_at,
               "detail": detail[:1000] or None, **counts}  # fmt: skip
     row = conn.execute(query("catalogue_record_sync"), params).one()
