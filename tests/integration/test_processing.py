@@ -16,12 +16,15 @@ from billpay.bills.context import StepContext
 from billpay.bills.pay import pay_bill
 from billpay.bills.retry import retry_bill
 from billpay.bills.verify import verify_account
+from billpay.catalogue import Catalogue
 from billpay.providers.base import AccountCheck, ErrorClass, PaymentOutcome, PaymentResult
 from billpay.providers.routing import ProviderRouter
 from billpay.store import bills as bill_store
 from billpay.store import incoming as pay_store
 from tests.db_reads import all_rows, scalar
 from tests.factories import WATER, add_incoming_payment, new_order
+
+BUILTIN = Catalogue.builtin()
 
 
 @dataclass
@@ -64,7 +67,9 @@ SUCCESS = PaymentResult(PaymentOutcome.SUCCESS, provider_reference="theirs-1")
 def _setup(settings, db, route: list[str], worker: str = "w1"):
     providers = {name: Scripted(name) for name in route}
     configured = settings.model_copy(update={"route_water": route, "max_retries": 3})
-    processor = StepContext(db, configured, ProviderRouter(providers, configured), worker)
+    processor = StepContext(
+        db, configured, ProviderRouter(providers, configured, catalogue=BUILTIN), worker
+    )
     row = new_order(db, ttl=timedelta(hours=1), **WATER)
     with db.begin() as conn:
         payment = add_incoming_payment(conn)
@@ -186,7 +191,9 @@ def test_configuration_errors_at_verification_do_not_use_up_retries(settings, db
 
 def test_an_empty_route_waits_and_alerts_instead_of_refunding(settings, db):
     processor, providers, bill = _setup(settings, db, ["a"])
-    processor.router = ProviderRouter({}, processor.settings)  # nobody serves the biller
+    processor.router = ProviderRouter(
+        {}, processor.settings, catalogue=BUILTIN
+    )  # nobody serves the biller
     _verify(db, processor, bill)
     row = _row(db, bill)
     assert row["status"] == "verifying_account"
