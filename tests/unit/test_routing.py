@@ -7,7 +7,7 @@ import httpx
 import pytest
 
 from billpay.bills.policy import next_in_route
-from billpay.catalogue import BILLERS, Catalogue, provider_product
+from billpay.catalogue import BILLERS, Catalogue
 from billpay.config import Settings
 from billpay.orders import BillOrder, BillType
 from billpay.providers import BillProvider, ProviderRouter, build_providers
