@@ -178,7 +178,9 @@ def test_after_a_refused_resend_not_found_is_never_believed_even_past_the_grace(
 def _late_context(db, ctx: StepContext, options, later: datetime, name: str) -> StepContext:
     """The same sandbox and adapters, with the adapter's and the step's clock at ``later``."""
     client = ctx.router.get(name)._client  # the sandbox client the adapter already uses
-    adapter = type(ctx.router.get(name))(ctx.settings, client, clock=lambda: later)
+    adapter = type(ctx.router.get(name))(
+        ctx.settings, client, clock=lambda: later, catalogue=BUILTIN
+    )
     late = _context(db, ctx.settings, client, **{name: adapter})
     late.now = lambda: later
     return late

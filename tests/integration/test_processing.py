@@ -16,7 +16,7 @@ from billpay.bills.context import StepContext
 from billpay.bills.pay import pay_bill
 from billpay.bills.retry import retry_bill
 from billpay.bills.verify import verify_account
-from billpay.catalogue import Catalogue
+from billpay.catalogue import Catalogue, seed_rows
 from billpay.providers.base import AccountCheck, ErrorClass, PaymentOutcome, PaymentResult
 from billpay.providers.routing import ProviderRouter
 from billpay.store import bills as bill_store
@@ -64,12 +64,23 @@ def failed(error_class: ErrorClass, code: str = "x") -> PaymentResult:
 SUCCESS = PaymentResult(PaymentOutcome.SUCCESS, provider_reference="theirs-1")
 
 
+def selling(names: list[str]) -> Catalogue:
+    """The built-in catalogue, each scripted provider listing what Flutterwave lists."""
+    seed = seed_rows()
+    flutterwave = [r for r in seed.provider_billers if r["provider"] == "flutterwave"]
+    items = [r for r in seed.provider_items if r["provider"] == "flutterwave"]
+    return Catalogue.from_rows(
+        seed.billers,
+        seed.provider_billers + [r | {"provider": n} for n in names for r in flutterwave],
+        seed.provider_items + [r | {"provider": n} for n in names for r in items],
+    )
+
+
 def _setup(settings, db, route: list[str], worker: str = "w1"):
     providers = {name: Scripted(name) for name in route}
     configured = settings.model_copy(update={"route_water": route, "max_retries": 3})
-    processor = StepContext(
-        db, configured, ProviderRouter(providers, configured, catalogue=BUILTIN), worker
-    )
+    router = ProviderRouter(providers, configured, catalogue=selling(route))
+    processor = StepContext(db, configured, router, worker)
     row = new_order(db, ttl=timedelta(hours=1), **WATER)
     with db.begin() as conn:
         payment = add_incoming_payment(conn)
