@@ -14,9 +14,11 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
+from billpay.catalogue import CatalogueSource
 from billpay.config import Settings
 from billpay.providers import ProviderRouter, build_providers
 from billpay.store import Database, connect
+from billpay.store.catalogue import CatalogueCache
 from billpay.store.slots import ProviderSlots
 
 
@@ -33,6 +35,8 @@ class App:
     router: ProviderRouter
     slots: ProviderSlots
     process_id: str  # host:pid; every lease this process takes starts with it
+    # The synced catalogue in force (read lazily: ``billpay db upgrade`` opens an App too).
+    catalogue: CatalogueSource
     _horizon: Any = None
     _webhook: Any = None
 
@@ -41,14 +45,16 @@ class App:
         """Everything the pipeline needs, from ``settings`` (default: ``Settings()``, BILLPAY_*)."""
         settings = settings or Settings()
         db = connect(settings)
-        providers = build_providers(settings)
+        catalogue = CatalogueCache(db)
+        providers = build_providers(settings, catalogue=catalogue)
         return cls(
             settings=settings,
             db=db,
             providers=providers,
-            router=ProviderRouter(providers, settings),
+            router=ProviderRouter(providers, settings, catalogue=catalogue),
             slots=ProviderSlots(db, settings.provider_concurrency),
             process_id=process_id(),
+            catalogue=catalogue,
         )
 
     def __enter__(self) -> App:

@@ -42,12 +42,17 @@ def _open_app(settings: Settings | None = None):  # noqa: ANN202 - App, imported
 
 @db_app.command("upgrade")
 def db_upgrade() -> None:
-    """Apply the sql/ migrations not yet applied (idempotent, safe to run concurrently)."""
+    """Apply the sql/ migrations not yet applied (idempotent, safe to run concurrently); a
+    fresh database's catalogue is then seeded from the built-in table."""
+    from billpay.store import catalogue
     from billpay.store.migrations import upgrade
 
     with _open_app() as root:
         applied = upgrade(root.db.url)
+        seeded = catalogue.seed(root.db)
     typer.echo(f"applied: {', '.join(applied)}" if applied else "schema is up to date")
+    if seeded:
+        typer.echo("catalogue: seeded from the built-in table (run `billpay catalogue sync`)")
 
 
 @db_app.command("url")
@@ -90,13 +95,14 @@ def order_create(
         network=network,
         email=email,
     )
-    try:
-        validate(request, settings)  # before touching the database: bad input stores nothing
-    except IntakeError as exc:
-        _fail("\n       ".join(f"{e.field}: {e.message}" for e in exc.all))
     with _open_app(settings) as root:
+        catalogue = root.catalogue.current()  # the synced catalogue: billers, plans, prices
         try:
-            _print_json(create_order(root.db, settings, request))
+            validate(request, settings, catalogue=catalogue)  # bad input stores nothing
+        except IntakeError as exc:
+            _fail("\n       ".join(f"{e.field}: {e.message}" for e in exc.all))
+        try:
+            _print_json(create_order(root.db, settings, request, catalogue=catalogue))
         except IntakeError as exc:
             _fail(str(exc))
 

@@ -1,4 +1,8 @@
-"""Order intake: validate what a user asked for, price it in cNGN, store a pending order."""
+"""Order intake: validate what a user asked for, price it in cNGN, store a pending order.
+
+Every rule reads the catalogue in force, passed in explicitly (the App's ``catalogue.current()``,
+or ``Catalogue.builtin()`` where no database is needed): a fixed-price plan costs what the first
+provider on the route that sells it lists (``billpay.catalogue``)."""
 
 from __future__ import annotations
 
@@ -10,9 +14,9 @@ from decimal import Decimal
 from typing import Any, TypeVar
 
 from billpay import accounts
-from billpay.catalogue import find_biller
+from billpay.catalogue import Catalogue
 from billpay.config import Settings
-from billpay.money import MoneyError, format_cngn, kobo_to_cngn, naira_to_kobo
+from billpay.money import MoneyError, format_cngn, kobo_to_cngn, kobo_to_naira, naira_to_kobo
 from billpay.orders import BillType, memo_for, muxed_address_for
 from billpay.store import Database
 from billpay.store import bills as bill_store
@@ -83,7 +87,9 @@ class ValidOrder:
     amount_kobo: int
 
 
-def validate(request: OrderRequest, settings: Settings, *, partial: bool = False) -> ValidOrder:
+def validate(
+    request: OrderRequest, settings: Settings, *, catalogue: Catalogue, partial: bool = False
+) -> ValidOrder:
     """The order, checked and normalised; an :class:`IntakeError` naming every bad field
     otherwise (each field checked on its own, those that depend on a bad one skipped).
 
@@ -115,7 +121,9 @@ def validate(request: OrderRequest, settings: Settings, *, partial: bool = False
         check(_type_rules, bill_type, account_type, request.product)
     product = None
     if bill_type is not None and biller is not None and not _named(errors, "product"):
-        priced = check(_check_catalogue, bill_type, biller, request.product, amount_kobo)
+        priced = check(
+            _check_catalogue, catalogue, settings, bill_type, biller, request, amount_kobo
+        )
         if priced is None:
             biller = None
         else:
@@ -131,10 +139,8 @@ def validate(request: OrderRequest, settings: Settings, *, partial: bool = False
         raise IntakeError.of(errors)
     assert bill_type and biller and account_number
     if amount_kobo is None:  # partial: the plan's fixed price, or our minimum
-        plan = find_biller(biller).plan(product) if product else None  # type: ignore[union-attr]
-        amount_kobo = (plan.amount_kobo if plan else None) or naira_to_kobo(
-            settings.min_amount_naira
-        )
+        price = catalogue.price(biller, product, settings.route_for(bill_type)) if product else None
+        amount_kobo = price or naira_to_kobo(settings.min_amount_naira)
     return ValidOrder(
         bill_type=bill_type,
         biller=biller,
@@ -226,27 +232,56 @@ def _network_billers(network: str) -> set[str]:
 
 
 def _check_catalogue(
-    bill_type: BillType, biller_code: str, product: str | None, amount_kobo: int | None
+    catalogue: Catalogue,
+    settings: Settings,
+    bill_type: BillType,
+    biller_code: str,
+    request: OrderRequest,
+    amount_kobo: int | None,
 ) -> tuple[str, str | None]:
-    """The biller must be one we route, of this bill type; a fixed-price plan must be paid at
-    its price (checked when the amount itself is valid). Returns our canonical biller code and
-    product code."""
-    biller = find_biller(biller_code)
+    """The biller must be one we list, of this bill type, and sold by a provider right now; so
+    must its plan (the account type for electricity); a fixed-price plan must be paid at its
+    price on the route (checked when the amount itself is valid). Returns our canonical biller
+    code and product code."""
+    biller = catalogue.find_biller(biller_code)
     if biller is None or biller.bill_type != bill_type:
         raise IntakeError("biller", f"no {bill_type} biller {biller_code!r}", "invalid_biller")
+    if not biller.sellers():
+        raise IntakeError(
+            "biller", f"{biller.code} is not sold by any provider right now", "not_sold"
+        )
+    if bill_type is BillType.ELECTRICITY:
+        kind = (request.account_type or "").strip().lower()
+        if kind in ("prepaid", "postpaid") and not biller.plan_sellers(kind):
+            raise IntakeError(
+                "account_type", f"{biller.code} {kind} is not sold by any provider right now",
+                "not_sold",
+            )  # fmt: skip
+    single = {BillType.AIRTIME: "airtime", BillType.WATER: "water"}.get(bill_type)
+    if single and not biller.plan_sellers(single):  # listed, but its one item vanished
+        raise IntakeError(
+            "biller", f"{biller.code} is not sold by any provider right now", "not_sold"
+        )
     if bill_type not in (BillType.DATA, BillType.CABLE_TV):
         return biller.code, None
-    plan = biller.plan(product.strip().lower() if product else None)
-    if plan is None:
-        codes = ", ".join(p.code for p in biller.plans)
+    code = request.product.strip().lower() if request.product else ""
+    if code not in biller.known_plans:
+        codes = ", ".join(p for p in biller.known_plans if biller.plan_sellers(p))
         raise IntakeError(
-            "product", f"{product!r} is not a {biller.code} plan ({codes})", "invalid_product"
-        )
-    if amount_kobo is not None and plan.amount_kobo is not None and plan.amount_kobo != amount_kobo:
-        raise IntakeError(
-            "amount", f"{plan.code} costs {plan.amount_kobo // 100} naira", "invalid_amount"
-        )
-    return biller.code, plan.code
+            "product", f"{request.product!r} is not a {biller.code} plan ({codes})",
+            "invalid_product",
+        )  # fmt: skip
+    if not biller.plan_sellers(code):
+        raise IntakeError("product", f"{code} is not sold by any provider right now", "not_sold")
+    price = catalogue.price(biller.code, code, settings.route_for(bill_type))
+    if amount_kobo is not None and price is not None and price != amount_kobo:
+        raise IntakeError("amount", f"{code} costs {_naira_text(price)} naira", "invalid_amount")
+    return biller.code, code
+
+
+def _naira_text(kobo: int) -> str:
+    """``295000`` -> ``"2950"``, ``295050`` -> ``"2950.50"``."""
+    return str(kobo // 100) if kobo % 100 == 0 else str(kobo_to_naira(kobo))
 
 
 def _validate_email(email: str | None) -> str | None:
@@ -259,9 +294,13 @@ def _validate_email(email: str | None) -> str | None:
     return email
 
 
-def create_order(db: Database, settings: Settings, request: OrderRequest) -> dict[str, Any]:
-    """Validate, price and store one order; returns the payment instructions."""
-    row = bill_store.create_order(db, **order_fields(validate(request, settings), settings))
+def create_order(
+    db: Database, settings: Settings, request: OrderRequest, *, catalogue: Catalogue
+) -> dict[str, Any]:
+    """Validate, price (from ``catalogue``) and store one order; returns the payment
+    instructions."""
+    valid = validate(request, settings, catalogue=catalogue)
+    row = bill_store.create_order(db, **order_fields(valid, settings))
     return payment_instructions(row, settings)
 
 

@@ -17,12 +17,15 @@ from typing import Any
 import httpx
 from hypothesis import strategies as st
 
+from billpay.catalogue import Catalogue
 from billpay.config import Settings
 from billpay.orders import BillOrder, BillType
 from billpay.providers.base import make_attempt_reference
 from billpay.providers.flutterwave import FlutterwaveProvider
 from billpay.providers.vtpass import VTpassProvider
 from tests.unit.provider_cases import NOW
+
+BUILTIN = Catalogue.builtin()
 
 BOM = b"\xef\xbb\xbf"
 TOKEN = "26362054405982757802"
@@ -160,8 +163,8 @@ def adapters(answer: httpx.Response) -> list[Any]:
     client = httpx.Client(transport=httpx.MockTransport(handler))
     clock = lambda: NOW + timedelta(hours=1)  # noqa: E731  past the "not found" grace
     return [
-        VTpassProvider(SETTINGS, client, clock=clock),
-        FlutterwaveProvider(SETTINGS, client, clock=clock),
+        VTpassProvider(SETTINGS, client, clock=clock, catalogue=BUILTIN),
+        FlutterwaveProvider(SETTINGS, client, clock=clock, catalogue=BUILTIN),
     ]
 
 

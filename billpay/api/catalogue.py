@@ -23,7 +23,7 @@ from billpay.app import App
 from billpay.bills import policy
 from billpay.bills.context import StepContext
 from billpay.bills.verify import ask_providers
-from billpay.catalogue import BILLERS, Biller, find_biller
+from billpay.catalogue import CatalogueBiller
 from billpay.intake import IntakeError, OrderRequest
 from billpay.money import kobo_to_naira, naira_to_kobo
 from billpay.orders import BillOrder, BillType, new_reference
@@ -59,15 +59,22 @@ def bill_types(client: CurrentClient) -> dict[str, Any]:
     return {"types": [{"code": t.value, "label": LABELS[t]} for t in BillType]}
 
 
-def routed_billers(runtime: App, bill_type: BillType) -> list[Biller]:
-    """The billers of ``bill_type`` that a provider on its configured route sells."""
-    names = [n for n in runtime.settings.route_for(str(bill_type)) if n in runtime.router.names()]
-    providers = [runtime.router.get(n) for n in dict.fromkeys(names)]
+def _route(runtime: App, bill_type: BillType) -> list[str]:
+    """The configured route of ``bill_type``, providers this process has adapters for."""
+    names = runtime.router.names()
+    return [n for n in dict.fromkeys(runtime.settings.route_for(str(bill_type))) if n in names]
+
+
+def routed_billers(runtime: App, bill_type: BillType) -> list[CatalogueBiller]:
+    """The billers of ``bill_type`` that a provider on its configured route sells right now
+    (the synced catalogue: a vanished listing does not count)."""
+    route = _route(runtime, bill_type)
+    providers = [runtime.router.get(n) for n in route]
+    catalogue = runtime.catalogue.current()
     return [
         biller
-        for biller in BILLERS.values()
-        if biller.bill_type == bill_type
-        and any(p.supports(bill_type, biller.code) for p in providers)
+        for biller in catalogue.routed_billers(bill_type, route)
+        if any(p.supports(bill_type, biller.code) for p in providers)
     ]
 
 
@@ -78,9 +85,12 @@ def _naira(kobo: int | None) -> str | None:
 @router.get("/providers/{bill_type}")
 def providers(bill_type: BillType, client: CurrentClient, runtime: Runtime) -> dict[str, Any]:
     """The billers we route for ``bill_type`` and their products. ``price`` is a fixed price in
-    naira (a decimal string), or null when the customer chooses the amount. An unknown
+    naira (a decimal string), or null when the customer chooses the amount: the price of the
+    first provider on the route that sells the plan, as last synced. An unknown
     ``bill_type`` is a 422 naming it, like any other bad input (the set is closed and listed
     by ``/types``; a 404 would read as a wrong URL)."""
+    route = _route(runtime, bill_type)
+    catalogue = runtime.catalogue.current()
     return {
         "bill_type": bill_type.value,
         "billers": [
@@ -89,7 +99,7 @@ def providers(bill_type: BillType, client: CurrentClient, runtime: Runtime) -> d
                 "name": biller.name,
                 "products": [
                     {"code": p.code, "name": p.name, "price": _naira(p.amount_kobo)}
-                    for p in biller.plans
+                    for p in catalogue.plans(biller.code, route)
                 ],
             }
             for biller in routed_billers(runtime, bill_type)
@@ -121,10 +131,11 @@ class ValidateAnswer(BaseModel):
     message: str
 
 
-def _checked_order(body: ValidateRequest, runtime: App) -> tuple[BillOrder, Biller, bool]:
+def _checked_order(body: ValidateRequest, runtime: App) -> tuple[BillOrder, int | None, bool]:
     """The order the format rules accept (intake's own rules, with no phone and, when none was
-    sent, the plan's price or our minimum as the amount), its biller, and whether an amount was
-    sent. Raises IntakeError naming each bad request field."""
+    sent, the plan's price or our minimum as the amount), its plan's fixed price (None: the
+    customer sets it), and whether an amount was sent. Raises IntakeError naming each bad
+    request field."""
     request = OrderRequest(
         bill_type=body.bill_type,
         biller=body.biller,
@@ -135,12 +146,13 @@ def _checked_order(body: ValidateRequest, runtime: App) -> tuple[BillOrder, Bill
         product=body.product,
         network=body.network,
     )
+    catalogue = runtime.catalogue.current()
     try:
-        valid = intake.validate(request, runtime.settings, partial=True)
+        valid = intake.validate(request, runtime.settings, catalogue=catalogue, partial=True)
     except IntakeError as exc:
         raise exc.renamed(_API_FIELD) from None
-    biller = find_biller(valid.biller)
-    assert biller is not None  # intake accepted it: it is in the catalogue
+    route = runtime.settings.route_for(str(valid.bill_type))
+    price = catalogue.price(valid.biller, valid.product_code, route) if valid.product_code else None
     order = BillOrder(
         reference=new_reference(),
         bill_type=valid.bill_type,
@@ -152,17 +164,16 @@ def _checked_order(body: ValidateRequest, runtime: App) -> tuple[BillOrder, Bill
         product_code=valid.product_code,
         network=valid.network,
     )
-    return order, biller, request.amount is not None
+    return order, price, request.amount is not None
 
 
-def _bounds(runtime: App, biller: Biller, order: BillOrder, check: AccountCheck) -> tuple[int, int]:
+def _bounds(runtime: App, price: int | None, check: AccountCheck) -> tuple[int, int]:
     """What the order may cost: our limits, narrowed by the provider's and a fixed price."""
     settings = runtime.settings
     low = naira_to_kobo(settings.min_amount_naira)
     high = naira_to_kobo(settings.max_amount_naira)
-    plan = biller.plan(order.product_code) if order.product_code else None
-    if plan is not None and plan.amount_kobo is not None:
-        return plan.amount_kobo, plan.amount_kobo
+    if price is not None:
+        return price, price
     if check.min_amount_kobo:
         low = max(low, check.min_amount_kobo)
     if check.max_amount_kobo:
@@ -209,9 +220,9 @@ def validate(body: ValidateRequest, client: CurrentClient, runtime: Runtime) -> 
     """Format rules first (422 naming the field), then the provider's account check. A
     provider that cannot answer is a 503 ``provider_unavailable`` with ``Retry-After``, never
     ``valid: false``. Nothing is stored but the provider call record."""
-    order, biller, amount_sent = _checked_order(body, runtime)
+    order, price, amount_sent = _checked_order(body, runtime)
     check = _provider_check(runtime, order)
-    low, high = _bounds(runtime, biller, order, check)
+    low, high = _bounds(runtime, price, check)
     valid = bool(check.valid)
     message = "the account is valid" if valid else "the provider does not know this account"
     if check.message and not valid:

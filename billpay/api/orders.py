@@ -27,6 +27,7 @@ from stellar_sdk.sep.stellar_uri import PayStellarUri
 from billpay import accounts
 from billpay.api.deps import CurrentClient, Runtime
 from billpay.api.problems import Problem, field_error
+from billpay.app import App
 from billpay.config import Settings
 from billpay.intake import IntakeError, OrderRequest, ValidOrder, order_fields
 from billpay.intake import payment_instructions as instructions_for
@@ -109,7 +110,7 @@ def pay(
     ``idempotency_key_reused``.
     """
     settings = runtime.settings
-    order = _validated(body, settings)
+    order = _validated(body, runtime)
     try:
         fields = order_fields(order, settings)
         row, replayed = api_orders.create_once(
@@ -137,9 +138,10 @@ def pay(
     return _instructions(row, settings)
 
 
-def _validated(body: PayRequest, settings: Settings) -> ValidOrder:
+def _validated(body: PayRequest, runtime: App) -> ValidOrder:
+    request = OrderRequest(**body.model_dump())
     try:
-        return validate_order(OrderRequest(**body.model_dump()), settings)
+        return validate_order(request, runtime.settings, catalogue=runtime.catalogue.current())
     except IntakeError as exc:
         raise exc.renamed(_BODY_FIELD) from None
 

@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from billpay.accounts import parse_phone
-from billpay.catalogue import FLUTTERWAVE_CATEGORY, provider_product
+from billpay.catalogue import FLUTTERWAVE_CATEGORY
 from billpay.catalogue_sync import FLUTTERWAVE_CATEGORIES, ListedBiller, ListedItem
 from billpay.orders import BillOrder, BillType
 from billpay.providers.base import (
@@ -260,8 +260,8 @@ class FlutterwaveProvider(HttpAdapter):
         return {"Authorization": f"Bearer {secret}"}
 
     def _codes(self, order: BillOrder) -> tuple[str, str | None]:
-        biller = self._biller(order.biller, order.bill_type)
-        return str(biller.flutterwave_biller_code), provider_product(order, self.name)
+        catalogue, _, listing = self._listing(order)
+        return listing.code, catalogue.provider_product(order, self.name)
 
     @guarded(Operation.VERIFY)
     def verify_account(self, order: BillOrder) -> AccountCheck:
@@ -301,7 +301,7 @@ class FlutterwaveProvider(HttpAdapter):
 
     @guarded(Operation.REQUERY)
     def requery(self, order: BillOrder, reference: str) -> PaymentResult:
-        self._codes(order)
+        self._listing(order, live=False)  # sold here once, if no longer
         ex = self._send("GET", f"/bills/{reference}")
         result = requery_result(order, reference, ex, self._clock())
         return self._with_call(Operation.REQUERY, reference, ex, result)
@@ -311,7 +311,7 @@ class FlutterwaveProvider(HttpAdapter):
     @guarded(Operation.CATALOGUE)
     def catalogue(self, biller: str) -> Catalogue:
         entry = self._biller(biller)
-        ex = self._send("GET", f"/billers/{entry.flutterwave_biller_code}/items")
+        ex = self._send("GET", f"/billers/{entry.code}/items")
         envelope = _envelope(ex)
         ok = envelope is not None and envelope[0] == "success" and isinstance(envelope[2], list)
         call = self._record(Operation.CATALOGUE, None, ex, "success" if ok else "failed", None)
@@ -319,7 +319,7 @@ class FlutterwaveProvider(HttpAdapter):
             message = self._masked(envelope[1]) if envelope else None
             return Catalogue((), call, ErrorClass.TRANSIENT, message=message)
         items = [item for item in envelope[2] if isinstance(item, dict)]  # type: ignore[index]
-        products = tuple(_product(entry.code, item) for item in items)
+        products = tuple(_product(entry.biller_code, item) for item in items)
         return Catalogue(products, call)
 
     def categories(self) -> list[dict[str, Any]]:

@@ -23,7 +23,8 @@ from typing import Any, TypeVar
 import httpx
 from pydantic import SecretStr
 
-from billpay.catalogue import Biller, biller_supported, find_biller
+from billpay.catalogue import Catalogue as BillerCatalogue
+from billpay.catalogue import CatalogueBiller, CatalogueSource, Listing
 from billpay.config import Settings
 from billpay.orders import BillOrder, BillType
 from billpay.providers.base import (
@@ -299,7 +300,8 @@ def _order_secrets(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[str, 
 
 class HttpAdapter:
     """Shared plumbing for the bill adapters that speak HTTP: one injected client, timeouts from
-    settings, the biller catalogue lookup and call records."""
+    settings, the biller catalogue lookup (the injected source's catalogue in force) and call
+    records."""
 
     name: str = ""
 
@@ -309,8 +311,10 @@ class HttpAdapter:
         client: httpx.Client | None = None,
         *,
         clock: Callable[[], datetime] | None = None,
+        catalogue: CatalogueSource,
     ) -> None:
         self._settings = settings
+        self._catalogue = catalogue
         self._clock = clock or (lambda: datetime.now(UTC))  # "not found" grace needs the time
         self._owns_client = client is None
         self._client = client if client is not None else build_client(settings)
@@ -325,16 +329,28 @@ class HttpAdapter:
             self._client.close()
 
     def supports(self, bill_type: BillType | str, biller: str) -> bool:
-        return biller_supported(self.name, bill_type, biller)
+        return self._catalogue.current().sells(self.name, bill_type, biller)
 
-    def _biller(self, code: str, bill_type: BillType | str | None = None) -> Biller:
-        """The catalogue entry of a biller this adapter sells (of ``bill_type`` when given);
-        asking for any other is a routing bug, hence NotSupported."""
-        biller = find_biller(code)
-        if biller is None or not self.supports(bill_type or biller.bill_type, code):
-            kind = f"{bill_type} " if bill_type else ""
-            raise NotSupported(f"{self.name} does not sell {kind}{code}")
-        return biller
+    def _listing(
+        self, order: BillOrder, *, live: bool = True
+    ) -> tuple[BillerCatalogue, CatalogueBiller, Listing]:
+        """The catalogue in force, the order's biller and this provider's listing of it (a
+        vanished one too when ``live`` is False: a requery of a bill paid before it vanished).
+        Asking for a biller this provider does not sell is a routing bug, hence NotSupported."""
+        catalogue = self._catalogue.current()
+        biller = catalogue.find_biller(order.biller)
+        listing = catalogue.listing(self.name, order.biller, live=live) if biller else None
+        if biller is None or listing is None or biller.bill_type != BillType(order.bill_type):
+            raise NotSupported(f"{self.name} does not sell {order.bill_type} {order.biller}")
+        return catalogue, biller, listing
+
+    def _biller(self, code: str) -> Listing:
+        """This provider's live listing of one of our billers (its codes for it), for a
+        catalogue read; NotSupported for a biller it does not sell."""
+        listing = self._catalogue.current().listing(self.name, code)
+        if listing is None:
+            raise NotSupported(f"{self.name} does not sell {code}")
+        return listing
 
     def _base_url(self) -> str:
         raise NotImplementedError

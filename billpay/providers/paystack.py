@@ -19,7 +19,7 @@ REASON = "Paystack has no bill-payment API; route bills to flutterwave or vtpass
 class PaystackProvider:
     name = "paystack"
 
-    def __init__(self, settings: Any = None, client: Any = None) -> None:
+    def __init__(self, settings: Any = None, client: Any = None, *, catalogue: Any = None) -> None:
         self._settings = settings
 
     def close(self) -> None:

@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 import httpx
 
+from billpay.catalogue import CatalogueSource
 from billpay.config import Settings
 from billpay.providers.base import BillProvider
 from billpay.providers.flutterwave import FlutterwaveProvider
@@ -16,7 +17,8 @@ from billpay.providers.paystack import PaystackProvider
 from billpay.providers.vtpass import VTpassProvider
 
 ClientFactory = Callable[[str], httpx.Client]
-AdapterClass = Callable[[Settings, httpx.Client | None], BillProvider]
+# (settings, client, *, catalogue=source)
+AdapterClass = Callable[..., BillProvider]
 
 # Paystack is registered so that configuration naming it fails loudly (see paystack.py).
 ADAPTERS: dict[str, AdapterClass] = {
@@ -27,11 +29,18 @@ ADAPTERS: dict[str, AdapterClass] = {
 
 
 def build_providers(
-    settings: Settings, client_factory: ClientFactory | None = None
+    settings: Settings,
+    client_factory: ClientFactory | None = None,
+    *,
+    catalogue: CatalogueSource,
 ) -> dict[str, BillProvider]:
-    """Every adapter, keyed by name. ``client_factory(provider_name)`` may supply the
-    ``httpx.Client`` (tests, the sandbox); by default each adapter builds its own."""
+    """Every adapter, keyed by name, each reading who sells what from ``catalogue`` (the App's
+    cache of the synced catalogue; ``Catalogue.builtin()`` where no database is needed).
+    ``client_factory(provider_name)`` may supply the ``httpx.Client`` (tests, the sandbox); by
+    default each adapter builds its own."""
     return {
-        name: adapter(settings, client_factory(name) if client_factory else None)
+        name: adapter(
+            settings, client_factory(name) if client_factory else None, catalogue=catalogue
+        )
         for name, adapter in ADAPTERS.items()
     }

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from billpay.catalogue import provider_product
 from billpay.catalogue_sync import VTPASS_IDENTIFIERS, ListedBiller, ListedItem
 from billpay.orders import BillOrder, BillType
 from billpay.providers.base import (
@@ -343,7 +342,7 @@ class VTpassProvider(HttpAdapter):
         }
 
     def _service_id(self, order: BillOrder) -> str:
-        return str(self._biller(order.biller, order.bill_type).vtpass_service_id)
+        return self._listing(order)[2].code
 
     @guarded(Operation.VERIFY)
     def verify_account(self, order: BillOrder) -> AccountCheck:
@@ -367,7 +366,7 @@ class VTpassProvider(HttpAdapter):
             body["phone"] = order.account_number
             return body
         body["billersCode"] = order.account_number
-        variation = provider_product(order, self.name)
+        variation = self._catalogue.current().provider_product(order, self.name)
         if variation:
             body["variation_code"] = variation
         if order.bill_type == BillType.CABLE_TV:
@@ -382,7 +381,7 @@ class VTpassProvider(HttpAdapter):
 
     @guarded(Operation.REQUERY)
     def requery(self, order: BillOrder, reference: str) -> PaymentResult:
-        self._service_id(order)
+        self._listing(order, live=False)  # sold here once, if no longer
         ex = self._send("POST", "/requery", body={"request_id": _request_id(reference)})
         result = requery_result(order, reference, ex, self._clock())
         return self._with_call(Operation.REQUERY, reference, ex, result)
@@ -390,7 +389,7 @@ class VTpassProvider(HttpAdapter):
     @guarded(Operation.CATALOGUE)
     def catalogue(self, biller: str) -> Catalogue:
         entry = self._biller(biller)
-        ex = self._send("GET", "/service-variations", params={"serviceID": entry.vtpass_service_id})
+        ex = self._send("GET", "/service-variations", params={"serviceID": entry.code})
         content = ex.body.get("content") if isinstance(ex.body, dict) else None
         variations = None
         if isinstance(content, dict):
@@ -400,7 +399,7 @@ class VTpassProvider(HttpAdapter):
         if not ok:
             return Catalogue((), call, Err.TRANSIENT, message=f"code {_code(ex.body)}"[:40])
         rows = [v for v in variations if isinstance(v, dict)]  # type: ignore[union-attr]
-        products = tuple(_product(entry.code, v) for v in rows)
+        products = tuple(_product(entry.biller_code, v) for v in rows)
         return Catalogue(products, call)
 
     # --- the full catalogue (billpay.catalogue_sync) -------------------------------------------

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import sqlalchemy as sa
 
 from tests.api.bodies import ELECTRICITY_ACCOUNT, problem_body
 from tests.api.conftest import ApiServer
@@ -153,3 +154,26 @@ def test_validate_format_errors_name_the_request_field(api: ApiServer) -> None:
         for body, field in cases:
             problem_body(http.post("/api/bills/validate", json=body), 422, field)
     assert scalar(api.runtime.db, "SELECT count(*) FROM provider_attempts") == 0
+
+
+def test_providers_lists_the_synced_catalogue(api: ApiServer) -> None:
+    """A sync's new price and vanished biller reach the listing (and validation) at once
+    after the process's catalogue reloads."""
+    api.runtime.catalogue.current()  # seeds the fresh database
+    with api.runtime.db.begin() as conn:
+        for sql in (
+            "UPDATE provider_items SET amount_kobo = 310000 WHERE product_code = 'dstv-padi'",
+            "UPDATE provider_billers SET vanished_at = now() WHERE biller_code = 'startimes'",
+            "INSERT INTO catalogue_syncs (provider, outcome) VALUES ('vtpass', 'applied')",
+        ):
+            conn.execute(sa.text(sql))
+    api.runtime.catalogue.refresh()  # type: ignore[attr-defined]
+    with api.client(api.new_key("wallet")) as http:
+        cable = http.get("/api/bills/providers/cable_tv").json()
+        gone = http.post("/api/bills/validate", json={"bill_type": "cable_tv",
+                         "biller": "startimes", "account": "1212121212", "product": "nova"})  # fmt: skip
+    assert {b["code"] for b in cable["billers"]} == {"dstv", "gotv"}
+    dstv = next(b for b in cable["billers"] if b["code"] == "dstv")
+    assert {"code": "dstv-padi", "name": "DStv Padi", "price": "3100.00"} in dstv["products"]
+    body = problem_body(gone, 422, "biller")
+    assert "not sold by any provider right now" in body["errors"][0]["message"]

@@ -39,7 +39,9 @@ def test_no_provider_on_the_route_is_503_not_invalid(api: ApiServer) -> None:
     # Water is sold by Flutterwave only: routed to VTpass alone, nobody can verify it.
     router = api.runtime.router
     settings = api.runtime.settings.model_copy(update={"route_water": ["vtpass"]})
-    api.runtime.router = ProviderRouter(api.runtime.providers, settings)
+    api.runtime.router = ProviderRouter(
+        api.runtime.providers, settings, catalogue=api.runtime.catalogue
+    )
     try:
         with api.client(api.new_key("wallet")) as http:
             answer = http.post(

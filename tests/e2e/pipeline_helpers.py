@@ -27,7 +27,7 @@ def place_order(
         phone=kw.pop("phone", "08011111111"),
         **kw,
     )
-    return create_order(rt.db, rt.settings, request)
+    return create_order(rt.db, rt.settings, request, catalogue=rt.catalogue.current())
 
 
 @contextmanager

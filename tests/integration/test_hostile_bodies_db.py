@@ -22,6 +22,7 @@ from billpay.bills.context import StepContext
 from billpay.bills.pay import pay_bill
 from billpay.bills.requery import requery_bill
 from billpay.bills.verify import verify_account
+from billpay.catalogue import Catalogue
 from billpay.providers.routing import ProviderRouter
 from billpay.providers.vtpass import VTpassProvider
 from billpay.store import attempts as attempt_store
@@ -32,6 +33,8 @@ from tests.factories import PREPAID_ELECTRICITY, add_incoming_payment, new_order
 from tests.hostile import BOM, SETTINGS, TOKEN, adapter_calls, answers, strings_in
 from tests.integration.test_not_found_resend import _claim
 from tests.unit.provider_cases import fixture
+
+BUILTIN = Catalogue.builtin()
 
 # Each example runs twelve adapter operations and ~25 statements: 60 examples take a few seconds.
 ROUND_TRIP = settings(
@@ -129,8 +132,10 @@ def test_a_bill_with_nul_surrogate_and_bom_answers_completes_with_its_token(sett
     )
     client = httpx.Client(transport=httpx.MockTransport(_hostile_vtpass))
     # Requery is asked well after the pay: the clock is only read for "not found" answers.
-    vtpass = VTpassProvider(configured, client, clock=lambda: datetime.now(UTC))
-    ctx = StepContext(db, configured, ProviderRouter({"vtpass": vtpass}, configured), "w1")
+    vtpass = VTpassProvider(configured, client, clock=lambda: datetime.now(UTC), catalogue=BUILTIN)
+    ctx = StepContext(
+        db, configured, ProviderRouter({"vtpass": vtpass}, configured, catalogue=BUILTIN), "w1"
+    )
     row = new_order(db, "2000", ttl=timedelta(hours=1), **PREPAID_ELECTRICITY)
     with db.begin() as conn:
         payment = add_incoming_payment(conn, amount="2000")

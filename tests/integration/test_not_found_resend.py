@@ -17,6 +17,7 @@ from fastapi.testclient import TestClient
 from billpay.bills.context import StepContext
 from billpay.bills.pay import pay_bill
 from billpay.bills.requery import requery_bill
+from billpay.catalogue import Catalogue
 from billpay.config import Settings
 from billpay.providers import build_providers
 from billpay.providers.base import NOT_FOUND_GRACE, make_attempt_reference
@@ -34,6 +35,8 @@ from billpay.store import attempts as attempt_store
 from billpay.store import bills as bill_store
 from tests.db_reads import all_rows
 from tests.factories import PREPAID_ELECTRICITY, WATER, bill_in_state
+
+BUILTIN = Catalogue.builtin()
 
 BASE = "http://sandbox.test"
 S = BillState
@@ -57,8 +60,10 @@ def options() -> SandboxOptions:
 
 
 def _context(db, settings: Settings, client: TestClient, **adapters: Any) -> StepContext:
-    providers = build_providers(settings, client_factory=lambda name: client) | adapters
-    return StepContext(db, settings, ProviderRouter(providers, settings), "w1")
+    providers = (
+        build_providers(settings, client_factory=lambda name: client, catalogue=BUILTIN) | adapters
+    )
+    return StepContext(db, settings, ProviderRouter(providers, settings, catalogue=BUILTIN), "w1")
 
 
 def _claim(db, bill_id: int) -> None:
@@ -173,7 +178,9 @@ def test_after_a_refused_resend_not_found_is_never_believed_even_past_the_grace(
 def _late_context(db, ctx: StepContext, options, later: datetime, name: str) -> StepContext:
     """The same sandbox and adapters, with the adapter's and the step's clock at ``later``."""
     client = ctx.router.get(name)._client  # the sandbox client the adapter already uses
-    adapter = type(ctx.router.get(name))(ctx.settings, client, clock=lambda: later)
+    adapter = type(ctx.router.get(name))(
+        ctx.settings, client, clock=lambda: later, catalogue=BUILTIN
+    )
     late = _context(db, ctx.settings, client, **{name: adapter})
     late.now = lambda: later
     return late
@@ -193,7 +200,7 @@ def test_an_uncovered_provider_still_waits_the_grace(
         assert _sandbox_pays(options, reference) == []
         assert _operations(db, bill_id) == [("pay", None)]
         later = datetime.now(UTC) + NOT_FOUND_GRACE + timedelta(minutes=2)
-        adapter = FlutterwaveProvider(configured, client, clock=lambda: later)
+        adapter = FlutterwaveProvider(configured, client, clock=lambda: later, catalogue=BUILTIN)
         late = _context(db, configured, client, flutterwave=adapter)
         late.now = lambda: later
         row = _step(db, requery_bill, late, bill_id)  # past the grace: believed, a new attempt

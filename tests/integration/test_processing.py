@@ -16,12 +16,15 @@ from billpay.bills.context import StepContext
 from billpay.bills.pay import pay_bill
 from billpay.bills.retry import retry_bill
 from billpay.bills.verify import verify_account
+from billpay.catalogue import Catalogue, seed_rows
 from billpay.providers.base import AccountCheck, ErrorClass, PaymentOutcome, PaymentResult
 from billpay.providers.routing import ProviderRouter
 from billpay.store import bills as bill_store
 from billpay.store import incoming as pay_store
 from tests.db_reads import all_rows, scalar
 from tests.factories import WATER, add_incoming_payment, new_order
+
+BUILTIN = Catalogue.builtin()
 
 
 @dataclass
@@ -61,10 +64,23 @@ def failed(error_class: ErrorClass, code: str = "x") -> PaymentResult:
 SUCCESS = PaymentResult(PaymentOutcome.SUCCESS, provider_reference="theirs-1")
 
 
+def selling(names: list[str]) -> Catalogue:
+    """The built-in catalogue, each scripted provider listing what Flutterwave lists."""
+    seed = seed_rows()
+    flutterwave = [r for r in seed.provider_billers if r["provider"] == "flutterwave"]
+    items = [r for r in seed.provider_items if r["provider"] == "flutterwave"]
+    return Catalogue.from_rows(
+        seed.billers,
+        seed.provider_billers + [r | {"provider": n} for n in names for r in flutterwave],
+        seed.provider_items + [r | {"provider": n} for n in names for r in items],
+    )
+
+
 def _setup(settings, db, route: list[str], worker: str = "w1"):
     providers = {name: Scripted(name) for name in route}
     configured = settings.model_copy(update={"route_water": route, "max_retries": 3})
-    processor = StepContext(db, configured, ProviderRouter(providers, configured), worker)
+    router = ProviderRouter(providers, configured, catalogue=selling(route))
+    processor = StepContext(db, configured, router, worker)
     row = new_order(db, ttl=timedelta(hours=1), **WATER)
     with db.begin() as conn:
         payment = add_incoming_payment(conn)
@@ -186,7 +202,9 @@ def test_configuration_errors_at_verification_do_not_use_up_retries(settings, db
 
 def test_an_empty_route_waits_and_alerts_instead_of_refunding(settings, db):
     processor, providers, bill = _setup(settings, db, ["a"])
-    processor.router = ProviderRouter({}, processor.settings)  # nobody serves the biller
+    processor.router = ProviderRouter(
+        {}, processor.settings, catalogue=BUILTIN
+    )  # nobody serves the biller
     _verify(db, processor, bill)
     row = _row(db, bill)
     assert row["status"] == "verifying_account"

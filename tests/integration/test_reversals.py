@@ -11,6 +11,7 @@ import sqlalchemy as sa
 
 from billpay.bills.context import StepContext
 from billpay.bills.reversal import RECHECK_MAX_TRIES, recheck_due_deliveries
+from billpay.catalogue import Catalogue
 from billpay.providers.base import (
     ErrorClass,
     PaymentOutcome,
@@ -23,6 +24,8 @@ from billpay.store import reversals
 from tests.db_reads import all_rows, scalar
 from tests.factories import bill_at_provider
 from tests.integration.test_processing import Scripted
+
+BUILTIN = Catalogue.builtin()
 
 S = BillState
 REVERSED = PaymentResult(
@@ -74,7 +77,9 @@ def _ctx(settings, db, *answers: PaymentResult, recheck_seconds: int = 3600) -> 
         update={"reversal_recheck_seconds": recheck_seconds, "requery_backoff_seconds": [60]}
     )
     vtpass = Scripted("vtpass", requeries=list(answers))
-    return StepContext(db, configured, ProviderRouter({"vtpass": vtpass}, configured), "w1")
+    return StepContext(
+        db, configured, ProviderRouter({"vtpass": vtpass}, configured, catalogue=BUILTIN), "w1"
+    )
 
 
 # --- the hint writer ------------------------------------------------------------------------
@@ -253,7 +258,9 @@ def test_a_reversal_webhook_during_the_recheck_requery_keeps_the_check_open(sett
             return DELIVERED
 
     configured = settings.model_copy(update={"reversal_recheck_seconds": 3600})
-    router = ProviderRouter({"vtpass": WebhookDuringRequery("vtpass")}, configured)
+    router = ProviderRouter(
+        {"vtpass": WebhookDuringRequery("vtpass")}, configured, catalogue=BUILTIN
+    )
     recheck_due_deliveries(StepContext(db, configured, router, "w1"), limit=10)
     assert _row(db, bill_id)["reversal_checked_at"] is None
     _age(db, bill_id, reversal_check_at="61 seconds")

@@ -11,6 +11,7 @@ import httpx
 import pytest
 import respx
 
+from billpay.catalogue import Catalogue
 from billpay.catalogue_runner import ListingFailed, read_listing
 from billpay.catalogue_sync import ListedItem
 from billpay.config import Settings
@@ -39,7 +40,7 @@ def vtpass() -> Iterator[VTpassProvider]:
         vtpass_public_key="PK_public_456",
         vtpass_secret_key="SK_secret_789",
     )
-    provider = VTpassProvider(settings, httpx.Client())
+    provider = VTpassProvider(settings, httpx.Client(), catalogue=Catalogue.builtin())
     yield provider
     provider.close()
 
@@ -47,7 +48,7 @@ def vtpass() -> Iterator[VTpassProvider]:
 @pytest.fixture
 def flw() -> Iterator[FlutterwaveProvider]:
     settings = Settings(flutterwave_base_url=FW, flutterwave_secret_key="FLWSECK_TEST-abc123-X")
-    provider = FlutterwaveProvider(settings, httpx.Client())
+    provider = FlutterwaveProvider(settings, httpx.Client(), catalogue=Catalogue.builtin())
     yield provider
     provider.close()
 

@@ -9,6 +9,7 @@ import httpx
 import pytest
 import respx
 
+from billpay.catalogue import Catalogue
 from billpay.config import Settings
 from billpay.orders import BillOrder, BillType
 from billpay.providers.base import (
@@ -19,6 +20,8 @@ from billpay.providers.flutterwave import FlutterwaveProvider, classify_error_me
 from billpay.providers.paystack import PaystackProvider
 from tests.unit.outcomes import ACC, CONF, FLOAT, PERM, F, P, S, T, U
 from tests.unit.provider_cases import NOW, OLD_REFERENCE, REFERENCE, fixture, order_maker
+
+BUILTIN = Catalogue.builtin()
 
 BASE = "https://flw.test/v3"
 SECRET = "FLWSECK_TEST-abcdef0123456789-X"
@@ -64,7 +67,7 @@ def mock() -> Iterator[respx.MockRouter]:
 @pytest.fixture
 def flw() -> Iterator[FlutterwaveProvider]:
     settings = Settings(flutterwave_base_url=BASE, flutterwave_secret_key=SECRET, callback_url=None)
-    provider = FlutterwaveProvider(settings, httpx.Client(), clock=lambda: NOW)
+    provider = FlutterwaveProvider(settings, httpx.Client(), clock=lambda: NOW, catalogue=BUILTIN)
     yield provider
     provider.close()
 
@@ -189,7 +192,7 @@ def test_callback_url_is_sent_when_configured(mock: respx.MockRouter) -> None:
     settings = Settings(
         flutterwave_base_url=BASE, flutterwave_secret_key=SECRET, callback_url="https://cb.test/h"
     )
-    provider = FlutterwaveProvider(settings, httpx.Client())
+    provider = FlutterwaveProvider(settings, httpx.Client(), catalogue=BUILTIN)
     _, route = pay(mock, provider, PAY_OK)
     assert json.loads(route.calls.last.request.content)["callback_url"] == "https://cb.test/h"
 

@@ -10,6 +10,7 @@ import httpx
 import pytest
 import respx
 
+from billpay.catalogue import Catalogue
 from billpay.config import Settings
 from billpay.orders import BillType
 from billpay.providers import build_providers
@@ -18,6 +19,8 @@ from billpay.providers.flutterwave import FlutterwaveProvider
 from billpay.providers.vtpass import VTpassProvider
 from tests.unit.provider_cases import NOW, OLD_REFERENCE, REFERENCE
 from tests.unit.test_vtpass import order  # the same prepaid electricity order
+
+BUILTIN = Catalogue.builtin()
 
 VTPASS = "https://vtpass.test/api"
 FLW = "https://flw.test/v3"
@@ -40,14 +43,16 @@ def mock() -> Iterator[respx.MockRouter]:
 
 @pytest.fixture
 def vtpass() -> Iterator[VTpassProvider]:
-    provider = VTpassProvider(SETTINGS, httpx.Client(), clock=lambda: NOW + timedelta(minutes=1))
+    provider = VTpassProvider(
+        SETTINGS, httpx.Client(), clock=lambda: NOW + timedelta(minutes=1), catalogue=BUILTIN
+    )
     yield provider
     provider.close()
 
 
 @pytest.fixture
 def flw() -> Iterator[FlutterwaveProvider]:
-    provider = FlutterwaveProvider(SETTINGS, httpx.Client(), clock=lambda: NOW)
+    provider = FlutterwaveProvider(SETTINGS, httpx.Client(), clock=lambda: NOW, catalogue=BUILTIN)
     yield provider
     provider.close()
 
@@ -55,7 +60,7 @@ def flw() -> Iterator[FlutterwaveProvider]:
 def test_only_vtpass_is_covered_by_the_resend() -> None:
     """VTpass documents 014 for a reused request_id; Flutterwave documents nothing for bills."""
     covered = {
-        name for name, provider in build_providers(SETTINGS).items()
+        name for name, provider in build_providers(SETTINGS, catalogue=BUILTIN).items()
         if rejects_duplicate_references(provider)
     }  # fmt: skip
     assert covered == {"vtpass"}

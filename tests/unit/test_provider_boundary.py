@@ -16,6 +16,7 @@ import pytest
 
 import billpay.providers.flutterwave as flutterwave_module
 import billpay.providers.vtpass as vtpass_module
+from billpay.catalogue import Catalogue
 from billpay.orders import BillOrder, BillType
 from billpay.providers.base import (
     ErrorClass,
@@ -43,6 +44,8 @@ from tests.hostile import (
     strings_in,
 )
 from tests.unit.provider_cases import NOW, fixture
+
+BUILTIN = Catalogue.builtin()
 
 U, T = PaymentOutcome.UNKNOWN, ErrorClass.TRANSIENT
 
@@ -260,7 +263,9 @@ def test_a_catalogue_mapping_exception_is_transient(vtpass_flw, monkeypatch) -> 
 
 
 def test_a_programming_error_before_any_call_still_raises() -> None:
-    provider = VTpassProvider(SETTINGS, httpx.Client(transport=httpx.MockTransport(_broken)))
+    provider = VTpassProvider(
+        SETTINGS, httpx.Client(transport=httpx.MockTransport(_broken)), catalogue=BUILTIN
+    )
     with pytest.raises(ValueError, match="attempt reference"):
         provider.pay(PREPAID, "not-a-reference")
 

@@ -14,6 +14,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from billpay.catalogue import Catalogue
 from billpay.config import Settings
 from billpay.orders import BillOrder, BillType
 from billpay.providers import BillProvider, ErrorClass, PaymentOutcome, build_providers
@@ -29,6 +30,8 @@ from billpay.sandbox.providers import (
     scenario_for,
 )
 from tests.servers import served
+
+BUILTIN = Catalogue.builtin()
 
 BASE = "http://sandbox.test"
 PROVIDERS = ["vtpass", "flutterwave"]
@@ -60,7 +63,7 @@ def options() -> SandboxOptions:
 @pytest.fixture
 def providers(options: SandboxOptions) -> Iterator[dict[str, BillProvider]]:
     client = TestClient(sandbox_app(options), base_url=BASE)
-    yield build_providers(settings_for(BASE), client_factory=lambda name: client)
+    yield build_providers(settings_for(BASE), client_factory=lambda name: client, catalogue=BUILTIN)
     client.close()
 
 
@@ -234,7 +237,7 @@ def test_wrong_keys_are_configuration_errors(options: SandboxOptions, name: str)
         BASE, flutterwave_secret_key="FLWSECK_TEST-wrong", vtpass_secret_key="SK_wrong",
         vtpass_public_key="PK_wrong",
     )  # fmt: skip
-    provider = build_providers(wrong, client_factory=lambda _: client)[name]
+    provider = build_providers(wrong, client_factory=lambda _: client, catalogue=BUILTIN)[name]
     order = bill()
     check = provider.verify_account(order)
     assert (check.valid, check.error_class) == (None, ErrorClass.CONFIGURATION)
@@ -247,7 +250,9 @@ def test_wrong_keys_are_configuration_errors(options: SandboxOptions, name: str)
 def test_failure_rate_gives_definitive_failures(name: str) -> None:
     options = SandboxOptions(failure_rate=1.0)
     client = TestClient(sandbox_app(options), base_url=BASE)
-    provider = build_providers(settings_for(BASE), client_factory=lambda _: client)[name]
+    provider = build_providers(
+        settings_for(BASE), client_factory=lambda _: client, catalogue=BUILTIN
+    )[name]
     order = bill("airtime", "08031234567")
     paid = provider.pay(order, attempt(order))
     assert (paid.outcome, paid.error_class) == (F, ErrorClass.PERMANENT)
@@ -306,7 +311,7 @@ def test_timeout_number_is_unknown_then_requery_finds_it(
 ) -> None:
     base, options = served_sandbox
     settings = settings_for(base, provider_read_timeout_seconds=0.3)
-    provider = build_providers(settings)[name]
+    provider = build_providers(settings, catalogue=BUILTIN)[name]
     order = bill(account="3000000000000")
     reference = attempt(order)
     paid = provider.pay(order, reference)

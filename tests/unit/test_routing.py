@@ -7,11 +7,13 @@ import httpx
 import pytest
 
 from billpay.bills.policy import next_in_route
-from billpay.catalogue import BILLERS, provider_product
+from billpay.catalogue import BILLERS, Catalogue
 from billpay.config import Settings
 from billpay.orders import BillOrder, BillType
 from billpay.providers import BillProvider, ProviderRouter, build_providers
 from billpay.providers.base import make_attempt_reference, reference_created_at
+
+BUILTIN = Catalogue.builtin()
 
 DISCOS = [
     "ikeja-electric", "eko-electric", "kano-electric", "portharcourt-electric", "jos-electric",
@@ -35,7 +37,9 @@ def order(bill_type: BillType, biller: str, **changes: Any) -> BillOrder:
 
 @pytest.fixture
 def providers() -> dict[str, BillProvider]:
-    return build_providers(Settings(), client_factory=lambda name: httpx.Client())
+    return build_providers(
+        Settings(), client_factory=lambda name: httpx.Client(), catalogue=BUILTIN
+    )
 
 
 def names(found: list[BillProvider]) -> list[str]:
@@ -50,13 +54,15 @@ def test_build_providers_gives_every_adapter(providers: dict[str, BillProvider])
 
 
 def test_route_follows_settings_order(providers: dict[str, BillProvider]) -> None:
-    router = ProviderRouter(providers, Settings())
+    router = ProviderRouter(providers, Settings(), catalogue=BUILTIN)
     assert names(router.route(order(BillType.ELECTRICITY, "ikeja-electric"))) == [
         "flutterwave",
         "vtpass",
     ]
     assert names(router.route(order(BillType.AIRTIME, "mtn"))) == ["vtpass", "flutterwave"]
-    swapped = ProviderRouter(providers, Settings(route_airtime="flutterwave,vtpass"))
+    swapped = ProviderRouter(
+        providers, Settings(route_airtime="flutterwave,vtpass"), catalogue=BUILTIN
+    )
     assert names(swapped.route(order(BillType.AIRTIME, "mtn"))) == ["flutterwave", "vtpass"]
 
 
@@ -67,7 +73,7 @@ def test_route_keeps_only_providers_that_sell_the_bill(
     settings = Settings().model_copy(
         update={"route_water": ["paystack", "vtpass", "flutterwave", "nobody"]}
     )
-    router = ProviderRouter(providers, settings)
+    router = ProviderRouter(providers, settings, catalogue=BUILTIN)
     assert names(router.route(order(BillType.WATER, "lagos-water"))) == ["flutterwave"]
     assert router.route(order(BillType.WATER, "atlantis-water")) == []
     assert router.route(order(BillType.CABLE_TV, "mtn")) == []  # wrong type for that biller
@@ -75,7 +81,7 @@ def test_route_keeps_only_providers_that_sell_the_bill(
 
 def test_paystack_is_never_routed(providers: dict[str, BillProvider]) -> None:
     settings = Settings().model_copy(update={"route_airtime": ["paystack", "vtpass"]})
-    router = ProviderRouter(providers, settings)
+    router = ProviderRouter(providers, settings, catalogue=BUILTIN)
     assert names(router.route(order(BillType.AIRTIME, "mtn"))) == ["vtpass"]
 
 
@@ -88,7 +94,7 @@ def test_settings_refuse_routes_to_paystack_or_unknown_providers() -> None:
 
 
 def test_the_route_gives_the_fallback_order(providers: dict[str, BillProvider]) -> None:
-    router = ProviderRouter(providers, Settings())
+    router = ProviderRouter(providers, Settings(), catalogue=BUILTIN)
     bill = order(BillType.ELECTRICITY, "eko-electric", account_type="prepaid")
     names = [provider.name for provider in router.route(bill)]
     first = next_in_route(names, None)
@@ -109,8 +115,8 @@ def test_every_disco_is_sold_by_both_providers(
     assert BILLERS[disco].vtpass_service_id == disco
     for account_type in ("prepaid", "postpaid"):
         bill = order(BillType.ELECTRICITY, disco, account_type=account_type)
-        assert provider_product(bill, "vtpass") == account_type
-        assert provider_product(bill, "flutterwave")
+        assert BUILTIN.provider_product(bill, "vtpass") == account_type
+        assert BUILTIN.provider_product(bill, "flutterwave")
 
 
 def test_attempt_reference_is_lagos_stamped_and_reversible() -> None:

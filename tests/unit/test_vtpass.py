@@ -9,12 +9,15 @@ import httpx
 import pytest
 import respx
 
+from billpay.catalogue import Catalogue
 from billpay.config import Settings
 from billpay.orders import BillOrder, BillType
 from billpay.providers.base import ErrorClass, PaymentOutcome, PaymentResult
 from billpay.providers.vtpass import VTPASS_CODES, VTpassProvider, vtpass_request_id
 from tests.unit.outcomes import ACC, CONF, FLOAT, PERM, F, P, S, T, U
 from tests.unit.provider_cases import NOW, OLD_REFERENCE, REFERENCE, fixture, order_maker
+
+BUILTIN = Catalogue.builtin()
 
 BASE = "https://vtpass.test/api"
 order = order_maker(
@@ -53,7 +56,9 @@ def mock() -> Iterator[respx.MockRouter]:
 
 @pytest.fixture
 def vtpass(settings: Settings) -> Iterator[VTpassProvider]:
-    provider = VTpassProvider(settings, httpx.Client(), clock=lambda: NOW + timedelta(minutes=1))
+    provider = VTpassProvider(
+        settings, httpx.Client(), clock=lambda: NOW + timedelta(minutes=1), catalogue=BUILTIN
+    )
     yield provider
     provider.close()
 

@@ -24,6 +24,7 @@ from billpay.api.webhooks import (
     vtpass_hint,
 )
 from billpay.bills.reversal import RECHECK_MAX_TRIES, RecheckAction, after_recheck
+from billpay.catalogue import Catalogue
 from billpay.notifications import render
 from billpay.providers import PaymentOutcome, build_providers
 from billpay.providers.base import ErrorClass, PaymentResult
@@ -32,6 +33,8 @@ from billpay.sandbox.webhooks import SANDBOX_FLUTTERWAVE_WEBHOOK_HASH
 from tests.conftest import FIXTURES
 from tests.servers import free_port, served
 from tests.unit.test_provider_sandbox import BASE, attempt, bill, sandbox_app, settings_for
+
+BUILTIN = Catalogue.builtin()
 
 REQUEST_ID = "2026120210307K3M9QZ2XAA1"
 
@@ -175,9 +178,9 @@ def sandbox_client() -> Iterator[TestClient]:
 
 
 def test_a_reversed_vtpass_payment_requeries_as_failed_and_reversed(sandbox_client) -> None:
-    vtpass = build_providers(settings_for(BASE), client_factory=lambda name: sandbox_client)[
-        "vtpass"
-    ]
+    vtpass = build_providers(
+        settings_for(BASE), client_factory=lambda name: sandbox_client, catalogue=BUILTIN
+    )["vtpass"]
     order = bill("airtime", "08031234567")
     reference = attempt(order)
     assert vtpass.pay(order, reference).outcome is PaymentOutcome.SUCCESS
@@ -197,9 +200,9 @@ def test_a_reversed_vtpass_payment_requeries_as_failed_and_reversed(sandbox_clie
 
 
 def test_a_pending_vtpass_payment_cannot_be_reversed(sandbox_client) -> None:
-    vtpass = build_providers(settings_for(BASE), client_factory=lambda name: sandbox_client)[
-        "vtpass"
-    ]
+    vtpass = build_providers(
+        settings_for(BASE), client_factory=lambda name: sandbox_client, catalogue=BUILTIN
+    )["vtpass"]
     order = bill("airtime", "02010000000", network="mtn")
     reference = attempt(order)
     assert vtpass.pay(order, reference).outcome is PaymentOutcome.PENDING
@@ -319,7 +322,7 @@ def _wait_for(received: list[dict[str, Any]], count: int) -> None:
 
 def test_a_pending_vtpass_payment_settles_and_announces_itself(webhook_sandbox) -> None:
     base, options, received = webhook_sandbox
-    vtpass = build_providers(settings_for(base))["vtpass"]
+    vtpass = build_providers(settings_for(base), catalogue=BUILTIN)["vtpass"]
     order = bill("airtime", "02010000000", network="mtn")
     reference = attempt(order)
     assert vtpass.pay(order, reference).outcome is PaymentOutcome.PENDING
@@ -337,7 +340,7 @@ def test_a_pending_vtpass_payment_settles_and_announces_itself(webhook_sandbox) 
 
 def test_a_pending_flutterwave_payment_announces_itself_with_the_hash(webhook_sandbox) -> None:
     base, _, received = webhook_sandbox
-    flutterwave = build_providers(settings_for(base))["flutterwave"]
+    flutterwave = build_providers(settings_for(base), catalogue=BUILTIN)["flutterwave"]
     order = bill("postpaid", "2010000000000")
     reference = attempt(order)
     assert flutterwave.pay(order, reference).outcome is PaymentOutcome.PENDING
@@ -353,7 +356,9 @@ def test_without_a_webhook_url_the_sandbox_sends_nothing() -> None:
     options = SandboxOptions()
     app = sandbox_app(options)
     with TestClient(app, base_url=BASE) as client:
-        vtpass = build_providers(settings_for(BASE), client_factory=lambda name: client)["vtpass"]
+        vtpass = build_providers(
+            settings_for(BASE), client_factory=lambda name: client, catalogue=BUILTIN
+        )["vtpass"]
         order = bill("airtime", "02010000000", network="mtn")
         reference = attempt(order)
         vtpass.pay(order, reference)
