@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from billpay.config import Settings
+from billpay.doctor_cli import register as register_doctor
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Pay Nigerian bills with cNGN.")
 db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
@@ -20,6 +21,7 @@ app.add_typer(refund_app, name="refund")
 app.add_typer(quarantine_app, name="quarantine")
 apikey_app = typer.Typer(no_args_is_help=True, help="API clients and their keys.")
 app.add_typer(apikey_app, name="apikey")
+register_doctor(app)  # `billpay config show`, `billpay doctor` (billpay/doctor_cli.py)
 
 
 def _fail(message: str, code: int = 2) -> None:

@@ -19,7 +19,6 @@ from stellar_sdk import StrKey
 from billpay.networks import PROFILE_FIELDS, SANDBOX_NETWORK_PASSPHRASE, SANDBOX_PORT, NetworkName
 from billpay.networks import profile_for as _profile_for
 
-
 BILL_PROVIDERS = frozenset({"flutterwave", "vtpass"})
 
 
