@@ -147,12 +147,12 @@ def check_database(settings: Settings, client: httpx.Client | None = None) -> Ch
     except Exception as exc:  # noqa: BLE001 - any failure to connect is this check's answer
         reason = getattr(exc, "orig", None) or exc
         first = str(reason).strip().splitlines()[0][:160] if str(reason).strip() else ""
-        return _fail(
-            name,
-            f"cannot reach the database ({type(reason).__name__}: {first})",
-            "check BILLPAY_DATABASE_URL (host, port, user, password, database); "
-            "`billpay db upgrade` creates and migrates it",
+        fix = (
+            "run `billpay db upgrade` (it creates the database and applies every migration)"
+            if "does not exist" in first
+            else "check BILLPAY_DATABASE_URL (host, port, user, password, database)"
         )
+        return _fail(name, f"cannot reach the database ({type(reason).__name__}: {first})", fix)
     if pending:
         return _fail(
             name,
@@ -246,8 +246,13 @@ def check_system_account(settings: Settings, client: httpx.Client) -> Check:
 
 
 def _bal(line: dict[str, Any]) -> str:
+    return _naira(line.get("balance"))
+
+
+def _naira(value: object) -> str:
+    """A balance as a plain decimal string (providers send numbers, Horizon 7-place strings)."""
     try:
-        return str(Decimal(str(line.get("balance"))).normalize())
+        return f"{Decimal(str(value)).normalize():f}"
     except (InvalidOperation, ValueError):
         return "?"
 
@@ -351,7 +356,9 @@ def check_vtpass(settings: Settings, client: httpx.Client, now: datetime | None 
         return _unreachable(name, "VTpass", base, exc, "check BILLPAY_VTPASS_BASE_URL")
     if _vtpass_refused(probe.status_code, probe_body):
         return _fail(name, f"VTpass refused the secret-key ({probe.status_code})", fix)
-    return Check(name, True, f"{base}: keys accepted, wallet balance NGN {contents['balance']}")
+    return Check(
+        name, True, f"{base}: keys accepted, wallet balance NGN {_naira(contents['balance'])}"
+    )
 
 
 def check_flutterwave(settings: Settings, client: httpx.Client) -> Check:
