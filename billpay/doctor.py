@@ -146,13 +146,15 @@ def check_database(settings: Settings, client: httpx.Client | None = None) -> Ch
         pending = pending_migrations(url)
     except Exception as exc:  # noqa: BLE001 - any failure to connect is this check's answer
         reason = getattr(exc, "orig", None) or exc
-        first = str(reason).strip().splitlines()[0][:160] if str(reason).strip() else ""
+        first = str(reason).strip().splitlines()[0] if str(reason).strip() else ""
         fix = (
             "run `billpay db upgrade` (it creates the database and applies every migration)"
             if "does not exist" in first
             else "check BILLPAY_DATABASE_URL (host, port, user, password, database)"
         )
-        return _fail(name, f"cannot reach the database ({type(reason).__name__}: {first})", fix)
+        return _fail(
+            name, f"cannot reach the database ({type(reason).__name__}: {first[:200]})", fix
+        )
     if pending:
         return _fail(
             name,
