@@ -136,7 +136,10 @@ def check_database(settings: Settings, client: httpx.Client | None = None) -> Ch
             url = embedded_url(start_embedded(settings.pgdata_dir))
         shown = url.render_as_string(hide_password=True)
         engine = sa.create_engine(
-            url, poolclass=sa.pool.NullPool, connect_args={"connect_timeout": 5}
+            url,
+            poolclass=sa.pool.NullPool,
+            connect_args={"connect_timeout": 5},
+            hide_parameters=True,
         )
         try:
             with engine.connect() as conn:
