@@ -9,6 +9,7 @@ import typer
 
 from billpay.catalogue_cli import catalogue_app
 from billpay.config import Settings
+from billpay.doctor_cli import register as register_doctor
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Pay Nigerian bills with cNGN.")
 db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
@@ -22,6 +23,7 @@ app.add_typer(quarantine_app, name="quarantine")
 apikey_app = typer.Typer(no_args_is_help=True, help="API clients and their keys.")
 app.add_typer(apikey_app, name="apikey")
 app.add_typer(catalogue_app, name="catalogue")
+register_doctor(app)  # `billpay config show`, `billpay doctor` (billpay/doctor_cli.py)
 
 
 def _fail(message: str, code: int = 2) -> None:

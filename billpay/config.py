@@ -10,15 +10,14 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from stellar_sdk import StrKey
 
 # The deterministic sandbox identities live in billpay.sandbox.identities; the defaults below
 # point at a sandbox on localhost:8765 so that `make demo` works with no configuration.
-SANDBOX_PORT = 8765
-SANDBOX_NETWORK_PASSPHRASE = "billpay sandbox network ; 2026"
-
+from billpay.networks import PROFILE_FIELDS, SANDBOX_NETWORK_PASSPHRASE, SANDBOX_PORT, NetworkName
+from billpay.networks import profile_for as _profile_for
 
 BILL_PROVIDERS = frozenset({"flutterwave", "vtpass"})
 
@@ -150,6 +149,35 @@ class Settings(BaseSettings):
         "to catch a reversal (code 040); 0 = no scheduled re-check (a reversal webhook still "
         "makes one due)",
     )
+
+    # --- network profile (billpay/networks.py; issue 14) ----------------------------------
+    # Last on purpose: the validator below fills the settings the profile supplies (passphrase,
+    # Horizon URL, cNGN issuer) unless they were set explicitly (env or keyword).
+    network: NetworkName = Field(
+        default=NetworkName.SANDBOX,
+        description="sandbox | stellar-testnet | stellar-pubnet | bantu-testnet | bantu-mainnet: "
+        "sets the passphrase, the published Horizon URL and (Bantu) the published cNGN issuer; "
+        "BILLPAY_HORIZON_URL, BILLPAY_NETWORK_PASSPHRASE, BILLPAY_CNGN_ISSUER override it",
+    )
+
+    @model_validator(mode="after")
+    def _apply_network_profile(self) -> Settings:
+        for name, value in _profile_for(self.network).defaults().items():
+            if name not in self.model_fields_set:
+                # Not through setattr: that would mark the field as explicitly set.
+                self.__dict__[name] = value
+        return self
+
+    def setting_source(self, name: str) -> str:
+        """Where a setting's value came from: ``env``, ``init`` (a keyword), ``profile``
+        (BILLPAY_NETWORK's) or ``default``."""
+        import os
+
+        if name in self.model_fields_set:
+            return "env" if f"BILLPAY_{name.upper()}" in os.environ else "init"
+        if name in PROFILE_FIELDS and name in _profile_for(self.network).defaults():
+            return "profile"
+        return "default"
 
     @field_validator(
         "route_electricity",

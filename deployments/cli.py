@@ -10,12 +10,15 @@ from typing import Annotated, Any
 
 import typer
 
+from billpay import doctor as doctor_checks
 from billpay.cli import app
 from deployments.automations import automations_app
+from deployments.doctor import check_prefect
 
 deployments_app = typer.Typer(no_args_is_help=True, help="Deployment definitions.")
 app.add_typer(deployments_app, name="deployments")
 app.add_typer(automations_app, name="automations")
+doctor_checks.register(check_prefect)  # `billpay doctor` checks the Prefect API too
 
 try:  # the reporting commands, when present
     from billpay.report_cli import report_app

@@ -12,7 +12,7 @@ from fastapi import FastAPI
 
 from billpay.sandbox.horizon import horizon_env, mount_horizon
 from billpay.sandbox.options import SandboxOptions
-from billpay.sandbox.providers import mount_providers, provider_env
+from billpay.sandbox.providers import mount_account_reads, mount_providers, provider_env
 
 __all__ = ["SandboxOptions", "create_app", "sandbox_env"]
 
@@ -34,6 +34,7 @@ def create_app(options: SandboxOptions | None = None) -> FastAPI:
         ]
 
     mount_providers(app, options)
+    mount_account_reads(app, options)  # the doctor's balance reads
     mount_horizon(app, options)
     return app
 

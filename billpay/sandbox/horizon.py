@@ -13,7 +13,9 @@ simulated by :meth:`SandboxLedger.contract_transfer`: balances move and an
 Control endpoints under ``/horizon/_sandbox``:
 ``POST payments`` (a sandbox user pays the system account through the same apply path; ``to``
 may be an M-address), ``POST contract_transfers`` (a G- or C-address pays through the SAC),
-``GET accounts``, ``POST trustlines`` (add/change/remove a trustline) and ``POST faults``
+``GET accounts``, ``POST trustlines`` (add/change/remove a trustline), ``POST flags`` (set an
+account's flags, the issuer's by default: ``auth_required``, ``auth_revocable``,
+``auth_clawback_enabled``, ``auth_immutable``; all false at start) and ``POST faults``
 (answer the next N submissions with 504 before or after applying, or the next N payment pages
 with 503).
 """
@@ -53,6 +55,8 @@ START_SEQUENCE = 100 << 32
 FIRST_LEDGER = 1000
 BASE_FEE = 100
 STROOP = Decimal("0.0000001")
+PROTOCOL_VERSION = 22
+ACCOUNT_FLAGS = ("auth_required", "auth_revocable", "auth_immutable", "auth_clawback_enabled")
 
 
 def horizon_env(base_url: str) -> dict[str, str]:
@@ -84,6 +88,8 @@ class LedgerAccount:
     sequence: int = START_SEQUENCE
     xlm: Decimal = ids.XLM_BALANCE
     trustlines: dict[tuple[str, str], Trustline] = field(default_factory=dict)
+    # Horizon's account flags; only the issuer's matter (billpay doctor reports them).
+    flags: dict[str, bool] = field(default_factory=lambda: dict.fromkeys(ACCOUNT_FLAGS, False))
 
 
 @dataclass
@@ -187,7 +193,7 @@ class SandboxLedger:
                 "subentry_count": len(account.trustlines),
                 "last_modified_ledger": self.ledger,
                 "thresholds": {"low_threshold": 0, "med_threshold": 0, "high_threshold": 0},
-                "flags": {"auth_required": False, "auth_revocable": False},
+                "flags": dict(account.flags),
                 "balances": balances,
                 "signers": [{"weight": 1, "key": account_id, "type": "ed25519_public_key"}],
                 "paging_token": account_id,
@@ -653,10 +659,16 @@ def mount_horizon(app: FastAPI, options: Any) -> SandboxLedger:
         with ledger.lock:
             return {
                 "horizon_version": "billpay-sandbox",
+                "core_version": "billpay-sandbox-core",
+                "ingest_latest_ledger": ledger.ledger,
                 "history_latest_ledger": ledger.ledger,
                 "history_latest_ledger_closed_at": _iso(time.time()),
+                "history_elder_ledger": FIRST_LEDGER,
                 "core_latest_ledger": ledger.ledger,
                 "network_passphrase": ledger.passphrase,
+                "current_protocol_version": PROTOCOL_VERSION,
+                "supported_protocol_version": PROTOCOL_VERSION,
+                "core_supported_protocol_version": PROTOCOL_VERSION,
             }
 
     @router.get("/accounts/{account_id}")
@@ -804,6 +816,20 @@ def mount_horizon(app: FastAPI, options: Any) -> SandboxLedger:
             remove=bool(body.get("remove")),
         )
         return ledger.account_json(account)
+
+    @router.post("/_sandbox/flags")
+    async def sandbox_flags(request: Request) -> Any:
+        """Set an account's flags (default: the issuer's), e.g. {"auth_revocable": true}."""
+        body = await request.json()
+        key = body.get("account") or ids.issuer().account_id
+        identity = ids.by_name_or_account(key)
+        account_id = identity.account_id if identity else key
+        with ledger.lock:
+            account = ledger.accounts.get(account_id)
+            if account is None:
+                return resource_missing()
+            account.flags.update({f: bool(body[f]) for f in ACCOUNT_FLAGS if f in body})
+        return ledger.account_json(account_id)
 
     @router.post("/_sandbox/faults")
     async def sandbox_faults(request: Request) -> dict[str, int]:

@@ -863,3 +863,47 @@ def _catalogue_control_router(sandbox: _Sandbox) -> APIRouter:
         return _control_answer(True, biller=biller.code)
 
     return router
+
+
+# --- the doctor's harmless reads (issue 14: billpay doctor) ----------------------------------
+# Kept apart from the routes above: read-only account endpoints each provider offers, which
+# `billpay doctor` calls to prove the keys. They refuse wrong keys the way the real ones do.
+# Mounted by billpay/sandbox/app.py through mount_account_reads.
+
+SANDBOX_VTPASS_BALANCE = "250000.00"  # naira; VTpass sends a number
+SANDBOX_FLUTTERWAVE_NGN_BALANCE = 500000  # naira, available and ledger
+
+
+def _account_reads_router(options: SandboxOptions) -> APIRouter:
+    router = APIRouter()
+
+    @router.get("/vtpass/api/balance")
+    async def vtpass_balance(request: Request) -> Response:
+        # VTpass: GET /api/balance with api-key + public-key -> {"code": 1, "contents":
+        # {"balance": <naira>}}; wrong keys: code 087 INVALID CREDENTIALS, as on every route.
+        if not _vtpass_authorised(request):
+            options.log_call("vtpass", "balance", outcome="087")
+            return _vtpass_error("087", "INVALID CREDENTIALS", 401)
+        options.log_call("vtpass", "balance", outcome="ok")
+        return JSONResponse({"code": 1, "contents": {"balance": float(SANDBOX_VTPASS_BALANCE)}})
+
+    @router.get("/flutterwave/v3/balances")
+    async def flutterwave_balances(request: Request) -> Response:
+        # Flutterwave v3 "Retrieve wallet balances": one entry per currency; a wrong secret key
+        # is a 401 with the error envelope.
+        if not _flw_authorised(request):
+            options.log_call("flutterwave", "balances", outcome="401")
+            return _flw_unauthorised()
+        options.log_call("flutterwave", "balances", outcome="ok")
+        wallets = [
+            {"currency": currency, "available_balance": amount, "ledger_balance": amount}
+            for currency, amount in (("NGN", SANDBOX_FLUTTERWAVE_NGN_BALANCE), ("USD", 0))
+        ]
+        return _flw("success", "Wallet balances fetched", wallets)
+
+    return router
+
+
+def mount_account_reads(app: FastAPI, options: SandboxOptions) -> None:
+    """Add the providers' balance endpoints (what ``billpay doctor`` reads) to ``app``."""
+    app.include_router(_account_reads_router(options))
