@@ -339,7 +339,9 @@ def _vtpass_authorised(request: Request) -> bool:
 def request_id_problem(request_id: object, now: datetime) -> str | None:
     """Why VTpass would refuse ``request_id`` with 085 at ``now`` (None: it is proper): at least
     12 alphanumerics, the first 12 a Lagos ``YYYYMMDDHHII`` within ``REQUEST_ID_TOLERANCE``."""
-    if not isinstance(request_id, str) or len(request_id) < 12 or not request_id.isalnum():
+    if not isinstance(request_id, str) or len(request_id) < 12:
+        return "MUST BE 12 ALPHANUMERIC CHARACTERS OR MORE"
+    if not (request_id.isascii() and request_id.isalnum()):  # no other scripts' digits
         return "MUST BE 12 ALPHANUMERIC CHARACTERS OR MORE"
     try:
         stamped = datetime.strptime(request_id[:12], REFERENCE_STAMP_FORMAT).replace(tzinfo=LAGOS)
