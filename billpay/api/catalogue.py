@@ -119,12 +119,15 @@ class ValidateAnswer(BaseModel):
     min_amount: str | None = Field(None, description="naira, a decimal string")
     max_amount: str | None = Field(None, description="naira, a decimal string")
     message: str
+    warnings: list[str] = Field(default=[], description="e.g. a ported number's prefix")
 
 
-def _checked_order(body: ValidateRequest, runtime: App) -> tuple[BillOrder, Biller, bool]:
+def _checked_order(
+    body: ValidateRequest, runtime: App
+) -> tuple[BillOrder, Biller, bool, tuple[str, ...]]:
     """The order the format rules accept (intake's own rules, with no phone and, when none was
-    sent, the plan's price or our minimum as the amount), its biller, and whether an amount was
-    sent. Raises IntakeError naming each bad request field."""
+    sent, the plan's price or our minimum as the amount), its biller, whether an amount was
+    sent and intake's warnings. Raises IntakeError naming each bad request field."""
     request = OrderRequest(
         bill_type=body.bill_type,
         biller=body.biller,
@@ -152,7 +155,7 @@ def _checked_order(body: ValidateRequest, runtime: App) -> tuple[BillOrder, Bill
         product_code=valid.product_code,
         network=valid.network,
     )
-    return order, biller, request.amount is not None
+    return order, biller, request.amount is not None, valid.warnings
 
 
 def _bounds(runtime: App, biller: Biller, order: BillOrder, check: AccountCheck) -> tuple[int, int]:
@@ -209,7 +212,7 @@ def validate(body: ValidateRequest, client: CurrentClient, runtime: Runtime) -> 
     """Format rules first (422 naming the field), then the provider's account check. A
     provider that cannot answer is a 503 ``provider_unavailable`` with ``Retry-After``, never
     ``valid: false``. Nothing is stored but the provider call record."""
-    order, biller, amount_sent = _checked_order(body, runtime)
+    order, biller, amount_sent, warnings = _checked_order(body, runtime)
     check = _provider_check(runtime, order)
     low, high = _bounds(runtime, biller, order, check)
     valid = bool(check.valid)
@@ -228,6 +231,7 @@ def validate(body: ValidateRequest, client: CurrentClient, runtime: Runtime) -> 
         min_amount=_naira(low),
         max_amount=_naira(high),
         message=message,
+        warnings=list(warnings),
     )
 
 
