@@ -48,12 +48,13 @@ def _prefixes(network: Network | None, *codes: str) -> dict[str, Network | None]
 
 
 # Original-network prefixes (libphonenumber carrier data, REFERENCE.md). A value of None means
-# "a known prefix that is not a network we sell airtime for". Five-digit entries win.
+# "a known prefix that is not a network we sell airtime for". Five-digit entries win. 0910 (MTN)
+# is newer than REFERENCE.md's table (issue 14).
 NETWORK_PREFIXES: dict[str, Network | None] = {
     **_prefixes(
         Network.MTN,
         "0703", "0704", "0706", "0707", "0803", "0806", "0810", "0813", "0814", "0816",
-        "0903", "0906", "0913", "0916", "07025", "07026",
+        "0903", "0906", "0910", "0913", "0916", "07025", "07026",
     ),
     **_prefixes(
         Network.AIRTEL,

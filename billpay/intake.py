@@ -85,6 +85,15 @@ class ValidOrder:
     phone: str
     email: str | None
     amount_kobo: int
+    # What the user should know but need not fix (a number whose prefix is another network's:
+    # ported numbers are common). Masked: never the full number. Not an order column.
+    warnings: tuple[str, ...] = ()
+
+    def columns(self) -> dict[str, Any]:
+        """The fields ``billpay.store.bills.create_order`` takes (the warnings are not stored)."""
+        fields = asdict(self)
+        del fields["warnings"]
+        return fields
 
 
 def validate(
@@ -129,12 +138,14 @@ def validate(
         else:
             biller, product = priced
     account_number, network = None, None
+    warnings: tuple[str, ...] = ()
     if bill_type is not None and biller is not None and not _named(errors, "account_type"):
         account_number = check(
             accounts.validate_account, bill_type, biller, request.account, account_type
         )
         if bill_type in (BillType.AIRTIME, BillType.DATA) and account_number is not None:
-            network = check(_network, request.account, request.network, biller)
+            checked = check(_network, account_number, request.network, biller)
+            network, warnings = checked if checked is not None else (None, ())
     if errors:
         raise IntakeError.of(errors)
     assert bill_type and biller and account_number
@@ -151,6 +162,7 @@ def validate(
         phone=phone.local if phone else "",
         email=email,
         amount_kobo=amount_kobo,
+        warnings=warnings,
     )
 
 
@@ -214,16 +226,50 @@ def _type_rules(bill_type: BillType, account_type: str | None, product: str | No
         )
 
 
-def _network(account: str, named: str | None, biller: str) -> str:
-    network = str(accounts.resolve_network(account, named))
-    if biller not in _network_billers(network):
+def _network(phone: str, named: str | None, biller: str) -> tuple[str, tuple[str, ...]]:
+    """The network to top up, and what to warn about. A network's own biller (``mtn``,
+    ``mtn-data``) names the network: a number whose prefix was first issued by another network,
+    or by none we know, is taken with a warning (numbers are ported, and new ranges are
+    allocated before any prefix table knows them). ``named`` (``--network``) must then agree
+    with the biller. Without a network biller the prefix or ``named`` decides, as before."""
+    chosen = accounts.parse_network(named) if named else None
+    network = _biller_network(biller)
+    if network is None:
+        return str(accounts.resolve_network(phone, chosen)), ()
+    if chosen is not None and chosen is not network:
         raise IntakeError(
-            "biller",
-            f"{biller!r} is not a {network} product; the number is "
-            f"on {network} (pass --network for a ported number)",
-            "invalid_biller",
+            "network",
+            f"{chosen} does not match biller {biller!r} ({network}); leave it out: "
+            "the biller names the network",
+            "invalid_network",
         )
-    return network
+    # Only the prefix is quoted back: a warning never carries the number itself.
+    prefix, original = phone[:4], accounts.detect_network(phone)
+    name = _NETWORK_NAMES[network]
+    if original is None:
+        return str(network), (
+            f"we cannot tell the network of numbers starting {prefix}; topping up on {name} "
+            f"as biller {biller!r} says",
+        )
+    if original is not network and chosen is None:
+        return str(network), (
+            f"numbers starting {prefix} were first issued by {_NETWORK_NAMES[original]}; "
+            f"topping up on {name} as biller {biller!r} says (right for a number ported to {name})",
+        )
+    return str(network), ()
+
+
+_NETWORK_NAMES = {
+    accounts.Network.MTN: "MTN",
+    accounts.Network.AIRTEL: "Airtel",
+    accounts.Network.GLO: "Glo",
+    accounts.Network.NINE_MOBILE: "9mobile",
+}
+
+
+def _biller_network(biller: str) -> accounts.Network | None:
+    """The network whose own product ``biller`` is (``mtn``, ``mtn-data``, ``etisalat-data``)."""
+    return next((n for n in accounts.Network if biller in _network_billers(n)), None)
 
 
 def _network_billers(network: str) -> set[str]:
@@ -298,10 +344,10 @@ def create_order(
     db: Database, settings: Settings, request: OrderRequest, *, catalogue: Catalogue
 ) -> dict[str, Any]:
     """Validate, price (from ``catalogue``) and store one order; returns the payment
-    instructions."""
+    instructions and the ``warnings`` (see :class:`ValidOrder`)."""
     valid = validate(request, settings, catalogue=catalogue)
     row = bill_store.create_order(db, **order_fields(valid, settings))
-    return payment_instructions(row, settings)
+    return {**payment_instructions(row, settings), "warnings": list(valid.warnings)}
 
 
 def order_fields(order: ValidOrder, settings: Settings) -> dict[str, Any]:
@@ -315,7 +361,7 @@ def order_fields(order: ValidOrder, settings: Settings) -> dict[str, Any]:
         )
     fee_kobo = naira_to_kobo(settings.service_fee_naira)
     return {
-        **asdict(order),
+        **order.columns(),
         "fee_kobo": fee_kobo,
         "amount_cngn": kobo_to_cngn(order.amount_kobo + fee_kobo),
         "ttl": timedelta(seconds=settings.order_ttl_seconds),

@@ -129,13 +129,16 @@ class ValidateAnswer(BaseModel):
     min_amount: str | None = Field(None, description="naira, a decimal string")
     max_amount: str | None = Field(None, description="naira, a decimal string")
     message: str
+    warnings: list[str] = Field(default=[], description="e.g. a ported number's prefix")
 
 
-def _checked_order(body: ValidateRequest, runtime: App) -> tuple[BillOrder, int | None, bool]:
+def _checked_order(
+    body: ValidateRequest, runtime: App
+) -> tuple[BillOrder, int | None, bool, tuple[str, ...]]:
     """The order the format rules accept (intake's own rules, with no phone and, when none was
     sent, the plan's price or our minimum as the amount), its plan's fixed price (None: the
-    customer sets it), and whether an amount was sent. Raises IntakeError naming each bad
-    request field."""
+    customer sets it), whether an amount was sent and intake's warnings. Raises IntakeError
+    naming each bad request field."""
     request = OrderRequest(
         bill_type=body.bill_type,
         biller=body.biller,
@@ -164,7 +167,7 @@ def _checked_order(body: ValidateRequest, runtime: App) -> tuple[BillOrder, int 
         product_code=valid.product_code,
         network=valid.network,
     )
-    return order, price, request.amount is not None
+    return order, price, request.amount is not None, valid.warnings
 
 
 def _bounds(runtime: App, price: int | None, check: AccountCheck) -> tuple[int, int]:
@@ -220,7 +223,7 @@ def validate(body: ValidateRequest, client: CurrentClient, runtime: Runtime) -> 
     """Format rules first (422 naming the field), then the provider's account check. A
     provider that cannot answer is a 503 ``provider_unavailable`` with ``Retry-After``, never
     ``valid: false``. Nothing is stored but the provider call record."""
-    order, price, amount_sent = _checked_order(body, runtime)
+    order, price, amount_sent, warnings = _checked_order(body, runtime)
     check = _provider_check(runtime, order)
     low, high = _bounds(runtime, price, check)
     valid = bool(check.valid)
@@ -239,6 +242,7 @@ def validate(body: ValidateRequest, client: CurrentClient, runtime: Runtime) -> 
         min_amount=_naira(low),
         max_amount=_naira(high),
         message=message,
+        warnings=list(warnings),
     )
 
 

@@ -14,7 +14,6 @@ import binascii
 import hashlib
 import json
 import re
-from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -135,7 +134,8 @@ def pay(
     response.headers["Location"] = f"{router.prefix}/{row['reference']}"
     if replayed:
         response.headers["Idempotent-Replayed"] = "true"
-    return _instructions(row, settings)
+    # Warnings follow from the body, so a replay answers the same ones.
+    return _instructions(row, settings) | {"warnings": list(order.warnings)}
 
 
 def _validated(body: PayRequest, runtime: App) -> ValidOrder:
@@ -149,7 +149,7 @@ def _validated(body: PayRequest, runtime: App) -> ValidOrder:
 def _request_hash(order: ValidOrder) -> str:
     """The canonical body: the validated, normalised order ("MTN" and "mtn", "5000" and
     "5000.00" are one order), so only a different order counts as a different body."""
-    canonical = json.dumps(asdict(order), sort_keys=True, separators=(",", ":"), default=str)
+    canonical = json.dumps(order.columns(), sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 

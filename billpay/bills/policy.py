@@ -332,11 +332,18 @@ def after_resend(bill: BillFacts, result: PaymentResult, when: Conditions) -> De
     if result.outcome in (PaymentOutcome.SUCCESS, PaymentOutcome.PENDING):
         return after_requery(bill, result, when)
     why = f"resend answered {result.outcome}: {result.message or result.reason_code or ''}"
+    error_class = result.error_class
     if result.duplicate_reference:
         why = "resend refused as a duplicate reference: the first request arrived"
+    if result.reference_refused:
+        # The reference is too old for the provider now (VTpass 085): the resend was refused
+        # unrecorded, which says nothing about the first request. Not our clock: the attempt
+        # is simply older than the provider accepts, so no configuration error.
+        why = "resend refused: the reference is too old for the provider now; the grace decides"
+        error_class = None
     doubt = PaymentResult(
         PaymentOutcome.UNKNOWN,
-        result.error_class,
+        error_class,
         reason_code=result.reason_code,
         message=why.strip(),
         provider_reference=result.provider_reference,
@@ -346,6 +353,9 @@ def after_resend(bill: BillFacts, result: PaymentResult, when: Conditions) -> De
 
 # The stored outcome of a resend the provider refused as a reused reference.
 RESEND_DUPLICATE = "duplicate"
+# The stored outcome of a resend the provider refused for its reference (too old: VTpass 085):
+# never recorded, so neither proof of the first request nor a request in flight.
+RESEND_REFUSED = "refused"
 # Resend answers that prove the provider knows the reference.
 _RESEND_ACKNOWLEDGED = frozenset({RESEND_DUPLICATE, "pending", "success"})
 
@@ -364,9 +374,13 @@ def distrust_not_found(
     nothing was charged. Any other resend (no answer yet, a timeout, a failure) is itself a
     request that may be in flight, so its "not found" is believed only ``NOT_FOUND_GRACE`` after
     the resend started (the reference's own stamp is older and would give it less). Otherwise
-    the attempt stays open (UNKNOWN) instead of failing."""
-    if resend_started_at is None or not (
-        result.not_found and result.outcome is PaymentOutcome.FAILED
+    the attempt stays open (UNKNOWN) instead of failing. A resend refused for its reference
+    (``RESEND_REFUSED``: too old, VTpass 085) was recorded nowhere: the reference's own grace
+    decides, as if there had been no resend."""
+    if (
+        resend_outcome == RESEND_REFUSED
+        or resend_started_at is None
+        or not (result.not_found and result.outcome is PaymentOutcome.FAILED)
     ):
         return result
     acknowledged = resend_outcome in _RESEND_ACKNOWLEDGED

@@ -7,6 +7,11 @@ sends the same pay request once more under the same reference: the provider eith
 (the first request arrived: keep requerying) or takes it as the first and only pay. The resend
 is its own ``provider_attempts`` row (operation ``resend``, one per reference by a unique index)
 committed before the call, like the pay attempt itself.
+
+VTpass takes a ``request_id`` only while its stamp is about the current minute, so a resend of an
+attempt older than that is refused (085) and recorded nowhere (outcome ``refused``): the attempt
+then waits for its own grace, and once "not found" is believed a new attempt, stamped as it is
+sent, pays.
 """
 
 from __future__ import annotations
@@ -137,4 +142,6 @@ def _resend(
 
 
 def _resend_outcome(result: PaymentResult) -> str:
+    if result.reference_refused:
+        return policy.RESEND_REFUSED
     return DUPLICATE if result.duplicate_reference else str(result.outcome)

@@ -147,6 +147,10 @@ class PaymentResult:
     # provider fails as usual; a bill already completed takes the reversal path instead
     # (billpay.bills.reversal). Flutterwave documents no reversal.
     reversed: bool = False
+    # A pay the provider refused for the reference itself (VTpass 085: the request_id's stamp
+    # is not its current minute): nothing was recorded under it by this request, and the same
+    # reference will never be taken again. Only a new attempt (a fresh reference) can pay.
+    reference_refused: bool = False
 
 
 @dataclass(frozen=True, slots=True)

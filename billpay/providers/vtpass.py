@@ -85,8 +85,14 @@ VTPASS_CODES: dict[str, CodeRule] = {
     "034": CodeRule(Outcome.FAILED, Err.TRANSIENT, "service suspended"),
     "035": CodeRule(Outcome.FAILED, Err.TRANSIENT, "service inactive"),
     "083": CodeRule(Outcome.UNKNOWN, Err.TRANSIENT, "system error: requery"),
+    # A pay is stamped just before it is sent, so on a pay 085 means our clock is off from
+    # VTpass's (or a reference bug): ours to fix, never the user's retries. A resend of an older
+    # attempt gets it too (billpay.bills.policy.after_resend): the reference is too old now.
     "085": CodeRule(
-        Outcome.FAILED, Err.TRANSIENT, "improper request id: a new attempt gets a fresh one"
+        Outcome.FAILED,
+        Err.CONFIGURATION,
+        "improper request id (stamp not VTpass's current minute: check our clock); "
+        "a new attempt gets a fresh one",
     ),
     "087": CodeRule(Outcome.FAILED, Err.CONFIGURATION, "invalid credentials"),
 }
@@ -99,6 +105,9 @@ REVERSED_CODE = "040"
 REVERSED_STATUS = "reversed"
 # Delivered, but the answer carries no token for a prepaid meter (the pipeline waits for one).
 TOKEN_PENDING = "000:token_pending"
+# A pay whose request_id is not stamped with VTpass's current Lagos minute is refused with this
+# code, and nothing is recorded under it.
+IMPROPER_REQUEST_ID = "085"
 # A pay whose request_id was used before is refused with this code. Not to be confused with 019
 # (same service and biller code within 30 s, whatever the request_id).
 DUPLICATE_REQUEST_ID = "014"
@@ -233,7 +242,10 @@ def pay_result(order: BillOrder, ex: Exchange) -> PaymentResult:
         return PaymentResult(Outcome.UNKNOWN, reason_code=code, duplicate_reference=True, **details)
     if rule is None or rule.outcome == Outcome.SUCCESS:  # unexpected code: requery decides
         return PaymentResult(Outcome.UNKNOWN, reason_code=code, **details)
-    return PaymentResult(rule.outcome, rule.error_class, reason_code=code, **details)
+    refused = code == IMPROPER_REQUEST_ID
+    return PaymentResult(
+        rule.outcome, rule.error_class, reason_code=code, reference_refused=refused, **details
+    )
 
 
 def requery_result(order: BillOrder, reference: str, ex: Exchange, now: datetime) -> PaymentResult:

@@ -27,6 +27,10 @@ accounts succeed unless magic, so demo numbers like ``08031234567`` just work.
 ``options.failure_rate`` turns that share of otherwise successful pays into definitive
 failures (VTpass ``016``, Flutterwave HTTP 400), drawn from ``options.rng``.
 
+A VTpass pay whose ``request_id`` does not start with the Lagos minute of the sandbox's clock
+(``ProviderSandboxConfig.clock``, within ``REQUEST_ID_TOLERANCE`` either way) is refused with
+``085`` and recorded nowhere, as VTpass does.
+
 Webhooks (opt-in, ``options.webhook_url``): a pending payment then also settles on its own
 ``pending_seconds`` after the pay, and the provider's webhook is POSTed to the API once it is
 delivered (billpay/sandbox/webhooks.py). Control routes, as an operator's action at the provider:
@@ -45,8 +49,9 @@ import os
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Any
@@ -56,7 +61,7 @@ from fastapi.responses import JSONResponse, Response
 
 from billpay.catalogue import BILLERS, Biller, Plan
 from billpay.orders import BillType
-from billpay.providers.base import REFERENCE_STAMP_FORMAT
+from billpay.providers.base import LAGOS, REFERENCE_STAMP_FORMAT
 from billpay.sandbox import webhooks
 from billpay.sandbox.catalogue import SandboxBiller, SandboxCatalogue, SandboxItem
 from billpay.sandbox.options import SandboxOptions
@@ -67,6 +72,10 @@ SANDBOX_VTPASS_PUBLIC_KEY = "PK_sandbox_vtpass_public_0000000000"
 SANDBOX_VTPASS_SECRET_KEY = "SK_sandbox_vtpass_secret_0000000000"
 TIMEOUT_ENV = "BILLPAY_SANDBOX_TIMEOUT_SECONDS"
 DEFAULT_TIMEOUT_SLEEP_SECONDS = 35.0
+# VTpass wants the request_id to start with the current Lagos minute. How far off it may be, in
+# either direction (clock skew), is undocumented: the sandbox takes a stamp whose minute is at
+# most this far from its clock, and answers any other 085.
+REQUEST_ID_TOLERANCE = timedelta(minutes=5)
 
 
 def provider_env(base_url: str) -> dict[str, str]:
@@ -95,6 +104,8 @@ class ProviderSandboxConfig:
     # The first N requeries of each payment answer "not found" (VTpass 015, Flutterwave 404) as
     # a lagging lookup would, although the payment was taken: a resend must then be refused.
     requery_not_found: int = 0
+    # VTpass's clock, for the request_id rule (a test that moves time moves it too).
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
 
 class Scenario(StrEnum):
@@ -327,14 +338,21 @@ def _vtpass_authorised(request: Request) -> bool:
     return headers.get("api-key") == SANDBOX_VTPASS_API_KEY and headers.get(second[0]) == second[1]
 
 
-def _valid_request_id(request_id: object) -> bool:
-    if not isinstance(request_id, str) or len(request_id) < 12 or not request_id.isalnum():
-        return False
+def request_id_problem(request_id: object, now: datetime) -> str | None:
+    """Why VTpass would refuse ``request_id`` with 085 at ``now`` (None: it is proper): at least
+    12 alphanumerics, the first 12 a Lagos ``YYYYMMDDHHII`` within ``REQUEST_ID_TOLERANCE``."""
+    if not isinstance(request_id, str) or len(request_id) < 12:
+        return "MUST BE 12 ALPHANUMERIC CHARACTERS OR MORE"
+    if not (request_id.isascii() and request_id.isalnum()):  # no other scripts' digits
+        return "MUST BE 12 ALPHANUMERIC CHARACTERS OR MORE"
     try:
-        datetime.strptime(request_id[:12], REFERENCE_STAMP_FORMAT)
+        stamped = datetime.strptime(request_id[:12], REFERENCE_STAMP_FORMAT).replace(tzinfo=LAGOS)
     except ValueError:
-        return False
-    return True
+        return "FIRST 12 CHARACTERS MUST BE THE DATE AND TIME (YYYYMMDDHHII)"
+    minute = now.astimezone(LAGOS).replace(second=0, microsecond=0)
+    if abs(stamped - minute) > REQUEST_ID_TOLERANCE:
+        return "NOT THE CURRENT TIME: USE TODAY'S DATE AND TIME IN AFRICA/LAGOS (GMT+1)"
+    return None
 
 
 def _vtpass_transaction_body(tx: Transaction) -> dict[str, Any]:
@@ -519,8 +537,8 @@ def _vtpass_pay(
     if not _vtpass_authorised(request):
         return _vtpass_error("087", "INVALID CREDENTIALS", 401), "087"
     request_id = body.get("request_id")
-    if not _valid_request_id(request_id):
-        return _vtpass_error("085", "IMPROPER REQUEST ID"), "085"
+    if problem := request_id_problem(request_id, sandbox.config.clock()):
+        return _vtpass_error("085", f"IMPROPER REQUEST ID: {problem}"), "085"
     if ("vtpass", request_id) in sandbox.transactions:
         return _vtpass_error("014", "REQUEST ID ALREADY EXIST"), "014"
     biller = _BY_SERVICE_ID.get(str(body.get("serviceID")))

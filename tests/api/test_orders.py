@@ -50,6 +50,27 @@ def test_pay_answers_payment_instructions_and_a_sep7_uri(api: ApiServer) -> None
     assert row == "wallet"
 
 
+def test_a_ported_number_is_created_with_a_masked_warning_in_the_201(api: ApiServer) -> None:
+    ported = AIRTIME | {"account": "08021234567"}  # an Airtel prefix, bought as MTN airtime
+    with api.client(api.new_key("wallet")) as http:
+        answer = post_order(http, ported, key="ported")
+        replay = post_order(http, ported, key="ported")
+        plain = post_order(http, AIRTIME, key="plain")
+    assert answer.status_code == 201, answer.text
+    (warning,) = answer.json()["warnings"]
+    assert "0802" in warning and "Airtel" in warning and "MTN" in warning
+    assert "08021234567" not in answer.text and "1234567" not in warning
+    assert replay.status_code == 201 and replay.headers["Idempotent-Replayed"] == "true"
+    assert replay.json() == answer.json()  # the very answer, warning included
+    assert plain.status_code == 201 and plain.json()["warnings"] == []
+    network = scalar(
+        api.runtime.db,
+        "SELECT network FROM bill_payments WHERE reference = :ref",
+        ref=answer.json()["reference"],
+    )
+    assert network == "mtn"
+
+
 @pytest.mark.parametrize(
     ("change", "field"),
     [
@@ -151,7 +172,8 @@ def test_an_order_reads_back_with_its_instructions_while_pending(api: ApiServer)
     )
     assert out["amount"] == "5000.00" and out["amount_cngn"] == "5000.0000000"
     assert out["account"] == "*********1111" and out["phone"] == "*******1111"
-    assert out["payment"] == created
+    # The instructions again; the warnings belong to the creation answer (they are not stored).
+    assert out["payment"] == {k: v for k, v in created.items() if k != "warnings"}
     assert out["token"] is None and out["units"] is None and out["refund"] is None
     assert out["created_at"].endswith("+00:00") and out["paid_at"] is None
     assert [(e["from"], e["to"]) for e in out["events"]] == [(None, "pending_payment")]

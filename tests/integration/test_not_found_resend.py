@@ -17,6 +17,7 @@ from fastapi.testclient import TestClient
 from billpay.bills.context import StepContext
 from billpay.bills.pay import pay_bill
 from billpay.bills.requery import requery_bill
+from billpay.bills.retry import retry_bill
 from billpay.catalogue import Catalogue
 from billpay.config import Settings
 from billpay.providers import build_providers
@@ -25,6 +26,7 @@ from billpay.providers.flutterwave import FlutterwaveProvider
 from billpay.providers.routing import ProviderRouter
 from billpay.sandbox.options import SandboxOptions
 from billpay.sandbox.providers import (
+    REQUEST_ID_TOLERANCE,
     ProviderSandboxConfig,
     mount_providers,
     provider_env,
@@ -211,9 +213,11 @@ def test_an_uncovered_provider_still_waits_the_grace(
 def test_a_resend_late_in_the_grace_gets_its_own_grace_before_a_new_attempt(
     settings: Settings, db, options: SandboxOptions
 ) -> None:
-    """Found by review: the resend went out 9 minutes into the reference's grace and VTpass took
-    it (pending); a lookup that still lags 3 minutes later must not be believed, or the bill is
-    paid again under a new reference while the resend may be charged."""
+    """Found by review: the resend went out late in the reference's grace and VTpass took it
+    (pending); a lookup that still lags past the reference's grace must not be believed, or the
+    bill is paid again under a new reference while the resend may be charged. (VTpass takes a
+    request_id only while its stamp is about the current minute: 4 minutes old is the latest a
+    resend is taken in the sandbox, REQUEST_ID_TOLERANCE.)"""
     configured = _settings(settings, "route_electricity", "vtpass")
     sandbox = _sandbox(options, requery_not_found=3, pending_requeries=50, pending_seconds=10_000)
     with TestClient(sandbox, base_url=BASE) as client:
@@ -222,9 +226,9 @@ def test_a_resend_late_in_the_grace_gets_its_own_grace_before_a_new_attempt(
         bill_id = bill_in_state(db, S.PROCESSING_BILL, **pending_account)["id"]
         _claim(db, bill_id)
         row = ctx.load(bill_id)
-        nine_ago = datetime.now(UTC) - timedelta(minutes=9)
-        reference = make_attempt_reference(row["reference"], 1, nine_ago)
-        with db.begin() as conn:  # committed 9 minutes ago, never sent
+        four_ago = datetime.now(UTC) - timedelta(minutes=4)
+        reference = make_attempt_reference(row["reference"], 1, four_ago)
+        with db.begin() as conn:  # committed 4 minutes ago, never sent
             assert bill_store.open_attempt(
                 conn, bill_id, worker="w1", provider="vtpass", reference=reference, lease=120
             )
@@ -235,12 +239,70 @@ def test_a_resend_late_in_the_grace_gets_its_own_grace_before_a_new_attempt(
         _step(db, pay_bill, ctx, bill_id)
         _step(db, requery_bill, ctx, bill_id)  # 015 early -> resend -> taken, pending
         assert _operations(db, bill_id) == [("pay", None), ("resend", "pending")]
-        later = datetime.now(UTC) + timedelta(minutes=3)  # the reference is 12 minutes old
+        later = datetime.now(UTC) + timedelta(minutes=8)  # the reference is 12 minutes old
         row = _step(db, requery_bill, _late_context(db, ctx, options, later, "vtpass"), bill_id)
         assert row["status"] == S.PROVIDER_PROCESSING and row["attempt_reference"] == reference
         assert row["retry_count"] == 0
         charged = {c.get("reference") for c in options.calls if c["operation"] == "pay"}
         assert charged == {reference}
+
+
+class _Clock:
+    """One time for VTpass (the sandbox), our adapter and the pipeline step, moved by the test."""
+
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def test_an_attempt_too_old_to_resend_completes_through_a_fresh_attempt_paid_once(
+    db, options: SandboxOptions, vtpass_bill
+) -> None:
+    """Committed 7 minutes before the worker that finds it (a crash, then the lease ran out),
+    never sent: the resend's request_id is too old for VTpass (085, recorded nowhere), so the
+    attempt waits for its own grace; then "not found" is believed and a new attempt, stamped as
+    it is sent, pays. VTpass is paid exactly once, under the fresh request_id."""
+    clock = _Clock()
+    ctx, bill_id = vtpass_bill(clock=clock)
+    ctx = _clocked_context(db, ctx, clock, "vtpass")
+    _claim(db, bill_id)
+    seven_ago = clock() - timedelta(minutes=7)
+    assert timedelta(minutes=7) > REQUEST_ID_TOLERANCE + timedelta(minutes=1)
+    stale = make_attempt_reference(ctx.load(bill_id)["reference"], 1, seven_ago)
+    with db.begin() as conn:
+        assert bill_store.open_attempt(
+            conn, bill_id, worker="w1", provider="vtpass", reference=stale, lease=120
+        )
+        attempt_store.start_pay_attempt(
+            conn, bill_id=bill_id, provider="vtpass", reference=stale, attempt_no=1,
+            is_fallback=False,
+        )  # fmt: skip
+    _step(db, pay_bill, ctx, bill_id)  # the open attempt is found: requery, never pay anew
+    row = _step(db, requery_bill, ctx, bill_id)  # 015 early -> resend -> 085
+    assert row["status"] == S.PROVIDER_PROCESSING and row["attempt_reference"] == stale
+    assert row["retry_count"] == 0 and row["last_error_class"] is None
+    assert _operations(db, bill_id) == [("pay", None), ("resend", "refused")]
+    clock.now += NOT_FOUND_GRACE - timedelta(minutes=3)  # the stale reference: 14 minutes old
+    row = _step(db, requery_bill, ctx, bill_id)  # 015 past its grace: believed
+    assert row["status"] == S.RETRY_SCHEDULED and row["attempt_reference"] is None
+    row = _step(db, retry_bill, ctx, bill_id)
+    fresh = row["attempt_reference"]
+    assert row["status"] == S.COMPLETED and fresh != stale and fresh.endswith("A2")
+    assert fresh[:12] == make_attempt_reference("X", 1, clock())[:12]  # stamped as it was sent
+    assert row["token"] == sandbox_token(fresh)
+    pays = [(c["reference"], c["outcome"]) for c in options.calls if c["operation"] == "pay"]
+    assert pays == [(stale, "085"), (fresh, "delivered:success")]  # paid exactly once
+
+
+def _clocked_context(db, ctx: StepContext, clock: _Clock, name: str) -> StepContext:
+    """The same sandbox, with the adapter's and the step's clock reading ``clock``."""
+    client = ctx.router.get(name)._client
+    adapter = type(ctx.router.get(name))(ctx.settings, client, clock=clock, catalogue=BUILTIN)
+    clocked = _context(db, ctx.settings, client, **{name: adapter})
+    clocked.now = clock
+    return clocked
 
 
 def test_a_worker_that_lost_the_lease_does_not_resend(

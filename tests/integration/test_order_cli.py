@@ -67,7 +67,9 @@ def test_order_create_prints_payment_instructions(cli_env):
         "asset_code",
         "asset_issuer",
         "expires_at",
+        "warnings",
     }
+    assert out["warnings"] == []
     assert out["memo"] == f"BILL-{out['reference']}" and len(out["memo"].encode()) <= 28
     assert out["amount_cngn"] == "5100.0000000"  # 5000 naira + the 100 naira service fee
     assert out["destination"] == system().account_id
@@ -115,24 +117,53 @@ def test_bad_input_exits_non_zero_names_the_field_and_stores_nothing(cli_env, ch
     assert _count(cli_env) == 0
 
 
-def test_airtime_needs_a_known_network_unless_named(cli_env):
-    base = [
-        "order",
-        "create",
-        "--bill-type",
-        "airtime",
-        "--biller",
-        "mtn",
-        "--amount",
-        "500",
-        "--phone",
-        "08031234567",
-    ]
-    assert runner.invoke(app, base + ["--account", "0803 123 4567"]).exit_code == 0
-    wrong = runner.invoke(app, base + ["--account", "08021234567"])  # an Airtel number
-    assert wrong.exit_code != 0 and "biller" in wrong.stderr
-    ported = runner.invoke(app, base + ["--account", "08021234567", "--network", "mtn"])
-    assert ported.exit_code == 0, ported.stderr
+AIRTIME = ["order", "create", "--bill-type", "airtime", "--amount", "500", "--phone",
+           "08031234567"]  # fmt: skip
+
+
+def _create(*args: str) -> dict:
+    result = runner.invoke(app, [*AIRTIME, *args])
+    assert result.exit_code == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def _network_of(url, reference: str) -> str:
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        network = conn.execute(
+            sa.text("SELECT network FROM bill_payments WHERE reference = :r"), {"r": reference}
+        ).scalar_one()
+    engine.dispose()
+    return network
+
+
+def test_the_issues_airtime_by_biller_command_succeeds(cli_env):
+    """Issue 14: VTpass's sandbox number 0801 1111111 (a prefix of no network we sell) with
+    biller mtn was refused with "cannot tell the network from the number; name it"."""
+    out = _create("--biller", "mtn", "--account", "08011111111")
+    assert out["reference"] and _network_of(cli_env, out["reference"]) == "mtn"
+    assert len(out["warnings"]) == 1 and "0801" in out["warnings"][0]
+    assert "MTN" in out["warnings"][0] and "08011111111" not in json.dumps(out)
+
+
+def test_a_biller_names_the_network_and_a_ported_number_is_only_a_warning(cli_env):
+    assert _create("--biller", "mtn", "--account", "0803 123 4567")["warnings"] == []
+    ported = _create("--biller", "mtn", "--account", "08021234567")  # an Airtel prefix
+    assert _network_of(cli_env, ported["reference"]) == "mtn"
+    (warning,) = ported["warnings"]
+    assert "0802" in warning and "Airtel" in warning and "MTN" in warning
+    assert "1234567" not in warning  # the prefix only, never the number
+    named = _create("--biller", "mtn", "--account", "08021234567", "--network", "mtn")
+    assert named["warnings"] == []  # the user said so: nothing to warn about
+    assert _create("--biller", "mtn", "--account", "09101234567")["warnings"] == []  # 0910: MTN
+
+
+def test_a_network_that_contradicts_the_biller_is_refused_naming_the_field(cli_env):
+    before = _count(cli_env)
+    args = ["--biller", "mtn", "--account", "08021234567", "--network", "airtel"]
+    wrong = runner.invoke(app, [*AIRTIME, *args])
+    assert wrong.exit_code != 0 and wrong.stderr.startswith("error: network:"), wrong.stderr
+    assert _count(cli_env) == before
 
 
 def test_show_unknown_reference_fails_cleanly(cli_env):

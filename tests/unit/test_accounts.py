@@ -20,7 +20,8 @@ from billpay.orders import BillType
 
 # REFERENCE.md's prefix table, written out independently of the code under test.
 REFERENCE_TABLE: dict[Network | None, str] = {
-    Network.MTN: "0703 0704 0706 0707 0803 0806 0810 0813 0814 0816 0903 0906 0913 0916"
+    # 0910: newer than REFERENCE.md's table, named MTN by issue 14.
+    Network.MTN: "0703 0704 0706 0707 0803 0806 0810 0813 0814 0816 0903 0906 0910 0913 0916"
     " 07025 07026",
     Network.AIRTEL: "0701 0708 0802 0808 0812 0901 0902 0904 0907 0911 0912",
     Network.GLO: "0705 0805 0807 0811 0815 0905 0915",
@@ -45,6 +46,12 @@ def test_detect_network_agrees_with_every_prefix_in_the_reference_table(
 
 def test_code_table_has_exactly_the_reference_prefixes() -> None:
     assert dict(NETWORK_PREFIXES) == dict(EXPECTED)
+
+
+def test_0910_numbers_are_mtn() -> None:
+    assert detect_network("09101234567") == Network.MTN
+    assert detect_network("+2349101234567") == Network.MTN
+    assert resolve_network("0910 123 4567") == Network.MTN
 
 
 def test_five_digit_prefixes_win_over_four_digit_ones() -> None:
