@@ -24,7 +24,7 @@ from stellar_sdk import Asset, Network, TextMemo
 from stellar_sdk.sep.stellar_uri import PayStellarUri
 
 from billpay import accounts
-from billpay.api.deps import CurrentClient, Runtime
+from billpay.api.deps import Client, CurrentClient, Runtime
 from billpay.api.problems import Problem, field_error
 from billpay.app import App
 from billpay.config import Settings
@@ -109,15 +109,38 @@ def pay(
     ``idempotency_key_reused``.
     """
     settings = runtime.settings
-    order = _validated(body, runtime)
+    body_hash = _body_hash(body)
     try:
-        fields = order_fields(order, settings)
-        row, replayed = api_orders.create_once(
+        order = _validated(body, runtime)
+    except IntakeError:
+        # Today's rules refuse the body; a replay of a body that did make an order still
+        # answers that order (its price may have changed since, or its biller gone).
+        earlier = api_orders.replay_of(
+            runtime.db, client_id=client.id, key=idempotency_key, body_hash=body_hash
+        )
+        if earlier is None:
+            raise
+        row, warnings, replayed = *earlier, True
+    else:
+        row, warnings, replayed = _create_once(order, body_hash, idempotency_key, client, runtime)
+    response.headers["Location"] = f"{router.prefix}/{row['reference']}"
+    if replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return _instructions(row, settings) | {"warnings": warnings}
+
+
+def _create_once(
+    order: ValidOrder, body_hash: str, key: str, client: Client, runtime: App
+) -> tuple[dict[str, Any], list[str], bool]:
+    try:
+        return api_orders.create_once(
             runtime.db,
             client_id=client.id,
-            key=idempotency_key,
+            key=key,
             request_hash=_request_hash(order),
-            fields=fields,
+            body_hash=body_hash,
+            warnings=list(order.warnings),
+            fields=order_fields(order, runtime.settings),
             actor=f"api:{client.name}",
         )
     except api_orders.IdempotencyKeyReused:
@@ -131,11 +154,6 @@ def pay(
                 )
             ],
         ) from None
-    response.headers["Location"] = f"{router.prefix}/{row['reference']}"
-    if replayed:
-        response.headers["Idempotent-Replayed"] = "true"
-    # Warnings follow from the body, so a replay answers the same ones.
-    return _instructions(row, settings) | {"warnings": list(order.warnings)}
 
 
 def _validated(body: PayRequest, runtime: App) -> ValidOrder:
@@ -144,6 +162,12 @@ def _validated(body: PayRequest, runtime: App) -> ValidOrder:
         return validate_order(request, runtime.settings, catalogue=runtime.catalogue.current())
     except IntakeError as exc:
         raise exc.renamed(_BODY_FIELD) from None
+
+
+def _body_hash(body: PayRequest) -> str:
+    """The body as sent (parsed, keys sorted): what recognises a replay before validation."""
+    canonical = json.dumps(body.model_dump(), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def _request_hash(order: ValidOrder) -> str:

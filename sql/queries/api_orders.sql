@@ -6,16 +6,18 @@
 SELECT pg_advisory_xact_lock(hashtextextended(CAST(:client_id AS text) || ':' || :key, 13));
 
 -- name: idempotency_key_order
--- The order an earlier request with this key created, and the hash of that request's body.
-SELECT k.request_hash, b.*
+-- The order an earlier request with this key created, the hashes of that request's body
+-- (validated: request_hash; as sent: body_hash) and the warnings it was answered.
+SELECT k.request_hash, k.body_hash, k.warnings AS idempotency_warnings, b.*
   FROM api_idempotency_keys k
   JOIN bill_payments b ON b.id = k.bill_payment_id
  WHERE k.api_client_id = :client_id AND k.idempotency_key = :key;
 
 -- name: insert_idempotency_key
 -- Remember which order this key created (the primary key backs the advisory lock up).
-INSERT INTO api_idempotency_keys (api_client_id, idempotency_key, request_hash, bill_payment_id)
-VALUES (:client_id, :key, :request_hash, :bill_id);
+INSERT INTO api_idempotency_keys
+       (api_client_id, idempotency_key, request_hash, body_hash, warnings, bill_payment_id)
+VALUES (:client_id, :key, :request_hash, :body_hash, CAST(:warnings AS jsonb), :bill_id);
 
 -- name: client_order_by_reference
 -- One order, only when this client created it (another client's order reads as missing).

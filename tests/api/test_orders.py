@@ -8,6 +8,7 @@ from decimal import Decimal
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+import sqlalchemy as sa
 from stellar_sdk import MuxedAccount
 
 from billpay.sandbox.identities import issuer as cngn_issuer
@@ -125,6 +126,40 @@ def test_a_replay_answers_the_same_order_and_another_body_is_refused(api: ApiSer
     assert problem["errors"][0]["field"] == "Idempotency-Key"
     assert fresh.status_code == 201 and fresh.json()["reference"] != first.json()["reference"]
     assert stored_orders(api) == 2
+
+
+def test_a_replay_after_a_price_change_still_answers_the_order_it_made(api: ApiServer) -> None:
+    """A client that lost the 201 retries with the same key after a sync raised the price: it
+    gets the order it made (at the price it was made at), not a 422 that would lead it to make
+    a second order under a new key. A new key with the old price is refused, naming amount."""
+    padi = {
+        "bill_type": "cable_tv",
+        "biller": "dstv",
+        "account": "1212121212",
+        "product": "dstv-padi",
+        "amount": "2950",
+        "phone": "08011111111",
+    }
+    with api.client(api.new_key("wallet")) as http:
+        first = post_order(http, padi, key="tv-1")
+        with api.runtime.db.begin() as conn:  # what a sync that saw 3100 at both providers does
+            conn.execute(
+                sa.text(
+                    "UPDATE provider_items SET amount_kobo = 310000 WHERE product_code = 'dstv-padi'"
+                )
+            )
+            conn.execute(sa.text("INSERT INTO catalogue_syncs (outcome) VALUES ('applied')"))
+        api.runtime.catalogue.refresh()
+        replay = post_order(http, padi, key="tv-1")
+        fresh = post_order(http, padi, key="tv-2")
+        changed = post_order(http, padi | {"amount": "3000"}, key="tv-1")
+    assert first.status_code == 201, first.text
+    assert replay.status_code == 201 and replay.headers["idempotent-replayed"] == "true"
+    assert replay.json() == first.json()
+    assert replay.json()["amount_cngn"] == "2950.0000000"
+    problem_body(fresh, 422, "amount")
+    problem_body(changed, 422, "amount")  # another body under the key: today's rules answer it
+    assert stored_orders(api) == 1
 
 
 def test_another_client_may_use_the_same_idempotency_key(api: ApiServer) -> None:
