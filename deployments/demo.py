@@ -30,6 +30,7 @@ from billpay.api import clients
 from billpay.config import Settings
 from billpay.intake import OrderRequest
 from billpay.store import Database, monitoring
+from billpay.store import catalogue as catalogue_store
 from billpay.store import engine as db_engine
 from deployments import demo_prefect
 from deployments.services import (
@@ -213,6 +214,8 @@ def _run(base: Settings, services: Services, started: float, time_limit: int) ->
     env, sandbox_url, api_url = _start_services(base, services, url)
     settings = settings_from_env(env, skip=("BILLPAY_SANDBOX_TIMEOUT_SECONDS",))
     db = db_engine.Database(engine=sa.create_engine(url, hide_parameters=True), url=url)
+    if catalogue_store.seed(db):  # as `billpay db upgrade` does on a fresh database
+        console.print("catalogue seeded from the built-in table")
     since = datetime.now(UTC)
     try:
         ready = _operator_checks(env, sandbox_url)
