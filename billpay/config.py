@@ -8,9 +8,9 @@ from __future__ import annotations
 from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from stellar_sdk import StrKey
 
@@ -160,21 +160,31 @@ class Settings(BaseSettings):
         "BILLPAY_HORIZON_URL, BILLPAY_NETWORK_PASSPHRASE, BILLPAY_CNGN_ISSUER override it",
     )
 
+    # The keywords given to Settings(...) (pydantic merges them with the environment, init
+    # first): what tells `init` from `env` in setting_source.
+    _init_fields: frozenset[str] = PrivateAttr(default=frozenset())
+
+    def __init__(self, **values: Any) -> None:
+        super().__init__(**values)
+        self._init_fields = frozenset(values)
+
     @model_validator(mode="after")
     def _apply_network_profile(self) -> Settings:
         for name, value in _profile_for(self.network).defaults().items():
-            if name not in self.model_fields_set:
+            # An explicit empty value (compose's `${VAR:-}`) means unset: the profile's applies.
+            given = name in self.model_fields_set and str(getattr(self, name)).strip() != ""
+            if not given:
                 # Not through setattr: that would mark the field as explicitly set.
                 self.__dict__[name] = value
+                self.model_fields_set.discard(name)
         return self
 
     def setting_source(self, name: str) -> str:
-        """Where a setting's value came from: ``env``, ``init`` (a keyword), ``profile``
+        """Where a setting's value came from: ``init`` (a keyword to Settings; it wins over the
+        environment, as in pydantic), ``env`` (BILLPAY_<NAME>, any case), ``profile``
         (BILLPAY_NETWORK's) or ``default``."""
-        import os
-
         if name in self.model_fields_set:
-            return "env" if f"BILLPAY_{name.upper()}" in os.environ else "init"
+            return "init" if name in self._init_fields else "env"
         if name in PROFILE_FIELDS and name in _profile_for(self.network).defaults():
             return "profile"
         return "default"

@@ -8,32 +8,26 @@ from __future__ import annotations
 
 import json
 from typing import Annotated, Any
-from urllib.parse import urlsplit, urlunsplit
 
 import typer
 from pydantic import SecretStr, ValidationError
 
 from billpay.config import Settings
+from billpay.doctor import MASK, live_problem_fields, mask_url
+from billpay.networks import NetworkName
 
 config_app = typer.Typer(no_args_is_help=True, help="The resolved settings.")
 
-MASK = "********"
 # Nothing works without these; `config show` marks them missing when empty.
 REQUIRED = ("horizon_url", "network_passphrase", "system_account", "system_secret", "cngn_issuer")
+# URLs whose path or query is often the secret itself (Slack's /services/T../B../<secret>, a
+# ?token=): shown as scheme://host/... only.
+HOST_ONLY_URLS = ("webhook_url", "operator_webhook_url", "callback_url")
 
+# Defaults that point at the sandbox on loopback, whatever BILLPAY_NETWORK says.
+SANDBOX_DEFAULT_URLS = ("flutterwave_base_url", "vtpass_base_url")
 
-def mask_url(value: str) -> str:
-    """The URL with any password replaced (``postgresql://u:***@host/db``)."""
-    try:
-        parts = urlsplit(value)
-        if parts.password is None:
-            return value
-    except ValueError:
-        return MASK  # unreadable: it might hold anything
-    userinfo = f"{parts.username or ''}:{MASK}"
-    host = parts.hostname or ""
-    netloc = f"{userinfo}@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
+__all__ = ["MASK", "mask_url", "resolved_settings", "shown_value"]
 
 
 def shown_value(name: str, value: Any) -> Any:
@@ -41,7 +35,7 @@ def shown_value(name: str, value: Any) -> Any:
     if isinstance(value, SecretStr):
         return MASK if value.get_secret_value() else ""
     if isinstance(value, str) and (name.endswith("_url") or "://" in value):
-        return mask_url(value)
+        return mask_url(value, host_only=name in HOST_ONLY_URLS)
     if isinstance(value, list):
         return [shown_value(name, item) for item in value]
     if value is None or isinstance(value, bool | int):
@@ -52,15 +46,23 @@ def shown_value(name: str, value: Any) -> Any:
 def resolved_settings(settings: Settings) -> dict[str, dict[str, Any]]:
     """Every setting: its shown value, where it came from, and whether a required one is empty."""
     out: dict[str, dict[str, Any]] = {}
+    leftovers = live_problem_fields(settings)
+    live = settings.network is not NetworkName.SANDBOX
     for name in type(settings).model_fields:
         value = getattr(settings, name)
-        row: dict[str, Any] = {
-            "value": shown_value(name, value),
-            "source": settings.setting_source(name),
-        }
+        try:
+            shown = shown_value(name, value)
+        except Exception:  # noqa: BLE001 - config show never crashes; unreadable = masked
+            shown = MASK
+        row: dict[str, Any] = {"value": shown, "source": settings.setting_source(name)}
         raw = value.get_secret_value() if isinstance(value, SecretStr) else value
         if name in REQUIRED and not raw:
             row["missing"] = True
+        if name in leftovers:
+            # A sandbox value (or a test endpoint) on a live profile: `billpay doctor` fails it.
+            row["problem"] = leftovers[name]
+        elif live and row["source"] == "default" and name in SANDBOX_DEFAULT_URLS:
+            row["problem"] = f"still the sandbox's default on {settings.network}"
         out[name] = row
     return out
 
@@ -80,7 +82,7 @@ def config_show(
     as_json: Annotated[bool, typer.Option("--json", help="print them as JSON")] = False,
 ) -> None:
     """Print every resolved setting and where it came from (env, init, profile, default);
-    secrets and URL passwords masked."""
+    secrets and secret-looking URL parts masked; sandbox values left on a live profile marked."""
     rows = resolved_settings(_settings_or_exit())
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
@@ -88,7 +90,8 @@ def config_show(
     width = max(len(name) for name in rows)
     for name, row in rows.items():
         value = "(missing)" if row.get("missing") else json.dumps(row["value"])
-        typer.echo(f"{name:<{width}}  {value}  [{row['source']}]")
+        flag = "  <- SANDBOX/TEST VALUE ON A LIVE PROFILE" if "problem" in row else ""
+        typer.echo(f"{name:<{width}}  {value}  [{row['source']}]{flag}")
 
 
 def doctor(

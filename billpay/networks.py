@@ -19,9 +19,13 @@ which compares the root document's ``network_passphrase`` with ours):
 
 from __future__ import annotations
 
+import hashlib
+import ipaddress
 from dataclasses import dataclass
 from enum import StrEnum
+from urllib.parse import urlsplit
 
+from stellar_sdk import Keypair
 from stellar_sdk import Network as StellarNetwork
 
 # The sandbox's values (billpay sandbox on localhost:8765); the sandbox's identities, issuer
@@ -29,6 +33,11 @@ from stellar_sdk import Network as StellarNetwork
 SANDBOX_PORT = 8765
 SANDBOX_NETWORK_PASSPHRASE = "billpay sandbox network ; 2026"
 SANDBOX_HORIZON_URL = f"http://127.0.0.1:{SANDBOX_PORT}/horizon"
+
+SANDBOX_PROVIDER_URLS = (
+    f"http://127.0.0.1:{SANDBOX_PORT}/flutterwave/v3",
+    f"http://127.0.0.1:{SANDBOX_PORT}/vtpass/api",
+)
 
 BANTU_MAINNET_CNGN_ISSUER = "GD6G2NT7CQHPIYHA52KZHWB6ONNWTSGZOOLTRLRASENM2VWSF6CHYFRX"
 BANTU_TESTNET_CNGN_ISSUER = "GAE7E56N3XIC6JGJI54SD3VN4EDY3OZVFA7CLHXAMMTHLU4LIFYJMFSI"
@@ -103,3 +112,54 @@ PROFILE_FIELDS = ("network_passphrase", "horizon_url", "cngn_issuer")
 
 def profile_for(name: NetworkName | str) -> NetworkProfile:
     return PROFILES[NetworkName(name)]
+
+
+# --- the sandbox's public identities --------------------------------------------------------
+# Product code may not import billpay.sandbox (import-linter), yet the doctor must refuse the
+# sandbox's identities and keys on a real network: their secrets are public by construction.
+# So the same derivation is repeated here (billpay/sandbox/identities.py: keypair_for), and
+# tests/unit/test_networks.py proves both give the same keys, so the two cannot drift.
+SANDBOX_IDENTITY_SEEDS = {
+    "system": "system",
+    "issuer": "cngn-issuer",
+    **{f"user{n}": f"user{n}" for n in range(1, 6)},
+    "user_no_trustline": "user_no_trustline",
+}
+
+
+def _sandbox_public_key(seed_name: str) -> str:
+    seed = hashlib.sha256(f"billpay-sandbox-{seed_name}".encode()).digest()
+    return Keypair.from_raw_ed25519_seed(seed).public_key
+
+
+# G-address -> the sandbox identity's name ("system", "issuer", "user1", ...).
+SANDBOX_ACCOUNTS: dict[str, str] = {
+    _sandbox_public_key(seed): name for name, seed in SANDBOX_IDENTITY_SEEDS.items()
+}
+
+# Setting -> the sandbox's value (billpay/sandbox/providers.py and webhooks.py; same test).
+SANDBOX_PROVIDER_KEYS: dict[str, str] = {
+    "flutterwave_secret_key": "FLWSECK_TEST-sandbox0000000000000000000000000000-X",
+    "vtpass_api_key": "sandbox-vtpass-api-key-0000000000",
+    "vtpass_public_key": "PK_sandbox_vtpass_public_0000000000",
+    "vtpass_secret_key": "SK_sandbox_vtpass_secret_0000000000",
+    "flutterwave_webhook_hash": "sandbox-flutterwave-webhook-hash-0000000000",
+}
+
+# VTpass's own test environment (real VTpass, play money): never on a real-money network.
+VTPASS_SANDBOX_HOSTS = frozenset({"sandbox.vtpass.com"})
+
+
+def is_loopback_url(url: str) -> bool:
+    """The URL points at this machine (127.0.0.0/8, ::1, localhost): a sandbox or a tunnel,
+    never a real provider or a real network's Horizon. Unreadable counts as loopback (refused)."""
+    try:
+        host = (urlsplit(url).hostname or "").lower()
+    except ValueError:
+        return True
+    if host in ("", "localhost") or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback or ipaddress.ip_address(host).is_unspecified
+    except ValueError:
+        return False

@@ -13,8 +13,8 @@ from typing import Any
 import httpx
 
 from billpay.config import Settings
-from billpay.doctor import Check
-from deployments.registry import all_specs
+from billpay.doctor import Check, mask_url
+from deployments.registry import DeploymentSpec, all_specs
 
 START_SERVER = (
     "run a Prefect server (`billpay ui` serves one on :4200), export "
@@ -41,30 +41,60 @@ def check_prefect(
         return Check(
             name, False, "no Prefect API configured (PREFECT_API_URL is unset)", START_SERVER
         )
-    url = url.rstrip("/")
-    wanted = [spec.name for spec in all_specs()]
+    url, shown = url.rstrip("/"), mask_url(url.rstrip("/"))
+    wanted = {spec.name: spec for spec in all_specs()}
     try:
         health = client.get(f"{url}/health", headers=headers)
-        body: dict[str, Any] = {"deployments": {"name": {"any_": wanted}}, "limit": 200}
+        body: dict[str, Any] = {"deployments": {"name": {"any_": list(wanted)}}, "limit": 200}
         found = client.post(f"{url}/deployments/filter", json=body, headers=headers)
+        deployments = _json_list(found) if found.status_code == 200 else []
+        flow_ids = sorted({str(d.get("flow_id")) for d in deployments if d.get("flow_id")})
+        flows = client.post(
+            f"{url}/flows/filter", json={"flows": {"id": {"any_": flow_ids}}}, headers=headers
+        )
     except httpx.HTTPError as exc:
         return Check(
-            name, False, f"Prefect API {url} did not answer ({type(exc).__name__})", START_SERVER
+            name, False, f"Prefect API {shown} did not answer ({type(exc).__name__})", START_SERVER
         )
-    if health.status_code != 200 or found.status_code != 200:
-        status = found.status_code if health.status_code == 200 else health.status_code
+    statuses = (health.status_code, found.status_code, flows.status_code)
+    if any(status != 200 for status in statuses):
+        status = next(status for status in statuses if status != 200)
         fix = "check PREFECT_API_URL (and PREFECT_API_KEY for Prefect Cloud)"
-        return Check(name, False, f"Prefect API {url} answered {status}", fix)
-    try:
-        present = {d.get("name") for d in found.json() if isinstance(d, dict)}
-    except (ValueError, TypeError):
-        return Check(name, False, f"Prefect API {url} sent an unreadable deployment list", "")
+        return Check(name, False, f"Prefect API {shown} answered {status}", fix)
+    flow_names = {str(f.get("id")): f.get("name") for f in _json_list(flows)}
+    present = {d.get("name"): flow_names.get(str(d.get("flow_id"))) for d in deployments}
     missing = [deployment for deployment in wanted if deployment not in present]
     if missing:
         return Check(
             name,
             False,
-            f"{url}: deployments missing: {', '.join(missing)}",
+            f"{shown}: deployments missing: {', '.join(missing)}",
             "start `billpay serve` against this API (it creates every deployment)",
         )
-    return Check(name, True, f"{url}: reachable, {len(wanted)} deployments present")
+    wrong = [
+        f"{deployment} runs flow {present[deployment]!r}, not {expected!r}"
+        for deployment, expected in _flow_names(wanted).items()
+        if present[deployment] != expected
+    ]
+    if wrong:
+        return Check(
+            name,
+            False,
+            f"{shown}: " + "; ".join(wrong),
+            "another project's deployments share our names: start `billpay serve` against a "
+            "Prefect API of its own (or delete those deployments)",
+        )
+    return Check(name, True, f"{shown}: reachable, {len(wanted)} deployments present")
+
+
+def _json_list(response: httpx.Response) -> list[dict[str, Any]]:
+    try:
+        body = response.json()
+    except ValueError:
+        return []
+    return [item for item in body if isinstance(item, dict)] if isinstance(body, list) else []
+
+
+def _flow_names(specs: dict[str, DeploymentSpec]) -> dict[str, str]:
+    """Deployment name -> the name of the flow its entrypoint loads (the @flow(name=...))."""
+    return {deployment: spec.load_flow().name for deployment, spec in specs.items()}

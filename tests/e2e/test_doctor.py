@@ -27,7 +27,7 @@ def doctor_env(
 ) -> dict[str, str]:
     """The shell an operator has after `eval $(billpay sandbox --print-env)`."""
     for key in list(os.environ):
-        if key.startswith("BILLPAY_") and key != "BILLPAY_SANDBOX_TIMEOUT_SECONDS":
+        if key.upper().startswith("BILLPAY_") and key != "BILLPAY_SANDBOX_TIMEOUT_SECONDS":
             monkeypatch.delenv(key)
     env = {**sandbox.env(), "BILLPAY_DATABASE_URL": database_url.render_as_string(False)}
     for key, value in env.items():
@@ -65,6 +65,22 @@ def test_doctor_is_green_on_the_sandbox_and_names_vtpass_when_its_key_is_wrong(
     assert [c["name"] for c in failed] == ["vtpass credentials"]
     assert "VTpass refused" in str(failed[0]["detail"])
     assert "a-wrong-vtpass-key" not in json.dumps(checks)
+
+
+def test_bantu_mainnet_with_the_sandbox_s_settings_left_over_is_red(
+    doctor_env: dict[str, str], deployments_created: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every sandbox service answers as it should; only BILLPAY_NETWORK changed.
+    monkeypatch.setenv("BILLPAY_NETWORK", "bantu-mainnet")
+    code, checks = run_doctor()
+    assert code == 1
+    failed = {str(c["name"]): str(c["detail"]) for c in checks if not c["ok"]}
+    assert {"live settings", "network configuration", "system account", "system secret"} <= set(
+        failed
+    )
+    assert "is the sandbox's system identity" in failed["live settings"]
+    assert "test key" in failed["flutterwave credentials"]
+    assert all("fund" not in str(c["fix"]) for c in checks)
 
 
 def test_the_sandbox_issuer_flags_are_reported_as_warnings(

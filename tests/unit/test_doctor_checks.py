@@ -16,7 +16,13 @@ from stellar_sdk import Keypair
 
 from billpay import doctor
 from billpay.config import Settings
-from billpay.networks import BANTU_MAINNET_CNGN_ISSUER
+from billpay.networks import (
+    BANTU_MAINNET_CNGN_ISSUER,
+    SANDBOX_NETWORK_PASSPHRASE,
+    SANDBOX_PROVIDER_KEYS,
+)
+from billpay.sandbox import identities
+from billpay.sandbox.app import sandbox_env
 from deployments.doctor import check_prefect
 from deployments.registry import all_specs
 from tests.conftest import FIXTURES
@@ -26,7 +32,7 @@ ISSUER = BANTU_MAINNET_CNGN_ISSUER
 HORIZON = "https://expansion.bantu.network"
 VT = "https://vtpass.test/api"
 FLW = "https://flw.test/v3"
-KEYS = {"api": "vt-api", "public": "PK_vt", "secret": "SK_vt", "flw": "FLWSECK_TEST-abc-X"}
+KEYS = {"api": "vt-api", "public": "PK_vt", "secret": "SK_vt", "flw": "FLWSECK-abc-X"}
 
 
 def fixture(name: str) -> Any:
@@ -36,7 +42,7 @@ def fixture(name: str) -> Any:
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for key in list(os.environ):
-        if key.startswith("BILLPAY_"):
+        if key.upper().startswith("BILLPAY_"):
             monkeypatch.delenv(key)
 
 
@@ -220,6 +226,44 @@ def test_a_wrong_vtpass_api_key_fails_naming_vtpass() -> None:
     assert not check.ok and "VTpass refused the api-key/public-key" in check.detail
 
 
+def vtpass_probe_answers(response: httpx.Response | Exception) -> httpx.Client:
+    """A VTpass whose /balance accepts the keys and whose /requery answers ``response``."""
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/api/balance":
+            return httpx.Response(200, json=fixture("vtpass_balance_success.json"))
+        if isinstance(response, Exception):
+            raise response
+        return response
+
+    return client(handle)
+
+
+@pytest.mark.parametrize(
+    ("answer", "reason"),
+    [
+        (httpx.Response(502, text="<html>Bad Gateway</html>"), "answered 502, not JSON"),
+        (httpx.Response(200, text="<html>maintenance</html>"), "answered 200, not JSON"),
+        (httpx.Response(200, json={"response_description": "?"}), "JSON without a code"),
+        (httpx.ReadTimeout("slow"), "did not answer (ReadTimeout)"),
+        (httpx.Response(200, json={"code": "000", "content": {}}), "code 000 (expected 015"),
+    ],
+)
+def test_a_vtpass_requery_that_proves_nothing_fails(
+    answer: httpx.Response | Exception, reason: str
+) -> None:
+    check = doctor.check_vtpass(settings(), vtpass_probe_answers(answer))
+    assert not check.ok
+    assert "could not confirm the VTpass secret key" in check.detail and reason in check.detail
+
+
+def test_a_vtpass_sandbox_host_on_a_real_money_network_fails() -> None:
+    web, _ = vtpass()
+    check = doctor.check_vtpass(settings(vtpass_base_url="https://sandbox.vtpass.com/api"), web)
+    assert not check.ok and "VTpass's sandbox" in check.detail
+    assert "https://vtpass.com/api" in check.fix
+
+
 def test_a_wrong_vtpass_secret_key_fails_on_the_requery() -> None:
     web, _ = vtpass(secret="SK_other")
     check = doctor.check_vtpass(settings(), web)
@@ -243,7 +287,19 @@ def flutterwave(secret: str = KEYS["flw"]) -> httpx.Client:
 
 def test_flutterwave_key_accepted_by_balances() -> None:
     check = doctor.check_flutterwave(settings(), flutterwave())
-    assert check.ok and "test key accepted, NGN available 2367840" in check.detail
+    assert check.ok and "live key accepted, NGN available 2367840" in check.detail
+    test_key = "FLWSECK_TEST-abc-X"
+    on_testnet = settings(network="bantu-testnet", flutterwave_secret_key=test_key)
+    check = doctor.check_flutterwave(on_testnet, flutterwave(secret=test_key))
+    assert check.ok and "test key accepted" in check.detail
+
+
+def test_a_flutterwave_test_key_on_a_real_money_network_fails() -> None:
+    test_key = "FLWSECK_TEST-abc-X"
+    check = doctor.check_flutterwave(
+        settings(flutterwave_secret_key=test_key), flutterwave(secret=test_key)
+    )
+    assert not check.ok and "test key" in check.detail and "FLWSECK-" in check.fix
 
 
 def test_a_wrong_flutterwave_key_fails() -> None:
@@ -274,11 +330,28 @@ def test_a_crashing_check_is_reported_failed_and_the_rest_still_run() -> None:
 # --- Prefect -------------------------------------------------------------------------------
 
 
-def prefect(names: list[str]) -> httpx.Client:
+FLOW_NAMES = {spec.name: spec.load_flow().name for spec in all_specs()}
+
+
+def prefect(names: list[str], flows: dict[str, str] | None = None) -> httpx.Client:
+    """A Prefect API holding deployments ``names``, each running the flow ``flows`` names (ours
+    by default)."""
+    flow_of = {**FLOW_NAMES, **(flows or {})}
+
     def handle(request: httpx.Request) -> httpx.Response:
         if request.url.path == "/api/health":
             return httpx.Response(200, json=True)
-        return httpx.Response(200, json=[{"name": n, "id": str(i)} for i, n in enumerate(names)])
+        if request.url.path == "/api/flows/filter":
+            wanted = json.loads(request.content)["flows"]["id"]["any_"]
+            return httpx.Response(
+                200,
+                json=[
+                    {"id": f"f-{n}", "name": flow_of.get(n, n)} for n in names if f"f-{n}" in wanted
+                ],
+            )
+        return httpx.Response(
+            200, json=[{"name": n, "id": str(i), "flow_id": f"f-{n}"} for i, n in enumerate(names)]
+        )
 
     return client(handle)
 
@@ -296,6 +369,127 @@ def test_prefect_missing_a_deployment_says_start_serve() -> None:
     assert not check.ok and "daily-report" in check.detail and "billpay serve" in check.fix
 
 
+def test_a_deployment_of_ours_running_another_flow_fails() -> None:
+    web = prefect([s.name for s in all_specs()], flows={"daily-report": "someone-elses-flow"})
+    check = check_prefect(settings(), web, api=API)
+    assert not check.ok
+    assert "daily-report runs flow 'someone-elses-flow', not 'daily-report'" in check.detail
+
+
+def test_the_prefect_url_is_shown_masked() -> None:
+    api = ("https://u:prefectpw@prefect.test/api", {})
+    check = check_prefect(settings(), prefect([s.name for s in all_specs()]), api=api)
+    assert check.ok and "prefectpw" not in check.detail and "prefect.test/api" in check.detail
+
+
 def test_no_prefect_api_configured_fails_with_how_to_start_one() -> None:
     check = check_prefect(settings(), prefect([]), api=(None, {}))
     assert not check.ok and "PREFECT_API_URL" in check.fix and "billpay serve" in check.fix
+
+
+# --- sandbox leftovers and test endpoints on a live profile ----------------------------------
+
+
+def leftover_settings(monkeypatch: pytest.MonkeyPatch, network: str = "bantu-mainnet") -> Settings:
+    """The shell of an operator who ran `eval $(billpay sandbox --print-env)` and then only
+    exported BILLPAY_NETWORK."""
+    for key, value in sandbox_env(8765).items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("BILLPAY_NETWORK", network)
+    monkeypatch.setenv("BILLPAY_TREASURY_ACCOUNTS", identities.users()[0].account_id)
+    return Settings()
+
+
+def test_sandbox_leftovers_on_bantu_mainnet_fail_naming_each(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    check = doctor.check_live_settings(leftover_settings(monkeypatch))
+    assert not check.ok
+    for expected in (
+        "BILLPAY_NETWORK_PASSPHRASE",
+        "BILLPAY_SYSTEM_ACCOUNT is the sandbox's system identity",
+        "BILLPAY_SYSTEM_SECRET is the sandbox's system identity",
+        "BILLPAY_CNGN_ISSUER is the sandbox's issuer identity",
+        "BILLPAY_TREASURY_ACCOUNTS[0] is the sandbox's user1 identity",
+        "BILLPAY_VTPASS_API_KEY is the sandbox's key",
+        "BILLPAY_VTPASS_PUBLIC_KEY is the sandbox's key",
+        "BILLPAY_VTPASS_SECRET_KEY is the sandbox's key",
+        "BILLPAY_FLUTTERWAVE_SECRET_KEY is the sandbox's key",
+        "BILLPAY_FLUTTERWAVE_WEBHOOK_HASH is the sandbox's key",
+        "BILLPAY_HORIZON_URL http://127.0.0.1:8765/horizon is on loopback",
+        "BILLPAY_VTPASS_BASE_URL http://127.0.0.1:8765/vtpass/api is the sandbox's",
+        "BILLPAY_FLUTTERWAVE_SECRET_KEY is a test key",
+    ):
+        assert expected in check.detail, expected
+    assert "billpay sandbox --print-env" in check.fix
+    for secret in SANDBOX_PROVIDER_KEYS.values():
+        assert secret not in check.line()
+
+
+def test_sandbox_identities_fail_their_own_checks_off_the_sandbox(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    s = leftover_settings(monkeypatch)
+    config = doctor.check_network_config(s)
+    assert not config.ok and "sandbox's issuer" in config.detail
+    assert BANTU_MAINNET_CNGN_ISSUER in config.fix
+    # The profile's Horizon does not know the sandbox account: never "fund the account".
+    account = doctor.check_system_account(s, horizon({}))
+    assert not account.ok and "secret is public" in account.detail
+    assert "fund" not in account.fix and "of your own" in account.fix
+    secret = doctor.check_system_secret(s)
+    assert not secret.ok and "sandbox's system secret" in secret.detail
+
+
+def test_a_sandbox_passphrase_alone_fails_even_with_real_identities() -> None:
+    check = doctor.check_live_settings(settings(network_passphrase=SANDBOX_NETWORK_PASSPHRASE))
+    assert not check.ok and "refunds would be signed for another network" in check.detail
+    assert doctor.check_live_settings(settings()).ok
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"flutterwave_base_url": "http://127.0.0.1:8765/flutterwave/v3"}, "FLUTTERWAVE_BASE_URL"),
+        ({"vtpass_base_url": "http://localhost:9000/api"}, "VTPASS_BASE_URL"),
+        ({"vtpass_base_url": "https://sandbox.vtpass.com/api"}, "VTpass's sandbox"),
+        ({"horizon_url": "http://[::1]:8000"}, "BILLPAY_HORIZON_URL"),
+        ({"flutterwave_secret_key": "FLWSECK_TEST-abc-X"}, "a test key"),
+    ],
+)
+def test_test_endpoints_and_keys_fail_on_a_real_money_network(
+    change: dict[str, str], expected: str
+) -> None:
+    check = doctor.check_live_settings(settings(**change))
+    assert not check.ok and expected in check.detail
+    # A testnet is play money: the same values pass there.
+    assert doctor.check_live_settings(settings(network="bantu-testnet", **change)).ok
+
+
+def test_an_unrouted_provider_left_at_its_sandbox_url_does_not_fail() -> None:
+    loopback = {"flutterwave_base_url": "http://127.0.0.1:8765/flutterwave/v3"}
+    assert not doctor.check_live_settings(settings(**loopback)).ok  # routed by default
+    types = ("electricity", "airtime", "data", "cable_tv", "water")
+    vtpass_only = {f"route_{bill_type}": "vtpass" for bill_type in types}
+    assert doctor.check_live_settings(settings(**loopback, **vtpass_only)).ok
+
+
+def test_the_sandbox_profile_expects_the_sandbox_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    check = doctor.check_live_settings(leftover_settings(monkeypatch, network="sandbox"))
+    assert check.ok
+
+
+def test_no_printed_url_keeps_a_secret() -> None:
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("refused", request=request)
+
+    s = settings(
+        horizon_url="https://u:hpw@horizon.example/key/Zk3f9QpLm2Xr7Tn4Wb8Y",
+        vtpass_base_url="https://u:vpw@vtpass.example/api",
+        flutterwave_base_url="https://flw.example/v3?apikey=fkey",
+    )
+    results = doctor.run_checks(s, client(refuse), extra=[])
+    text = json.dumps([c.to_json() for c in results])
+    for secret in ("hpw", "Zk3f9QpLm2Xr7Tn4Wb8Y", "vpw", "fkey"):
+        assert secret not in text
+    assert "horizon.example" in text
