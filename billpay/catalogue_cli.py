@@ -156,8 +156,8 @@ def map_biller(
     from billpay.catalogue_runner import map_biller as do_map
 
     with _open() as root:
-        why_not = do_map(root.db, provider.value, provider_code.strip(), biller.strip().lower())
-    if why_not:
-        typer.echo(f"error: {why_not}", err=True)
+        done = do_map(root.db, provider.value, provider_code.strip(), biller.strip().lower())
+    if not done.ok:
+        typer.echo(f"error: {done.message}", err=True)
         raise typer.Exit(1)
-    typer.echo(f"{provider.value} {provider_code} now sells {biller}")
+    typer.echo(done.message)

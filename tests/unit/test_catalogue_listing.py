@@ -198,7 +198,7 @@ def test_flutterwave_error_message_is_masked_of_our_key(mock, flw) -> None:
     assert "HTTP 401" in raised.value.message
 
 
-def test_one_failed_items_call_fails_the_whole_flutterwave_listing(mock, flw) -> None:
+def test_one_failed_items_call_holds_only_that_flutterwave_biller(mock, flw) -> None:
     categories = {"status": "success", "message": "ok",
                   "data": [{"id": 3, "name": "Cable", "code": "CABLEBILLS"}]}  # fmt: skip
     mock.get(f"{FW}/top-bill-categories").mock(return_value=_json(categories))
@@ -208,9 +208,12 @@ def test_one_failed_items_call_fails_the_whole_flutterwave_listing(mock, flw) ->
     mock.get(f"{FW}/billers/BIL119/items").mock(
         return_value=_json(fixture("flutterwave_biller_items_bil119.json"))
     )
-    mock.get(url__regex=rf"{FW}/billers/BIL12[03]/items").mock(return_value=HTML)
-    with pytest.raises(ListingFailed, match="BIL120/items"):
-        read_listing("flutterwave", flw)
+    mock.get(url__regex=rf"{FW}/billers/BIL(12[03]|999)/items").mock(return_value=HTML)
+    listing = read_listing("flutterwave", flw)
+    held = {b.code: b.unreadable for b in listing.billers if b.unreadable}
+    assert set(held) == {"BIL120", "BIL123", "BIL999"} and "BIL120/items" in held["BIL120"]
+    (dstv,) = [b for b in listing.billers if b.code == "BIL119"]
+    assert dstv.items and dstv.unreadable is None
 
 
 def test_vtpass_listing_skips_variations_for_airtime(mock, vtpass) -> None:
