@@ -192,6 +192,9 @@ def map_biller(
             return Mapped(False, f"{provider} lists no biller {code} (run billpay catalogue sync)")
         created = ""
         bill_type = stored.our_billers.get(biller_code)
+        if bill_type is None and listed.biller_code:  # a typo must not move live sales
+            return Mapped(False, f"no biller of ours is coded {biller_code} ({provider} {code} "
+                          f"sells {listed.biller_code}: only an unmapped one creates ours)")  # fmt: skip
         if bill_type is None:
             new = new_biller_from_listing(biller_code, listed.bill_type, listed.name)
             if new is None:
