@@ -48,12 +48,14 @@ def sync(
         ProviderName | None, typer.Option(help="one provider (default: both)")
     ] = None,
     force: Annotated[
-        bool, typer.Option("--force", help="apply even when most routed billers would vanish")
+        bool, typer.Option("--force", help="apply even when a vanish guard refuses the sync")
     ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Read each provider's whole catalogue and apply what changed. Exits 1 when a provider
-    failed (nothing applied for it) or was refused (more than half its billers would vanish)."""
+    failed (nothing applied for it) or was refused (most routed billers, a whole category or a
+    routed biller's every item would vanish). A biller whose items cannot be read is held as last
+    synced (named in the detail, operators told) and does not fail the sync."""
     from billpay.catalogue_runner import sync_all
 
     with _open() as root:
@@ -152,12 +154,14 @@ def map_biller(
     biller: Annotated[str, typer.Argument(help="our biller code, e.g. ikeja-electric")],
 ) -> None:
     """Map a listed provider biller to ours (its items get our product codes where the rules
-    can tell); routed from then on. Recorded as a 'mapped' sync."""
+    can tell); routed from then on. Recorded as a 'mapped' sync. An unmapped row (a new VTpass
+    service) may name a biller of ours that does not exist yet: it is created from the row's
+    bill type and name, and the message says so."""
     from billpay.catalogue_runner import map_biller as do_map
 
     with _open() as root:
-        why_not = do_map(root.db, provider.value, provider_code.strip(), biller.strip().lower())
-    if why_not:
-        typer.echo(f"error: {why_not}", err=True)
+        done = do_map(root.db, provider.value, provider_code.strip(), biller.strip().lower())
+    if not done.ok:
+        typer.echo(f"error: {done.message}", err=True)
         raise typer.Exit(1)
-    typer.echo(f"{provider.value} {provider_code} now sells {biller}")
+    typer.echo(done.message)

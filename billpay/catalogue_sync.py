@@ -5,9 +5,10 @@ listing, ``billpay.store.catalogue_sync`` applies the plan in one transaction).
 Mapping rules (the contract with the catalogue reader, see sql/0019_provider_catalogue.sql):
 
 - VTpass serviceIDs are our code scheme: a serviceID maps to our biller of the same code, after
-  ``BILLER_ALIASES`` (``etisalat`` is our ``9mobile`` airtime). An unknown serviceID of a bill
-  type we sell becomes a new biller of ours with that code. Variation codes are our product
-  codes. VTpass airtime has no variations, so its billers carry no items (as in the built-in
+  ``BILLER_ALIASES`` (``etisalat`` is our ``9mobile`` airtime), when that biller is ours already
+  or in the built-in table, of the same bill type. A serviceID new to both is stored UNMAPPED
+  (never sold before a person maps it with ``billpay catalogue map vtpass``): VTpass adding a
+  service must not put it on sale unreviewed. Variation codes are our product codes. VTpass airtime has no variations, so its billers carry no items (as in the built-in
   table, where an airtime plan has no VTpass code).
 - Flutterwave billers map only through an existing row's ``biller_code`` or the built-in table's
   ``flutterwave_biller_code``: never by name. Anything else is stored unmapped (biller_code
@@ -15,8 +16,15 @@ Mapping rules (the contract with the catalogue reader, see sql/0019_provider_cat
   Items map through an existing row's product code, then the built-in plan's item code, then
   (electricity) "prepaid" / "postpaid" in the name when exactly one item says it, then
   (airtime, water) the biller's single item.
-- A sync that would make more than half of a provider's routed billers vanish is refused
-  unless forced: an empty or cut-short listing must not switch a provider off.
+- A code listed again after it vanished keeps its old mapping only while no other listed code
+  sells that biller of ours now (an operator remapped it): else it comes back unmapped.
+- A product is sold under one item code: a live item keeps its product over a returning one,
+  a returning one over a built-in guess.
+- A biller whose items could not be read (``ListedBiller.unreadable``) is held: its stored rows
+  are left as they are (not updated, not vanished), and operators are told.
+- Refused unless forced (an empty or cut-short listing must not switch sales off): more than
+  half of a provider's routed billers would vanish; a category / identifier that had routed
+  billers comes back empty or missing; a routed biller's items would all vanish.
 """
 
 from __future__ import annotations
@@ -49,6 +57,13 @@ FLUTTERWAVE_CATEGORIES: dict[str, BillType | None] = {
     "UTILITYBILLS": None,
 }
 _OUR_CODE = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
+# What a provider code (biller, item, category) may be: it goes into URL paths, so never a dot
+# segment, a slash, a query or a percent sign. The adapters reject other codes when they parse.
+_PROVIDER_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+
+
+def valid_provider_code(code: str) -> bool:
+    return bool(_PROVIDER_CODE.fullmatch(code)) and ".." not in code
 
 
 class Outcome(StrEnum):
@@ -82,6 +97,8 @@ class ListedBiller:
     max_amount_kobo: int | None = None
     fee_kobo: int = 0
     items: tuple[ListedItem, ...] = ()
+    # Why its items could not be read (its stored rows are then held as they are); None: read.
+    unreadable: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,6 +191,8 @@ class BillerRow:
     max_amount_kobo: int | None
     fee_kobo: int
     items: tuple[ItemRow, ...]
+    # A returning code whose biller of ours another code sells now: its old mapping is cleared.
+    displaced: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +214,9 @@ class SyncPlan:
     vanished_routed: tuple[str, ...] = ()  # of ours: "dstv (BIL119)"
     price_changes: tuple[PriceChange, ...] = ()
     detail: str = ""
+    held: tuple[tuple[str, str], ...] = ()  # (provider biller, why its items were unreadable)
+    displaced: tuple[str, ...] = ()  # "BIL119 (dstv is sold under BIL999)"
+    vanished_plans: tuple[str, ...] = ()  # items gone from a still-listed biller, named
 
     @property
     def vanished(self) -> int:
@@ -231,9 +253,12 @@ def our_biller_for(
     if provider == "vtpass":
         code = BILLER_ALIASES.get(listed.code, listed.code)
         template = builtin.get(code)
-        bill_type = template.bill_type if template else listed.bill_type
-        if bill_type is None or not _OUR_CODE.fullmatch(code):
-            return None, None
+        known = stored.our_billers.get(code)
+        if (template is None and known is None) or not _OUR_CODE.fullmatch(code):
+            return None, None  # new to us: stored unmapped until a person maps it
+        bill_type = template.bill_type if template else BillType(known)
+        if listed.bill_type is not None and bill_type != listed.bill_type:
+            return None, None  # same code, another kind of bill: a person decides
         name = template.name if template else listed.name or code
         return code, _new_unless_known(code, bill_type, name, stored)
     template = _builtin_by_flutterwave(builtin).get(listed.code)
@@ -242,6 +267,14 @@ def our_biller_for(
     return template.code, _new_unless_known(
         template.code, template.bill_type, template.name, stored
     )
+
+
+def new_biller_from_listing(code: str, bill_type: str | None, name: str) -> NewBiller | None:
+    """Our biller an operator's mapping may create from the provider's row (None: it cannot,
+    the code is not of our scheme or the row has no bill type)."""
+    if not _OUR_CODE.fullmatch(code) or bill_type not in {str(t) for t in BillType}:
+        return None
+    return NewBiller(code, BillType(bill_type), name[:200] or code)
 
 
 def _new_unless_known(
@@ -271,14 +304,17 @@ def product_codes(
         return {item.code: None for item in listed.items}
     known = stored.items if stored else {}
     template = builtin.get(our)
-    result: dict[str, str | None] = {}
+    claims: dict[str, tuple[int, str] | None] = {}  # item -> (rank, product); lower rank wins
     for item in listed.items:
         previous = known.get(item.code)
-        result[item.code] = (previous.product_code if previous else None) or _builtin_item(
-            template, provider, item.code
-        )
+        if previous is not None and previous.product_code:
+            claims[item.code] = (1 if previous.vanished else 0, previous.product_code)
+        else:
+            guess = _builtin_item(template, provider, item.code)
+            claims[item.code] = (2, guess) if guess else None
+    result = _unique_products(listed.items, claims)
     _infer_single_products(bill_type, listed.items, result)
-    return _unique_products(listed.items, result)
+    return result
 
 
 def _infer_single_products(
@@ -299,16 +335,21 @@ def _infer_single_products(
 
 
 def _unique_products(
-    items: Iterable[ListedItem], result: dict[str, str | None]
+    items: Iterable[ListedItem], claims: Mapping[str, tuple[int, str] | None]
 ) -> dict[str, str | None]:
-    """A product is sold under one item code at a time: a second claimant stays unmapped."""
-    seen: set[str] = set()
-    for item in items:
-        product = result[item.code]
-        if product is not None:
-            if product in seen:
-                result[item.code] = None
-            seen.add(product)
+    """A product is sold under one item code at a time: the live holder keeps it over a
+    returning item, a returning one over a built-in guess, else the first listed; the others
+    stay unmapped."""
+    winner: dict[str, tuple[int, int, str]] = {}
+    for index, item in enumerate(items):
+        claim = claims.get(item.code)
+        if claim is not None:
+            rank, product = claim
+            if product not in winner or (rank, index) < winner[product][:2]:
+                winner[product] = (rank, index, item.code)
+    result: dict[str, str | None] = {item.code: None for item in items}
+    for product, (_, _, code) in winner.items():
+        result[code] = product
     return result
 
 
@@ -376,32 +417,44 @@ def _compare_items(row: BillerRow, before: StoredBiller | None, tally: _Tally) -
     ]
 
 
-def _rows(
-    listing: Listing, stored: Stored, builtin: Mapping[str, Biller]
-) -> tuple[list[BillerRow], dict[str, NewBiller], list[str]]:
-    """Every listed biller as its row is to be, ours to create, and the unmapped codes."""
-    rows: list[BillerRow] = []
-    new: dict[str, NewBiller] = {}
-    unmapped: list[str] = []
-    claimed: set[str] = set()
+@dataclass
+class _Rows:
+    rows: list[BillerRow] = field(default_factory=list)
+    new: dict[str, NewBiller] = field(default_factory=dict)
+    unmapped: list[str] = field(default_factory=list)
+    displaced: list[str] = field(default_factory=list)
+
+
+def _rows(listing: Listing, stored: Stored, builtin: Mapping[str, Biller]) -> _Rows:
+    """Every readable listed biller as its row is to be, ours to create, the unmapped codes and
+    the returning codes whose biller of ours another code sells now."""
+    out = _Rows()
     listed_codes = {b.code for b in listing.billers}
+    claimed: dict[str, str] = {}  # our biller -> the provider code selling it after this sync
     for code, b in stored.billers.items():  # ours already sold under a code still listed
         if b.biller_code and not b.vanished and code in listed_codes:
-            claimed.add(b.biller_code)
+            claimed[b.biller_code] = code
     for listed in {b.code: b for b in listing.billers}.values():
+        if listed.unreadable:
+            continue  # held: its stored rows stay as they are
         our, create = our_biller_for(listing.provider, listed, stored, builtin)
         before = stored.billers.get(listed.code)
-        if our is not None and our in claimed and (before is None or before.biller_code != our):
+        holder = claimed.get(our) if our is not None else None
+        displaced = False
+        if holder is not None and holder != listed.code:
+            if before is not None and before.biller_code == our:
+                displaced = True  # it vanished and an operator remapped ours meanwhile
+                out.displaced.append(f"{listed.code} ({our} is sold under {holder})")
             our, create = None, None  # ours is sold under another code at this provider
         if our is None:
-            unmapped.append(listed.code)
+            out.unmapped.append(listed.code)
         else:
-            claimed.add(our)
+            claimed[our] = listed.code
         if create is not None:
-            new[create.code] = create
-        bill_type = _bill_type(our, listed, stored, new, builtin)
+            out.new[create.code] = create
+        bill_type = _bill_type(our, listed, stored, out.new, builtin)
         products = product_codes(listing.provider, our, bill_type, listed, before, builtin)
-        rows.append(
+        out.rows.append(
             BillerRow(
                 listed.code,
                 our,
@@ -412,9 +465,10 @@ def _rows(
                 listed.max_amount_kobo,
                 listed.fee_kobo,
                 _item_rows(listed, products),
+                displaced,
             )
         )
-    return rows, new, unmapped
+    return out
 
 
 def _bill_type(
@@ -434,6 +488,56 @@ def _bill_type(
     return str(listed.bill_type) if listed.bill_type else None
 
 
+def _category(provider: str, biller: StoredBiller) -> str | None:
+    """The listing call a stored biller came from (a seeded VTpass row has no category yet: its
+    bill type names the identifier)."""
+    if biller.category or provider != "vtpass":
+        return biller.category
+    return next((i for i, t in VTPASS_IDENTIFIERS.items() if str(t) == biller.bill_type), None)
+
+
+def _refusals(
+    listing: Listing, stored: Stored, rows: list[BillerRow], gone: list[str]
+) -> list[str]:
+    """Why this listing must not be applied unless forced (empty: it may)."""
+    routed = stored.routed
+    gone_routed = [c for c in gone if c in routed]
+    reasons = []
+    if len(gone_routed) * 2 > len(routed):
+        named = ", ".join(f"{stored.billers[c].biller_code} ({c})" for c in gone_routed)
+        reasons.append(f"{len(gone_routed)} of {len(routed)} routed billers would vanish ({named})")
+    listed_categories = {b.category for b in listing.billers}
+    empty = sorted(
+        {c for c in (_category(listing.provider, stored.billers[r]) for r in routed) if c}
+        - listed_categories
+    )
+    if empty:
+        reasons.append(f"{', '.join(empty)} came back empty or missing (it had routed billers)")
+    emptied = []
+    for row in rows:
+        before = stored.billers.get(row.code)
+        live = before is not None and any(not i.vanished for i in before.items.values())
+        if live and row.code in routed and not row.items:
+            emptied.append(f"{before.biller_code} ({row.code})")  # type: ignore[union-attr]
+    if emptied:
+        reasons.append(f"every item of {', '.join(emptied)} would vanish")
+    return reasons
+
+
+def _vanished_plans(
+    vanished_items: list[tuple[str, str]], stored: Stored, gone: list[str]
+) -> tuple[str, ...]:
+    """The items gone from billers still listed, named ours/product (theirs/item)."""
+    named = []
+    for biller, item in vanished_items:
+        if biller in gone:
+            continue  # the biller vanished whole: its own alert says so
+        before = stored.billers[biller]
+        product = before.items[item].product_code or "unmapped"
+        named.append(f"{before.biller_code or '-'}/{product} ({biller}/{item})")
+    return tuple(named)
+
+
 def diff(
     listing: Listing,
     stored: Stored,
@@ -441,8 +545,10 @@ def diff(
     force: bool = False,
     builtin: Mapping[str, Biller] = BILLERS,
 ) -> SyncPlan:
-    """The plan that makes the tables say what ``listing`` says."""
-    rows, new, unmapped = _rows(listing, stored, builtin)
+    """The plan that makes the tables say what ``listing`` says (held billers aside)."""
+    planned = _rows(listing, stored, builtin)
+    rows, new, unmapped = planned.rows, planned.new, planned.unmapped
+    held = tuple({b.code: (b.code, b.unreadable) for b in listing.billers if b.unreadable}.values())
     tally = _Tally()
     for row in rows:
         before = stored.billers.get(row.code)
@@ -451,26 +557,25 @@ def diff(
         elif _biller_changed(row, before):
             tally.changed += 1
         _compare_items(row, before, tally)
-    listed = {r.code for r in rows}
+    listed = {r.code for r in rows} | {code for code, _ in held}
     gone = [c for c, b in stored.billers.items() if c not in listed and not b.vanished]
     for code in gone:  # a vanished biller's items go with it
         tally.vanished_items += [
             (code, i) for i, item in stored.billers[code].items.items() if not item.vanished
         ]
-    routed = stored.routed
-    gone_routed = [c for c in gone if c in routed]
-    named = tuple(f"{stored.billers[c].biller_code} ({c})" for c in gone_routed)
+    named = tuple(f"{stored.billers[c].biller_code} ({c})" for c in gone if c in stored.routed)
     base = {
         "provider": listing.provider,
-        "billers_seen": len(rows),
+        "billers_seen": len(rows) + len(held),
         "items_seen": sum(len(r.items) for r in rows),
+        "held": held,
     }
-    if len(gone_routed) * 2 > len(routed) and not force:
-        detail = (
-            f"refused: {len(gone_routed)} of {len(routed)} routed billers would vanish "
-            f"({', '.join(named)}); run with --force if the provider really dropped them"
+    reasons = _refusals(listing, stored, rows, gone)
+    if reasons and not force:
+        detail = f"refused: {'; '.join(reasons)}; run with --force if the provider really did it"
+        return SyncPlan(
+            outcome=Outcome.REFUSED, vanished_routed=named, detail=detail[:1000], **base
         )
-        return SyncPlan(outcome=Outcome.REFUSED, vanished_routed=named, detail=detail, **base)
     changes = tally.added + tally.changed + len(gone) + len(tally.vanished_items) + len(new)
     return SyncPlan(
         outcome=Outcome.APPLIED if changes else Outcome.UNCHANGED,
@@ -484,17 +589,32 @@ def diff(
         new_unmapped=tuple(c for c in unmapped if c not in stored.billers),
         vanished_routed=named,
         price_changes=tuple(tally.prices),
-        detail=_detail(tally, gone, unmapped),
+        detail=_detail(tally, gone, unmapped, held, planned.displaced),
+        displaced=tuple(planned.displaced),
+        vanished_plans=_vanished_plans(tally.vanished_items, stored, gone),
         **base,
     )
 
 
-def _detail(tally: _Tally, gone: list[str], unmapped: list[str]) -> str:
+def _detail(
+    tally: _Tally,
+    gone: list[str],
+    unmapped: list[str],
+    held: tuple[tuple[str, str], ...],
+    displaced: list[str],
+) -> str:
     parts = []
+    if held:  # first: the detail is cut at 1000 characters and this needs a person most
+        parts.append("held, items unreadable: " + ", ".join(f"{c} ({why})" for c, why in held))
     if gone:
         parts.append(f"vanished: {', '.join(gone)}")
+    gone_items = [f"{b}/{i}" for b, i in tally.vanished_items if b not in gone]
+    if gone_items:
+        parts.append(f"items vanished: {', '.join(gone_items)}")
     if tally.prices:
         parts.append(f"{len(tally.prices)} price(s) changed")
+    if displaced:
+        parts.append(f"back unmapped: {', '.join(displaced)}")
     if unmapped:
         parts.append(f"unmapped: {', '.join(unmapped)}")
     return "; ".join(parts)[:1000]
@@ -507,18 +627,29 @@ def _detail(tally: _Tally, gone: list[str], unmapped: list[str]) -> str:
 class CatalogueAlert:
     kind: str
     payload: dict[str, Any]
+    # "sync": one per sync that found it (a change happens once); "content": one per distinct
+    # payload, for what every run finds again until a person acts (a refusal, a held biller);
+    # "day": one per provider per UTC day (a failing sync, retried within the day).
+    once_per: str = "sync"
+
+
+def _held_alert(plan: SyncPlan) -> list[CatalogueAlert]:
+    if not plan.held:
+        return []
+    billers = "; ".join(f"{code}: {why}" for code, why in plan.held)
+    payload = {"provider": plan.provider, "billers": billers[:2000],
+               "meaning": "its items could not be read: kept as last synced, not updated"}  # fmt: skip
+    return [CatalogueAlert("catalogue_biller_unreadable", payload, "content")]
 
 
 def alerts(plan: SyncPlan) -> list[CatalogueAlert]:
-    """One alert per kind per sync, naming the billers: vanished billers, changed prices,
-    billers a person must map, a refused sync."""
+    """One alert per kind per sync, naming the billers: vanished billers and items, changed
+    prices, billers a person must map, billers held unread, a refused sync."""
     provider = plan.provider
-    found: list[CatalogueAlert] = []
+    found = _held_alert(plan)
     if plan.outcome == Outcome.REFUSED:
-        found.append(
-            CatalogueAlert("catalogue_sync_refused", {"provider": provider, "detail": plan.detail})
-        )
-        return found
+        payload = {"provider": provider, "detail": plan.detail}
+        return [CatalogueAlert("catalogue_sync_refused", payload, "content"), *found]
     if plan.vanished_billers:
         found.append(
             CatalogueAlert(
@@ -531,6 +662,10 @@ def alerts(plan: SyncPlan) -> list[CatalogueAlert]:
                 },
             )
         )
+    if plan.vanished_plans:
+        payload = {"provider": provider, "plans": ", ".join(plan.vanished_plans)[:2000],
+                   "meaning": "no longer sold through this provider until it lists them again"}  # fmt: skip
+        found.append(CatalogueAlert("catalogue_item_vanished", payload))
     if plan.price_changes:
         changes = ", ".join(
             f"{c.provider_biller}/{c.item} {_naira(c.before_kobo)} -> {_naira(c.after_kobo)}"
@@ -541,19 +676,23 @@ def alerts(plan: SyncPlan) -> list[CatalogueAlert]:
                 "catalogue_price_changed", {"provider": provider, "changes": changes[:2000]}
             )
         )
-    unmapped = list(plan.new_unmapped)
-    if unmapped:
-        found.append(
-            CatalogueAlert(
-                "catalogue_biller_unmapped",
-                {
-                    "provider": provider,
-                    "billers": ", ".join(unmapped),
-                    "fix": f"billpay catalogue map {provider} <code> <our biller>",
-                },
-            )
-        )
-    return found  # fmt: skip
+    if plan.new_unmapped or plan.displaced:
+        payload = {
+            "provider": provider,
+            "billers": ", ".join([*plan.new_unmapped, *(d.split(" ")[0] for d in plan.displaced)]),
+            "fix": f"billpay catalogue map {provider} <code> <our biller>",
+        }
+        if plan.displaced:
+            payload["returned"] = ", ".join(plan.displaced)
+        found.append(CatalogueAlert("catalogue_biller_unmapped", payload))
+    return found
+
+
+def failure_alert(provider: str, detail: str) -> CatalogueAlert:
+    """A sync of ``provider`` that applied nothing (its listing unreadable, or a bug)."""
+    payload = {"provider": provider, "detail": detail[:1000],
+               "meaning": "nothing applied: its catalogue stays as last synced"}  # fmt: skip
+    return CatalogueAlert("catalogue_sync_failed", payload, "day")
 
 
 def _naira(kobo: int | None) -> str:
@@ -565,6 +704,14 @@ def _naira(kobo: int | None) -> str:
 def naira_text(kobo: int | None) -> str | None:
     """Kobo as a decimal naira string for JSON ("2950.00"); None stays None."""
     return None if kobo is None else _naira(kobo)
+
+
+@dataclass(frozen=True, slots=True)
+class Mapped:
+    """What ``billpay catalogue map`` did: ``ok`` False means nothing changed."""
+
+    ok: bool
+    message: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,10 +21,16 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 from billpay.accounts import parse_phone
 from billpay.catalogue import FLUTTERWAVE_CATEGORY
-from billpay.catalogue_sync import FLUTTERWAVE_CATEGORIES, ListedBiller, ListedItem
+from billpay.catalogue_sync import (
+    FLUTTERWAVE_CATEGORIES,
+    ListedBiller,
+    ListedItem,
+    valid_provider_code,
+)
 from billpay.orders import BillOrder, BillType
 from billpay.providers.base import (
     UNITS_FIELDS,
@@ -273,7 +279,7 @@ class FlutterwaveProvider(HttpAdapter):
                 valid=None, error_class=ErrorClass.PERMANENT, reason_code="no_item_code"
             )
         params = {"code": biller_code, "customer": order.account_number}
-        ex = self._send("GET", f"/bill-items/{item}/validate", params=params)
+        ex = self._send("GET", f"/bill-items/{segment(item)}/validate", params=params)
         return self._with_check_call(order.reference, ex, verify_result(ex))
 
     def _customer_id(self, order: BillOrder) -> str:
@@ -296,13 +302,14 @@ class FlutterwaveProvider(HttpAdapter):
         }
         if self._settings.callback_url:
             body["callback_url"] = self._settings.callback_url
-        ex = self._send("POST", f"/billers/{biller_code}/items/{item}/payment", body=body)
+        path = f"/billers/{segment(biller_code)}/items/{segment(item)}/payment"
+        ex = self._send("POST", path, body=body)
         return self._with_call(Operation.PAY, reference, ex, pay_result(order, ex))
 
     @guarded(Operation.REQUERY)
     def requery(self, order: BillOrder, reference: str) -> PaymentResult:
         self._listing(order, live=False)  # sold here once, if no longer
-        ex = self._send("GET", f"/bills/{reference}")
+        ex = self._send("GET", f"/bills/{segment(reference)}")
         result = requery_result(order, reference, ex, self._clock())
         return self._with_call(Operation.REQUERY, reference, ex, result)
 
@@ -311,7 +318,7 @@ class FlutterwaveProvider(HttpAdapter):
     @guarded(Operation.CATALOGUE)
     def catalogue(self, biller: str) -> Catalogue:
         entry = self._biller(biller)
-        ex = self._send("GET", f"/billers/{entry.code}/items")
+        ex = self._send("GET", f"/billers/{segment(entry.code)}/items")
         envelope = _envelope(ex)
         ok = envelope is not None and envelope[0] == "success" and isinstance(envelope[2], list)
         call = self._record(Operation.CATALOGUE, None, ex, "success" if ok else "failed", None)
@@ -331,11 +338,12 @@ class FlutterwaveProvider(HttpAdapter):
         category code (``CABLEBILLS``)."""
         known = str(bill_type) in {str(t) for t in BillType}
         category = FLUTTERWAVE_CATEGORY[BillType(bill_type)] if known else str(bill_type)
-        return self._list(f"/bills/{category}/billers", {"country": "NG"})
+        return self._list(f"/bills/{segment(category)}/billers", {"country": "NG"})
 
     # --- the full catalogue (billpay.catalogue_sync) -------------------------------------------
     # Each raises ProviderError (with the call record) when its call fails or a row is not the
-    # documented shape: a sync then applies nothing for Flutterwave.
+    # documented shape: a failed categories / billers call applies nothing for Flutterwave, a
+    # failed items call holds that one biller as last synced.
 
     def category_codes(self) -> list[str]:
         """The category codes ``GET /top-bill-categories?country=NG`` lists."""
@@ -344,12 +352,15 @@ class FlutterwaveProvider(HttpAdapter):
     def listed_billers(self, category: str) -> list[ListedBiller]:
         """The billers of one category (``GET /bills/{category}/billers?country=NG``)."""
         return self._parsed(
-            f"/bills/{category}/billers", lambda: self.billers(category), parse_billers, category
+            f"/bills/{segment(category)}/billers",
+            lambda: self.billers(category),
+            parse_billers,
+            category,
         )
 
     def items(self, biller_code: str) -> list[ListedItem]:
         """``GET /billers/{biller_code}/items``: every item of one biller."""
-        path = f"/billers/{biller_code}/items"
+        path = f"/billers/{segment(biller_code)}/items"
         return self._parsed(path, lambda: self._list(path, {}), parse_items)
 
     def _parsed(self, path: str, read: Any, parse: Any, *args: Any) -> Any:
@@ -375,20 +386,33 @@ class FlutterwaveProvider(HttpAdapter):
         return [item for item in envelope[2] if isinstance(item, dict)]
 
 
+def segment(code: str) -> str:
+    """A provider code as one URL path segment: percent-encoded whole (a ``/``, ``?`` or ``#``
+    in it can never reach another path), and a dot-only code (which httpx would resolve as a dot
+    segment) encoded too, so our Bearer key only ever goes to the path we mean."""
+    quoted = quote(code, safe="")
+    return quoted.replace(".", "%2E") if set(quoted) <= {"."} else quoted
+
+
+def _code(value: object, what: str) -> str:
+    code = _str(value, 200)
+    if not code:
+        raise ValueError(f"a {what} without a code")
+    if not valid_provider_code(code):
+        raise ValueError(f"a {what} code that is not a code ({code[:40]!r})")
+    return code
+
+
 def parse_categories(rows: list[dict[str, Any]]) -> list[str]:
-    codes = [_str(row.get("code"), 40) for row in rows]
-    if any(code is None for code in codes):
-        raise ValueError("a category without a code")
-    return [str(code).upper() for code in codes]
+    return [_code(row.get("code"), "category").upper() for row in rows]
 
 
 def parse_billers(rows: list[dict[str, Any]], category: str) -> list[ListedBiller]:
-    """``data[]`` of biller_code, name (also description, short_name, logo, country_code)."""
+    """``data[]`` of biller_code, name (also description, short_name, logo, country_code). A row
+    without a valid biller_code makes the answer unreadable."""
     billers = []
     for row in rows:
-        code = _str(row.get("biller_code"), 100)
-        if not code:
-            raise ValueError("a biller without a biller_code")
+        code = _code(row.get("biller_code"), "biller")
         name = _str(row.get("name")) or _str(row.get("short_name")) or code
         bill_type = FLUTTERWAVE_CATEGORIES.get(category.upper())
         billers.append(ListedBiller(code, name, category.upper(), bill_type))
@@ -397,13 +421,12 @@ def parse_billers(rows: list[dict[str, Any]], category: str) -> list[ListedBille
 
 def parse_items(rows: list[dict[str, Any]]) -> list[ListedItem]:
     """``data[]`` of item_code, name, amount (0: the customer sets it), fee, label_name. A row
-    without an item_code or a readable amount makes the answer unreadable."""
+    without a valid item_code or a readable amount makes the biller's item list unreadable (the
+    sync then keeps the biller as last synced): a list missing one row is not believed."""
     items = []
     for row in rows:
-        code = _str(row.get("item_code"), 100)
+        code = _code(row.get("item_code"), "item")
         amount = kobo_from_naira(row.get("amount"))
-        if not code:
-            raise ValueError("an item without an item_code")
         if amount is None or amount < 0:
             raise ValueError(f"item {code} without a readable amount")
         fee = kobo_from_naira(row.get("fee")) or 0

@@ -15,7 +15,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from billpay.catalogue_sync import VTPASS_IDENTIFIERS, ListedBiller, ListedItem
+from billpay.catalogue_sync import (
+    VTPASS_IDENTIFIERS,
+    ListedBiller,
+    ListedItem,
+    valid_provider_code,
+)
 from billpay.orders import BillOrder, BillType
 from billpay.providers.base import (
     LAGOS,
@@ -416,7 +421,8 @@ class VTpassProvider(HttpAdapter):
 
     # --- the full catalogue (billpay.catalogue_sync) -------------------------------------------
     # Both raise ProviderError (with the call record) when the call fails or its answer is not
-    # the documented shape: a sync then applies nothing for VTpass.
+    # the documented shape: a failed services call applies nothing for VTpass, a failed
+    # variations call holds that one service as last synced.
 
     def services(self, identifier: str) -> list[ListedBiller]:
         """``GET /services?identifier=airtime|data|tv-subscription|electricity-bill``."""
@@ -474,9 +480,11 @@ def parse_services(body: Any, identifier: str) -> list[ListedBiller]:
         raise ListingUnreadable("content is not a list")
     billers = []
     for row in content:
-        code = text_field(row.get("serviceID"), 100) if isinstance(row, dict) else None
+        code = text_field(row.get("serviceID"), 200) if isinstance(row, dict) else None
         if not code:
             raise ListingUnreadable("a service without a serviceID")
+        if not valid_provider_code(code):
+            raise ListingUnreadable(f"a serviceID that is not a code ({code[:40]!r})")
         billers.append(
             ListedBiller(
                 code=code,
@@ -495,7 +503,9 @@ def parse_services(body: Any, identifier: str) -> list[ListedBiller]:
 
 def parse_variations(body: Any) -> tuple[list[ListedItem], int]:
     """``GET /service-variations?serviceID=...``: ``content.variations[]`` (or ``varations``) of
-    variation_code, name, variation_amount, fixedPrice; plus the service's flat fee in kobo."""
+    variation_code, name, variation_amount, fixedPrice; plus the service's flat fee in kobo. One
+    unreadable row makes the service's whole list unreadable (the sync then keeps the service
+    as last synced): a list missing one row is not believed."""
     content = _listing_content(body)
     rows = None
     if isinstance(content, dict):
@@ -504,9 +514,11 @@ def parse_variations(body: Any) -> tuple[list[ListedItem], int]:
         raise ListingUnreadable("no variations list")
     items = []
     for row in rows:
-        code = text_field(row.get("variation_code"), 100) if isinstance(row, dict) else None
+        code = text_field(row.get("variation_code"), 200) if isinstance(row, dict) else None
         if not code:
             raise ListingUnreadable("a variation without a variation_code")
+        if not valid_provider_code(code):
+            raise ListingUnreadable(f"a variation_code that is not a code ({code[:40]!r})")
         fixed = (text_field(row.get("fixedPrice")) or "").lower() in ("yes", "true", "1")
         amount = _positive_kobo(row.get("variation_amount"))
         if fixed and amount is None:

@@ -68,6 +68,12 @@ def _naira(kobo: int | None) -> str:
     return f"{Decimal(kobo or 0) / 100:.2f}"
 
 
+def _flutterwave_naira(kobo: int) -> int | str:
+    """Flutterwave's amounts are naira numbers (``1850``, ``0``); a price with kobo is served as
+    its exact decimal string (``"3100.50"``), never through float arithmetic."""
+    return kobo // 100 if kobo % 100 == 0 else _naira(kobo)
+
+
 def _vtpass_billers() -> dict[str, SandboxBiller]:
     out = {}
     for b in BILLERS.values():
@@ -237,10 +243,10 @@ class SandboxCatalogue:
                 "biller_name": item.name,
                 "item_code": item.code,
                 "short_name": item.name,
-                "fee": item.fee_kobo // 100,
+                "fee": _flutterwave_naira(item.fee_kobo),
                 "commission_on_fee": False,
                 "label_name": _LABELS[biller.bill_type],
-                "amount": (item.amount_kobo or 0) // 100,
+                "amount": _flutterwave_naira(item.amount_kobo or 0),
                 "is_resolvable": not phone,
                 "group_name": biller.name,
                 "category_name": biller.category,

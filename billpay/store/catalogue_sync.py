@@ -7,6 +7,8 @@ Queries: ``sql/queries/catalogue_sync.sql``. The diff itself is pure (billpay.ca
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -15,6 +17,7 @@ from sqlalchemy.engine import Connection
 
 from billpay.catalogue_sync import (
     CatalogueAlert,
+    Mapped,
     Outcome,
     Stored,
     StoredBiller,
@@ -22,6 +25,8 @@ from billpay.catalogue_sync import (
     SyncPlan,
     SyncReport,
     alerts,
+    failure_alert,
+    new_biller_from_listing,
 )
 from billpay.store import notifications as outbox
 from billpay.store.engine import Database
@@ -81,9 +86,11 @@ def _apply(conn: Connection, plan: SyncPlan, now: datetime) -> None:
                 "min_amount_kobo": row.min_amount_kobo,
                 "max_amount_kobo": row.max_amount_kobo,
                 "fee_kobo": row.fee_kobo,
+                "displaced": row.displaced,
                 "now": now,
             },
         )
+        _clear_products(conn, provider, row.code, [item.code for item in row.items])
         for item in row.items:
             conn.execute(
                 query("catalogue_upsert_provider_item"),
@@ -101,6 +108,12 @@ def _apply(conn: Connection, plan: SyncPlan, now: datetime) -> None:
             )
 
 
+def _clear_products(conn: Connection, provider: str, biller: str, codes: list[str]) -> None:
+    if codes:
+        params = {"provider": provider, "biller": biller, "codes": codes}
+        conn.execute(query("catalogue_clear_item_products"), params)
+
+
 def record(
     conn: Connection,
     provider: str,
@@ -116,13 +129,23 @@ def record(
     return SyncReport(provider, outcome, counts, detail, row.id, row.finished_at)
 
 
-def _enqueue(conn: Connection, alert: CatalogueAlert, sync_id: int) -> None:
+def _dedupe_key(alert: CatalogueAlert, sync_id: int, now: datetime) -> str:
+    head = f"{alert.kind}:{alert.payload.get('provider')}"
+    if alert.once_per == "day":
+        return f"{head}:{now.astimezone(UTC).date().isoformat()}"
+    if alert.once_per == "content":
+        text = json.dumps(alert.payload, sort_keys=True, default=str)
+        return f"{head}:{hashlib.sha256(text.encode()).hexdigest()[:32]}"
+    return f"{head}:{sync_id}"
+
+
+def _enqueue(conn: Connection, alert: CatalogueAlert, sync_id: int, now: datetime) -> None:
     outbox.enqueue(
         conn,
         kind=alert.kind,
         payload=alert.payload,
         audience="operator",
-        dedupe_key=f"{alert.kind}:{alert.payload.get('provider')}:{sync_id}",
+        dedupe_key=_dedupe_key(alert, sync_id, now),
     )
 
 
@@ -137,14 +160,18 @@ def sync(db: Database, provider: str, planner: Planner, started_at: datetime) ->
             _apply(conn, plan, now)
         report = record(conn, provider, plan.outcome, started_at, plan.counts(), plan.detail)
         for alert in alerts(plan):
-            _enqueue(conn, alert, int(report.sync_id or 0))
+            _enqueue(conn, alert, int(report.sync_id or 0), now)
     return report
 
 
 def record_failure(db: Database, provider: str, started_at: datetime, detail: str) -> SyncReport:
-    """A sync that could not read the provider's whole catalogue: nothing applied, recorded."""
+    """A sync that applied nothing (the provider's listing unreadable, or a bug): recorded in
+    its own transaction, operators told once a day per provider."""
     with db.begin() as conn:
-        return record(conn, provider, Outcome.FAILED, started_at, {}, detail)
+        report = record(conn, provider, Outcome.FAILED, started_at, {}, detail)
+        now = conn.execute(query("catalogue_now")).scalar_one()
+        _enqueue(conn, failure_alert(provider, report.detail), int(report.sync_id or 0), now)
+    return report
 
 
 def map_biller(
@@ -153,28 +180,44 @@ def map_biller(
     code: str,
     biller_code: str,
     products: Callable[[Stored, str, str], dict[str, str | None]],
-) -> str | None:
+) -> Mapped:
     """An operator maps a listed provider biller to ours; its items get our product codes
-    (``products(stored, code, bill_type)``). None when done, else why not."""
+    (``products(stored, code, bill_type)``). Ours is created from the provider's row (its bill
+    type and name) when it does not exist yet and can be."""
     with db.begin() as conn:
         conn.execute(query("catalogue_sync_lock"), {"provider": provider})
         stored = load(conn, provider)
         listed = stored.billers.get(code)
         if listed is None or listed.vanished:
-            return f"{provider} lists no biller {code} (run billpay catalogue sync first)"
+            return Mapped(False, f"{provider} lists no biller {code} (run billpay catalogue sync)")
+        created = ""
         bill_type = stored.our_billers.get(biller_code)
+        if bill_type is None and listed.biller_code:  # a typo must not move live sales
+            return Mapped(False, f"no biller of ours is coded {biller_code} ({provider} {code} "
+                          f"sells {listed.biller_code}: only an unmapped one creates ours)")  # fmt: skip
         if bill_type is None:
-            return f"no biller of ours is coded {biller_code}"
+            new = new_biller_from_listing(biller_code, listed.bill_type, listed.name)
+            if new is None:
+                return Mapped(False, f"no biller of ours is coded {biller_code}, and {provider} "
+                              f"{code} cannot make one (its bill type is not known, or the code "
+                              "is not lowercase letters, digits and dashes)")  # fmt: skip
+            params = {"code": new.code, "bill_type": str(new.bill_type), "name": new.name}
+            conn.execute(query("catalogue_insert_our_biller"), params)
+            bill_type = str(new.bill_type)
+            created = f"created our biller {new.code} ({bill_type}, {new.name!r}); "
         holder = next(
             (c for c, b in stored.billers.items()
              if b.biller_code == biller_code and not b.vanished and c != code), None,
         )  # fmt: skip
         if holder is not None:
-            return f"{provider} already sells {biller_code} under {holder}"
+            return Mapped(False, f"{provider} already sells {biller_code} under {holder}")
         params = {"provider": provider, "code": code, "biller_code": biller_code,
                   "bill_type": bill_type}  # fmt: skip
         conn.execute(query("catalogue_map_provider_biller"), params)
-        for item, product in products(stored, code, bill_type).items():
+        chosen = products(stored, code, bill_type)
+        live = [c for c, i in listed.items.items() if not i.vanished]
+        _clear_products(conn, provider, code, live)  # then set them: see the query
+        for item, product in chosen.items():
             conn.execute(
                 query("catalogue_set_item_product"),
                 {"provider": provider, "biller": code, "code": item, "product_code": product},
@@ -182,7 +225,7 @@ def map_biller(
         counts = {"billers": 1, "items": len(listed.items), "changed": 1}
         record(conn, provider, Outcome.MAPPED, datetime.now(UTC), counts,
                f"{provider} {code} mapped to {biller_code} by an operator")  # fmt: skip
-    return None
+    return Mapped(True, f"{created}{provider} {code} now sells {biller_code}")
 
 
 def show(db: Database, bill_type: str | None = None) -> list[dict[str, Any]]:

@@ -43,13 +43,15 @@ UPDATE provider_items SET vanished_at = :now
 
 -- name: catalogue_upsert_provider_biller
 -- A listed biller as the sync saw it: seen now, not vanished. An existing mapping is kept (an
--- operator's included); a sync only fills one in.
+-- operator's included); a sync only fills one in, or clears it (:displaced) for a code that
+-- comes back while another code of this provider sells that biller of ours.
 INSERT INTO provider_billers (provider, code, biller_code, bill_type, category, name,
                               min_amount_kobo, max_amount_kobo, fee_kobo, last_seen_at)
 VALUES (:provider, :code, :biller_code, :bill_type, :category, :name,
         :min_amount_kobo, :max_amount_kobo, :fee_kobo, :now)
 ON CONFLICT (provider, code) DO UPDATE
-   SET biller_code = COALESCE(provider_billers.biller_code, EXCLUDED.biller_code),
+   SET biller_code = CASE WHEN CAST(:displaced AS boolean) THEN NULL
+                          ELSE COALESCE(provider_billers.biller_code, EXCLUDED.biller_code) END,
        bill_type = COALESCE(EXCLUDED.bill_type, provider_billers.bill_type),
        category = EXCLUDED.category,
        name = EXCLUDED.name,
@@ -58,6 +60,13 @@ ON CONFLICT (provider, code) DO UPDATE
        fee_kobo = EXCLUDED.fee_kobo,
        last_seen_at = EXCLUDED.last_seen_at,
        vanished_at = NULL
+
+-- name: catalogue_clear_item_products
+-- Before a biller's items get their products: no product is held while it moves from one item
+-- code to another, so the one-code-per-product index never sees two holders mid-transaction.
+UPDATE provider_items SET product_code = NULL
+ WHERE provider = :provider AND provider_biller = :biller AND code = ANY(CAST(:codes AS text[]))
+   AND product_code IS NOT NULL
 
 -- name: catalogue_upsert_provider_item
 INSERT INTO provider_items (provider, provider_biller, code, product_code, name, amount_kobo,

@@ -43,9 +43,16 @@ def test_sync_catalogue_flow_fills_the_tables(prefect_harness, catalogue_app, db
 def test_a_provider_that_cannot_be_read_fails_the_run_and_applies_nothing(
     prefect_harness, catalogue_app, db, sandbox, monkeypatch
 ) -> None:
+    import billpay.catalogue_runner as runner
     import tasks.catalogue
+    from billpay.providers.base import ErrorClass, ProviderError
     from flows.sync_catalogue import sync_catalogue
 
+    def unreadable(adapter):  # a top-level listing call failing: all or nothing for VTpass
+        raise ProviderError(ErrorClass.TRANSIENT, "vtpass GET /services?identifier=data: HTTP 503")
+
+    monkeypatch.setitem(runner.READERS, "vtpass", unreadable)
+    # one service's variations failing only holds that service (it is new here: not stored)
     httpx.post(f"{sandbox.url}/vtpass/api/_sandbox/catalogue/dstv/break").raise_for_status()
     retried = tasks.catalogue.sync_provider_catalogue.with_options(retry_delay_seconds=0)
     monkeypatch.setattr("flows.sync_catalogue.sync_provider_catalogue", retried)
@@ -59,7 +66,7 @@ def test_a_provider_that_cannot_be_read_fails_the_run_and_applies_nothing(
         _count(
             db,
             "SELECT count(*) FROM catalogue_syncs WHERE provider = 'vtpass' AND outcome = 'failed'"
-            " AND detail LIKE '%serviceID=dstv%'",
+            " AND detail LIKE '%identifier=data%'",
         )
         == 3
     )

@@ -155,24 +155,132 @@ def test_a_removed_biller_vanishes_and_comes_back(sandbox_url, db) -> None:
     assert (row.vanished_at, row.biller_code) == (None, "ikeja-electric")
 
 
-def test_a_failed_provider_call_changes_nothing(sandbox_url, db) -> None:
+def test_a_biller_whose_items_call_fails_is_held_and_the_rest_applies(sandbox_url, db) -> None:
     synced()
-    before = rows(db, "SELECT provider, code, name, last_seen_at, vanished_at FROM provider_items"
-                      " ORDER BY 1, 2")  # fmt: skip
+    items = "SELECT provider_biller, code, name, last_seen_at, vanished_at FROM provider_items"
+    gotv_before = rows(db, f"{items} WHERE provider_biller = 'BIL120' ORDER BY 2")
     control(sandbox_url, "/flutterwave/v3/_sandbox/catalogue/BIL120/break")
     control(sandbox_url, "/flutterwave/v3/_sandbox/catalogue/BIL119/remove")
-    result = synced()
-    assert result["_exit"]["code"] == 1
-    assert result["flutterwave"]["outcome"] == "failed"
-    assert "/billers/BIL120/items" in result["flutterwave"]["detail"]
-    assert result["vtpass"]["outcome"] == "unchanged"  # the other provider still synced
-    after = rows(db, "SELECT provider, code, name, last_seen_at, vanished_at FROM provider_items"
-                     " ORDER BY 1, 2")  # fmt: skip
-    flutterwave = [r for r in before if r.provider == "flutterwave"]
-    assert [r for r in after if r.provider == "flutterwave"] == flutterwave  # not even last_seen
-    assert (
-        rows(db, "SELECT count(*) FROM provider_billers WHERE vanished_at IS NOT NULL")[0][0] == 0
+    result = synced("--provider", "flutterwave")
+    assert result["flutterwave"]["outcome"] == "applied"
+    assert "held, items unreadable: BIL120" in result["flutterwave"]["detail"]
+    # the held biller: neither vanished nor updated, not even last_seen_at
+    assert rows(db, f"{items} WHERE provider_biller = 'BIL120' ORDER BY 2") == gotv_before
+    (gotv,) = rows(db, "SELECT vanished_at FROM provider_billers WHERE code = 'BIL120'")
+    assert gotv.vanished_at is None
+    (dstv,) = rows(db, "SELECT vanished_at FROM provider_billers WHERE code = 'BIL119'")
+    assert dstv.vanished_at is not None  # everything else applied
+    synced("--provider", "flutterwave")  # held again: operators are told once, not every run
+    (alert,) = rows(
+        db, "SELECT payload FROM notifications WHERE kind = 'catalogue_biller_unreadable'"
     )
+    assert "BIL120" in alert.payload["billers"]
+
+
+def test_a_crashing_sync_is_recorded_alerted_once_a_day_and_the_next_provider_runs(
+    sandbox_url, db, monkeypatch
+) -> None:
+    from billpay.store import catalogue_sync as store
+
+    real = store.sync
+
+    def crash_vtpass(db_, provider, planner, started_at):
+        if provider == "vtpass":
+            raise RuntimeError("boom with Bearer FLWSECK_TEST-abc123-X inside")
+        return real(db_, provider, planner, started_at)
+
+    monkeypatch.setattr(store, "sync", crash_vtpass)
+    for _ in range(2):
+        result = synced()
+        assert result["_exit"]["code"] == 1
+        assert result["vtpass"]["outcome"] == "failed"
+        assert result["flutterwave"]["outcome"] in ("applied", "unchanged")
+    logged = rows(db, "SELECT outcome, detail FROM catalogue_syncs WHERE provider = 'vtpass'")
+    assert [r.outcome for r in logged] == ["failed", "failed"]
+    assert "RuntimeError" in logged[0].detail and "FLWSECK_TEST-abc123-X" not in logged[0].detail
+    (alert,) = rows(db, "SELECT payload FROM notifications WHERE kind = 'catalogue_sync_failed'")
+    assert alert.payload["provider"] == "vtpass"
+
+
+def test_a_code_back_after_an_operator_remap_comes_back_unmapped(sandbox_url, db) -> None:
+    synced()
+    control(sandbox_url, "/flutterwave/v3/_sandbox/catalogue/BIL119/remove")
+    synced("--provider", "flutterwave")
+    control(sandbox_url, "/flutterwave/v3/_sandbox/catalogue",
+            {"code": "BIL999", "name": "DSTV new", "category": "CABLEBILLS",
+             "bill_type": "cable_tv",
+             "items": [{"code": "CB141", "name": "DStv Padi", "amount_kobo": 295000}]})  # fmt: skip
+    synced("--provider", "flutterwave")
+    assert cli("map", "flutterwave", "BIL999", "dstv") == (
+        0, "flutterwave BIL999 now sells dstv\n"
+    )  # fmt: skip
+    control(sandbox_url, "/flutterwave/v3/_sandbox/catalogue/BIL119/restore")
+    for _ in range(2):  # and every later sync too
+        result = synced("--provider", "flutterwave")
+        assert result["flutterwave"]["outcome"] in ("applied", "unchanged"), result
+    mapped = rows(db, "SELECT code, biller_code, vanished_at FROM provider_billers"
+                      " WHERE code IN ('BIL119', 'BIL999') ORDER BY code")  # fmt: skip
+    assert [(r.code, r.biller_code, r.vanished_at) for r in mapped] == [
+        ("BIL119", None, None), ("BIL999", "dstv", None)
+    ]  # fmt: skip
+    (alert,) = rows(db, "SELECT payload FROM notifications WHERE kind = 'catalogue_biller_unmapped'"
+                        " AND payload ? 'returned'")  # fmt: skip
+    assert alert.payload["returned"] == "BIL119 (dstv is sold under BIL999)"
+
+
+def test_an_item_back_never_clashes_with_the_item_now_selling_its_product(sandbox_url, db) -> None:
+    synced()
+    base = {"code": "BIL112", "name": "Ikeja Electric (IKEDC)", "category": "UTILITYBILLS",
+            "bill_type": "electricity"}  # fmt: skip
+    new, post = (
+        {"code": "UB999", "name": "Ikeja prepaid (new)"},
+        {"code": "UB158", "name": "Ikeja postpaid"},
+    )
+    control(sandbox_url, "/flutterwave/v3/_sandbox/catalogue", base | {"items": [new, post]})
+    assert synced("--provider", "flutterwave")["flutterwave"]["outcome"] == "applied"
+    old = {"code": "UB157", "name": "Ikeja prepaid"}
+    control(sandbox_url, "/flutterwave/v3/_sandbox/catalogue", base | {"items": [old, new, post]})
+    for _ in range(2):
+        result = synced("--provider", "flutterwave")
+        assert result["flutterwave"]["outcome"] in ("applied", "unchanged"), result
+    got = rows(db, "SELECT code, product_code FROM provider_items WHERE provider_biller = 'BIL112'"
+                   " AND vanished_at IS NULL ORDER BY code")  # fmt: skip
+    assert [tuple(r) for r in got] == [("UB157", None), ("UB158", "postpaid"), ("UB999", "prepaid")]
+
+
+def test_a_new_vtpass_service_waits_unmapped_until_an_operator_maps_it(sandbox_url, db) -> None:
+    synced()
+    control(sandbox_url, "/vtpass/api/_sandbox/catalogue",
+            {"code": "foreign-airtime", "name": "Foreign Airtime", "category": "airtime",
+             "bill_type": "airtime", "items": []})  # fmt: skip
+    synced("--provider", "vtpass")
+    (row,) = rows(db, "SELECT biller_code FROM provider_billers WHERE code = 'foreign-airtime'")
+    assert row.biller_code is None  # listed, never sold
+    assert rows(db, "SELECT code FROM catalogue_billers WHERE code = 'foreign-airtime'") == []
+    (alert,) = rows(
+        db, "SELECT payload FROM notifications WHERE kind = 'catalogue_biller_unmapped'"
+    )
+    assert alert.payload["billers"] == "foreign-airtime"
+    code, out = cli("map", "vtpass", "foreign-airtime", "foreign-airtime")
+    assert code == 0
+    assert out.startswith("created our biller foreign-airtime (airtime, 'Foreign Airtime'); ")
+    (row,) = rows(db, "SELECT biller_code FROM provider_billers WHERE code = 'foreign-airtime'")
+    assert row.biller_code == "foreign-airtime"
+    assert synced("--provider", "vtpass")["vtpass"]["outcome"] == "unchanged"  # mapping kept
+    code, _ = cli("map", "flutterwave", "BIL112", "ikeja-typo")  # a typo moves no live sales
+    assert code == 1
+    assert rows(db, "SELECT biller_code FROM provider_billers WHERE code = 'BIL112'")[0][0] == (
+        "ikeja-electric"
+    )
+
+
+def test_a_price_with_kobo_is_synced_exactly_from_flutterwave(sandbox_url, db) -> None:
+    synced()
+    control(sandbox_url, "/flutterwave/v3/_sandbox/catalogue/BIL119/price",
+            {"item": "CB141", "amount": "3100.50"})  # fmt: skip
+    synced("--provider", "flutterwave")
+    (row,) = rows(db, "SELECT amount_kobo FROM provider_items WHERE code = 'CB141'")
+    assert row.amount_kobo == 310_050
 
 
 def test_a_sync_that_would_vanish_most_billers_is_refused_unless_forced(sandbox_url, db) -> None:
@@ -198,6 +306,7 @@ def test_a_sync_that_would_vanish_most_billers_is_refused_unless_forced(sandbox_
     assert (
         rows(db, "SELECT count(*) FROM provider_billers WHERE vanished_at IS NOT NULL")[0][0] == 0
     )
+    synced("--provider", "flutterwave")  # refused again: the same alert is not queued again
     assert (
         rows(db, "SELECT count(*) FROM notifications WHERE kind = 'catalogue_sync_refused'")[0][0]
         == 1

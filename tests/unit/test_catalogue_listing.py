@@ -17,8 +17,8 @@ from billpay.catalogue_sync import ListedItem
 from billpay.config import Settings
 from billpay.orders import BillType
 from billpay.providers.base import ProviderError
-from billpay.providers.flutterwave import FlutterwaveProvider
-from billpay.providers.vtpass import VTpassProvider
+from billpay.providers.flutterwave import FlutterwaveProvider, parse_items, segment
+from billpay.providers.vtpass import VTpassProvider, parse_services, parse_variations
 from tests.unit.provider_cases import fixture
 
 VT = "https://vtpass.test/api"
@@ -198,7 +198,7 @@ def test_flutterwave_error_message_is_masked_of_our_key(mock, flw) -> None:
     assert "HTTP 401" in raised.value.message
 
 
-def test_one_failed_items_call_fails_the_whole_flutterwave_listing(mock, flw) -> None:
+def test_one_failed_items_call_holds_only_that_flutterwave_biller(mock, flw) -> None:
     categories = {"status": "success", "message": "ok",
                   "data": [{"id": 3, "name": "Cable", "code": "CABLEBILLS"}]}  # fmt: skip
     mock.get(f"{FW}/top-bill-categories").mock(return_value=_json(categories))
@@ -208,9 +208,12 @@ def test_one_failed_items_call_fails_the_whole_flutterwave_listing(mock, flw) ->
     mock.get(f"{FW}/billers/BIL119/items").mock(
         return_value=_json(fixture("flutterwave_biller_items_bil119.json"))
     )
-    mock.get(url__regex=rf"{FW}/billers/BIL12[03]/items").mock(return_value=HTML)
-    with pytest.raises(ListingFailed, match="BIL120/items"):
-        read_listing("flutterwave", flw)
+    mock.get(url__regex=rf"{FW}/billers/BIL(12[03]|999)/items").mock(return_value=HTML)
+    listing = read_listing("flutterwave", flw)
+    held = {b.code: b.unreadable for b in listing.billers if b.unreadable}
+    assert set(held) == {"BIL120", "BIL123", "BIL999"} and "BIL120/items" in held["BIL120"]
+    (dstv,) = [b for b in listing.billers if b.code == "BIL119"]
+    assert dstv.items and dstv.unreadable is None
 
 
 def test_vtpass_listing_skips_variations_for_airtime(mock, vtpass) -> None:
@@ -225,3 +228,66 @@ def test_vtpass_listing_skips_variations_for_airtime(mock, vtpass) -> None:
     listing = read_listing("vtpass", vtpass)
     assert [(b.code, b.items, b.min_amount_kobo) for b in listing.billers] == [("mtn", (), 5_000)]
     assert not variations.called
+
+
+# --- review fixes: codes go into URL paths, one bad row holds only its biller ----------------
+
+
+@pytest.mark.parametrize(
+    "code", ["../../../transfers?x=", "..", "BIL/119", "a b", "%2e%2e", "-x", "x" * 101]
+)
+def test_a_flutterwave_item_code_that_is_not_a_code_makes_its_item_list_unreadable(code) -> None:
+    with pytest.raises(ValueError, match="not a code"):
+        parse_items([{"item_code": code, "name": "x", "amount": 0}])
+
+
+def test_vtpass_codes_that_are_not_codes_are_unreadable() -> None:
+    body = {"response_description": "000",
+            "content": {"variations": [{"variation_code": "../x", "name": "x",
+                                        "variation_amount": "1", "fixedPrice": "Yes"}]}}  # fmt: skip
+    with pytest.raises(ValueError, match="not a code"):
+        parse_variations(body)
+    services = {"response_description": "000", "content": [{"serviceID": "dstv?x=1"}]}
+    with pytest.raises(ValueError, match="not a code"):
+        parse_services(services, "tv-subscription")
+
+
+def test_path_segments_are_percent_encoded_whole() -> None:
+    assert segment("../../../transfers?x=") == "..%2F..%2F..%2Ftransfers%3Fx%3D"
+    assert segment("..") == "%2E%2E" and segment(".") == "%2E"
+    assert segment("BIL119") == "BIL119" and segment("a.b-c_d") == "a.b-c_d"
+
+
+def test_a_hostile_item_code_never_takes_our_key_to_another_flutterwave_path(mock, flw) -> None:
+    hit = mock.route(host="flutterwave.test").mock(return_value=_json({"status": "error"}, 400))
+    hostile = "../../../transfers?x="
+    with pytest.raises(ProviderError):
+        flw.items(hostile)
+    (call,) = hit.calls
+    assert call.request.url.raw_path == b"/v3/billers/..%2F..%2F..%2Ftransfers%3Fx%3D/items"
+
+
+def test_a_vtpass_variations_failure_holds_only_that_service(mock, vtpass) -> None:
+    tv = {"response_description": "000",
+          "content": [{"serviceID": "dstv", "name": "DSTV"}, {"serviceID": "gotv", "name": "GOtv"}]}  # fmt: skip
+    empty = {"response_description": "000", "content": []}
+    mock.get(f"{VT}/services", params={"identifier": "tv-subscription"}).mock(
+        return_value=_json(tv)
+    )
+    mock.get(f"{VT}/services").mock(return_value=_json(empty))
+    mock.get(f"{VT}/service-variations", params={"serviceID": "dstv"}).mock(
+        return_value=_json({"response_description": "010"}, 503)
+    )
+    mock.get(f"{VT}/service-variations", params={"serviceID": "gotv"}).mock(
+        return_value=_json(fixture("vtpass_service_variations_gotv.json"))
+    )
+    listing = read_listing("vtpass", vtpass)
+    by_code = {b.code: b for b in listing.billers}
+    assert "HTTP 503" in (by_code["dstv"].unreadable or "") and by_code["dstv"].items == ()
+    assert by_code["gotv"].unreadable is None and by_code["gotv"].items
+
+
+def test_a_failed_categories_call_still_fails_the_whole_flutterwave_listing(mock, flw) -> None:
+    mock.get(f"{FW}/top-bill-categories").mock(return_value=HTML)
+    with pytest.raises(ListingFailed, match="top-bill-categories"):
+        read_listing("flutterwave", flw)

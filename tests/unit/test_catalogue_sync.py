@@ -126,7 +126,8 @@ def test_a_biller_no_longer_listed_vanishes_with_its_items_and_operators_are_tol
 
 def test_a_vanished_biller_listed_again_comes_back():
     two = stored_after(diff(flw(DSTV, IKEJA, SHOWMAX), EMPTY))
-    gone = stored_after(diff(flw(DSTV, SHOWMAX), two), two)
+    # forced: UTILITYBILLS coming back empty is refused otherwise (see the category guard)
+    gone = stored_after(diff(flw(DSTV, SHOWMAX), two, force=True), two)
     assert gone.billers["BIL112"].vanished
     plan = diff(flw(DSTV, IKEJA, SHOWMAX), gone)
     assert plan.outcome == Outcome.APPLIED and plan.vanished == 0
@@ -159,7 +160,7 @@ def test_an_operator_mapping_is_kept_by_later_syncs():
     assert plan.rows[0].biller_code == "showmax" and plan.unmapped == ()
 
 
-def test_vtpass_service_ids_are_our_codes_with_aliases_and_new_ones_become_ours():
+def test_vtpass_service_ids_are_our_codes_with_aliases_and_new_ones_wait_unmapped():
     listing = Listing(
         "vtpass",
         (
@@ -170,13 +171,19 @@ def test_vtpass_service_ids_are_our_codes_with_aliases_and_new_ones_become_ours(
         ),
     )  # fmt: skip
     plan = diff(listing, EMPTY)
-    assert [r.biller_code for r in plan.rows] == ["9mobile", "gotv", "smile-direct"]
+    # smile-direct is new to us: stored unmapped (never sold) until a person maps it
+    assert [r.biller_code for r in plan.rows] == ["9mobile", "gotv", None]
     assert {n.code: n.name for n in plan.new_billers} == {
         "9mobile": "9mobile Airtime",
         "gotv": "GOtv",
-        "smile-direct": "Smile Payment",
     }
     assert products(plan, "gotv") == {"gotv-lite": "gotv-lite"}
+    (alert,) = alerts(plan)
+    assert alert.kind == "catalogue_biller_unmapped" and alert.payload["billers"] == "smile-direct"
+    assert "billpay catalogue map vtpass" in alert.payload["fix"]
+    # once ours exists (an operator mapped it), the same serviceID maps by itself
+    known = Stored({}, {"smile-direct": "data"})
+    assert diff(listing, known).rows[2].biller_code == "smile-direct"
 
 
 def test_a_sync_that_would_vanish_most_routed_billers_is_refused_unless_forced():
@@ -187,8 +194,11 @@ def test_a_sync_that_would_vanish_most_routed_billers_is_refused_unless_forced()
     assert "2 of 2 routed billers would vanish" in plan.detail
     (alert,) = alerts(plan)
     assert alert.kind == "catalogue_sync_refused"
-    # exactly half is not more than half
-    assert diff(flw(DSTV, SHOWMAX), before).outcome == Outcome.APPLIED
+    # exactly half is not more than half (another UTILITYBILLS biller keeps that category listed)
+    eko = replace(IKEJA, code="BIL113", name="EKEDC")
+    gotv = replace(DSTV, code="BIL120", name="GOTV")
+    half = stored_after(diff(flw(DSTV, IKEJA, SHOWMAX, eko, gotv), EMPTY))
+    assert diff(flw(DSTV, SHOWMAX, eko), half).outcome == Outcome.APPLIED
     forced = diff(flw(SHOWMAX), before, force=True)
     assert forced.outcome == Outcome.APPLIED and set(forced.vanished_billers) == {
         "BIL119",
@@ -228,4 +238,99 @@ def test_a_product_is_sold_under_one_item_code():
         {"dstv": "cable_tv"},
     )  # fmt: skip
     plan = diff(flw(replace(DSTV, items=items)), before)
-    assert products(plan, "BIL119") == {"CB141": "dstv-padi", "CB141X": None}
+    # the live holder keeps it (an operator's mapping included) over the built-in guess
+    assert products(plan, "BIL119") == {"CB141": None, "CB141X": "dstv-padi"}
+
+
+# --- review fixes (issue 14): remaps, held billers, item and category guards ----------------
+
+
+def _vanished(before: Stored, code: str) -> Stored:
+    billers = dict(before.billers)
+    billers[code] = replace(billers[code], vanished=True)
+    return Stored(billers, before.our_billers)
+
+
+def test_a_returning_code_whose_biller_an_operator_remapped_comes_back_unmapped():
+    before = stored_after(diff(flw(DSTV, SHOWMAX), EMPTY))
+    before = _vanished(before, "BIL119")  # Flutterwave dropped BIL119; BIL999 now sells dstv
+    before = Stored(
+        {**before.billers, "BIL999": replace(before.billers["BIL999"], biller_code="dstv")},
+        before.our_billers,
+    )
+    plan = diff(flw(DSTV, SHOWMAX), before)
+    rows = {r.code: r for r in plan.rows}
+    assert rows["BIL119"].biller_code is None and rows["BIL119"].displaced
+    assert rows["BIL999"].biller_code == "dstv" and not rows["BIL999"].displaced
+    assert set(products(plan, "BIL119").values()) == {None}
+    (alert,) = [a for a in alerts(plan) if a.kind == "catalogue_biller_unmapped"]
+    assert alert.payload["billers"] == "BIL119"
+    assert alert.payload["returned"] == "BIL119 (dstv is sold under BIL999)"
+
+
+def test_a_returning_item_never_takes_a_product_a_live_item_holds():
+    first = flw(replace(IKEJA, items=(ListedItem("UB999", "IKEDC PREPAID (new)", None),
+                                      ListedItem("UB158", "IKEDC POSTPAID", None))))  # fmt: skip
+    seeded = stored_after(diff(flw(IKEJA), EMPTY))
+    moved = stored_after(diff(first, seeded), seeded)  # UB157 vanished, UB999 is prepaid now
+    assert moved.billers["BIL112"].items["UB999"].product_code == "prepaid"
+    back = replace(IKEJA, items=(ListedItem("UB157", "IKEDC PREPAID", None),
+                                 *first.billers[0].items))  # fmt: skip
+    plan = diff(flw(back), moved)
+    assert products(plan, "BIL112") == {"UB157": None, "UB999": "prepaid", "UB158": "postpaid"}
+
+
+def test_a_biller_whose_items_are_unreadable_is_held_as_stored_and_operators_told():
+    before = stored_after(diff(flw(DSTV, IKEJA), EMPTY))
+    broken = replace(DSTV, items=(), unreadable="flutterwave GET /billers/BIL119/items: HTML")
+    plan = diff(flw(broken, replace(IKEJA, name="IKEDC 2")), before)
+    assert plan.outcome == Outcome.APPLIED
+    assert [r.code for r in plan.rows] == ["BIL112"]  # BIL119 neither updated nor vanished
+    assert plan.vanished_billers == () and plan.vanished_items == ()
+    assert plan.held == (("BIL119", "flutterwave GET /billers/BIL119/items: HTML"),)
+    assert "held, items unreadable: BIL119" in plan.detail
+    (alert,) = [a for a in alerts(plan) if a.kind == "catalogue_biller_unreadable"]
+    assert "BIL119" in alert.payload["billers"] and alert.once_per == "content"
+    # a biller new to us whose items are unreadable is not stored at all yet
+    assert diff(flw(broken), EMPTY).rows == ()
+
+
+def test_a_routed_biller_losing_every_item_is_refused_and_lost_items_are_named():
+    vt_dstv = ListedBiller("dstv", "DSTV", "tv-subscription", BillType.CABLE_TV,
+                           items=(ListedItem("dstv-padi", "Padi", 295_000),
+                                  ListedItem("dstv-yanga", "Yanga", 420_000)))  # fmt: skip
+    airtime = ListedBiller("mtn", "MTN", "airtime", BillType.AIRTIME)
+    before = stored_after(diff(Listing("vtpass", (vt_dstv, airtime)), EMPTY))
+    emptied = diff(Listing("vtpass", (replace(vt_dstv, items=()), airtime)), before)
+    assert emptied.outcome == Outcome.REFUSED and emptied.rows == ()
+    assert "every item of dstv (dstv) would vanish" in emptied.detail
+    forced = diff(Listing("vtpass", (replace(vt_dstv, items=()), airtime)), before, force=True)
+    assert forced.outcome == Outcome.APPLIED and len(forced.vanished_items) == 2
+    one_gone = diff(Listing("vtpass", (replace(vt_dstv, items=vt_dstv.items[:1]), airtime)), before)
+    assert one_gone.outcome == Outcome.APPLIED
+    (alert,) = [a for a in alerts(one_gone) if a.kind == "catalogue_item_vanished"]
+    assert alert.payload["plans"] == "dstv/dstv-yanga (dstv/dstv-yanga)"
+    # VTpass airtime never had items: listing none is not "emptied"
+    assert diff(Listing("vtpass", (vt_dstv, airtime)), before).outcome == Outcome.UNCHANGED
+
+
+def test_a_category_or_identifier_with_routed_billers_coming_back_empty_is_refused():
+    eko = replace(IKEJA, code="BIL113", name="EKEDC")
+    gotv = replace(DSTV, code="BIL120", name="GOTV")
+    before = stored_after(diff(flw(DSTV, gotv, IKEJA, eko, SHOWMAX), EMPTY))
+    plan = diff(flw(DSTV, gotv, SHOWMAX), before)  # 2 of 4 routed: under the half threshold
+    assert plan.outcome == Outcome.REFUSED
+    assert "UTILITYBILLS came back empty or missing" in plan.detail
+    (alert,) = alerts(plan)
+    assert alert.kind == "catalogue_sync_refused" and alert.once_per == "content"
+    assert diff(flw(DSTV, gotv, SHOWMAX), before, force=True).outcome == Outcome.APPLIED
+    # a seeded VTpass row has no category yet: its bill type names the identifier
+    seeded = StoredBiller("ikeja-electric", "ikeja-electric", "electricity", None, "IKEDC",
+                          None, None, 0, False, {})  # fmt: skip
+    mtn = StoredBiller("mtn", "mtn", "airtime", None, "MTN", None, None, 0, False, {})
+    vt = Stored({"ikeja-electric": seeded, "mtn": mtn, "glo": replace(mtn, code="glo")},
+                {"ikeja-electric": "electricity", "mtn": "airtime"})  # fmt: skip
+    airtime = ListedBiller("mtn", "MTN", "airtime", BillType.AIRTIME)
+    glo = replace(airtime, code="glo", name="GLO")
+    refused = diff(Listing("vtpass", (airtime, glo)), vt)
+    assert "electricity-bill came back empty" in refused.detail
