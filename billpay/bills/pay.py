@@ -23,6 +23,7 @@ from billpay.bills.context import StepContext, StepResult, enqueue_alert, persis
 from billpay.bills.policy import BillFacts, Conditions
 from billpay.orders import BillOrder
 from billpay.providers.base import (
+    BillProvider,
     ErrorClass,
     NotSupported,
     PaymentOutcome,
@@ -108,7 +109,7 @@ def _pay_bill(ctx: StepContext, bill_id: int) -> StepResult:
     return record_answer(ctx, row, result, attempt_id, "pay", replace(when, now=ctx.now()))
 
 
-def _pay_or_refuse(provider: Any, order: BillOrder, reference: str) -> PaymentResult:
+def _pay_or_refuse(provider: BillProvider, order: BillOrder, reference: str) -> PaymentResult:
     """The provider's answer; an adapter refusing the bill as not sold there (NotSupported,
     raised while building the request, before anything is sent) is a definitive failure that
     closes the committed attempt as not sent, so the bill falls back or is refunded instead of
