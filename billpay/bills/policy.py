@@ -15,7 +15,18 @@ The rules, in one place:
 - a definitive failure closes the attempt; the next provider of the route is tried at once
   after a non-transient failure, and on the last transient retry; with no provider left, or an
   invalid account, or the retries spent, the bill goes to refund;
-- our own configuration problems (no route, credentials) wait and alert; they never refund;
+- our own configuration problems (credentials, VTpass 085) wait and alert without spending the
+  user's retries; each wait is longer than the last (``configuration_backoff``), and once
+  ``CONFIGURATION_GIVE_UP`` has passed since the bill's first such failure the bill is refunded
+  like any definitively failed bill, with an operator alert. Meanwhile the user's cNGN stays
+  held by us (the bill waits in ``retry_scheduled``): nothing is refunded or paid twice, since a
+  refusal for our configuration closed the attempt unpaid;
+- a bill is only ever paid by a provider on its current route (the catalogue in force): one
+  whose provider left the route falls back to the route's first provider not yet tried, and a
+  bill with an empty route at pay time is refunded;
+- what a provider says it charged is compared with what we collected
+  (``charged_amount_alert``): a difference is noted on the bill and told to operators, never
+  changing the bill's outcome;
 - "not found" at a provider is believed only after ``NOT_FOUND_GRACE``; before that, a provider
   that refuses reused references is sent the open attempt's pay request once more under the
   same reference (``resend_after_requery``), and only good news from that resend is believed.
@@ -26,6 +37,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any, Protocol
 
 from billpay.bills.decision import CLEAR_ERROR, Alert, Decision, ErrorNote
@@ -50,6 +62,14 @@ ERROR_TEXT_LIMIT = 500
 REFUND_REASON_LIMIT = 200
 # Error classes that are ours to fix: an operator is alerted (once an hour per provider).
 ALERTING_CLASSES = frozenset({ErrorClass.CONFIGURATION, ErrorClass.INSUFFICIENT_FLOAT})
+# A bill whose pay keeps being refused for our configuration (credentials, VTpass 085) is
+# refunded this long after the first refusal: the user's cNGN is held until then.
+CONFIGURATION_GIVE_UP = timedelta(hours=24)
+# The longest wait between two pays refused for our configuration (the retry steps, then
+# doubling the longest step up to this).
+CONFIGURATION_MAX_WAIT_SECONDS = 3600
+# Attempt error classes after which a provider counts as tried definitively for the bill.
+_DEFINITIVE_CLASSES = frozenset(str(c) for c in ErrorClass if c is not ErrorClass.TRANSIENT)
 
 
 class RetrySettings(Protocol):
@@ -64,13 +84,38 @@ class RetrySettings(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class PayHistory:
+    """What the bill's earlier pay attempts say (``provider_attempts``, oldest first): who paid
+    it, who failed it definitively, and how often and since when our configuration was refused."""
+
+    providers: tuple[str, ...] = ()
+    definitive: frozenset[str] = frozenset()
+    configuration_failures: int = 0
+    configuration_since: datetime | None = None
+
+    @classmethod
+    def from_attempts(cls, attempts: Sequence[Mapping[str, Any]]) -> PayHistory:
+        refused = [a for a in attempts if a.get("error_class") == str(ErrorClass.CONFIGURATION)]
+        return cls(
+            providers=tuple(a["provider"] for a in attempts),
+            definitive=frozenset(
+                a["provider"] for a in attempts if a.get("error_class") in _DEFINITIVE_CLASSES
+            ),
+            configuration_failures=len(refused),
+            configuration_since=min((a["started_at"] for a in refused), default=None),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class Conditions:
     """What a rule decides under, besides the bill and the answer: the retry settings, the
-    time of the decision and the providers that may pay the bill, in order."""
+    time of the decision, the providers that may pay the bill, in order, and the bill's pay
+    history (empty where the step did not load it)."""
 
     settings: RetrySettings
     now: datetime
     route: Sequence[str] = ()
+    history: PayHistory = PayHistory()
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,44 +277,53 @@ def choose_provider(
     last_error_class: str | None,
     retries: int,
     settings: RetrySettings,
-    known: Collection[str] = (),
+    tried: Collection[str] = (),
 ) -> str | None:
-    """Who pays next, by name: the first provider of the route; after a definitive
-    (non-transient) failure, the next one; a transient failure retries the same provider,
-    except that the last retry goes to the next provider when there is one.
+    """Who pays next, by name, always a provider of the route (None: nobody can): the first
+    provider of the route; after a definitive (non-transient) failure, the next one; a
+    transient failure retries the same provider, except that the last retry goes to the next
+    provider when there is one. A last provider no longer on the route (its listing vanished)
+    is never asked again: the route's first provider not yet tried definitively pays.
 
     ``previous`` are the providers of the earlier pay attempts (all closed as failed: this is
-    only asked with no open attempt); ``known`` are the providers configured at all."""
+    only asked with no open attempt); ``tried`` those whose attempts failed definitively."""
+    if not route:
+        return None
     if not previous:
-        return route[0] if route else None
+        return route[0]
     last = previous[-1]
-    fallback = next_in_route(route, last)
+    fallback = next_in_route(route, last, tried)
+    if last not in route:
+        return fallback
     last_chance = retries >= settings.max_retries
     if fallback is not None and (last_error_class != str(ErrorClass.TRANSIENT) or last_chance):
         return fallback
-    if last in known or last in route:
-        return last
-    return route[0] if route else None
+    return last
 
 
-def next_in_route(route: Sequence[str], after: str | None) -> str | None:
-    """The provider after ``after`` in the route (None: the first); None when exhausted or when
-    ``after`` is not in the route."""
+def next_in_route(
+    route: Sequence[str], after: str | None, tried: Collection[str] = ()
+) -> str | None:
+    """The provider after ``after`` in the route (None: the first); None when exhausted. When
+    ``after`` is not on the route (it left it), the route's first provider not in ``tried``
+    (those that failed the bill definitively)."""
     if after is None:
         return route[0] if route else None
     if after not in route:
-        return None
+        return next((name for name in route if name not in tried and name != after), None)
     position = list(route).index(after) + 1
     return route[position] if position < len(route) else None
 
 
 def no_route_result(order: BillOrder) -> PaymentResult:
-    """Our routing cannot serve this biller: a configuration problem, not the user's."""
+    """Nobody on the route can pay this verified bill any more (the catalogue no longer lists
+    the biller or plan at a provider not yet tried): no provider left, so the bill is refunded.
+    Nothing was sent, so nothing can have been charged."""
     return PaymentResult(
         outcome=PaymentOutcome.FAILED,
-        error_class=ErrorClass.CONFIGURATION,
+        error_class=ErrorClass.PERMANENT,
         reason_code="no_route",
-        message=f"no configured provider serves {order.bill_type} {order.biller}",
+        message=f"no provider left for {order.bill_type} {order.biller}",
     )
 
 
@@ -429,6 +483,50 @@ def _after_outcome(
     return failed(bill, state, result, when)
 
 
+# Answers that say the provider took the transaction: what it reports charging is compared.
+_CHARGING_OUTCOMES = frozenset({PaymentOutcome.SUCCESS, PaymentOutcome.PENDING})
+
+
+def charged_amount_alert(bill: BillFacts, order: BillOrder, result: PaymentResult) -> Alert | None:
+    """A provider that took the transaction and says it charged another amount than the bill's
+    (what we collected): a plan whose price changed at the provider since our last sync, or a
+    customer-set amount it rounded. Told to operators once per bill; a charge above what we
+    collected is money we lose. The bill's outcome is not changed: the user got the product."""
+    charged = result.amount_kobo
+    if result.outcome not in _CHARGING_OUTCOMES or charged is None:
+        return None
+    if charged == order.amount_kobo:
+        return None
+    above = charged > order.amount_kobo
+    text = (
+        f"{bill.reference}: {bill.provider or 'provider'} charged {format_naira(charged)}, "
+        f"we collected {format_naira(order.amount_kobo)}"
+        f"{' (we lose the difference)' if above else ''}"
+    )
+    return Alert(
+        kind="provider_charged_different_amount",
+        text=text,
+        dedupe_key=f"charged-amount:{bill.id}",
+        payload={
+            "reference": bill.reference,
+            "provider": bill.provider,
+            "attempt_reference": bill.attempt_reference,
+            "bill_type": str(order.bill_type),
+            "biller": order.biller,
+            "product_code": order.product_code,
+            "collected": _naira_text(order.amount_kobo),
+            "charged": _naira_text(charged),
+            "difference": _naira_text(charged - order.amount_kobo),
+            "above_collected": above,
+        },
+    )
+
+
+def _naira_text(kobo: int) -> str:
+    """Money in JSON: a decimal string of naira."""
+    return f"{Decimal(kobo) / 100:.2f}"
+
+
 def outcome_detail(result: PaymentResult) -> str:
     return f"{result.outcome}: {result.message or result.reason_code or ''}".strip()
 
@@ -479,9 +577,13 @@ def failed(bill: BillFacts, state: BillState, result: PaymentResult, when: Condi
     how many retries are left."""
     error_class = result.error_class or ErrorClass.PERMANENT
     retries, settings, now = bill.retry_count, when.settings, when.now
-    fallback = next_in_route(when.route, bill.provider) if bill.provider else None
+    fallback = None
+    if bill.provider:
+        fallback = next_in_route(when.route, bill.provider, when.history.definitive)
     message = (result.message or result.reason_code or "failed")[:ERROR_TEXT_LIMIT]
     error = ErrorNote(message, str(error_class))
+    if error_class is ErrorClass.CONFIGURATION and fallback is None:
+        return configuration_wait(bill, state, result, when)
     give_up = (
         error_class is ErrorClass.ACCOUNT_INVALID
         or (error_class is ErrorClass.PERMANENT and fallback is None)
@@ -509,6 +611,65 @@ def failed(bill: BillFacts, state: BillState, result: PaymentResult, when: Condi
         next_attempt_at=now + timedelta(seconds=backoff),
         error=error,
         alert=provider_alert(bill, error_class, message, now),
+    )
+
+
+def configuration_backoff(failures: int, settings: RetrySettings) -> int:
+    """Seconds before the next pay after ``failures`` pays refused for our configuration: the
+    retry steps, then the longest step doubled each time up to CONFIGURATION_MAX_WAIT_SECONDS,
+    so a refusal nobody fixes costs a few calls an hour, not one every ten seconds."""
+    failures = max(failures, 1)
+    if failures <= settings.max_retries + 1:
+        return settings.backoff_for_retry(failures)
+    longest = settings.backoff_for_retry(settings.max_retries + 1)
+    doubled = longest * 2 ** min(failures - settings.max_retries - 1, 16)
+    return max(longest, min(doubled, CONFIGURATION_MAX_WAIT_SECONDS))
+
+
+def configuration_wait(
+    bill: BillFacts, state: BillState, result: PaymentResult, when: Conditions
+) -> Decision:
+    """A pay refused for our configuration with nobody else to try: wait (the user's retries are
+    not spent, the cNGN stays held) for ever longer, and alert; once CONFIGURATION_GIVE_UP has
+    passed since the first such refusal of this bill, refund it and tell an operator. The
+    refused attempt is closed unpaid, so the refund cannot meet a payment."""
+    history, now = when.history, when.now
+    failures = history.configuration_failures + 1  # this answer included
+    since = history.configuration_since or now
+    message = (result.message or result.reason_code or "failed")[:ERROR_TEXT_LIMIT]
+    error = ErrorNote(message, str(ErrorClass.CONFIGURATION))
+    if now - since >= CONFIGURATION_GIVE_UP:
+        why = f"refused for our configuration {failures} times since {since:%Y-%m-%d %H:%M}Z"
+        return Decision(
+            source=state,
+            target=S.PROVIDER_FAILED,
+            summary=f"failed, refunding: {why}: {message}",
+            detail=f"{outcome_detail(result)}; {why}",
+            error=error,
+            refund_reason=refund_reason_provider_failed(message),
+            alert=Alert(
+                kind="bill_refunded_configuration",
+                text=f"{bill.reference} refunded: {bill.provider or 'provider'} {why}: {message}",
+                dedupe_key=f"refunded-configuration:{bill.id}",
+                payload={
+                    "reference": bill.reference,
+                    "provider": bill.provider,
+                    "message": message,
+                    "failures": failures,
+                    "since": since,
+                },
+            ),
+        )
+    backoff = configuration_backoff(failures, when.settings)
+    return Decision(
+        source=state,
+        target=S.RETRY_SCHEDULED,
+        summary=f"failed (configuration): {message}; retry in {backoff}s",
+        detail=outcome_detail(result),
+        retry_count=bill.retry_count,  # ours to fix: the user's retries are not spent
+        next_attempt_at=now + timedelta(seconds=backoff),
+        error=error,
+        alert=provider_alert(bill, ErrorClass.CONFIGURATION, message, now),
     )
 
 

@@ -24,13 +24,20 @@ from sqlalchemy.engine import Connection
 
 from billpay.bills import policy
 from billpay.bills.context import NeedsAttention, StepContext, StepResult, persist, skipped
-from billpay.bills.pay import record_answer
+from billpay.bills.pay import conditions_for, record_answer
 from billpay.bills.policy import BillFacts, Resend
 from billpay.orders import BillOrder
-from billpay.providers.base import BillProvider, PaymentResult, rejects_duplicate_references
+from billpay.providers.base import (
+    BillProvider,
+    NotSupported,
+    PaymentOutcome,
+    PaymentResult,
+    rejects_duplicate_references,
+)
 from billpay.states import BillState
 from billpay.store import attempts as attempt_store
 from billpay.store import bills as bill_store
+from billpay.store.catalogue import one_snapshot
 
 log = logging.getLogger(__name__)
 S = BillState
@@ -44,6 +51,11 @@ def _pay_unanswered(attempts: list[dict[str, Any]], reference: str) -> bool:
 
 
 def requery_bill(ctx: StepContext, bill_id: int) -> StepResult:
+    with one_snapshot():  # the adapter and the rules read the same catalogue version
+        return _requery_bill(ctx, bill_id)
+
+
+def _requery_bill(ctx: StepContext, bill_id: int) -> StepResult:
     row = ctx.load(bill_id)
     if row["status"] != S.PROVIDER_PROCESSING:
         return skipped(row, "requery")
@@ -58,7 +70,7 @@ def requery_bill(ctx: StepContext, bill_id: int) -> StepResult:
             answer, result = _after_not_found(ctx, row, order, provider, result)
             if answer is not None:
                 return answer
-    return record_answer(ctx, row, result, None, "requery", ctx.conditions(order))
+    return record_answer(ctx, row, result, None, "requery", conditions_for(ctx, bill_id, order))
 
 
 def _after_not_found(
@@ -126,7 +138,18 @@ def _resend(
         resend.reference,
         resend.reason,
     )
-    result = provider.pay(order, resend.reference)
+    try:
+        result = provider.pay(order, resend.reference)
+    except NotSupported as exc:
+        # Raised while building the request (the listing vanished): nothing was sent, like a
+        # refused reference, so the attempt's own grace decides; the resend row is closed.
+        log.warning("%s: resend of %s not sent: %s", provider.name, order.reference, exc)
+        result = PaymentResult(
+            PaymentOutcome.FAILED,
+            reason_code="not_supported",
+            message=f"resend not sent: {exc.message}",
+            reference_refused=True,
+        )
     decision = policy.after_resend(BillFacts.from_row(row), result, ctx.conditions(order))
 
     def record(conn: Connection) -> None:

@@ -59,7 +59,6 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
-from billpay.catalogue import BILLERS, Biller, Plan
 from billpay.orders import BillType
 from billpay.providers.base import LAGOS, REFERENCE_STAMP_FORMAT
 from billpay.sandbox import webhooks
@@ -163,8 +162,8 @@ def _grouped(token: str) -> str:
 class Transaction:
     provider: str
     reference: str
-    biller: Biller
-    plan: Plan | None
+    biller: SandboxBiller
+    plan: SandboxItem | None  # the item / variation paid (None: airtime without one)
     account: str
     amount: Decimal
     status: str  # delivered | pending | failed | reversed (VTpass, by the control route)
@@ -178,8 +177,9 @@ class Transaction:
 
     @property
     def prepaid(self) -> bool:
+        # VTpass's variation is "prepaid"; Flutterwave's item is named "... prepaid".
         return self.biller.bill_type == BillType.ELECTRICITY and (
-            self.plan is not None and self.plan.code == "prepaid"
+            self.plan is not None and "prepaid" in f"{self.plan.code} {self.plan.name}".lower()
         )
 
     @property
@@ -323,8 +323,6 @@ async def _json_body(request: Request) -> dict[str, Any]:
 
 # --- VTpass ---------------------------------------------------------------------------------
 
-_BY_SERVICE_ID = {b.vtpass_service_id: b for b in BILLERS.values() if b.vtpass_service_id}
-
 
 def _vtpass_error(code: str, description: str, status: int = 200) -> JSONResponse:
     return JSONResponse({"code": code, "response_description": description}, status_code=status)
@@ -402,7 +400,7 @@ def _vtpass_transaction_body(tx: Transaction) -> dict[str, Any]:
     return body
 
 
-def _vtpass_verify_body(biller: Biller, account: str, kind: str | None) -> dict[str, Any]:
+def _vtpass_verify_body(biller: SandboxBiller, account: str, kind: str | None) -> dict[str, Any]:
     if scenario_for(biller.bill_type, account) == Scenario.FAIL:
         content: dict[str, Any] = {
             "error": "This meter/card number is not valid. Please check and try again.",
@@ -457,10 +455,13 @@ def _vtpass_router(sandbox: _Sandbox) -> APIRouter:
             log("vtpass", "verify", reference=None, account=None, amount=None, outcome="087")
             return _vtpass_error("087", "INVALID CREDENTIALS", 401)
         body = await _json_body(request)
-        biller = _BY_SERVICE_ID.get(str(body.get("serviceID")))
         account = str(body.get("billersCode") or "")
-        if biller is None or not account:
+        if not account:
             return _vtpass_error("011", "INVALID ARGUMENTS")
+        # What the sandbox lists now (the control routes change it): a removed biller is gone.
+        biller = sandbox.catalogue.biller("vtpass", str(body.get("serviceID")))
+        if biller is None:
+            return _vtpass_error("012", "PRODUCT DOES NOT EXIST")
         answer = _vtpass_verify_body(biller, account, body.get("type"))
         valid = not answer["content"].get("WrongBillersCode")
         outcome = "valid" if valid else "invalid"
@@ -541,14 +542,16 @@ def _vtpass_pay(
         return _vtpass_error("085", f"IMPROPER REQUEST ID: {problem}"), "085"
     if ("vtpass", request_id) in sandbox.transactions:
         return _vtpass_error("014", "REQUEST ID ALREADY EXIST"), "014"
-    biller = _BY_SERVICE_ID.get(str(body.get("serviceID")))
-    if biller is None:
+    biller = sandbox.catalogue.biller("vtpass", str(body.get("serviceID")))
+    if biller is None:  # never listed, or removed by the control route
         return _vtpass_error("012", "PRODUCT DOES NOT EXIST"), "012"
     variation = body.get("variation_code")
-    plan = next((p for p in biller.plans if p.vtpass and p.vtpass == variation), None)
+    plan = biller.items.get(variation) if isinstance(variation, str) else None
     if biller.bill_type != BillType.AIRTIME and variation and plan is None:
         return _vtpass_error("010", "VARIATION CODE DOES NOT EXIST"), "010"
-    if plan and plan.amount_kobo and amount is None:
+    if plan and plan.amount_kobo:
+        # A fixed-price variation costs its listed variation_amount whatever amount is sent,
+        # and the answer's ``amount`` says so (as VTpass does).
         amount = Decimal(plan.amount_kobo) / 100
     if amount is None or not account:
         return _vtpass_error("011", "INVALID ARGUMENTS"), "011"
@@ -574,10 +577,6 @@ def _vtpass_pay(
 
 # --- Flutterwave ----------------------------------------------------------------------------
 
-_BY_FLW_BILLER = {
-    b.flutterwave_biller_code: b for b in BILLERS.values() if b.flutterwave_biller_code
-}
-
 
 def _flw(status: str, message: str, data: Any = None, http: int = 200) -> JSONResponse:
     return JSONResponse({"status": status, "message": message, "data": data}, status_code=http)
@@ -591,8 +590,10 @@ def _flw_unauthorised() -> JSONResponse:
     return _flw("error", "Invalid authorization key", None, 401)
 
 
-def _flw_item(biller: Biller, item_code: str) -> Plan | None:
-    return next((p for p in biller.plans if p.flutterwave == item_code), None)
+def _flw_item(sandbox: _Sandbox, biller_code: str, item_code: str) -> SandboxItem | None:
+    """The item as the sandbox lists it now (None: unknown, or its biller was removed)."""
+    biller = sandbox.catalogue.biller("flutterwave", biller_code)
+    return biller.items.get(item_code) if biller is not None else None
 
 
 def _flw_pay_data(tx: Transaction) -> dict[str, Any]:
@@ -675,8 +676,8 @@ def _flutterwave_router(sandbox: _Sandbox) -> APIRouter:
         await sandbox.latency()
         if not _flw_authorised(request):
             return _flw_unauthorised()
-        biller = _BY_FLW_BILLER.get(code)
-        if biller is None or _flw_item(biller, item_code) is None:
+        biller = sandbox.catalogue.biller("flutterwave", code)
+        if biller is None or _flw_item(sandbox, code, item_code) is None:
             return _flw("error", "Invalid item code or biller code", None, 400)
         invalid = scenario_for(biller.bill_type, customer) == Scenario.FAIL
         log(
@@ -775,11 +776,13 @@ def _flw_pay(
     if reference in sandbox.flw_first_answers:  # same reference: the first answer again
         status, data = sandbox.flw_first_answers[reference]
         return JSONResponse(data, status_code=status), "repeat"
-    biller = _BY_FLW_BILLER.get(biller_code)
-    plan = _flw_item(biller, item_code) if biller else None
+    biller = sandbox.catalogue.biller("flutterwave", biller_code)
+    plan = _flw_item(sandbox, biller_code, item_code)
     account = str(body.get("customer_id") or "")
     if biller is None or plan is None:
         return _flw("error", "Invalid biller code or item code", None, 400), "bad_item"
+    if plan.amount_kobo:  # a fixed-amount item costs its listed amount (reported in data.amount)
+        amount = Decimal(plan.amount_kobo) / 100
     if not reference or amount is None or not account:
         return _flw("error", "customer_id, amount and reference are required", None, 400), "bad"
     scenario = scenario_for(biller.bill_type, account)

@@ -273,3 +273,28 @@ def test_worker_killed_mid_pay_resumes_after_lease_without_double_pay(
 
 def test_sandbox_call_log_is_served(sandbox):
     assert httpx.get(f"{sandbox.url}/_sandbox/calls").json() == []
+
+
+def test_a_price_rise_at_the_provider_before_our_sync_is_told_to_operators(runtime, sandbox):
+    """DStv Padi costs 3,100 at VTpass now; our catalogue (not synced since) still says 2,950,
+    so the order is collected at 2,950. The provider charges 3,100: the bill completes (the
+    user got the product) and operators are told once, with the difference."""
+    httpx.post(
+        f"{sandbox.url}/vtpass/api/_sandbox/catalogue/dstv/price",
+        json={"item": "dstv-padi", "amount": "3100.00"},
+    ).raise_for_status()
+    order = place_order(runtime, "cable_tv", "dstv", "1212121212", "2950", product="dstv-padi")
+    sandbox.pay(order["memo"], order["amount_cngn"])
+    row = _settled(runtime, order, "completed")
+    assert row["provider"] == "vtpass" and row["amount_kobo"] == 295_000
+    ((alert,),) = all_rows(
+        runtime.db,
+        "SELECT payload FROM notifications"
+        " WHERE kind = 'provider_charged_different_amount' AND bill_payment_id = :id",
+        id=row["id"],
+    )
+    assert alert["charged"] == "3100.00" and alert["collected"] == "2950.00"
+    assert alert["above_collected"] is True
+    assert "1212121212" not in str(alert)  # the smart card is never in an alert
+    details = [e["detail"] or "" for e in bill_store.events_for(runtime.db, row["id"])]
+    assert any("charged NGN 3,100.00" in d for d in details)

@@ -21,7 +21,7 @@ from billpay.sandbox.identities import issuer as cngn_issuer
 from billpay.sandbox.identities import system
 from billpay.store import Database, connect
 from billpay.store import catalogue as store
-from billpay.store.catalogue import CatalogueCache
+from billpay.store.catalogue import CatalogueCache, one_snapshot
 from deployments.cli import app
 from tests.db_reads import all_rows, scalar
 
@@ -158,3 +158,66 @@ def test_cli_order_create_is_priced_from_the_synced_catalogue(
     accepted = CliRunner().invoke(app, [*args, "3100"])
     assert accepted.exit_code == 0, accepted.output
     assert scalar(db, "SELECT amount_kobo FROM bill_payments") == 310_000
+
+
+PADI_PRICE_UP = (
+    "UPDATE provider_items SET amount_kobo = 310000, last_seen_at = now() "
+    "WHERE provider = 'vtpass' AND product_code = 'dstv-padi'"
+)
+
+
+def padi_price(catalogue: Catalogue) -> int | None:
+    return catalogue.price("dstv", "dstv-padi", ["vtpass"])
+
+
+def test_a_failed_version_check_serves_the_cached_snapshot(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now = [0.0]
+    cache = CatalogueCache(db, check_every=5.0, clock=lambda: now[0])
+    first = cache.current()
+    real_version = store.version
+
+    def database_away(_db: Database) -> int:
+        raise sa.exc.OperationalError("SELECT", {}, Exception("connection refused"))
+
+    monkeypatch.setattr(store, "version", database_away)
+    now[0] = 5.0
+    assert cache.current() is first  # served, not raised
+    sync_applied(db, PADI_PRICE_UP)
+    monkeypatch.setattr(store, "version", real_version)
+    now[0] = 7.0  # the failed check counts as one: asked again next interval
+    assert cache.current() is first
+    now[0] = 10.0
+    assert padi_price(cache.current()) == 310_000
+
+
+def test_the_snapshot_is_one_transaction_even_when_a_sync_commits_mid_load(db: Database) -> None:
+    """A sync committing between load()'s version read and its rows read: the snapshot is the
+    one before the sync (its version and price), never the old version with the new rows."""
+    store.seed(db)
+    before = store.version(db)
+    fired = []
+
+    def sync_between(conn, cursor, statement, *args) -> None:
+        if "FROM catalogue_billers" in statement and not fired:
+            fired.append(True)
+            sync_applied(db, PADI_PRICE_UP)
+
+    sa.event.listen(db.engine, "before_cursor_execute", sync_between)
+    try:
+        loaded = store.load(db)
+    finally:
+        sa.event.remove(db.engine, "before_cursor_execute", sync_between)
+    assert fired and store.version(db) > before
+    assert (loaded.version, padi_price(loaded)) == (before, 295_000)
+    assert padi_price(store.load(db)) == 310_000
+
+
+def test_one_step_reads_one_snapshot_even_if_a_sync_lands(db: Database) -> None:
+    cache = CatalogueCache(db, check_every=0)
+    with one_snapshot():
+        first = cache.current()
+        sync_applied(db, PADI_PRICE_UP)
+        assert cache.current() is first and padi_price(cache.current()) == 295_000
+    assert padi_price(cache.current()) == 310_000

@@ -14,10 +14,17 @@ import sqlalchemy as sa
 from billpay.bills import stuck
 from billpay.bills.context import StepContext
 from billpay.bills.pay import pay_bill
+from billpay.bills.requery import requery_bill
 from billpay.bills.retry import retry_bill
 from billpay.bills.verify import verify_account
 from billpay.catalogue import Catalogue, seed_rows
-from billpay.providers.base import AccountCheck, ErrorClass, PaymentOutcome, PaymentResult
+from billpay.providers.base import (
+    AccountCheck,
+    ErrorClass,
+    NotSupported,
+    PaymentOutcome,
+    PaymentResult,
+)
 from billpay.providers.routing import ProviderRouter
 from billpay.store import bills as bill_store
 from billpay.store import incoming as pay_store
@@ -260,3 +267,98 @@ def test_an_operator_requery_that_fails_is_recorded_and_waits_its_backoff(settin
     )
     assert row["claimed_by"] is None and row["next_attempt_at"] > datetime.now(UTC)
     assert providers["a"].paid_references == []  # requeried, never paid
+
+
+ALERTS = "SELECT count(*) FROM notifications WHERE audience = 'operator' AND kind = :kind"
+
+
+def test_configuration_refusals_back_off_then_refund_after_a_day(settings, db):
+    """A VTpass-only route answering 085 on every pay: each wait is longer than the last, the
+    user's retries are not spent, and a day after the first refusal the bill is refunded (with
+    an operator alert) rather than paid every 10 s for ever."""
+    processor, providers, bill = _setup(settings, db, ["a"])
+    processor.settings = processor.settings.model_copy(
+        update={"retry_backoff_seconds": [10, 60, 300]}
+    )
+    _verified(db, processor, providers, bill, "a")
+    providers["a"].pays.extend([failed(ErrorClass.CONFIGURATION, "085")] * 7)
+    _pay(db, processor, bill)
+    waits = []
+    for _ in range(5):
+        row = _row(db, bill)
+        assert row["status"] == "retry_scheduled" and row["retry_count"] == 0
+        waits.append(round((row["next_attempt_at"] - row["updated_at"]).total_seconds()))
+        _retry(db, processor, bill)
+    assert waits == [10, 60, 300, 300, 600]
+    assert scalar(db, ALERTS, kind="provider_configuration") >= 1
+    # a day after the first refusal: the next refusal gives up through the refund path
+    with db.begin() as conn:
+        conn.execute(
+            sa.text(
+                "UPDATE provider_attempts SET started_at = started_at - interval '25 hours'"
+                " WHERE bill_payment_id = :id"
+            ),
+            {"id": bill},
+        )
+    _retry(db, processor, bill)
+    row = _row(db, bill)
+    assert row["status"] == "refund_initiated" and row["attempt_reference"] is None
+    assert scalar(db, ALERTS, kind="bill_refunded_configuration") == 1
+    refunds = "SELECT count(*) FROM refunds WHERE bill_payment_id = :id"
+    assert scalar(db, refunds, id=bill) == 1
+    assert all(outcome == "failed" for _, outcome, _ in _pay_attempts(db, bill))
+
+
+def test_a_bill_whose_provider_left_the_route_is_paid_by_the_route_not_sent_back(settings, db):
+    processor, providers, bill = _setup(settings, db, ["a", "b"])
+    _verified(db, processor, providers, bill, "a")
+    providers["a"].pays.append(failed(ErrorClass.TRANSIENT, "091"))
+    _pay(db, processor, bill)
+    # a's listing vanished: the catalogue in force sells the biller at b only
+    processor.router = ProviderRouter(providers, processor.settings, catalogue=selling(["b"]))
+    providers["b"].pays.append(SUCCESS)
+    _retry(db, processor, bill)
+    assert _row(db, bill)["status"] == "completed"
+    assert [p for p, *_ in _pay_attempts(db, bill)] == ["a", "b"]
+    assert providers["a"].paid_references[1:] == []
+
+
+def test_a_provider_refusing_the_bill_after_the_attempt_was_committed_closes_it(settings, db):
+    """The adapter raises NotSupported (the listing vanished between routing and the call)
+    after the attempt was committed: the attempt is closed as not sent and the bill falls back,
+    instead of an attempt left open for ever."""
+    processor, providers, bill = _setup(settings, db, ["a", "b"])
+    _verified(db, processor, providers, bill, "a")
+    providers["a"].pays.append(NotSupported("a does not sell water lagos-water"))
+    _pay(db, processor, bill)
+    row = _row(db, bill)
+    assert row["status"] == "retry_scheduled" and row["attempt_reference"] is None
+    assert _pay_attempts(db, bill) == [("a", "failed", False)]
+    providers["b"].pays.append(SUCCESS)
+    _retry(db, processor, bill)
+    assert _row(db, bill)["status"] == "completed"
+
+
+def test_a_charge_above_what_we_collected_alerts_once_and_the_bill_completes(settings, db):
+    processor, providers, bill = _setup(settings, db, ["a"])
+    _verified(db, processor, providers, bill, "a")
+    collected = _row(db, bill)["amount_kobo"]
+    providers["a"].pays.append(
+        PaymentResult(PaymentOutcome.PENDING, amount_kobo=collected + 15_000)
+    )
+    _pay(db, processor, bill)
+    providers["a"].requeries.append(
+        PaymentResult(PaymentOutcome.SUCCESS, amount_kobo=collected + 15_000)
+    )
+    _claim(db, bill)
+    requery_bill(processor, bill)
+    assert _row(db, bill)["status"] == "completed"
+    assert scalar(db, ALERTS, kind="provider_charged_different_amount") == 1
+    (payload,) = all_rows(
+        db,
+        "SELECT payload FROM notifications WHERE kind = 'provider_charged_different_amount'",
+    )
+    assert payload[0]["above_collected"] is True
+    assert payload[0]["difference"] == "150.00"
+    events = bill_store.events_for(db, bill)
+    assert any("charged" in (e["detail"] or "") for e in events)

@@ -203,38 +203,73 @@ def test_only_bills_with_an_account_at_the_biller_are_verified_by_a_provider(
 
 
 @pytest.mark.parametrize(
-    ("route", "previous", "last_class", "retries", "known", "chosen"),
+    ("route", "previous", "last_class", "retries", "tried", "chosen"),
     [
         (["a", "b"], [], None, 0, (), "a"),  # first attempt: the first of the route
         ([], [], None, 0, (), None),  # nobody serves it
         (["a", "b"], ["a"], "permanent", 1, ("a",), "b"),  # definitive: next provider
         (["a", "b"], ["a"], "configuration", 0, ("a",), "b"),
-        (["a", "b"], ["a"], "transient", 1, ("a",), "a"),  # transient: the same again
-        (["a", "b"], ["a"], "transient", 3, ("a",), "b"),  # the last retry: the next one
-        (["a", "b"], ["a", "b"], "transient", 3, ("b",), "b"),  # nobody after b: b again
-        (["a", "b"], ["x"], "permanent", 1, ("x",), "x"),  # x left the route but exists
-        (["a", "b"], ["x"], "permanent", 1, (), "a"),  # x is gone: start the route again
+        (["a", "b"], ["a"], "transient", 1, (), "a"),  # transient: the same again
+        (["a", "b"], ["a"], "transient", 3, (), "b"),  # the last retry: the next one
+        (["a", "b"], ["a", "b"], "transient", 3, ("a",), "b"),  # nobody after b: b again
+        # x left the route (its listing vanished): never x again, the route's first untried
+        (["a", "b"], ["x"], "permanent", 1, ("x",), "a"),
+        (["a", "b"], ["x"], "transient", 1, (), "a"),
+        (["a", "b"], ["a", "x"], "permanent", 2, ("a", "x"), "b"),
+        (["a"], ["a", "x"], "permanent", 2, ("a", "x"), None),  # nobody left: no provider
+        (["flutterwave"], ["vtpass"], "transient", 1, (), "flutterwave"),
+        ([], ["vtpass"], "transient", 1, (), None),  # an empty route: no provider
     ],
 )
-def test_choose_provider(route, previous, last_class, retries, known, chosen) -> None:
-    assert policy.choose_provider(route, previous, last_class, retries, RULES, known) == chosen
+def test_choose_provider_only_picks_providers_on_the_route(
+    route, previous, last_class, retries, tried, chosen
+) -> None:
+    assert policy.choose_provider(route, previous, last_class, retries, RULES, tried) == chosen
 
 
 def test_next_in_route() -> None:
     assert policy.next_in_route(["a", "b"], None) == "a"
     assert policy.next_in_route(["a", "b"], "a") == "b"
     assert policy.next_in_route(["a", "b"], "b") is None
-    assert policy.next_in_route(["a", "b"], "z") is None
     assert policy.next_in_route([], None) is None
 
 
-def test_no_route_is_a_configuration_failure() -> None:
+def test_next_in_route_after_a_provider_that_left_the_route() -> None:
+    assert policy.next_in_route(["flutterwave"], "vtpass") == "flutterwave"
+    assert policy.next_in_route(["a", "b"], "z", tried=("a", "z")) == "b"
+    assert policy.next_in_route(["a", "b"], "z", tried=("a", "b")) is None
+    assert policy.next_in_route([], "z") is None
+
+
+def test_a_permanent_failure_at_a_provider_that_left_the_route_falls_back() -> None:
+    """vtpass's listing vanished while the bill was at it: flutterwave still sells the biller,
+    so the bill goes there instead of being refunded."""
+    facts = bill(S.PROCESSING_BILL, provider="vtpass", retry_count=0)
+    answer = result(PaymentOutcome.FAILED, E.PERMANENT, reason_code="012")
+    history = policy.PayHistory(("vtpass",), frozenset({"vtpass"}))
+    decision = policy.after_pay(facts, answer, when_history(["flutterwave"], history))
+    assert decision.target is S.RETRY_SCHEDULED and decision.refund_reason is None
+    assert decision.summary.endswith("fallback to flutterwave")
+    assert decision.next_attempt_at == NOW
+
+
+def test_no_provider_left_at_pay_time_is_refunded() -> None:
     answer = policy.no_route_result(order())
     assert (answer.outcome, answer.error_class, answer.reason_code) == (
         PaymentOutcome.FAILED,
-        E.CONFIGURATION,
+        E.PERMANENT,
         "no_route",
     )
+    facts = bill(S.PROCESSING_BILL, provider="vtpass")
+    decision = policy.after_pay(facts, answer, when([]))
+    assert decision.after is S.REFUND_INITIATED
+    assert decision.refund_reason == "provider_failed: no provider left for electricity " + (
+        "ikeja-electric"
+    )
+
+
+def when_history(route, history, now=NOW) -> policy.Conditions:
+    return policy.Conditions(RULES, now, route, history)
 
 
 # --- after a pay or a requery --------------------------------------------------------------
@@ -312,7 +347,8 @@ def test_a_definitive_failure_with_nothing_left_to_try_is_refunded(
         (E.TRANSIENT, ["a", "b"], 0, 1, 10, "retry in 10s", None),
         (E.TRANSIENT, ["a"], 2, 3, 30, "retry in 30s", None),
         (E.INSUFFICIENT_FLOAT, ["a"], 0, 1, 10, "retry in 10s", "provider_insufficient_float"),
-        (E.CONFIGURATION, ["a"], 3, 3, 40, "retry in 40s", "provider_configuration"),
+        # ours: the retries are not spent; the wait grows with our failures, not the user's
+        (E.CONFIGURATION, ["a"], 3, 3, 10, "retry in 10s", "provider_configuration"),
     ],
 )
 def test_a_failure_with_something_left_to_try_schedules_a_retry(
@@ -475,3 +511,104 @@ def test_without_a_resend_or_for_other_answers_the_requery_answer_stands() -> No
     assert no_resend is NOT_FOUND
     found = result(PaymentOutcome.FAILED, E.PERMANENT, reason_code="016")
     assert _distrust(found, "duplicate", timedelta(0)) is found
+
+
+# --- pays refused for our configuration (VTpass 085, 087...) -------------------------------
+
+
+def configuration_history(failures: int, since: datetime | None) -> policy.PayHistory:
+    return policy.PayHistory(("vtpass",) * failures, frozenset({"vtpass"}), failures, since)
+
+
+def test_configuration_refusals_wait_longer_each_time_up_to_an_hour() -> None:
+    """A VTpass-only route answering 085 every time: the waits grow (never a pay every 10 s
+    for ever) and the user's retries are not spent."""
+    settings = Settings(retry_backoff_seconds=[10, 60, 300], max_retries=3)
+    facts = bill(S.PROCESSING_BILL, provider="vtpass", retry_count=1)
+    answer = result(PaymentOutcome.FAILED, E.CONFIGURATION, reason_code="085")
+    waits = []
+    for earlier in range(10):
+        history = configuration_history(earlier, NOW - timedelta(hours=1) if earlier else None)
+        decision = policy.after_pay(
+            facts, answer, policy.Conditions(settings, NOW, ["vtpass"], history)
+        )
+        assert decision.target is S.RETRY_SCHEDULED and decision.refund_reason is None
+        assert decision.retry_count == 1  # ours: not the user's retries
+        assert decision.alert is not None and decision.alert.kind == "provider_configuration"
+        waits.append(int((decision.next_attempt_at - NOW).total_seconds()))
+    assert waits == [10, 60, 300, 300, 600, 1200, 2400, 3600, 3600, 3600]
+
+
+def test_configuration_refusals_for_a_day_refund_the_bill_and_alert() -> None:
+    facts = bill(S.PROCESSING_BILL, provider="vtpass", retry_count=0)
+    answer = result(PaymentOutcome.FAILED, E.CONFIGURATION, message="IMPROPER REQUEST ID")
+    first = NOW - policy.CONFIGURATION_GIVE_UP
+    decision = policy.after_pay(
+        facts, answer, when_history(["vtpass"], configuration_history(30, first))
+    )
+    assert decision.target is S.PROVIDER_FAILED and decision.after is S.REFUND_INITIATED
+    assert decision.refund_reason == "provider_failed: IMPROPER REQUEST ID"
+    assert decision.alert is not None and decision.alert.kind == "bill_refunded_configuration"
+    assert decision.alert.dedupe_key == f"refunded-configuration:{facts.id}"
+    assert decision.alert.payload["failures"] == 31
+    just_before = policy.after_pay(
+        facts,
+        answer,
+        when_history(["vtpass"], configuration_history(30, first + timedelta(minutes=1))),
+    )
+    assert just_before.target is S.RETRY_SCHEDULED and just_before.refund_reason is None
+
+
+def test_a_configuration_refusal_with_another_provider_falls_back_at_once() -> None:
+    facts = bill(S.PROCESSING_BILL, provider="vtpass")
+    answer = result(PaymentOutcome.FAILED, E.CONFIGURATION, reason_code="085")
+    decision = policy.after_pay(facts, answer, when(["vtpass", "flutterwave"]))
+    assert decision.target is S.RETRY_SCHEDULED and decision.next_attempt_at == NOW
+    assert decision.summary.endswith("fallback to flutterwave")
+
+
+def test_pay_history_reads_the_attempts() -> None:
+    early, late = NOW - timedelta(hours=2), NOW - timedelta(hours=1)
+    history = policy.PayHistory.from_attempts(
+        [
+            {"provider": "vtpass", "error_class": "transient", "started_at": early},
+            {"provider": "vtpass", "error_class": "configuration", "started_at": early},
+            {"provider": "flutterwave", "error_class": "permanent", "started_at": late},
+            {"provider": "vtpass", "error_class": "configuration", "started_at": late},
+        ]
+    )
+    assert history.providers == ("vtpass", "vtpass", "flutterwave", "vtpass")
+    assert history.definitive == {"vtpass", "flutterwave"}
+    assert (history.configuration_failures, history.configuration_since) == (2, early)
+
+
+# --- what the provider says it charged -----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("outcome", "charged", "alerted", "above"),
+    [
+        (PaymentOutcome.SUCCESS, 310_000, True, True),  # the price rose at the provider
+        (PaymentOutcome.SUCCESS, 290_000, True, False),
+        (PaymentOutcome.PENDING, 310_000, True, True),
+        (PaymentOutcome.SUCCESS, 300_000, False, False),  # what we collected
+        (PaymentOutcome.SUCCESS, None, False, False),  # it does not say
+        (PaymentOutcome.FAILED, 310_000, False, False),  # not charged at all
+    ],
+)
+def test_a_charge_other_than_what_we_collected_alerts_operators(
+    outcome, charged, alerted, above
+) -> None:
+    facts = bill(S.PROCESSING_BILL, provider="vtpass", attempt_reference="R1")
+    answer = result(outcome, amount_kobo=charged)
+    alert = policy.charged_amount_alert(facts, order(amount_kobo=300_000), answer)
+    if not alerted:
+        assert alert is None
+        return
+    assert alert.kind == "provider_charged_different_amount"
+    assert alert.dedupe_key == f"charged-amount:{facts.id}"  # once per bill
+    assert alert.payload["collected"] == "3000.00"
+    assert alert.payload["charged"] == f"{charged / 100:.2f}"
+    assert alert.payload["above_collected"] is above
+    assert "1234" not in alert.text and "account" not in alert.payload  # masked: no account
+    assert ("we lose the difference" in alert.text) is above

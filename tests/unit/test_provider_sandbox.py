@@ -21,7 +21,9 @@ from billpay.providers import BillProvider, ErrorClass, PaymentOutcome, build_pr
 from billpay.providers.base import make_attempt_reference
 from billpay.sandbox.options import SandboxOptions
 from billpay.sandbox.providers import (
+    SANDBOX_FLUTTERWAVE_SECRET_KEY,
     SANDBOX_VTPASS_API_KEY,
+    SANDBOX_VTPASS_SECRET_KEY,
     ProviderSandboxConfig,
     Scenario,
     mount_providers,
@@ -320,3 +322,141 @@ def test_timeout_number_is_unknown_then_requery_finds_it(
     found = provider.requery(order, reference)
     assert found.outcome == S and found.token == sandbox_token(reference)
     provider.close()  # type: ignore[attr-defined]
+
+
+# --- pay / verify read the sandbox's own (mutable) catalogue -------------------------------
+
+VT_HEADERS = {"api-key": SANDBOX_VTPASS_API_KEY, "secret-key": SANDBOX_VTPASS_SECRET_KEY}
+FLW_HEADERS = {"Authorization": f"Bearer {SANDBOX_FLUTTERWAVE_SECRET_KEY}"}
+
+
+@pytest.fixture
+def wired(options: SandboxOptions) -> Iterator[tuple[TestClient, dict[str, BillProvider]]]:
+    """The sandbox's HTTP client (for its control routes) and the adapters talking to it."""
+    client = TestClient(sandbox_app(options), base_url=BASE)
+    providers = build_providers(
+        settings_for(BASE), client_factory=lambda name: client, catalogue=BUILTIN
+    )
+    yield client, providers
+    client.close()
+
+
+def control(client: TestClient, path: str, body: dict[str, Any] | None = None) -> None:
+    client.post(path, json=body or {}).raise_for_status()
+
+
+def vtpass_pay(client: TestClient, service_id: str, **fields: Any) -> dict[str, Any]:
+    body = {
+        "request_id": make_attempt_reference(f"SBX{next(_serial):07d}", 1, datetime.now(UTC)),
+        "serviceID": service_id,
+        "phone": "08031234567",
+        "billersCode": "1111111111",
+        **fields,
+    }
+    return client.post("/vtpass/api/pay", json=body, headers=VT_HEADERS).json()
+
+
+@pytest.mark.parametrize(("name", "path"), [
+    ("vtpass", "/vtpass/api/_sandbox/catalogue/dstv/price"),
+    ("flutterwave", "/flutterwave/v3/_sandbox/catalogue/BIL119/price"),
+])  # fmt: skip
+def test_a_fixed_price_changed_at_the_sandbox_is_charged_and_reported(
+    wired: tuple[TestClient, dict[str, BillProvider]], name: str, path: str
+) -> None:
+    """Our catalogue still says 2,950 (no sync): the provider charges its new price and says
+    so in its answer, which the adapter reads as the charged amount."""
+    client, providers = wired
+    item = "dstv-padi" if name == "vtpass" else "CB141"
+    control(client, path, {"item": item, "amount": "3100.00"})
+    order = bill("dstv", account="1212121212", amount_kobo=295_000)
+    answer = providers[name].pay(order, attempt(order))
+    assert answer.outcome is S
+    assert answer.amount_kobo == 310_000
+
+
+@pytest.mark.parametrize("name", PROVIDERS)
+def test_a_fixed_price_is_charged_whatever_amount_is_sent(
+    wired: tuple[TestClient, dict[str, BillProvider]], name: str
+) -> None:
+    order = bill("dstv", account="1212121212", amount_kobo=100_000)
+    answer = wired[1][name].pay(order, attempt(order))
+    assert answer.outcome is S and answer.amount_kobo == 295_000
+
+
+def test_a_biller_removed_at_vtpass_cannot_be_verified_or_paid(
+    wired: tuple[TestClient, dict[str, BillProvider]],
+) -> None:
+    client, providers = wired
+    control(client, "/vtpass/api/_sandbox/catalogue/dstv/remove")
+    verify = client.post(
+        "/vtpass/api/merchant-verify",
+        json={"serviceID": "dstv", "billersCode": "1212121212"},
+        headers=VT_HEADERS,
+    ).json()
+    assert (verify["code"], verify["response_description"]) == ("012", "PRODUCT DOES NOT EXIST")
+    order = bill("dstv", account="1212121212", amount_kobo=295_000)
+    answer = providers["vtpass"].pay(order, attempt(order))
+    assert (answer.outcome, answer.reason_code) == (F, "012")
+    control(client, "/vtpass/api/_sandbox/catalogue/dstv/restore")
+    assert providers["vtpass"].pay(order, attempt(order)).outcome is S
+
+
+def test_a_biller_removed_at_flutterwave_cannot_be_validated_or_paid(
+    wired: tuple[TestClient, dict[str, BillProvider]],
+) -> None:
+    client, providers = wired
+    control(client, "/flutterwave/v3/_sandbox/catalogue/BIL119/remove")
+    validate = client.get(
+        "/flutterwave/v3/bill-items/CB141/validate",
+        params={"code": "BIL119", "customer": "1212121212"},
+        headers=FLW_HEADERS,
+    )
+    assert validate.status_code == 400
+    order = bill("dstv", account="1212121212", amount_kobo=295_000)
+    answer = providers["flutterwave"].pay(order, attempt(order))
+    assert answer.outcome is F
+    paid = client.post(
+        "/flutterwave/v3/billers/BIL119/items/CB141/payment",
+        json={"country": "NG", "customer_id": "1212121212", "amount": 2950, "reference": "R1"},
+        headers=FLW_HEADERS,
+    )
+    assert paid.status_code == 400 and "biller" in paid.json()["message"].lower()
+
+
+def test_a_biller_added_at_the_sandbox_can_be_verified_and_paid(
+    wired: tuple[TestClient, dict[str, BillProvider]],
+) -> None:
+    client = wired[0]
+    control(client, "/vtpass/api/_sandbox/catalogue", {
+        "code": "showmax", "name": "Showmax", "category": "tv-subscription",
+        "bill_type": "cable_tv",
+        "items": [{"code": "showmax-mobile", "name": "Mobile", "amount_kobo": 120_000}],
+    })  # fmt: skip
+    verify = client.post(
+        "/vtpass/api/merchant-verify",
+        json={"serviceID": "showmax", "billersCode": "1212121212"},
+        headers=VT_HEADERS,
+    ).json()
+    assert verify["code"] == "000" and verify["content"]["WrongBillersCode"] is False
+    paid = vtpass_pay(
+        client, "showmax", variation_code="showmax-mobile", amount=1, billersCode="1212121212"
+    )
+    assert paid["code"] == "000" and paid["content"]["transactions"]["status"] == "delivered"
+    assert paid["amount"] == 1200  # the listed variation_amount, not the amount sent
+
+    control(client, "/flutterwave/v3/_sandbox/catalogue", {
+        "code": "BIL999", "name": "SHOWMAX", "category": "CABLEBILLS", "bill_type": "cable_tv",
+        "items": [{"code": "SM1", "name": "Showmax Mobile", "amount_kobo": 120_000}],
+    })  # fmt: skip
+    validate = client.get(
+        "/flutterwave/v3/bill-items/SM1/validate",
+        params={"code": "BIL999", "customer": "1212121212"},
+        headers=FLW_HEADERS,
+    )
+    assert validate.status_code == 200
+    paid = client.post(
+        "/flutterwave/v3/billers/BIL999/items/SM1/payment",
+        json={"country": "NG", "customer_id": "1212121212", "amount": 1, "reference": "R9"},
+        headers=FLW_HEADERS,
+    ).json()
+    assert paid["status"] == "success" and paid["data"]["amount"] == 1200

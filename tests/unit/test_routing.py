@@ -102,7 +102,9 @@ def test_the_route_gives_the_fallback_order(providers: dict[str, BillProvider]) 
     second = next_in_route(names, "flutterwave")
     assert second is not None and second == "vtpass"
     assert next_in_route(names, "vtpass") is None
-    assert next_in_route(names, "paystack") is None
+    # paystack is not on the route: the route's first provider it has not tried
+    assert next_in_route(names, "paystack") == "flutterwave"
+    assert next_in_route(names, "paystack", tried=("flutterwave",)) == "vtpass"
     assert router.route(order(BillType.WATER, "nowhere")) == []
 
 
