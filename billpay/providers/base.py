@@ -25,7 +25,7 @@ never raise either. ``outcome``:
 - ``FAILED``: definitively not delivered and not charged; ``error_class`` decides what next:
   ``TRANSIENT`` -> new attempt later (same or next provider); ``INSUFFICIENT_FLOAT`` -> alert,
   retry later or next provider, never refund on the first failure; ``CONFIGURATION`` -> alert,
-  never auto-refund; ``PERMANENT`` -> next provider, else refund; ``ACCOUNT_INVALID`` -> refund.
+  wait (growing, retries not spent), refund only 24 h after the first refusal; ``PERMANENT`` -> next provider, else refund; ``ACCOUNT_INVALID`` -> refund.
 
 Three facts ride along whatever the outcome: ``not_found`` (a requery the provider answered
 "no such reference"; PENDING inside ``NOT_FOUND_GRACE``, FAILED after it),
@@ -82,7 +82,7 @@ class ErrorClass(StrEnum):
     PERMANENT = "permanent"  # this bill cannot be paid here: next provider or refund
     ACCOUNT_INVALID = "account_invalid"  # refund
     INSUFFICIENT_FLOAT = "insufficient_float"  # our provider wallet is low: alert, retry later
-    CONFIGURATION = "configuration"  # credentials / IP whitelist: alert, never auto-refund
+    CONFIGURATION = "configuration"  # credentials / IP whitelist: alert, wait; refund after 24 h
 
 
 class Operation(StrEnum):
