@@ -68,8 +68,11 @@ CONFIGURATION_GIVE_UP = timedelta(hours=24)
 # The longest wait between two pays refused for our configuration (the retry steps, then
 # doubling the longest step up to this).
 CONFIGURATION_MAX_WAIT_SECONDS = 3600
-# Attempt error classes after which a provider counts as tried definitively for the bill.
-_DEFINITIVE_CLASSES = frozenset(str(c) for c in ErrorClass if c is not ErrorClass.TRANSIENT)
+# Attempt error classes after which a provider counts as tried definitively for the bill. A
+# configuration refusal is ours to fix, so that provider stays worth trying again.
+_DEFINITIVE_CLASSES = frozenset(
+    str(c) for c in ErrorClass if c not in (ErrorClass.TRANSIENT, ErrorClass.CONFIGURATION)
+)
 
 
 class RetrySettings(Protocol):
@@ -95,7 +98,13 @@ class PayHistory:
 
     @classmethod
     def from_attempts(cls, attempts: Sequence[Mapping[str, Any]]) -> PayHistory:
-        refused = [a for a in attempts if a.get("error_class") == str(ErrorClass.CONFIGURATION)]
+        # The refusals that count are the current run of them: the latest attempts, back to the
+        # last one that was not refused for our configuration (a fix in between starts over).
+        refused: list[Mapping[str, Any]] = []
+        for attempt in reversed(attempts):
+            if attempt.get("error_class") != str(ErrorClass.CONFIGURATION):
+                break
+            refused.append(attempt)
         return cls(
             providers=tuple(a["provider"] for a in attempts),
             definitive=frozenset(
@@ -192,13 +201,19 @@ def after_verify(
 
 
 def verify_without_route(bill: BillFacts, order: BillOrder, when: Conditions) -> Decision:
-    """Our routing cannot serve this biller: wait and alert, never refund on our mistake."""
-    check = AccountCheck(
-        valid=None,
-        error_class=ErrorClass.CONFIGURATION,
-        message=f"no configured provider serves {order.bill_type} {order.biller}",
+    """Nobody on the route sells this biller or plan any more. The routes themselves are checked
+    when settings load, so this is the catalogue: the biller (or plan) vanished from every
+    provider on the route, or each lists it above what the bill collected. Nothing was sent, so
+    the bill is refunded, as the pay stage does (``no_route_result``), never held forever."""
+    reason = f"no provider on the route sells {order.bill_type} {order.biller} now"
+    return Decision(
+        source=S.VERIFYING_ACCOUNT,
+        target=S.PROVIDER_FAILED,
+        summary=f"refunding: {reason}",
+        detail=reason,
+        error=ErrorNote(reason[:ERROR_TEXT_LIMIT], str(ErrorClass.PERMANENT)),
+        refund_reason=refund_reason_provider_failed(reason),
     )
-    return verify_later(bill, check, when)
 
 
 def verified(bill: BillFacts, check: AccountCheck) -> Decision:

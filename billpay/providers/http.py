@@ -252,6 +252,8 @@ def call_record(
 
 
 UNREADABLE = "unreadable_response"
+# Operations after whose request we may have been charged.
+_MONEY_OPERATIONS = frozenset({Operation.PAY, Operation.REQUERY})
 _Method = TypeVar("_Method", bound=Callable[..., Any])
 
 
@@ -273,10 +275,12 @@ def guarded(operation: Operation) -> Callable[[_Method], _Method]:
             self._calls.secrets = self._secrets + _order_secrets(args, kwargs)
             try:
                 return method(self, *args, **kwargs)
-            except ProviderError:
-                raise
             except Exception as exc:
-                if not self._calls.sent:
+                # A ProviderError (NotSupported) is raised before a pay is sent; after one
+                # went out it may have been charged, so it is an open outcome like any other
+                # (a listing's ProviderError after its GET is how a listing says "unreadable").
+                after_a_pay = self._calls.sent and operation in _MONEY_OPERATIONS
+                if not self._calls.sent or (isinstance(exc, ProviderError) and not after_a_pay):
                     raise
                 # The call went through, so its arguments bind: (order, reference) or (biller,).
                 bound = signature.bind(self, *args, **kwargs).arguments

@@ -25,8 +25,9 @@ FROM provider_items
 ORDER BY provider, provider_biller, first_seen_at, code;
 
 -- name: catalogue_lock_seed
--- Held to the end of the seeding transaction: two processes starting at once seed once.
-SELECT pg_advisory_xact_lock(hashtextextended('billpay:catalogue-seed', 0));
+-- Held to the end of the seeding transaction: two processes starting at once seed once. The
+-- same lock as catalogue_sync_lock: catalogue writes commit one at a time, in version order.
+SELECT pg_advisory_xact_lock(hashtextextended('billpay:catalogue-write', 0));
 
 -- name: catalogue_is_empty
 SELECT NOT EXISTS (SELECT 1 FROM catalogue_billers)

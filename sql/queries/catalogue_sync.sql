@@ -2,9 +2,13 @@
 -- one provider runs these in one transaction, under catalogue_sync_lock.
 
 -- name: catalogue_sync_lock
--- One sync (or operator mapping) per provider at a time: the diff is computed from what this
--- transaction read, so nobody may change those rows under it.
-SELECT pg_advisory_xact_lock(hashtext('billpay:catalogue_sync:' || :provider))
+-- One catalogue write at a time (a sync of either provider, an operator mapping, the seed): the
+-- diff is computed from what this transaction read, so nobody may change those rows under it,
+-- and the catalogue_syncs ids (the version every process reloads on) are then allocated in
+-- commit order: a process can never load version N+1 without a change committed as N.
+-- (:provider names whose write it is, for pg_locks readers; the lock itself is one.)
+SELECT pg_advisory_xact_lock(hashtextextended('billpay:catalogue-write', 0)),
+       CAST(:provider AS text) AS provider
 
 -- name: catalogue_now
 -- The transaction's time: every row one sync touches carries the same last_seen_at.

@@ -18,6 +18,7 @@ from billpay.providers.base import (
     AccountCheck,
     Catalogue,
     ErrorClass,
+    NotSupported,
     PaymentOutcome,
     PaymentResult,
 )
@@ -104,6 +105,19 @@ def test_the_property_would_see_a_mapping_bug(monkeypatch) -> None:
     # ...so the property runs with it off, where the bug surfaces.
     with guard_disabled(), pytest.raises(KeyError, match="mapping bug"):
         adapter_calls(answer)
+
+
+def test_a_provider_error_after_a_pay_went_out_is_an_open_outcome(monkeypatch) -> None:
+    """NotSupported is meant for before the send; raised while reading a pay's answer, the pay
+    may have been charged, so it must be UNKNOWN (requeried), never closed as not sent."""
+
+    def refuses(*_: object) -> object:
+        raise NotSupported("vtpass does not sell this")
+
+    monkeypatch.setattr(vtpass_module, "pay_result", refuses)
+    calls = dict(adapter_calls(httpx.Response(200, json={"code": "000"})))
+    result = calls["vtpass.pay_prepaid"]
+    assert result.outcome is PaymentOutcome.UNKNOWN and result.reason_code == UNREADABLE
 
 
 @PROPERTY

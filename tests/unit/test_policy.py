@@ -180,13 +180,14 @@ def test_a_verification_that_failed_every_retry_is_refunded() -> None:
     assert decision.summary == "refunding: verification failed 4 times: timeout"
 
 
-def test_no_route_at_verification_waits_and_alerts_without_spending_retries() -> None:
-    decision = policy.verify_without_route(bill(retry_count=1), order(), when())
-    assert decision.target is S.VERIFYING_ACCOUNT and decision.retry_count == 1
-    assert decision.error == ErrorNote(
-        "no configured provider serves electricity ikeja-electric", "configuration"
-    )
-    assert decision.alert is not None and decision.alert.kind == "provider_configuration"
+def test_no_route_at_verification_refunds_as_the_pay_stage_does() -> None:
+    # The catalogue no longer sells it on the route (settings routes are checked at start):
+    # nothing was sent, so the bill is refunded instead of polling every 10 s forever.
+    decision = policy.verify_without_route(bill(retry_count=0), order(), when())
+    assert decision.target is S.PROVIDER_FAILED and decision.after is S.REFUND_INITIATED
+    reason = "no provider on the route sells electricity ikeja-electric now"
+    assert decision.refund_reason == f"provider_failed: {reason}"
+    assert decision.error == ErrorNote(reason, "permanent")
 
 
 @pytest.mark.parametrize(
@@ -578,8 +579,23 @@ def test_pay_history_reads_the_attempts() -> None:
         ]
     )
     assert history.providers == ("vtpass", "vtpass", "flutterwave", "vtpass")
-    assert history.definitive == {"vtpass", "flutterwave"}
-    assert (history.configuration_failures, history.configuration_since) == (2, early)
+    # A configuration refusal is ours to fix: vtpass is still worth trying again.
+    assert history.definitive == {"flutterwave"}
+    # Only the current run of refusals counts: the permanent failure in between ended the
+    # first one, so the 24 h are counted from the latest refusal, not from two hours ago.
+    assert (history.configuration_failures, history.configuration_since) == (1, late)
+
+
+def test_refusals_count_from_the_first_of_an_unbroken_run() -> None:
+    first, second = NOW - timedelta(hours=25), NOW - timedelta(hours=3)
+    history = policy.PayHistory.from_attempts(
+        [
+            {"provider": "vtpass", "error_class": "configuration", "started_at": first},
+            {"provider": "flutterwave", "error_class": "configuration", "started_at": second},
+        ]
+    )
+    assert (history.configuration_failures, history.configuration_since) == (2, first)
+    assert history.definitive == frozenset()
 
 
 # --- what the provider says it charged -----------------------------------------------------
