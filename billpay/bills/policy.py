@@ -200,11 +200,23 @@ def after_verify(
     return verify_later(bill, check, when)
 
 
-def verify_without_route(bill: BillFacts, order: BillOrder, when: Conditions) -> Decision:
-    """Nobody on the route sells this biller or plan any more. The routes themselves are checked
-    when settings load, so this is the catalogue: the biller (or plan) vanished from every
-    provider on the route, or each lists it above what the bill collected. Nothing was sent, so
-    the bill is refunded, as the pay stage does (``no_route_result``), never held forever."""
+def verify_without_route(
+    bill: BillFacts, order: BillOrder, when: Conditions, *, configured: bool = True
+) -> Decision:
+    """Nobody on the route can serve this biller or plan.
+
+    ``configured``: every provider the route names has an adapter, so it is the catalogue that
+    says no (the biller or plan vanished from every provider on the route, or each lists it
+    above what the bill collected). Nothing was sent, so the bill is refunded, as the pay stage
+    does (``no_route_result``), never held forever. Otherwise a provider of the route is not
+    configured at all, our mistake: wait and alert, never refund on it."""
+    if not configured:
+        check = AccountCheck(
+            valid=None,
+            error_class=ErrorClass.CONFIGURATION,
+            message=f"no configured provider serves {order.bill_type} {order.biller}",
+        )
+        return verify_later(bill, check, when)
     reason = f"no provider on the route sells {order.bill_type} {order.biller} now"
     return Decision(
         source=S.VERIFYING_ACCOUNT,

@@ -28,7 +28,8 @@ def verify_account(ctx: StepContext, bill_id: int) -> StepResult:
         return persist(ctx, row, policy.verified(bill, check), "verify")
     providers = ctx.router.route(order)
     if not providers:
-        decision = policy.verify_without_route(bill, order, ctx.conditions())
+        configured = set(ctx.settings.route_for(str(order.bill_type))) <= ctx.router.names()
+        decision = policy.verify_without_route(bill, order, ctx.conditions(), configured=configured)
         return persist(ctx, row, decision, "verify")
     check = ask_providers(ctx, bill_id, order, providers)
     decision = policy.after_verify(bill, order, check, ctx.conditions())

@@ -207,7 +207,7 @@ def test_configuration_errors_at_verification_do_not_use_up_retries(settings, db
     assert _row(db, bill)["status"] == "retry_scheduled"  # never refunded on a first failure
 
 
-def test_an_empty_route_waits_and_alerts_instead_of_refunding(settings, db):
+def test_a_route_with_no_adapter_waits_and_alerts_instead_of_refunding(settings, db):
     processor, providers, bill = _setup(settings, db, ["a"])
     processor.router = ProviderRouter(
         {}, processor.settings, catalogue=BUILTIN
@@ -218,6 +218,17 @@ def test_an_empty_route_waits_and_alerts_instead_of_refunding(settings, db):
     assert row["last_error_class"] == "configuration"
     alerts = "SELECT count(*) FROM notifications WHERE audience = 'operator' AND kind = :kind"
     assert scalar(db, alerts, kind="provider_configuration") == 1
+
+
+def test_a_biller_no_provider_on_the_route_sells_any_more_is_refunded_at_verification(settings, db):
+    processor, providers, bill = _setup(settings, db, ["a"])
+    # Provider "a" is configured, but the synced catalogue no longer lists the biller there.
+    processor.router = ProviderRouter(providers, processor.settings, catalogue=selling([]))
+    _verify(db, processor, bill)
+    row = _row(db, bill)
+    assert row["status"] == "refund_initiated"
+    assert "no provider on the route sells" in row["refund_reason"]
+    assert _pay_attempts(db, bill) == []  # nothing was ever sent
 
 
 def test_the_attempt_is_recorded_only_once_the_provider_slot_is_held(settings, db):

@@ -180,6 +180,15 @@ def test_a_verification_that_failed_every_retry_is_refunded() -> None:
     assert decision.summary == "refunding: verification failed 4 times: timeout"
 
 
+def test_no_adapter_for_the_route_at_verification_waits_and_alerts() -> None:
+    decision = policy.verify_without_route(bill(retry_count=1), order(), when(), configured=False)
+    assert decision.target is S.VERIFYING_ACCOUNT and decision.retry_count == 1
+    assert decision.error == ErrorNote(
+        "no configured provider serves electricity ikeja-electric", "configuration"
+    )
+    assert decision.alert is not None and decision.alert.kind == "provider_configuration"
+
+
 def test_no_route_at_verification_refunds_as_the_pay_stage_does() -> None:
     # The catalogue no longer sells it on the route (settings routes are checked at start):
     # nothing was sent, so the bill is refunded instead of polling every 10 s forever.
