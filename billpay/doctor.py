@@ -393,8 +393,22 @@ def check_horizon(settings: Settings, client: httpx.Client) -> Check:
     return Check(name, True, f"{shown}: {theirs!r}, Horizon {version}, latest ledger {ledger}")
 
 
-def _account(settings: Settings, client: httpx.Client, account_id: str) -> tuple[int, Any]:
-    return _get_json(client, _horizon(settings, f"/accounts/{quote(account_id)}"))
+def _load_account(
+    settings: Settings, client: httpx.Client, name: str, account_id: str, *, missing: str, fix: str
+) -> dict[str, Any] | Check:
+    """The account's Horizon document, or the failed check saying why there is none.
+
+    `missing` and `fix` are what the check says when the account does not exist (404).
+    """
+    try:
+        status, body = _get_json(client, _horizon(settings, f"/accounts/{quote(account_id)}"))
+    except httpx.HTTPError as exc:
+        return _unreachable(name, "Horizon", settings.horizon_url, exc, "fix the Horizon check")
+    if status == 404:
+        return _fail(name, missing, fix)
+    if status != 200 or not isinstance(body, dict):
+        return _fail(name, f"Horizon answered {status} for {account_id}", "fix the Horizon check")
+    return body
 
 
 def _asset_line(body: dict[str, Any], code: str, issuer: str) -> dict[str, Any] | None:
@@ -425,18 +439,16 @@ def check_system_account(settings: Settings, client: httpx.Client) -> Check:
             "create an account of your own (secret from your secret store) and set "
             "BILLPAY_SYSTEM_ACCOUNT and BILLPAY_SYSTEM_SECRET to it",
         )
-    try:
-        status, body = _account(settings, client, account)
-    except httpx.HTTPError as exc:
-        return _unreachable(name, "Horizon", settings.horizon_url, exc, "fix the Horizon check")
-    if status == 404:
-        return _fail(
-            name,
-            f"{account} does not exist on this network",
-            "fund the account (create_account) on the network BILLPAY_NETWORK names",
-        )
-    if status != 200 or not isinstance(body, dict):
-        return _fail(name, f"Horizon answered {status} for {account}", "fix the Horizon check")
+    body = _load_account(
+        settings,
+        client,
+        name,
+        account,
+        missing=f"{account} does not exist on this network",
+        fix="fund the account (create_account) on the network BILLPAY_NETWORK names",
+    )
+    if isinstance(body, Check):
+        return body
     line = _asset_line(body, code, issuer)
     if line is None:
         return _fail(
@@ -482,18 +494,16 @@ def check_issuer_flags(settings: Settings, client: httpx.Client) -> Check:
     issuer = settings.cngn_issuer
     if not issuer:
         return _fail(name, "BILLPAY_CNGN_ISSUER is not set", "set it (see network configuration)")
-    try:
-        status, body = _account(settings, client, issuer)
-    except httpx.HTTPError as exc:
-        return _unreachable(name, "Horizon", settings.horizon_url, exc, "fix the Horizon check")
-    if status == 404:
-        return _fail(
-            name,
-            f"the issuer {issuer} does not exist on this network",
-            "the issuer belongs to another network: fix BILLPAY_CNGN_ISSUER or BILLPAY_NETWORK",
-        )
-    if status != 200 or not isinstance(body, dict):
-        return _fail(name, f"Horizon answered {status} for {issuer}", "fix the Horizon check")
+    body = _load_account(
+        settings,
+        client,
+        name,
+        issuer,
+        missing=f"the issuer {issuer} does not exist on this network",
+        fix="the issuer belongs to another network: fix BILLPAY_CNGN_ISSUER or BILLPAY_NETWORK",
+    )
+    if isinstance(body, Check):
+        return body
     flags = body.get("flags") if isinstance(body.get("flags"), dict) else {}
     raised = [flag for flag in ISSUER_FLAG_MEANINGS if flags.get(flag) is True]
     if not raised:

@@ -218,12 +218,17 @@ def verify_without_route(
         )
         return verify_later(bill, check, when)
     reason = f"no provider on the route sells {order.bill_type} {order.biller} now"
+    return refund_at_verification(reason, ErrorClass.PERMANENT)
+
+
+def refund_at_verification(reason: str, error_class: ErrorClass) -> Decision:
+    """Verification gave up before any pay was sent: refund the bill, saying why."""
     return Decision(
         source=S.VERIFYING_ACCOUNT,
         target=S.PROVIDER_FAILED,
         summary=f"refunding: {reason}",
         detail=reason,
-        error=ErrorNote(reason[:ERROR_TEXT_LIMIT], str(ErrorClass.PERMANENT)),
+        error=ErrorNote(reason[:ERROR_TEXT_LIMIT], str(error_class)),
         refund_reason=refund_reason_provider_failed(reason),
     )
 
@@ -266,14 +271,7 @@ def verify_later(bill: BillFacts, check: AccountCheck, when: Conditions) -> Deci
     retries, settings, now = bill.retry_count, when.settings, when.now
     if retries >= settings.max_retries and error_class is not ErrorClass.CONFIGURATION:
         reason = f"verification failed {retries + 1} times: {message}"
-        return Decision(
-            source=S.VERIFYING_ACCOUNT,
-            target=S.PROVIDER_FAILED,
-            summary=f"refunding: {reason}",
-            detail=reason,
-            error=ErrorNote(reason[:ERROR_TEXT_LIMIT], str(error_class)),
-            refund_reason=refund_reason_provider_failed(reason),
-        )
+        return refund_at_verification(reason, error_class)
     backoff = settings.backoff_for_retry(retries + 1)
     return Decision(
         source=S.VERIFYING_ACCOUNT,

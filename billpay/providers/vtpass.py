@@ -470,6 +470,17 @@ def _positive_kobo(value: object) -> int | None:
     return kobo if kobo is not None and kobo > 0 else None
 
 
+def _listed_code(row: Any, key: str, what: str) -> str:
+    """The listing row's code under ``key``. A row without one, or one that is not shaped as a
+    code, makes the whole answer unreadable (``what`` names the row in the reason)."""
+    code = text_field(row.get(key), 200) if isinstance(row, dict) else None
+    if not code:
+        raise ListingUnreadable(f"{what} without a {key}")
+    if not valid_provider_code(code):
+        raise ListingUnreadable(f"a {key} that is not a code ({code[:40]!r})")
+    return code
+
+
 def parse_services(body: Any, identifier: str) -> list[ListedBiller]:
     """``GET /services?identifier=...``: ``content[]`` of serviceID, name, minimium_amount (sic),
     maximum_amount, convinience_fee. A row without a serviceID makes the answer unreadable."""
@@ -480,11 +491,7 @@ def parse_services(body: Any, identifier: str) -> list[ListedBiller]:
         raise ListingUnreadable("content is not a list")
     billers = []
     for row in content:
-        code = text_field(row.get("serviceID"), 200) if isinstance(row, dict) else None
-        if not code:
-            raise ListingUnreadable("a service without a serviceID")
-        if not valid_provider_code(code):
-            raise ListingUnreadable(f"a serviceID that is not a code ({code[:40]!r})")
+        code = _listed_code(row, "serviceID", "a service")
         billers.append(
             ListedBiller(
                 code=code,
@@ -514,11 +521,7 @@ def parse_variations(body: Any) -> tuple[list[ListedItem], int]:
         raise ListingUnreadable("no variations list")
     items = []
     for row in rows:
-        code = text_field(row.get("variation_code"), 200) if isinstance(row, dict) else None
-        if not code:
-            raise ListingUnreadable("a variation without a variation_code")
-        if not valid_provider_code(code):
-            raise ListingUnreadable(f"a variation_code that is not a code ({code[:40]!r})")
+        code = _listed_code(row, "variation_code", "a variation")
         fixed = (text_field(row.get("fixedPrice")) or "").lower() in ("yes", "true", "1")
         amount = _positive_kobo(row.get("variation_amount"))
         if fixed and amount is None:

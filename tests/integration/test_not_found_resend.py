@@ -80,11 +80,14 @@ def _claim(db, bill_id: int) -> None:
         )
 
 
-def _commit_attempt(db, ctx: StepContext, bill_id: int, provider: str) -> str:
-    """What pay_bill does before its HTTP call: the attempt committed with its reference."""
+def _commit_attempt(
+    db, ctx: StepContext, bill_id: int, provider: str, stamped: datetime | None = None
+) -> str:
+    """What pay_bill does before its HTTP call: the attempt committed with its reference,
+    stamped ``stamped`` (now unless given: an older stamp is an attempt committed back then)."""
     _claim(db, bill_id)
     row = ctx.load(bill_id)
-    reference = make_attempt_reference(row["reference"], 1, datetime.now(UTC))
+    reference = make_attempt_reference(row["reference"], 1, stamped or datetime.now(UTC))
     with db.begin() as conn:
         assert bill_store.open_attempt(
             conn, bill_id, worker="w1", provider=provider, reference=reference, lease=120
@@ -224,18 +227,8 @@ def test_a_resend_late_in_the_grace_gets_its_own_grace_before_a_new_attempt(
         ctx = _context(db, configured, client)
         pending_account = PREPAID_ELECTRICITY | {"account_number": "2010000000000"}
         bill_id = bill_in_state(db, S.PROCESSING_BILL, **pending_account)["id"]
-        _claim(db, bill_id)
-        row = ctx.load(bill_id)
         four_ago = datetime.now(UTC) - timedelta(minutes=4)
-        reference = make_attempt_reference(row["reference"], 1, four_ago)
-        with db.begin() as conn:  # committed 4 minutes ago, never sent
-            assert bill_store.open_attempt(
-                conn, bill_id, worker="w1", provider="vtpass", reference=reference, lease=120
-            )
-            attempt_store.start_pay_attempt(
-                conn, bill_id=bill_id, provider="vtpass", reference=reference, attempt_no=1,
-                is_fallback=False,
-            )  # fmt: skip
+        reference = _commit_attempt(db, ctx, bill_id, "vtpass", four_ago)  # never sent
         _step(db, pay_bill, ctx, bill_id)
         _step(db, requery_bill, ctx, bill_id)  # 015 early -> resend -> taken, pending
         assert _operations(db, bill_id) == [("pay", None), ("resend", "pending")]
@@ -267,18 +260,9 @@ def test_an_attempt_too_old_to_resend_completes_through_a_fresh_attempt_paid_onc
     clock = _Clock()
     ctx, bill_id = vtpass_bill(clock=clock)
     ctx = _clocked_context(db, ctx, clock, "vtpass")
-    _claim(db, bill_id)
     seven_ago = clock() - timedelta(minutes=7)
     assert timedelta(minutes=7) > REQUEST_ID_TOLERANCE + timedelta(minutes=1)
-    stale = make_attempt_reference(ctx.load(bill_id)["reference"], 1, seven_ago)
-    with db.begin() as conn:
-        assert bill_store.open_attempt(
-            conn, bill_id, worker="w1", provider="vtpass", reference=stale, lease=120
-        )
-        attempt_store.start_pay_attempt(
-            conn, bill_id=bill_id, provider="vtpass", reference=stale, attempt_no=1,
-            is_fallback=False,
-        )  # fmt: skip
+    stale = _commit_attempt(db, ctx, bill_id, "vtpass", seven_ago)  # never sent
     _step(db, pay_bill, ctx, bill_id)  # the open attempt is found: requery, never pay anew
     row = _step(db, requery_bill, ctx, bill_id)  # 015 early -> resend -> 085
     assert row["status"] == S.PROVIDER_PROCESSING and row["attempt_reference"] == stale

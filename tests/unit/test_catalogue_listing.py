@@ -4,53 +4,20 @@ ProviderError naming the call, never a short listing."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
-import respx
 
-from billpay.catalogue import Catalogue
 from billpay.catalogue_runner import ListingFailed, read_listing
 from billpay.catalogue_sync import ListedItem
-from billpay.config import Settings
 from billpay.orders import BillType
 from billpay.providers.base import ProviderError
-from billpay.providers.flutterwave import FlutterwaveProvider, parse_items, segment
-from billpay.providers.vtpass import VTpassProvider, parse_services, parse_variations
-from tests.unit.provider_cases import fixture
+from billpay.providers.flutterwave import parse_items, segment
+from billpay.providers.vtpass import parse_services, parse_variations
+from tests.unit.provider_cases import FLW_SECRET, FLW_URL, VTPASS_URL, fixture
 
-VT = "https://vtpass.test/api"
-FW = "https://flutterwave.test/v3"
 HTML = httpx.Response(200, text="<html><h1>502 Bad Gateway</h1></html>")
-
-
-@pytest.fixture
-def mock() -> Iterator[respx.MockRouter]:
-    with respx.mock(assert_all_called=False) as router:
-        yield router
-
-
-@pytest.fixture
-def vtpass() -> Iterator[VTpassProvider]:
-    settings = Settings(
-        vtpass_base_url=VT,
-        vtpass_api_key="api-KEY-123",
-        vtpass_public_key="PK_public_456",
-        vtpass_secret_key="SK_secret_789",
-    )
-    provider = VTpassProvider(settings, httpx.Client(), catalogue=Catalogue.builtin())
-    yield provider
-    provider.close()
-
-
-@pytest.fixture
-def flw() -> Iterator[FlutterwaveProvider]:
-    settings = Settings(flutterwave_base_url=FW, flutterwave_secret_key="FLWSECK_TEST-abc123-X")
-    provider = FlutterwaveProvider(settings, httpx.Client(), catalogue=Catalogue.builtin())
-    yield provider
-    provider.close()
 
 
 def _json(body: Any, status: int = 200) -> httpx.Response:
@@ -61,7 +28,7 @@ def _json(body: Any, status: int = 200) -> httpx.Response:
 
 
 def test_vtpass_services_reads_the_documented_answer(mock, vtpass) -> None:
-    route = mock.get(f"{VT}/services", params={"identifier": "data"})
+    route = mock.get(f"{VTPASS_URL}/services", params={"identifier": "data"})
     route.mock(return_value=_json(fixture("vtpass_services_data.json")))
     services = vtpass.services("data")
     assert [s.code for s in services][:4] == [
@@ -78,10 +45,10 @@ def test_vtpass_services_reads_the_documented_answer(mock, vtpass) -> None:
 
 
 def test_vtpass_variations_read_fixed_prices_and_the_varations_spelling(mock, vtpass) -> None:
-    mock.get(f"{VT}/service-variations", params={"serviceID": "gotv"}).mock(
+    mock.get(f"{VTPASS_URL}/service-variations", params={"serviceID": "gotv"}).mock(
         return_value=_json(fixture("vtpass_service_variations_gotv.json"))
     )
-    mock.get(f"{VT}/service-variations", params={"serviceID": "ikeja-electric"}).mock(
+    mock.get(f"{VTPASS_URL}/service-variations", params={"serviceID": "ikeja-electric"}).mock(
         return_value=_json(fixture("vtpass_service_variations_electricity_varations.json"))
     )
     items, fee = vtpass.variations("gotv")
@@ -122,7 +89,7 @@ def test_vtpass_variations_read_fixed_prices_and_the_varations_spelling(mock, vt
 def test_vtpass_unreadable_variations_are_a_provider_error_naming_the_call(
     mock, vtpass, answer
 ) -> None:
-    mock.get(f"{VT}/service-variations").mock(return_value=answer)
+    mock.get(f"{VTPASS_URL}/service-variations").mock(return_value=answer)
     with pytest.raises(ProviderError) as raised:
         vtpass.variations("gotv")
     assert "GET /service-variations?serviceID=gotv" in raised.value.message
@@ -131,13 +98,13 @@ def test_vtpass_unreadable_variations_are_a_provider_error_naming_the_call(
 
 def test_vtpass_service_without_a_service_id_is_unreadable(mock, vtpass) -> None:
     body = {"response_description": "000", "content": [{"name": "Mystery"}]}
-    mock.get(f"{VT}/services").mock(return_value=_json(body))
+    mock.get(f"{VTPASS_URL}/services").mock(return_value=_json(body))
     with pytest.raises(ProviderError, match="identifier=data"):
         vtpass.services("data")
 
 
 def test_vtpass_transport_error_is_a_provider_error(mock, vtpass) -> None:
-    mock.get(f"{VT}/services").mock(side_effect=httpx.ReadTimeout("slow"))
+    mock.get(f"{VTPASS_URL}/services").mock(side_effect=httpx.ReadTimeout("slow"))
     with pytest.raises(ProviderError, match="read_timeout"):
         vtpass.services("airtime")
 
@@ -146,13 +113,13 @@ def test_vtpass_transport_error_is_a_provider_error(mock, vtpass) -> None:
 
 
 def test_flutterwave_categories_billers_and_items_read_the_documented_shapes(mock, flw) -> None:
-    mock.get(f"{FW}/top-bill-categories").mock(
+    mock.get(f"{FLW_URL}/top-bill-categories").mock(
         return_value=_json(fixture("flutterwave_top_bill_categories.json"))
     )
-    mock.get(f"{FW}/bills/CABLEBILLS/billers").mock(
+    mock.get(f"{FLW_URL}/bills/CABLEBILLS/billers").mock(
         return_value=_json(fixture("flutterwave_billers_cablebills.json"))
     )
-    mock.get(f"{FW}/billers/BIL119/items").mock(
+    mock.get(f"{FLW_URL}/billers/BIL119/items").mock(
         return_value=_json(fixture("flutterwave_biller_items_bil119.json"))
     )
     assert "UTILITYBILLS" in flw.category_codes()
@@ -182,7 +149,7 @@ def test_flutterwave_categories_billers_and_items_read_the_documented_shapes(moc
 def test_flutterwave_unreadable_items_are_a_provider_error_naming_the_call(
     mock, flw, answer
 ) -> None:
-    mock.get(f"{FW}/billers/BIL119/items").mock(return_value=answer)
+    mock.get(f"{FLW_URL}/billers/BIL119/items").mock(return_value=answer)
     with pytest.raises(ProviderError) as raised:
         flw.items("BIL119")
     assert "/billers/BIL119/items" in raised.value.message
@@ -190,25 +157,25 @@ def test_flutterwave_unreadable_items_are_a_provider_error_naming_the_call(
 
 
 def test_flutterwave_error_message_is_masked_of_our_key(mock, flw) -> None:
-    body = {"status": "error", "message": "bad key FLWSECK_TEST-abc123-X", "data": None}
-    mock.get(f"{FW}/top-bill-categories").mock(return_value=_json(body, 401))
+    body = {"status": "error", "message": f"bad key {FLW_SECRET}", "data": None}
+    mock.get(f"{FLW_URL}/top-bill-categories").mock(return_value=_json(body, 401))
     with pytest.raises(ProviderError) as raised:
         flw.category_codes()
-    assert "FLWSECK_TEST-abc123-X" not in raised.value.message
+    assert FLW_SECRET not in raised.value.message
     assert "HTTP 401" in raised.value.message
 
 
 def test_one_failed_items_call_holds_only_that_flutterwave_biller(mock, flw) -> None:
     categories = {"status": "success", "message": "ok",
                   "data": [{"id": 3, "name": "Cable", "code": "CABLEBILLS"}]}  # fmt: skip
-    mock.get(f"{FW}/top-bill-categories").mock(return_value=_json(categories))
-    mock.get(f"{FW}/bills/CABLEBILLS/billers").mock(
+    mock.get(f"{FLW_URL}/top-bill-categories").mock(return_value=_json(categories))
+    mock.get(f"{FLW_URL}/bills/CABLEBILLS/billers").mock(
         return_value=_json(fixture("flutterwave_billers_cablebills.json"))
     )
-    mock.get(f"{FW}/billers/BIL119/items").mock(
+    mock.get(f"{FLW_URL}/billers/BIL119/items").mock(
         return_value=_json(fixture("flutterwave_biller_items_bil119.json"))
     )
-    mock.get(url__regex=rf"{FW}/billers/BIL(12[03]|999)/items").mock(return_value=HTML)
+    mock.get(url__regex=rf"{FLW_URL}/billers/BIL(12[03]|999)/items").mock(return_value=HTML)
     listing = read_listing("flutterwave", flw)
     held = {b.code: b.unreadable for b in listing.billers if b.unreadable}
     assert set(held) == {"BIL120", "BIL123", "BIL999"} and "BIL120/items" in held["BIL120"]
@@ -222,9 +189,11 @@ def test_vtpass_listing_skips_variations_for_airtime(mock, vtpass) -> None:
                             "minimium_amount": 50, "maximum_amount": 50000,
                             "convinience_fee": "0 %"}]}  # fmt: skip
     empty = {"response_description": "000", "content": []}
-    mock.get(f"{VT}/services", params={"identifier": "airtime"}).mock(return_value=_json(airtime))
-    mock.get(f"{VT}/services").mock(return_value=_json(empty))
-    variations = mock.get(f"{VT}/service-variations")
+    mock.get(f"{VTPASS_URL}/services", params={"identifier": "airtime"}).mock(
+        return_value=_json(airtime)
+    )
+    mock.get(f"{VTPASS_URL}/services").mock(return_value=_json(empty))
+    variations = mock.get(f"{VTPASS_URL}/service-variations")
     listing = read_listing("vtpass", vtpass)
     assert [(b.code, b.items, b.min_amount_kobo) for b in listing.billers] == [("mtn", (), 5_000)]
     assert not variations.called
@@ -259,7 +228,9 @@ def test_path_segments_are_percent_encoded_whole() -> None:
 
 
 def test_a_hostile_item_code_never_takes_our_key_to_another_flutterwave_path(mock, flw) -> None:
-    hit = mock.route(host="flutterwave.test").mock(return_value=_json({"status": "error"}, 400))
+    hit = mock.route(host=httpx.URL(FLW_URL).host).mock(
+        return_value=_json({"status": "error"}, 400)
+    )
     hostile = "../../../transfers?x="
     with pytest.raises(ProviderError):
         flw.items(hostile)
@@ -271,14 +242,14 @@ def test_a_vtpass_variations_failure_holds_only_that_service(mock, vtpass) -> No
     tv = {"response_description": "000",
           "content": [{"serviceID": "dstv", "name": "DSTV"}, {"serviceID": "gotv", "name": "GOtv"}]}  # fmt: skip
     empty = {"response_description": "000", "content": []}
-    mock.get(f"{VT}/services", params={"identifier": "tv-subscription"}).mock(
+    mock.get(f"{VTPASS_URL}/services", params={"identifier": "tv-subscription"}).mock(
         return_value=_json(tv)
     )
-    mock.get(f"{VT}/services").mock(return_value=_json(empty))
-    mock.get(f"{VT}/service-variations", params={"serviceID": "dstv"}).mock(
+    mock.get(f"{VTPASS_URL}/services").mock(return_value=_json(empty))
+    mock.get(f"{VTPASS_URL}/service-variations", params={"serviceID": "dstv"}).mock(
         return_value=_json({"response_description": "010"}, 503)
     )
-    mock.get(f"{VT}/service-variations", params={"serviceID": "gotv"}).mock(
+    mock.get(f"{VTPASS_URL}/service-variations", params={"serviceID": "gotv"}).mock(
         return_value=_json(fixture("vtpass_service_variations_gotv.json"))
     )
     listing = read_listing("vtpass", vtpass)
@@ -288,6 +259,6 @@ def test_a_vtpass_variations_failure_holds_only_that_service(mock, vtpass) -> No
 
 
 def test_a_failed_categories_call_still_fails_the_whole_flutterwave_listing(mock, flw) -> None:
-    mock.get(f"{FW}/top-bill-categories").mock(return_value=HTML)
+    mock.get(f"{FLW_URL}/top-bill-categories").mock(return_value=HTML)
     with pytest.raises(ListingFailed, match="top-bill-categories"):
         read_listing("flutterwave", flw)

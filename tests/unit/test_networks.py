@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 
 import pytest
 from stellar_sdk import Network
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from billpay.cli import app
 from billpay.config import Settings
@@ -32,6 +33,16 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for key in list(os.environ):
         if key.upper().startswith("BILLPAY_"):
             monkeypatch.delenv(key)
+
+
+def show_config(monkeypatch: pytest.MonkeyPatch, env: Mapping[str, str], *flags: str) -> Result:
+    """`billpay config show` (with ``flags``) under ``env`` added to the environment: it
+    must succeed."""
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    result = CliRunner().invoke(app, ["config", "show", *flags])
+    assert result.exit_code == 0, result.output
+    return result
 
 
 def test_the_sandbox_profile_keeps_the_old_defaults() -> None:
@@ -133,14 +144,9 @@ def test_config_show_json_for_bantu_mainnet_masks_every_secret(
         "BILLPAY_FLUTTERWAVE_SECRET_KEY": "FLWSECK-live-value",
         "BILLPAY_WEBHOOK_SECRET": "whsec-value",
     }
-    for key, value in secrets.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.setenv("BILLPAY_NETWORK", "bantu-mainnet")
-    monkeypatch.setenv(
-        "BILLPAY_DATABASE_URL", "postgresql://billpay:dbpassword@db.internal/billpay"
-    )
-    result = CliRunner().invoke(app, ["config", "show", "--json"])
-    assert result.exit_code == 0, result.output
+    database_url = "postgresql://billpay:dbpassword@db.internal/billpay"
+    env = {**secrets, "BILLPAY_NETWORK": "bantu-mainnet", "BILLPAY_DATABASE_URL": database_url}
+    result = show_config(monkeypatch, env, "--json")
     rows = json.loads(result.output)
     assert rows["cngn_issuer"] == {"value": BANTU_MAINNET_CNGN_ISSUER, "source": "profile"}
     assert rows["network_passphrase"]["value"] == "Public Bantu Network ; 10-10-2020"
@@ -215,10 +221,7 @@ def test_config_show_masks_query_path_and_webhook_secrets_and_never_crashes(
         "BILLPAY_HORIZON_URL": "https://horizon.example/api/Zk3f9QpLm2Xr7Tn4Wb8Y",
         "BILLPAY_CALLBACK_URL": "https://[2001:db8::1]:8443/cb/Zk3f9QpLm2Xr7Tn4Wb8Y",
     }
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    result = CliRunner().invoke(app, ["config", "show", "--json"])
-    assert result.exit_code == 0, result.output
+    result = show_config(monkeypatch, env, "--json")
     for secret in ("s3cret", "sslpw", "whtoken", "SLACKSECRET", "Zk3f9QpLm2Xr7Tn4Wb8Y"):
         assert secret not in result.output
     rows = json.loads(result.output)
@@ -233,10 +236,8 @@ def test_config_show_masks_query_path_and_webhook_secrets_and_never_crashes(
 def test_config_show_marks_sandbox_values_left_on_a_live_profile(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    for key, value in sandbox_env(8765).items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.setenv("BILLPAY_NETWORK", "bantu-mainnet")
-    rows = json.loads(CliRunner().invoke(app, ["config", "show", "--json"]).output)
+    env = {**sandbox_env(8765), "BILLPAY_NETWORK": "bantu-mainnet"}
+    rows = json.loads(show_config(monkeypatch, env, "--json").output)
     for name in (
         "network_passphrase",
         "system_account",

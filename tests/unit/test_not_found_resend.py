@@ -3,58 +3,19 @@ the two facts they report (a requery's "not found", a pay refused as a reused re
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from datetime import timedelta
-
 import httpx
-import pytest
 import respx
 
 from billpay.catalogue import Catalogue
-from billpay.config import Settings
 from billpay.orders import BillType
 from billpay.providers import build_providers
 from billpay.providers.base import PaymentOutcome, rejects_duplicate_references
 from billpay.providers.flutterwave import FlutterwaveProvider
 from billpay.providers.vtpass import VTpassProvider
-from tests.unit.provider_cases import NOW, OLD_REFERENCE, REFERENCE
+from tests.unit.provider_cases import FLW_URL, OLD_REFERENCE, REFERENCE, SETTINGS, VTPASS_URL
 from tests.unit.test_vtpass import order  # the same prepaid electricity order
 
 BUILTIN = Catalogue.builtin()
-
-VTPASS = "https://vtpass.test/api"
-FLW = "https://flw.test/v3"
-SETTINGS = Settings(
-    vtpass_base_url=VTPASS,
-    vtpass_api_key="api-KEY-123",
-    vtpass_public_key="PK_public_456",
-    vtpass_secret_key="SK_secret_789",
-    flutterwave_base_url=FLW,
-    flutterwave_secret_key="FLWSECK_TEST-abc-X",
-    callback_url=None,
-)
-
-
-@pytest.fixture
-def mock() -> Iterator[respx.MockRouter]:
-    with respx.mock(assert_all_called=False) as router:
-        yield router
-
-
-@pytest.fixture
-def vtpass() -> Iterator[VTpassProvider]:
-    provider = VTpassProvider(
-        SETTINGS, httpx.Client(), clock=lambda: NOW + timedelta(minutes=1), catalogue=BUILTIN
-    )
-    yield provider
-    provider.close()
-
-
-@pytest.fixture
-def flw() -> Iterator[FlutterwaveProvider]:
-    provider = FlutterwaveProvider(SETTINGS, httpx.Client(), clock=lambda: NOW, catalogue=BUILTIN)
-    yield provider
-    provider.close()
 
 
 def test_only_vtpass_is_covered_by_the_resend() -> None:
@@ -71,11 +32,11 @@ def test_vtpass_reports_a_reused_request_id_as_a_duplicate_never_a_failure(
     mock: respx.MockRouter, vtpass: VTpassProvider
 ) -> None:
     refused = {"code": "014", "response_description": "REQUEST ID ALREADY EXIST"}
-    mock.post(f"{VTPASS}/pay").mock(return_value=httpx.Response(200, json=refused))
+    mock.post(f"{VTPASS_URL}/pay").mock(return_value=httpx.Response(200, json=refused))
     result = vtpass.pay(order(), REFERENCE)
     assert result.outcome is PaymentOutcome.UNKNOWN and result.duplicate_reference
     likely = {"code": "019", "response_description": "LIKELY DUPLICATE TRANSACTION"}
-    mock.post(f"{VTPASS}/pay").mock(return_value=httpx.Response(200, json=likely))
+    mock.post(f"{VTPASS_URL}/pay").mock(return_value=httpx.Response(200, json=likely))
     assert not vtpass.pay(order(), REFERENCE).duplicate_reference  # 019 is about the account
 
 
@@ -83,11 +44,11 @@ def test_vtpass_unknown_request_id_is_reported_as_not_found_young_or_old(
     mock: respx.MockRouter, vtpass: VTpassProvider
 ) -> None:
     answer = {"code": "015", "response_description": "INVALID REQUEST ID"}
-    mock.post(f"{VTPASS}/requery").mock(return_value=httpx.Response(200, json=answer))
+    mock.post(f"{VTPASS_URL}/requery").mock(return_value=httpx.Response(200, json=answer))
     young, old = vtpass.requery(order(), REFERENCE), vtpass.requery(order(), OLD_REFERENCE)
     assert (young.outcome, young.not_found) == (PaymentOutcome.PENDING, True)
     assert (old.outcome, old.not_found) == (PaymentOutcome.FAILED, True)
-    mock.post(f"{VTPASS}/requery").mock(return_value=httpx.Response(200, json={"code": "099"}))
+    mock.post(f"{VTPASS_URL}/requery").mock(return_value=httpx.Response(200, json={"code": "099"}))
     assert not vtpass.requery(order(), REFERENCE).not_found
 
 
@@ -96,7 +57,7 @@ def test_flutterwave_not_found_is_reported_young_or_old(
 ) -> None:
     body = {"status": "error", "message": "No transaction found", "data": None}
     for reference in (REFERENCE, OLD_REFERENCE):
-        mock.get(f"{FLW}/bills/{reference}").mock(return_value=httpx.Response(404, json=body))
+        mock.get(f"{FLW_URL}/bills/{reference}").mock(return_value=httpx.Response(404, json=body))
     dstv = order(bill_type=BillType.CABLE_TV, biller="dstv", account_number="1212121212",
                  product_code="dstv-padi", account_type=None)  # fmt: skip
     young, old = flw.requery(dstv, REFERENCE), flw.requery(dstv, OLD_REFERENCE)
