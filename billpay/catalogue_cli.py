@@ -9,6 +9,8 @@ from typing import Annotated, Any
 
 import typer
 
+from billpay.money import naira_text
+
 catalogue_app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
@@ -76,12 +78,6 @@ def sync(
 _COUNTS = ("billers", "items", "added", "changed", "vanished")
 
 
-def _money(kobo: int | None) -> str | None:
-    from billpay.catalogue_sync import naira_text
-
-    return naira_text(kobo)
-
-
 def _shown(biller: dict[str, Any]) -> dict[str, Any]:
     """One provider biller for people and JSON: money as decimal naira strings."""
     items = [
@@ -89,8 +85,8 @@ def _shown(biller: dict[str, Any]) -> dict[str, Any]:
             "code": i["item_code"],
             "product_code": i["product_code"],
             "name": i["item_name"],
-            "price": _money(i["amount_kobo"]),
-            "fee": _money(i["item_fee_kobo"]),
+            "price": naira_text(i["amount_kobo"]),
+            "fee": naira_text(i["item_fee_kobo"]),
             "label": i["label"],
             "vanished_at": i["item_vanished_at"],
             "last_seen_at": i["item_last_seen_at"],
@@ -105,9 +101,9 @@ def _shown(biller: dict[str, Any]) -> dict[str, Any]:
         "bill_type": biller["bill_type"],
         "category": biller["category"],
         "name": biller["name"],
-        "min_amount": _money(biller["min_amount_kobo"]),
-        "max_amount": _money(biller["max_amount_kobo"]),
-        "fee": _money(biller["fee_kobo"]),
+        "min_amount": naira_text(biller["min_amount_kobo"]),
+        "max_amount": naira_text(biller["max_amount_kobo"]),
+        "fee": naira_text(biller["fee_kobo"]),
         "vanished": biller["vanished_at"] is not None,
         "vanished_at": biller["vanished_at"],
         "last_seen_at": biller["last_seen_at"],

@@ -37,6 +37,7 @@ from enum import StrEnum
 from typing import Any
 
 from billpay.catalogue import BILLER_ALIASES, BILLERS, Biller
+from billpay.money import naira_text
 from billpay.orders import BillType
 
 PROVIDERS = ("vtpass", "flutterwave")
@@ -696,14 +697,7 @@ def failure_alert(provider: str, detail: str) -> CatalogueAlert:
 
 
 def _naira(kobo: int | None) -> str:
-    if kobo is None:
-        return "open amount"
-    return f"{kobo // 100}.{kobo % 100:02d}"
-
-
-def naira_text(kobo: int | None) -> str | None:
-    """Kobo as a decimal naira string for JSON ("2950.00"); None stays None."""
-    return None if kobo is None else _naira(kobo)
+    return naira_text(kobo) or "open amount"
 
 
 @dataclass(frozen=True, slots=True)

@@ -63,6 +63,12 @@ def kobo_to_naira(kobo: int) -> Decimal:
     return (Decimal(int(kobo)) / KOBO_PER_NAIRA).quantize(NAIRA_QUANTUM)
 
 
+def naira_text(kobo: int | None) -> str | None:
+    """Money in JSON: kobo as a decimal string of naira (``295000`` -> ``"2950.00"``); None
+    (no fixed amount) stays None."""
+    return None if kobo is None else str(kobo_to_naira(kobo))
+
+
 def kobo_to_cngn(kobo: int) -> Decimal:
     """Kobo to a cNGN amount with exactly 7 decimal places (1 cNGN = 1 NGN)."""
     return (Decimal(int(kobo)) / KOBO_PER_NAIRA).quantize(CNGN_QUANTUM)

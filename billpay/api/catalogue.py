@@ -25,7 +25,7 @@ from billpay.bills.context import StepContext
 from billpay.bills.verify import ask_providers
 from billpay.catalogue import CatalogueBiller
 from billpay.intake import IntakeError, OrderRequest
-from billpay.money import kobo_to_naira, naira_to_kobo
+from billpay.money import naira_text, naira_to_kobo
 from billpay.orders import BillOrder, BillType, new_reference
 from billpay.providers.base import AccountCheck
 from billpay.store import reports as report_store
@@ -78,10 +78,6 @@ def routed_billers(runtime: App, bill_type: BillType) -> list[CatalogueBiller]:
     ]
 
 
-def _naira(kobo: int | None) -> str | None:
-    return None if kobo is None else str(kobo_to_naira(kobo))
-
-
 @router.get("/providers/{bill_type}")
 def providers(bill_type: BillType, client: CurrentClient, runtime: Runtime) -> dict[str, Any]:
     """The billers we route for ``bill_type`` and their products. ``price`` is a fixed price in
@@ -98,7 +94,7 @@ def providers(bill_type: BillType, client: CurrentClient, runtime: Runtime) -> d
                 "code": biller.code,
                 "name": biller.name,
                 "products": [
-                    {"code": p.code, "name": p.name, "price": _naira(p.amount_kobo)}
+                    {"code": p.code, "name": p.name, "price": naira_text(p.amount_kobo)}
                     for p in catalogue.plans(biller.code, route)
                 ],
             }
@@ -239,8 +235,8 @@ def validate(body: ValidateRequest, client: CurrentClient, runtime: Runtime) -> 
         valid=valid,
         customer_name=_text(check.customer_name) if check.valid else None,
         address=_text(check.address) if check.valid else None,
-        min_amount=_naira(low),
-        max_amount=_naira(high),
+        min_amount=naira_text(low),
+        max_amount=naira_text(high),
         message=message,
         warnings=list(warnings),
     )

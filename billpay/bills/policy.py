@@ -37,11 +37,10 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from decimal import Decimal
 from typing import Any, Protocol
 
 from billpay.bills.decision import CLEAR_ERROR, Alert, Decision, ErrorNote
-from billpay.money import format_naira
+from billpay.money import format_naira, naira_text
 from billpay.orders import BillOrder, BillType
 from billpay.providers.base import (
     NOT_FOUND_GRACE,
@@ -539,17 +538,12 @@ def charged_amount_alert(bill: BillFacts, order: BillOrder, result: PaymentResul
             "bill_type": str(order.bill_type),
             "biller": order.biller,
             "product_code": order.product_code,
-            "collected": _naira_text(order.amount_kobo),
-            "charged": _naira_text(charged),
-            "difference": _naira_text(charged - order.amount_kobo),
+            "collected": naira_text(order.amount_kobo),
+            "charged": naira_text(charged),
+            "difference": naira_text(charged - order.amount_kobo),
             "above_collected": above,
         },
     )
-
-
-def _naira_text(kobo: int) -> str:
-    """Money in JSON: a decimal string of naira."""
-    return f"{Decimal(kobo) / 100:.2f}"
 
 
 def outcome_detail(result: PaymentResult) -> str:
