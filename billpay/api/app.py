@@ -10,6 +10,7 @@ from fastapi.openapi.utils import get_openapi
 
 from billpay.api import catalogue, deps, orders, problems, webhooks
 from billpay.api.guard import RequestGuard
+from billpay.api.schemas import Health
 from billpay.app import App
 
 DESCRIPTION = """Create and follow Nigerian bill payments paid in cNGN.
@@ -32,7 +33,7 @@ def create_app(runtime: App) -> FastAPI:
 
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
 
-    @app.get("/healthz", tags=["health"])
+    @app.get("/healthz", tags=["health"], response_model=Health)
     def healthz() -> dict[str, Any]:
         """200 when the database answers; 503 otherwise."""
         try:

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from billpay import intake, reports
 from billpay.api.deps import CurrentClient, Runtime
 from billpay.api.problems import Problem, field_error
+from billpay.api.schemas import BillTypes, Providers, Stats, ValidateAnswer
 from billpay.app import App
 from billpay.bills import policy
 from billpay.bills.context import StepContext
@@ -53,7 +54,7 @@ _NAME_LIMIT = 200
 # --- types and providers -------------------------------------------------------------------
 
 
-@router.get("/types")
+@router.get("/types", response_model=BillTypes)
 def bill_types(client: CurrentClient) -> dict[str, Any]:
     """The bill types this service sells, with human labels."""
     return {"types": [{"code": t.value, "label": LABELS[t]} for t in BillType]}
@@ -78,7 +79,7 @@ def routed_billers(runtime: App, bill_type: BillType) -> list[CatalogueBiller]:
     ]
 
 
-@router.get("/providers/{bill_type}")
+@router.get("/providers/{bill_type}", response_model=Providers)
 def providers(bill_type: BillType, client: CurrentClient, runtime: Runtime) -> dict[str, Any]:
     """The billers we route for ``bill_type`` and their products. ``price`` is a fixed price in
     naira (a decimal string), or null when the customer chooses the amount: the price of the
@@ -116,16 +117,6 @@ class ValidateRequest(BaseModel):
     product: str | None = Field(None, max_length=64)
     amount: str | None = Field(None, max_length=32, description="naira, a decimal string")
     network: str | None = Field(None, max_length=16, description="airtime/data: a ported number")
-
-
-class ValidateAnswer(BaseModel):
-    valid: bool
-    customer_name: str | None = None
-    address: str | None = None
-    min_amount: str | None = Field(None, description="naira, a decimal string")
-    max_amount: str | None = Field(None, description="naira, a decimal string")
-    message: str
-    warnings: list[str] = Field(default=[], description="e.g. a ported number's prefix")
 
 
 def _checked_order(
@@ -264,7 +255,7 @@ def _rows(report: Any, columns: tuple[str, ...]) -> list[dict[str, Any]]:
     return reports.to_records(report[list(columns)])
 
 
-@router.get("/stats")
+@router.get("/stats", response_model=Stats)
 def stats(client: CurrentClient, runtime: Runtime, window: str = "24h") -> dict[str, Any]:
     """Success rate (per bill type and biller) and provider performance (per provider and
     operation) over the last ``window``, for this client's orders only: the report flows'

@@ -26,6 +26,7 @@ from stellar_sdk.sep.stellar_uri import PayStellarUri
 from billpay import accounts
 from billpay.api.deps import Client, CurrentClient, Runtime
 from billpay.api.problems import Problem, field_error
+from billpay.api.schemas import History, OrderDetail, PayAnswer
 from billpay.app import App
 from billpay.config import Settings
 from billpay.intake import IntakeError, OrderRequest, ValidOrder, order_fields
@@ -93,7 +94,23 @@ IdempotencyKey = Annotated[
 ]
 
 
-@router.post("/pay", status_code=201)
+_PAY_HEADERS = {
+    "Location": {"description": "the order's URL", "schema": {"type": "string"}},
+    "Idempotent-Replayed": {
+        "description": "`true` when this answers an earlier request with the same key and body",
+        "schema": {"type": "string", "enum": ["true"]},
+    },
+}
+
+
+@router.post(
+    "/pay",
+    status_code=201,
+    response_model=PayAnswer,
+    responses={
+        201: {"description": "the order, and where and what to pay", "headers": _PAY_HEADERS}
+    },
+)
 def pay(
     body: PayRequest,
     idempotency_key: IdempotencyKey,
@@ -196,7 +213,7 @@ def sep7_uri(instructions: dict[str, Any], settings: Settings) -> str:
     ).to_uri()
 
 
-@router.get("/history")
+@router.get("/history", response_model=History)
 def history(
     client: CurrentClient,
     runtime: Runtime,
@@ -287,7 +304,7 @@ class _ReferenceConvertor(Convertor[str]):
 register_url_convertor("reference", _ReferenceConvertor())
 
 
-@router.get("/{reference:reference}")
+@router.get("/{reference:reference}", response_model=OrderDetail)
 def order(reference: str, client: CurrentClient, runtime: Runtime) -> dict[str, Any]:
     """One of this client's orders: status, amounts, timestamps and events; the payment
     instructions while it waits for payment; the token and units once completed; the refund

@@ -29,6 +29,7 @@ from starlette.requests import ClientDisconnect
 
 from billpay.api.deps import Runtime
 from billpay.api.problems import Problem
+from billpay.api.schemas import FlutterwaveAck, VtpassAck
 from billpay.app import App
 from billpay.providers.base import text_field
 from billpay.store import reversals as reversal_store
@@ -201,7 +202,11 @@ async def _receive(request: Request, runtime: App, provider: str) -> None:
     )
 
 
-@router.post("/vtpass", summary="VTpass transaction-update and reversal webhook")
+@router.post(
+    "/vtpass",
+    summary="VTpass transaction-update and reversal webhook",
+    response_model=VtpassAck,
+)
 async def vtpass_webhook(request: Request, runtime: Runtime) -> JSONResponse:
     """A hint only: the named attempt's requery is due now. Always ``{"response": "success"}``
     (VTpass retries anything else), also for bodies we cannot read or do not know."""
@@ -209,7 +214,11 @@ async def vtpass_webhook(request: Request, runtime: Runtime) -> JSONResponse:
     return JSONResponse(VTPASS_ACK)
 
 
-@router.post("/flutterwave", summary="Flutterwave singlebillpayment.status webhook")
+@router.post(
+    "/flutterwave",
+    summary="Flutterwave singlebillpayment.status webhook",
+    response_model=FlutterwaveAck,
+)
 async def flutterwave_webhook(request: Request, runtime: Runtime) -> JSONResponse:
     """Checked against ``BILLPAY_FLUTTERWAVE_WEBHOOK_HASH`` (header ``verif-hash``, constant
     time; 401 otherwise), then a hint only: the named attempt's requery is due now."""
