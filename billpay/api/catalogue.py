@@ -17,6 +17,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from billpay import intake, reports
+from billpay.api import problems
 from billpay.api.deps import CurrentClient, Runtime
 from billpay.api.problems import Problem, field_error
 from billpay.app import App
@@ -165,6 +166,18 @@ def _checked_order(
         network=valid.network,
     )
     return order, price, request.amount is not None, valid.warnings
+
+
+def _check_fields(fields: dict[str, Any], runtime: App) -> None:
+    """Intake's rules over the fields pydantic accepted (problems.BODY_CHECKS)."""
+    values = {
+        name: fields.get(name, "" if info.is_required() else None)
+        for name, info in ValidateRequest.model_fields.items()
+    }
+    _checked_order(ValidateRequest.model_construct(**values), runtime)
+
+
+problems.BODY_CHECKS[f"{router.prefix}/validate"] = _check_fields
 
 
 def _bounds(runtime: App, price: int | None, check: AccountCheck) -> tuple[int, int]:
