@@ -136,6 +136,22 @@ class Settings(BaseSettings):
         "e.g. 600/minute or 20 per second; more answer 429 with Retry-After",
     )
 
+    # --- HTTP API: account checks (POST /api/bills/validate) ------------------------------
+    api_validate_share: int = Field(
+        default=4,
+        ge=1,
+        description="at most this many of a provider's BILLPAY_PROVIDER_CONCURRENCY slots may "
+        "serve /api/bills/validate at once (all API processes together), so clients checking "
+        "accounts never crowd out the pipeline's payments",
+    )
+    api_validate_wait_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        le=30,
+        description="how long /api/bills/validate waits for a free provider slot before "
+        "answering 503 provider_unavailable with Retry-After",
+    )
+
     # --- provider webhooks in, VTpass reversals (billpay/api/webhooks.py) -----------------
     flutterwave_webhook_hash: SecretStr = Field(
         default=SecretStr(""),

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from billpay.money import format_naira
+from billpay.money import format_naira, naira_text
 from billpay.tokens import format_token, mask_account, mask_token
 
 log = logging.getLogger(__name__)
@@ -44,13 +44,19 @@ class Message:
     log_text: str  # the same with tokens and accounts masked
 
     def body(self, notification_id: int, data: Mapping[str, Any]) -> dict[str, Any]:
+        """The webhook's JSON. ``data`` is the event's payload, plus ``amount``: the naira as a
+        decimal string (as the API writes money) beside the integer ``amount_kobo``."""
+        payload = dict(data)
+        kobo = payload.get("amount_kobo")
+        if isinstance(kobo, int) and not isinstance(kobo, bool) and "amount" not in payload:
+            payload["amount"] = naira_text(kobo)
         return {
             "id": notification_id,
             "kind": self.kind,
             "audience": self.audience,
             "reference": self.reference,
             "message": self.text,
-            "data": dict(data),
+            "data": payload,
         }
 
 

@@ -21,9 +21,12 @@ Money is a decimal string, never a number. Errors are `application/problem+json`
 
 
 def create_app(runtime: App) -> FastAPI:
-    app = FastAPI(title="billpay", version="1", description=DESCRIPTION)
+    # No trailing-slash redirects: `/api/bills/types/` is a 404 problem like any unknown route
+    # (a 307 would echo the Host header back as its Location).
+    app = FastAPI(title="billpay", version="1", description=DESCRIPTION, redirect_slashes=False)
     app.state.runtime = runtime
     app.state.rate_limit = deps.RateLimit.parse(runtime.settings.api_rate_limit)  # per process
+    app.state.validate_guard = catalogue.validate_guard(runtime)
     problems.install(app)
     app.add_middleware(RequestGuard)
     # Fixed paths (types, providers, history, stats) before /api/bills/{reference}.

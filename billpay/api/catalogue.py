@@ -13,10 +13,11 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from billpay import intake, reports
+from billpay.api import problems
 from billpay.api.deps import CurrentClient, Runtime
 from billpay.api.problems import Problem, field_error
 from billpay.api.schemas import BillTypes, Providers, Stats, ValidateAnswer
@@ -30,6 +31,7 @@ from billpay.money import naira_text, naira_to_kobo
 from billpay.orders import BillOrder, BillType, new_reference
 from billpay.providers.base import AccountCheck
 from billpay.store import reports as report_store
+from billpay.store.slots import ShareOfSlots, SlotsBusy
 from billpay.tokens import mask_text
 
 router = APIRouter(prefix="/api/bills", tags=["catalogue"])
@@ -157,6 +159,18 @@ def _checked_order(
     return order, price, request.amount is not None, valid.warnings
 
 
+def _check_fields(fields: dict[str, Any], runtime: App) -> None:
+    """Intake's rules over the fields pydantic accepted (problems.BODY_CHECKS)."""
+    values = {
+        name: fields.get(name, "" if info.is_required() else None)
+        for name, info in ValidateRequest.model_fields.items()
+    }
+    _checked_order(ValidateRequest.model_construct(**values), runtime)
+
+
+problems.BODY_CHECKS[f"{router.prefix}/validate"] = _check_fields
+
+
 def _bounds(runtime: App, price: int | None, check: AccountCheck) -> tuple[int, int]:
     """What the order may cost: our limits, narrowed by the provider's and a fixed price."""
     settings = runtime.settings
@@ -180,9 +194,18 @@ def _unavailable(detail: str) -> Problem:
     )
 
 
-def _provider_check(runtime: App, order: BillOrder) -> AccountCheck:
+def validate_guard(runtime: App) -> ShareOfSlots:
+    """The API's share of the providers' slots (one per app, so its threads queue in-process)."""
+    settings = runtime.settings
+    return ShareOfSlots(
+        runtime.slots, settings.api_validate_share, settings.api_validate_wait_seconds
+    )
+
+
+def _provider_check(runtime: App, guard: ShareOfSlots, order: BillOrder) -> AccountCheck:
     """The pipeline's verify: the route's providers in order, the first definitive answer
-    wins, each call held to the provider's concurrency slots and recorded (with no bill)."""
+    wins, each call held to the provider's concurrency slots and recorded (with no bill). The
+    API may use only its share of those slots and waits briefly for one: busy is a 503."""
     if not policy.needs_provider_verify(order):
         return AccountCheck(valid=True, message="format and network checked")
     route = runtime.router.route(order)
@@ -193,9 +216,12 @@ def _provider_check(runtime: App, order: BillOrder) -> AccountCheck:
         settings=runtime.settings,
         router=runtime.router,
         worker=runtime.worker_id(),
-        guard=runtime.slots,
+        guard=guard,
     )
-    check = ask_providers(ctx, None, order, route)  # type: ignore[arg-type]
+    try:
+        check = ask_providers(ctx, None, order, route)  # type: ignore[arg-type]
+    except SlotsBusy:
+        raise _unavailable("the provider is busy; try again shortly") from None
     if check.valid is None:
         raise _unavailable("the provider could not verify the account now; try again later")
     return check
@@ -206,12 +232,14 @@ def _text(value: str | None) -> str | None:
 
 
 @router.post("/validate", response_model=ValidateAnswer)
-def validate(body: ValidateRequest, client: CurrentClient, runtime: Runtime) -> ValidateAnswer:
+def validate(
+    body: ValidateRequest, client: CurrentClient, runtime: Runtime, request: Request
+) -> ValidateAnswer:
     """Format rules first (422 naming the field), then the provider's account check. A
     provider that cannot answer is a 503 ``provider_unavailable`` with ``Retry-After``, never
     ``valid: false``. Nothing is stored but the provider call record."""
     order, price, amount_sent, warnings = _checked_order(body, runtime)
-    check = _provider_check(runtime, order)
+    check = _provider_check(runtime, request.app.state.validate_guard, order)
     low, high = _bounds(runtime, price, check)
     valid = bool(check.valid)
     message = "the account is valid" if valid else "the provider does not know this account"

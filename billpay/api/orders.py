@@ -24,6 +24,7 @@ from stellar_sdk import Asset, Network, TextMemo
 from stellar_sdk.sep.stellar_uri import PayStellarUri
 
 from billpay import accounts
+from billpay.api import problems
 from billpay.api.deps import Client, CurrentClient, Runtime
 from billpay.api.problems import Problem, field_error
 from billpay.api.schemas import History, OrderDetail, PayAnswer
@@ -179,6 +180,19 @@ def _validated(body: PayRequest, runtime: App) -> ValidOrder:
         return validate_order(request, runtime.settings, catalogue=runtime.catalogue.current())
     except IntakeError as exc:
         raise exc.renamed(_BODY_FIELD) from None
+
+
+def _check_fields(fields: dict[str, Any], runtime: App) -> None:
+    """Intake's rules over the fields pydantic accepted (problems.BODY_CHECKS): the refused
+    ones read as absent."""
+    values = {
+        name: fields.get(name, "" if info.is_required() else None)
+        for name, info in PayRequest.model_fields.items()
+    }
+    _validated(PayRequest.model_construct(**values), runtime)
+
+
+problems.BODY_CHECKS[f"{router.prefix}/pay"] = _check_fields
 
 
 def _body_hash(body: PayRequest) -> str:

@@ -7,6 +7,7 @@ anything unexpected is a bare 500 (logged here, never a stack trace, SQL or secr
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -27,6 +28,7 @@ TITLES = {
     404: "Not found",
     405: "Method not allowed",
     409: "Conflict",
+    413: "Content too large",
     415: "Unsupported media type",
     422: "Invalid request",
     429: "Too many requests",
@@ -63,6 +65,12 @@ PROBLEM_SCHEMA: dict[str, Any] = {
         },
     },
 }
+
+
+# Routes whose body intake checks too (registered by their routers): when pydantic refuses some
+# fields, intake still checks the others, so one 422 names every bad field.
+BodyCheck = Callable[[dict[str, Any], Any], None]  # (the fields pydantic took, the runtime)
+BODY_CHECKS: dict[str, BodyCheck] = {}
 
 
 class Problem(Exception):
@@ -122,6 +130,26 @@ def _location(error: dict[str, Any]) -> str:
     return ".".join(parts) or "body"
 
 
+def _intake_errors(request: Request, body: object, named: set[str]) -> list[dict[str, str]]:
+    """Intake's errors for the body fields pydantic accepted (the refused ones read as absent
+    and are named already): a bad amount does not hide a bad phone."""
+    check = BODY_CHECKS.get(request.url.path)
+    if check is None or not isinstance(body, dict):
+        return []
+    fields = {k: v for k, v in body.items() if k not in named and isinstance(v, str)}
+    try:
+        check(fields, request.app.state.runtime)
+    except IntakeError as exc:
+        return [
+            field_error(e.field, e.message, e.code)
+            for e in exc.all
+            if e.field not in named and e.code != "not_configured"
+        ]
+    except Exception:  # noqa: BLE001 - pydantic's errors are answered either way
+        log.warning("intake of a refused %s body raised", request.url.path, exc_info=False)
+    return []
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem) -> JSONResponse:
@@ -156,6 +184,7 @@ def install(app: FastAPI) -> None:
             )
             for e in exc.errors()
         ]
+        errors += _intake_errors(request, exc.body, {e["field"] for e in errors})
         names = ", ".join(sorted({e["field"] for e in errors}))
         return problem_response(
             422,

@@ -160,9 +160,13 @@ STATUS_WORDS = frozenset(
 )
 
 
+def status_word(status: str) -> str:
+    return status if status in STATUS_WORDS else "update"
+
+
 def apply_hint(runtime: App, hint: WebhookHint) -> str:
     """Make the named attempt's requery (or a reversal re-check) due now; returns what was done."""
-    status = hint.status if hint.status in STATUS_WORDS else "update"
+    status = status_word(hint.status)
     detail = f"{hint.provider} webhook ({status}): requery due now"
     if hint.reversal:
         detail = f"{hint.provider} webhook reports a reversal ({status}): re-check due now"
@@ -190,13 +194,15 @@ async def _receive(request: Request, runtime: App, provider: str) -> None:
     except Exception as exc:  # noqa: BLE001 - the provider retries a 503, so the hint is not lost
         log.error("%s webhook not applied: %s", provider, mask_text(type(exc).__name__))
         raise Problem(503, "try again later", code="database_unavailable") from None
-    level = logging.WARNING if done in ("unknown_reference", "closed_attempt") else logging.INFO
+    level = logging.INFO
+    if done in ("unknown_reference", "closed_attempt", "hint_ignored"):
+        level = logging.WARNING
     log.log(
         level,
         "%s webhook for %s (%s%s): %s",
         provider,
         mask_text(hint.reference),
-        hint.status,
+        status_word(hint.status),  # the sender's text is never logged as it came
         ", reversal" if hint.reversal else "",
         done,
     )

@@ -3,7 +3,8 @@ when a reversal webhook names it), and a reversal (code 040 / status ``reversed`
 cNGN: completed -> reversed -> refund_initiated, through ``bill_reverse`` (sql/0018), whose
 refund row is unique per incoming payment, so the cNGN goes back at most once.
 
-Only the requery decides. Still delivered: the re-check is over (once). No clear answer: try
+Only the requery decides. Still delivered: the re-check is over (once); but when a reversal
+webhook opened it, it follows up (``REVERSAL_FOLLOWUP_SECONDS``) and then tells an operator. No clear answer: try
 again later, at most ``RECHECK_MAX_TRIES`` times, then give up with an operator alert. Anything
 but an explicit reversal never refunds a delivered bill. Flutterwave documents no reversal, so
 only VTpass bills are re-checked.
@@ -40,6 +41,10 @@ STAGE = "recheck"
 # and tells an operator: about 10.7 hours of asking in all.
 RECHECK_BACKOFF_SECONDS = (600, 1800, 3600, 10800, 21600)
 RECHECK_MAX_TRIES = len(RECHECK_BACKOFF_SECONDS) + 1
+# A re-check opened by a reversal webhook that reads "still delivered" asks again after these
+# (VTpass does not say whether its requery shows the reversal before its webhook comes), then
+# closes with an operator alert: a reversal is never dropped on the first "delivered".
+REVERSAL_FOLLOWUP_SECONDS = (900, 7200)
 # Re-checks of one batch run side by side (each also bounded by the provider's slots): a slow
 # provider must not hold the stage for batch x timeout.
 RECHECK_THREADS = 8
@@ -50,6 +55,7 @@ REVERSAL_REASON = "provider_reversed"
 class RecheckAction(StrEnum):
     CONFIRMED = "confirmed"  # still delivered: the re-check is over
     REVERSE = "reverse"  # the provider reversed it: refund
+    FOLLOW_UP = "follow_up"  # still delivered after a reversal webhook: ask again later
     LATER = "later"  # no clear answer: ask again at next_check_at
     GIVE_UP = "give_up"  # no clear answer RECHECK_MAX_TRIES times: over, an operator looks
 
@@ -68,15 +74,18 @@ def after_recheck(
     checks_so_far: int,
     result: PaymentResult,
     now: datetime,
+    followups: int | None = None,
 ) -> Recheck:
-    """The re-check's answer for a delivered bill that has had ``checks_so_far`` tries."""
+    """The re-check's answer for a delivered bill that has had ``checks_so_far`` tries;
+    ``followups`` is None for a scheduled re-check, else how many follow-ups a re-check that
+    a reversal webhook opened has had."""
     said = f"{result.outcome}: {result.message or result.reason_code or ''}".strip()
     if result.reversed:
         return Recheck(RecheckAction.REVERSE, f"reversed by the provider ({said})")
     # A delivered prepaid bill already has its token: "delivered, no token in this answer" is
     # still delivered here (while paying it would mean "wait for the token").
     if result.outcome is PaymentOutcome.SUCCESS or result.reason_code == TOKEN_PENDING:
-        return Recheck(RecheckAction.CONFIRMED, "re-checked: still delivered")
+        return _still_delivered(reference, bill_id, followups, now)
     tries = checks_so_far + 1
     if tries >= RECHECK_MAX_TRIES:
         detail = f"re-check gave up after {tries} tries, last {said}"
@@ -104,6 +113,27 @@ def after_recheck(
         next_check_at=now + timedelta(seconds=backoff),
         alert=alert,
     )
+
+
+def _still_delivered(reference: str, bill_id: int, followups: int | None, now: datetime) -> Recheck:
+    if followups is None:
+        return Recheck(RecheckAction.CONFIRMED, "re-checked: still delivered")
+    if followups < len(REVERSAL_FOLLOWUP_SECONDS):
+        wait = REVERSAL_FOLLOWUP_SECONDS[followups]
+        return Recheck(
+            RecheckAction.FOLLOW_UP,
+            f"re-checked after a reversal webhook: still delivered; again in {wait}s",
+            next_check_at=now + timedelta(seconds=wait),
+        )
+    detail = f"re-checked {followups + 1} times after a reversal webhook: still delivered"
+    alert = Alert(
+        kind="provider_reversal_unconfirmed",
+        text=f"{reference}: VTpass sent a reversal webhook, but its requery still says "
+        "delivered; check the transaction on the VTpass dashboard",
+        dedupe_key=f"reversal-unconfirmed:{bill_id}",
+        payload={"reference": reference, "checks": followups + 1},
+    )
+    return Recheck(RecheckAction.CONFIRMED, detail, alert=alert)
 
 
 def reversal_reason(result: PaymentResult) -> str:
@@ -163,7 +193,15 @@ def _save(
     give_up: bool = False,
 ) -> StepResult:
     checks = RECHECK_MAX_TRIES if give_up else int(row.get("reversal_checks") or 0)
-    decision = after_recheck(row["reference"], int(row["id"]), checks, result, ctx.now())
+    followups = row.get("reversal_followups")
+    decision = after_recheck(
+        row["reference"],
+        int(row["id"]),
+        checks,
+        result,
+        ctx.now(),
+        None if followups is None else int(followups),
+    )
     bill_id, worker = int(row["id"]), ctx.worker
     hints = int(row.get("reversal_hints") or 0)
     with ctx.db.begin() as conn:
@@ -172,6 +210,16 @@ def _save(
         if decision.action is RecheckAction.REVERSE:
             ok = reversal_store.reverse(
                 conn, bill_id, worker=worker, detail=decision.detail, reason=reversal_reason(result)
+            )
+        elif decision.action is RecheckAction.FOLLOW_UP:
+            assert decision.next_check_at is not None
+            ok = reversal_store.follow_up(
+                conn,
+                bill_id,
+                worker=worker,
+                hints=hints,
+                at=decision.next_check_at,
+                detail=decision.detail,
             )
         elif decision.action is RecheckAction.LATER:
             assert decision.next_check_at is not None
@@ -196,6 +244,6 @@ def _save(
         str(row["status"]),
         str(after),
         decision.detail,
-        advanced=ok and decision.action is not RecheckAction.LATER,
+        advanced=ok and decision.action not in (RecheckAction.LATER, RecheckAction.FOLLOW_UP),
         alert=decision.alert.text if decision.alert and ok else None,
     )

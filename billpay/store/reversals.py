@@ -18,7 +18,7 @@ def provider_hint(
     """A webhook named pay attempt ``reference`` at ``provider``: make its requery (or, for a
     ``reversal`` of a delivered VTpass bill, its re-check) due now. Never a state change.
     Returns what it did: ``requery_due``, ``recheck_due``, ``closed_attempt``, ``no_action``
-    or ``unknown_reference`` (see ``bill_provider_hint`` in sql/0018)."""
+    ``hint_ignored`` or ``unknown_reference`` (``bill_provider_hint``, sql/0018 and 0022)."""
     params = {
         "provider": provider,
         "reference": reference,
@@ -35,8 +35,10 @@ def claim_rechecks(
 ) -> list[dict[str, Any]]:
     """Lease up to ``limit`` delivered VTpass bills due for their one re-check."""
     params = {"worker": worker, "lease": lease_seconds, "limit": limit, "delay": delay_seconds}
+    # No schedule: only hinted ones, through their own index (every delivered bill is unchecked).
+    name = "claim_reversal_rechecks" if delay_seconds > 0 else "claim_hinted_reversal_rechecks"
     with db.begin() as conn:
-        rows = conn.execute(query("claim_reversal_rechecks"), params).mappings().all()
+        rows = conn.execute(query(name), params).mappings().all()
     return sorted((dict(row) for row in rows), key=lambda row: row["id"])
 
 
@@ -55,6 +57,17 @@ def mark_checked(
         "detail": detail,
     }
     return bool(conn.execute(query("bill_reversal_checked"), params).scalar())
+
+
+def follow_up(
+    conn: Connection, bill_id: int, *, worker: str, hints: int, at: datetime, detail: str
+) -> bool:
+    """A re-check opened by a reversal webhook read "still delivered": ask again at ``at``
+    (the requery may show the reversal later than the webhook came). See sql/0022."""
+    params = {"id": bill_id, "worker": worker, "hints": hints, "at": at, "actor": worker}
+    return bool(
+        conn.execute(query("bill_reversal_follow_up"), params | {"detail": detail}).scalar()
+    )
 
 
 def check_later(conn: Connection, bill_id: int, *, worker: str, hints: int, at: datetime) -> bool:

@@ -23,6 +23,10 @@ from billpay.store.queries import query
 _NAMESPACE = 0x62700000  # "bp" in the high bits keeps our keys away from other users' locks
 
 
+class SlotsBusy(Exception):
+    """No slot came free before the caller's deadline (nothing was sent)."""
+
+
 class ProviderSlots:
     """``with slots("vtpass"): ...`` holds one of ``limit`` slots for the duration of a call.
 
@@ -52,13 +56,19 @@ class ProviderSlots:
             return self._local[provider]
 
     @contextmanager
-    def __call__(self, provider: str) -> Iterator[int]:
+    def __call__(self, provider: str, deadline: float | None = None) -> Iterator[int]:
+        """Hold a slot; with ``deadline`` (a ``time.monotonic()`` instant) give up then with
+        ``SlotsBusy`` instead of waiting for as long as the other calls take."""
         key = self.key(provider)
-        with self._semaphore(provider):
+        semaphore = self._semaphore(provider)
+        wait = None if deadline is None else max(0.0, deadline - time.monotonic())
+        if not semaphore.acquire(timeout=wait):
+            raise SlotsBusy(f"every {provider} slot of this process is busy")
+        try:
             conn = self.db.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
             slot = None
             try:
-                slot = self._acquire(conn, key)
+                slot = self._acquire(conn, key, provider, deadline)
                 yield slot
             finally:
                 try:
@@ -66,8 +76,10 @@ class ProviderSlots:
                         conn.execute(query("release_provider_slot"), {"k": key, "s": slot})
                 finally:
                     conn.close()
+        finally:
+            semaphore.release()
 
-    def _acquire(self, conn: sa.Connection, key: int) -> int:
+    def _acquire(self, conn: sa.Connection, key: int, provider: str, deadline: float | None) -> int:
         pause = self.poll_seconds
         while True:
             slot = conn.execute(
@@ -76,6 +88,8 @@ class ProviderSlots:
             ).scalar()
             if slot is not None:
                 return int(slot)
+            if deadline is not None and time.monotonic() + pause > deadline:
+                raise SlotsBusy(f"every {provider} slot is busy")
             time.sleep(pause)  # every slot is busy in other processes
             pause = min(pause * 2, 0.1)
 
@@ -86,3 +100,21 @@ class ProviderSlots:
                 query("provider_slots_in_use"),
                 {"k": key},
             ).scalar_one()
+
+
+class ShareOfSlots:
+    """A guard for callers that must not crowd out the pipeline (the API's account checks):
+    at most ``share`` of a provider's slots, across every process of theirs, and no wait past
+    ``wait_seconds`` (``SlotsBusy``: answer "busy, try again" rather than hang). The call still
+    holds one of the provider's own slots, so the provider's bound counts it."""
+
+    def __init__(self, slots: ProviderSlots, share: int, wait_seconds: float) -> None:
+        self.slots = slots
+        self.gate = ProviderSlots(slots.db, max(1, min(share, slots.limit)))
+        self.wait_seconds = wait_seconds
+
+    @contextmanager
+    def __call__(self, provider: str) -> Iterator[int]:
+        deadline = time.monotonic() + self.wait_seconds
+        with self.gate(f"share:{provider}", deadline), self.slots(provider, deadline) as slot:
+            yield slot

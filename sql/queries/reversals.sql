@@ -24,6 +24,26 @@ UPDATE bill_payments b
  WHERE b.id = picked.id
 RETURNING b.*;
 
+-- name: claim_hinted_reversal_rechecks
+-- As claim_reversal_rechecks with :delay 0 (no scheduled re-checks): only the bills a webhook
+-- or a failed try made due, read through bill_payments_q_reversal_due (sql/0022).
+WITH picked AS (
+    SELECT id FROM queue_reversal_rechecks
+     WHERE reversal_check_at <= now()
+     ORDER BY reversal_check_at
+     LIMIT :limit
+       FOR UPDATE SKIP LOCKED
+)
+UPDATE bill_payments b
+   SET claimed_by = :worker,
+       claimed_until = now() + make_interval(secs => :lease)
+  FROM picked
+ WHERE b.id = picked.id
+RETURNING b.*;
+
+-- name: bill_reversal_follow_up
+SELECT bill_reversal_follow_up(:id, :worker, :hints, CAST(:at AS timestamptz), :actor, :detail);
+
 -- name: bill_reversal_checked
 SELECT bill_reversal_checked(:id, :worker, :hints, :delay, :actor, :detail);
 

@@ -181,3 +181,25 @@ def test_providers_lists_the_synced_catalogue(api: ApiServer) -> None:
     assert {"code": "dstv-padi", "name": "DStv Padi", "price": "3100.00"} in dstv["products"]
     body = problem_body(gone, 422, "biller")
     assert "not sold by any provider right now" in body["errors"][0]["message"]
+
+
+def test_validate_answers_503_when_its_share_of_provider_slots_is_busy(api: ApiServer) -> None:
+    # Other API processes hold the whole share of every provider's slots: this one waits
+    # BILLPAY_API_VALIDATE_WAIT_SECONDS at most, then says "busy", never hangs or says invalid.
+    from contextlib import ExitStack
+
+    from billpay.store.slots import ProviderSlots
+
+    settings = api.runtime.settings
+    others = ProviderSlots(api.runtime.db, settings.api_validate_share)
+    with ExitStack() as held, api.client(api.new_key("wallet")) as http:
+        for provider in ("vtpass", "flutterwave"):
+            for _ in range(settings.api_validate_share):
+                held.enter_context(others(f"share:{provider}"))
+        busy = http.post("/api/bills/validate", json=ELECTRICITY_ACCOUNT)
+        assert api.runtime.slots.in_use("vtpass") == 0  # the pipeline's slots stayed free
+    body = problem_body(busy, 503)
+    assert body["code"] == "provider_unavailable" and "busy" in body["detail"]
+    assert int(busy.headers["retry-after"]) > 0
+    with api.client(api.new_key("wallet-2")) as http:  # once they are free, it answers
+        assert http.post("/api/bills/validate", json=ELECTRICITY_ACCOUNT).status_code == 200

@@ -13,7 +13,14 @@ from stellar_sdk import MuxedAccount
 
 from billpay.sandbox.identities import issuer as cngn_issuer
 from billpay.sandbox.identities import system
-from tests.api.bodies import AIRTIME, ELECTRICITY, post_order, problem_body, stored_orders
+from tests.api.bodies import (
+    AIRTIME,
+    ELECTRICITY,
+    ELECTRICITY_ACCOUNT,
+    post_order,
+    problem_body,
+    stored_orders,
+)
 from tests.api.conftest import ApiServer
 from tests.db_reads import scalar
 
@@ -94,6 +101,27 @@ def test_bad_order_input_is_a_422_naming_the_field_and_stores_nothing(
         problem = problem_body(post_order(http, ELECTRICITY | change), 422)
     assert field in {e["field"] for e in problem["errors"]}, problem
     assert field in problem["detail"]
+    assert stored_orders(api) == 0
+
+
+def test_one_422_names_every_bad_field_whichever_check_refused_it(api: ApiServer) -> None:
+    # The schema refuses amount (a JSON number) and the header; intake refuses phone and
+    # account: a client fixes them all from one answer.
+    bad = ELECTRICITY | {"amount": 5000, "phone": "0803", "account": "12"}
+    with api.client(api.new_key("wallet")) as http:
+        problem = problem_body(http.post("/api/bills/pay", json=bad), 422)
+        checked = problem_body(
+            http.post("/api/bills/validate", json=ELECTRICITY_ACCOUNT | {"account": "12", "x": 1}),
+            422,
+        )
+    assert {e["field"] for e in problem["errors"]} == {
+        "amount",
+        "phone",
+        "account",
+        "Idempotency-Key",
+    }
+    assert all(name in problem["detail"] for name in ("amount", "phone", "account"))
+    assert {e["field"] for e in checked["errors"]} == {"x", "account"}
     assert stored_orders(api) == 0
 
 

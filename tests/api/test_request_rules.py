@@ -52,6 +52,7 @@ def test_a_large_body_is_413_and_never_parsed(api: ApiServer) -> None:
         )
     assert problem_body(declared, 413)["code"] == "body_too_large"
     assert problem_body(streamed, 413)["code"] == "body_too_large"
+    assert problem_body(streamed, 413)["title"] == "Content too large"
     assert stored_orders(api) == 0
 
 
@@ -77,6 +78,18 @@ def test_the_wrong_method_on_a_route_is_405(api: ApiServer) -> None:
         validate = http.get("/api/bills/validate")
     assert problem_body(pay, 405)["code"] == "method_not_allowed"
     assert problem_body(validate, 405)["code"] == "method_not_allowed"
+
+
+def test_a_trailing_slash_is_a_404_problem_not_a_redirect(api: ApiServer) -> None:
+    headers = {"Host": "evil.example", "Idempotency-Key": "k"}
+    with api.client(api.new_key("a")) as http:
+        types = http.get("/api/bills/types/", headers=headers)
+        history = http.get("/api/bills/history/", headers=headers)
+        pay = http.post("/api/bills/pay/", json=AIRTIME, headers=headers)
+    for answer in (types, history, pay):
+        assert problem_body(answer, 404)["code"] == "not_found"
+        assert "location" not in answer.headers
+    assert stored_orders(api) == 0
 
 
 def test_account_type_is_only_for_electricity(api: ApiServer) -> None:

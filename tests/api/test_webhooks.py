@@ -274,3 +274,22 @@ def test_an_unknown_reference_is_logged_masked_and_acknowledged(
     logged = " ".join(r.getMessage() for r in caplog.records if r.name == "billpay.api.webhooks")
     assert "unknown_reference" in logged
     assert "08031234567" not in logged and "12345678901234567890" not in logged
+
+
+def test_the_senders_status_text_reaches_neither_the_bill_events_nor_the_logs(
+    api: ApiServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Anyone can post to /webhooks/vtpass: what its status says must not become an event the
+    # client app shows ("refund sent"), nor a log line carrying a phone or a token.
+    bill_id, reference, _ = _waiting_bill(api, "vtpass")
+    forged = "refund sent to 08031234567"
+    body = {"type": "transaction-update", "data": {"code": "12345678901234567890",
+            "requestId": reference, "content": {"transactions": {"status": forged}}}}  # fmt: skip
+    with caplog.at_level("INFO", logger="billpay.api.webhooks"), api.client() as http:
+        assert http.post("/webhooks/vtpass", json=body).json() == VTPASS_ACK
+    details = [e["detail"] or "" for e in bill_store.events_for(api.runtime.db, bill_id)]
+    assert "vtpass webhook (update): requery due now" in details
+    assert not any("refund" in d or "08031234567" in d for d in details)
+    logged = " ".join(r.getMessage() for r in caplog.records if r.name == "billpay.api.webhooks")
+    assert "requery_due" in logged
+    assert "08031234567" not in logged and "refund sent" not in logged

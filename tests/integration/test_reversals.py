@@ -276,11 +276,93 @@ def test_an_early_reversal_hint_does_not_use_up_the_scheduled_recheck(settings, 
     [early] = recheck_due_deliveries(_ctx(settings, db, DELIVERED), limit=10)
     assert early.after == "completed"
     row = _row(db, bill_id)
-    assert row["reversal_checked_at"] is None and row["reversal_check_at"] is None
-    assert recheck_due_deliveries(_ctx(settings, db), limit=10) == []  # not due before its hour
-    _age(db, bill_id, completed_at="2 hours")
-    [scheduled] = recheck_due_deliveries(_ctx(settings, db, REVERSED), limit=10)
-    assert scheduled.after == "refund_initiated"
+    assert row["reversal_checked_at"] is None  # still open: a webhook's check follows up
+    assert recheck_due_deliveries(_ctx(settings, db), limit=10) == []  # not due yet
+    _age(db, bill_id, reversal_check_at="16 minutes")
+    [later] = recheck_due_deliveries(_ctx(settings, db, REVERSED), limit=10)
+    assert later.after == "refund_initiated"
+
+
+def test_a_reversal_webhook_the_requery_does_not_show_yet_is_followed_up_then_alerted(settings, db):
+    """VTpass's webhook says reversed, its requery still says delivered: we ask again after 15
+    minutes and 2 hours, then close the check and tell an operator; nothing is refunded."""
+    checked = datetime.now(UTC) - timedelta(days=2)
+    bill_id, ref = _bill(
+        db, S.COMPLETED, completed_ago=timedelta(days=2), reversal_checked_at=checked
+    )
+    assert _hint(db, ref, reversal=True) == "recheck_due"
+    waits = []
+    for _ in range(2):
+        [result] = recheck_due_deliveries(_ctx(settings, db, DELIVERED), limit=10)
+        assert result.after == "completed" and not result.advanced
+        row = _row(db, bill_id)
+        assert row["reversal_checked_at"] is None
+        waits.append(round((row["reversal_check_at"] - datetime.now(UTC)).total_seconds(), -2))
+        assert recheck_due_deliveries(_ctx(settings, db), limit=10) == []  # not due yet
+        _age(db, bill_id, reversal_check_at="3 hours")
+    assert waits == [900, 7200]
+    [last] = recheck_due_deliveries(_ctx(settings, db, DELIVERED), limit=10)
+    assert last.alert and "reversal webhook" in last.alert
+    row = _row(db, bill_id)
+    assert row["reversal_checked_at"] is not None and row["reversal_followups"] is None
+    assert _notifications(db, bill_id) == [("provider_reversal_unconfirmed", "operator")]
+    assert _refunds(db, bill_id) == [] and row["status"] == "completed"
+
+
+def test_a_reversal_the_requery_shows_on_a_follow_up_is_refunded_once(settings, db):
+    bill_id, ref = _bill(
+        db,
+        S.COMPLETED,
+        completed_ago=timedelta(days=2),
+        reversal_checked_at=datetime.now(UTC) - timedelta(days=2),
+    )
+    assert _hint(db, ref, reversal=True) == "recheck_due"
+    recheck_due_deliveries(_ctx(settings, db, DELIVERED), limit=10)  # not yet
+    _age(db, bill_id, reversal_check_at="16 minutes")
+    [result] = recheck_due_deliveries(_ctx(settings, db, REVERSED), limit=10)
+    assert result.after == "refund_initiated"
+    assert len(_refunds(db, bill_id)) == 1
+    assert recheck_due_deliveries(_ctx(settings, db, REVERSED), limit=10) == []
+
+
+def test_forged_reversal_hints_reopen_a_finished_check_three_times_then_an_operator_looks(db):
+    checked = datetime.now(UTC) - timedelta(minutes=5)
+    bill_id, ref = _bill(db, S.COMPLETED, reversal_checked_at=checked)
+    for reopens in (1, 2, 3):
+        assert _hint(db, ref, reversal=True) == "recheck_due"
+        assert _row(db, bill_id)["reversal_reopens"] == reopens
+        with db.begin() as conn:  # its re-check ran and closed (as after its follow-ups)
+            conn.execute(
+                sa.text(
+                    "UPDATE bill_payments SET reversal_checked_at = now() - interval '5 minutes',"
+                    " reversal_check_at = NULL, reversal_followups = NULL WHERE id = :id"
+                ),
+                {"id": bill_id},
+            )
+    assert _hint(db, ref, reversal=True) == "hint_ignored"
+    assert _hint(db, ref, reversal=True) == "hint_ignored"
+    row = _row(db, bill_id)
+    assert row["reversal_checked_at"] is not None and row["reversal_check_at"] is None
+    assert _notifications(db, bill_id) == [("reversal_hints_ignored", "operator")]
+
+
+def test_a_hint_for_a_check_already_due_writes_nothing_unless_a_recheck_is_in_flight(db):
+    bill_id, ref = _bill(db, S.COMPLETED)
+    assert _hint(db, ref, reversal=True) == "recheck_due"  # due now: the series is marked
+    before = _row(db, bill_id)
+    for _ in range(5):
+        assert _hint(db, ref, reversal=True) == "recheck_due"
+    assert _row(db, bill_id)["reversal_hints"] == before["reversal_hints"]
+    with db.begin() as conn:  # a re-check holds the lease: the count tells it to ask again
+        conn.execute(
+            sa.text(
+                "UPDATE bill_payments SET claimed_by = 'w9', claimed_until = now()"
+                " + interval '1 minute' WHERE id = :id"
+            ),
+            {"id": bill_id},
+        )
+    assert _hint(db, ref, reversal=True) == "recheck_due"
+    assert _row(db, bill_id)["reversal_hints"] == before["reversal_hints"] + 1
 
 
 def test_a_hint_flood_on_a_pending_bill_brings_its_requery_forward_once_a_minute(db):

@@ -41,3 +41,37 @@ def test_providers_have_separate_limits(db):
     slots = ProviderSlots(db, limit=1)
     with slots("vtpass"), slots("flutterwave"):
         assert slots.in_use("vtpass") == 1 and slots.in_use("flutterwave") == 1
+
+
+def test_a_deadline_gives_up_when_every_slot_stays_busy(db):
+    from billpay.store.slots import SlotsBusy
+
+    holder, waiter = ProviderSlots(db, limit=1), ProviderSlots(db, limit=1)
+    with holder("vtpass"):
+        started = time.monotonic()
+        try:
+            with waiter("vtpass", deadline=time.monotonic() + 0.2):
+                raise AssertionError("took a slot that another process holds")
+        except SlotsBusy:
+            pass
+        assert time.monotonic() - started < 5  # gave up, did not wait for the holder
+    with waiter("vtpass", deadline=time.monotonic() + 0.2) as slot:  # free again: taken
+        assert slot == 0
+    assert waiter.in_use("vtpass") == 0
+
+
+def test_a_share_never_takes_more_than_its_part_of_the_providers_slots(db):
+    from billpay.store.slots import ShareOfSlots, SlotsBusy
+
+    pipeline = ProviderSlots(db, limit=4)
+    share = ShareOfSlots(ProviderSlots(db, limit=4), share=2, wait_seconds=0.2)
+    with share("vtpass"), share("vtpass"):
+        assert pipeline.in_use("vtpass") == 2  # the share's calls count against the provider
+        try:
+            with share("vtpass"):
+                raise AssertionError("a third call went past a share of 2")
+        except SlotsBusy:
+            pass
+        with pipeline("vtpass"), pipeline("vtpass"):  # the pipeline still has the rest
+            assert pipeline.in_use("vtpass") == 4
+    assert pipeline.in_use("vtpass") == 0

@@ -135,7 +135,7 @@ def test_webhook_body_is_signed_with_hmac_sha256_over_the_exact_bytes():
         return httpx.Response(204)
 
     message = _message()
-    body = message.body(42, {"token": TOKEN, "reference": "7K3M9QZ2XA"})
+    body = message.body(42, {"token": TOKEN, "reference": "7K3M9QZ2XA", "amount_kobo": 500050})
     with httpx.Client(transport=httpx.MockTransport(handler)) as client:
         channel = deliver(
             message, body, webhook_url="https://hooks.example/bp", secret="s3cret", client=client
@@ -150,6 +150,7 @@ def test_webhook_body_is_signed_with_hmac_sha256_over_the_exact_bytes():
     assert sent["id"] == 42 and sent["kind"] == "bill_completed"
     assert "2636-2054-4059-8275-7802" in sent["message"]  # the customer needs the token
     assert sent["data"]["token"] == TOKEN
+    assert sent["data"]["amount"] == "5000.50" and sent["data"]["amount_kobo"] == 500050
     # a different secret, or one changed byte, does not verify
     assert request.headers[SIGNATURE_HEADER] != hmac.new(b"other", raw, hashlib.sha256).hexdigest()
     tampered = raw.replace(b'"id":42', b'"id":43')
