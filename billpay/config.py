@@ -140,9 +140,9 @@ class Settings(BaseSettings):
     api_validate_share: int = Field(
         default=4,
         ge=1,
-        description="at most this many of a provider's BILLPAY_PROVIDER_CONCURRENCY slots may "
-        "serve /api/bills/validate at once (all API processes together), so clients checking "
-        "accounts never crowd out the pipeline's payments",
+        description="at most this many of a provider's BILLPAY_PROVIDER_CONCURRENCY slots (and "
+        "never all of them) may serve /api/bills/validate at once (all API processes together), "
+        "so clients checking accounts never crowd out the pipeline's payments",
     )
     api_validate_wait_seconds: float = Field(
         default=2.0,

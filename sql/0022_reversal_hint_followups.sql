@@ -10,9 +10,11 @@
 --
 -- The VTpass webhook is not signed and our attempt references can be worked out from the
 -- ledger (memo, time), so anyone can send reversal hints. Each one costs at most a requery a
--- minute (sql/0018), and now: a finished check is reopened at most 3 times per bill (then
--- 'hint_ignored' and one reversal_hints_ignored alert), and a hint only bumps reversal_hints
--- (the in-flight marker) while a re-check holds the lease.
+-- minute (sql/0018), and now: after 3 reopens of a bill's finished check, a hint reopens it
+-- only once its last check is a day old (else 'hint_ignored' and one reversal_hints_ignored
+-- alert a day); a hint that lands while a re-check is in flight makes it ask again at most
+-- 6 times per series (each counts as a try); and a hint only bumps reversal_hints (the
+-- in-flight marker) while a re-check holds the claim.
 
 ALTER TABLE bill_payments
     -- NULL: the open re-check (if any) is the scheduled one; n: a reversal webhook opened it
@@ -29,10 +31,15 @@ CREATE FUNCTION bill_reversal_follow_up(p_id bigint, p_worker text, p_hints inte
 RETURNS boolean LANGUAGE plpgsql AS $$
 BEGIN
     UPDATE bill_payments
-       SET reversal_check_at = CASE WHEN reversal_hints <> p_hints
+       SET reversal_check_at = CASE WHEN reversal_hints <> p_hints AND reversal_checks < 6
                                     THEN least(p_at, now() + interval '1 minute')
                                     ELSE p_at END,
-           reversal_followups = coalesce(reversal_followups, 0) + 1,
+           -- A webhook came while we asked: that answer predates it, so its series starts
+           -- again (each such re-ask is a try: at most 6, then the follow-ups run their course).
+           reversal_followups = CASE WHEN reversal_hints <> p_hints AND reversal_checks < 6
+                                     THEN 0 ELSE coalesce(reversal_followups, 0) + 1 END,
+           reversal_checks = reversal_checks
+                             + CASE WHEN reversal_hints <> p_hints THEN 1 ELSE 0 END,
            claimed_by = NULL, claimed_until = NULL
      WHERE id = p_id AND status = 'completed' AND claimed_by = p_worker
        AND reversal_checked_at IS NULL;
@@ -45,10 +52,14 @@ BEGIN
 END;
 $$;
 
--- As in sql/0018, and a closed check ends its follow-up series.
-CREATE OR REPLACE FUNCTION bill_reversal_checked(p_id bigint, p_worker text, p_hints integer,
+-- As in sql/0018, and: a closed check ends its follow-up series; a webhook during the requery
+-- makes it ask again at most 6 times a series (each counts as a try), so hints timed with our
+-- requeries cannot keep it open for ever; and it says what it did ('asked_again', 'early',
+-- 'checked'; NULL: not ours), so only a closed check raises its alert.
+DROP FUNCTION bill_reversal_checked(bigint, text, integer, integer, text, text);
+CREATE FUNCTION bill_reversal_checked(p_id bigint, p_worker text, p_hints integer,
                                       p_delay_seconds integer, p_actor text, p_detail text)
-RETURNS boolean LANGUAGE plpgsql AS $$
+RETURNS text LANGUAGE plpgsql AS $$
 DECLARE
     v_bill bill_payments%ROWTYPE;
 BEGIN
@@ -57,14 +68,14 @@ BEGIN
        AND reversal_checked_at IS NULL
        FOR UPDATE;
     IF NOT FOUND THEN
-        RETURN false;
+        RETURN NULL;
     END IF;
-    IF v_bill.reversal_hints <> p_hints THEN
+    IF v_bill.reversal_hints <> p_hints AND v_bill.reversal_checks < 6 THEN
         UPDATE bill_payments
            SET reversal_check_at = now() + interval '1 minute', claimed_by = NULL,
-               claimed_until = NULL
+               claimed_until = NULL, reversal_checks = reversal_checks + 1
          WHERE id = p_id;
-        RETURN true;
+        RETURN 'asked_again';
     END IF;
     IF p_delay_seconds > 0
        AND v_bill.completed_at + make_interval(secs => p_delay_seconds) > now() THEN
@@ -75,7 +86,7 @@ BEGIN
         INSERT INTO bill_payment_events (bill_payment_id, from_state, to_state, actor, detail)
         VALUES (p_id, 'completed', 'completed', p_actor,
                 'early ' || p_detail || '; the scheduled re-check still runs');
-        RETURN true;
+        RETURN 'early';
     END IF;
     UPDATE bill_payments
        SET reversal_checked_at = now(), reversal_check_at = NULL, reversal_followups = NULL,
@@ -83,12 +94,13 @@ BEGIN
      WHERE id = p_id;
     INSERT INTO bill_payment_events (bill_payment_id, from_state, to_state, actor, detail)
     VALUES (p_id, 'completed', 'completed', p_actor, p_detail);
-    RETURN true;
+    RETURN 'checked';
 END;
 $$;
 
 -- As in sql/0018, with the reopen cap, the follow-up marker and reversal_hints bumped only
--- while a re-check is in flight. Returns also 'hint_ignored' (the cap was reached).
+-- while a re-check holds the claim (a save checks claimed_by, never the lease's end, so a
+-- re-check past its lease still sees the count). Returns also 'hint_ignored' (the cap).
 CREATE OR REPLACE FUNCTION bill_provider_hint(p_provider text, p_reference text, p_reversal boolean,
                                    p_actor text, p_detail text)
 RETURNS text LANGUAGE plpgsql AS $$
@@ -118,14 +130,17 @@ BEGIN
         RETURN 'requery_due';
     END IF;
     IF p_reversal AND v_bill.status = 'completed' AND p_provider = 'vtpass' THEN
-        IF v_bill.reversal_checked_at IS NOT NULL AND v_bill.reversal_reopens >= 3 THEN
-            -- Reopened three times already and never confirmed: a person looks (once).
+        IF v_bill.reversal_checked_at IS NOT NULL AND v_bill.reversal_reopens >= 3
+           AND v_bill.reversal_checked_at > now() - interval '1 day' THEN
+            -- Reopened three times and never confirmed: from now on at most once a day (a real
+            -- reversal later is still re-checked within the day), and a person looks.
             INSERT INTO notifications (bill_payment_id, kind, audience, payload, dedupe_key)
             VALUES (v_bill.id, 'reversal_hints_ignored', 'operator', jsonb_build_object(
                         'reference', v_bill.reference,
                         'attempt_reference', v_bill.attempt_reference,
                         'reopens', v_bill.reversal_reopens),
-                    'reversal-hints-ignored:' || v_bill.id)
+                    'reversal-hints-ignored:' || v_bill.id || ':'
+                        || to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD'))
             ON CONFLICT (dedupe_key) DO NOTHING;
             RETURN 'hint_ignored';
         END IF;
@@ -147,12 +162,12 @@ BEGIN
              WHERE id = v_bill.id;
             INSERT INTO bill_payment_events (bill_payment_id, from_state, to_state, actor, detail)
             VALUES (v_bill.id, v_bill.status, v_bill.status, p_actor, p_detail);
-        ELSIF v_bill.claimed_until > now() OR v_bill.reversal_followups IS NULL THEN
+        ELSIF v_bill.claimed_by IS NOT NULL OR v_bill.reversal_followups IS NULL THEN
             -- Due soon already: counted only while a re-check is in flight (it then asks
             -- again), and marked as a series that follows up; otherwise nothing to write.
             UPDATE bill_payments
                SET reversal_hints = reversal_hints
-                                    + CASE WHEN claimed_until > now() THEN 1 ELSE 0 END,
+                                    + CASE WHEN claimed_by IS NOT NULL THEN 1 ELSE 0 END,
                    reversal_followups = coalesce(reversal_followups, 0)
              WHERE id = v_bill.id;
         END IF;

@@ -13,6 +13,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from billpay.intake import IntakeError
@@ -184,7 +185,9 @@ def install(app: FastAPI) -> None:
             )
             for e in exc.errors()
         ]
-        errors += _intake_errors(request, exc.body, {e["field"] for e in errors})
+        # Intake reads the catalogue (a database round trip at times): not on the event loop.
+        named = {e["field"] for e in errors}
+        errors += await run_in_threadpool(_intake_errors, request, exc.body, named)
         names = ", ".join(sorted({e["field"] for e in errors}))
         return problem_response(
             422,

@@ -227,7 +227,7 @@ def _save(
                 conn, bill_id, worker=worker, hints=hints, at=decision.next_check_at
             )
         else:
-            ok = reversal_store.mark_checked(
+            done = reversal_store.mark_checked(
                 conn,
                 bill_id,
                 worker=worker,
@@ -235,6 +235,9 @@ def _save(
                 delay_seconds=ctx.settings.reversal_recheck_seconds,
                 detail=decision.detail,
             )
+            ok = done is not None
+            if done == "asked_again":  # a webhook came while we asked: not over, no alert
+                decision = Recheck(RecheckAction.LATER, "a reversal webhook came meanwhile")
         if ok and decision.alert is not None:
             enqueue_alert(conn, bill_id, decision.alert)
     after = S.REFUND_INITIATED if ok and decision.action is RecheckAction.REVERSE else S.COMPLETED

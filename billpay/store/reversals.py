@@ -44,10 +44,11 @@ def claim_rechecks(
 
 def mark_checked(
     conn: Connection, bill_id: int, *, worker: str, hints: int, delay_seconds: int, detail: str
-) -> bool:
-    """The re-check is over (still delivered, or given up): never again; unless a reversal
-    webhook came since the claim (``hints`` moved: asked again in a minute) or the check was
-    an early one (the scheduled re-check still runs). See ``bill_reversal_checked``."""
+) -> str | None:
+    """The re-check is over (still delivered, or given up): ``checked``, never again; unless a
+    reversal webhook came since the claim (``hints`` moved: ``asked_again`` in a minute) or the
+    check was an early one (``early``: the scheduled re-check still runs). None: not ours
+    (another worker holds it, or it is no longer completed). See ``bill_reversal_checked``."""
     params = {
         "id": bill_id,
         "worker": worker,
@@ -56,7 +57,8 @@ def mark_checked(
         "actor": worker,
         "detail": detail,
     }
-    return bool(conn.execute(query("bill_reversal_checked"), params).scalar())
+    done = conn.execute(query("bill_reversal_checked"), params).scalar()
+    return None if done is None else str(done)
 
 
 def follow_up(

@@ -110,7 +110,8 @@ class ShareOfSlots:
 
     def __init__(self, slots: ProviderSlots, share: int, wait_seconds: float) -> None:
         self.slots = slots
-        self.gate = ProviderSlots(slots.db, max(1, min(share, slots.limit)))
+        # Never every slot: the pipeline keeps at least one (unless there is only one).
+        self.gate = ProviderSlots(slots.db, max(1, min(share, slots.limit - 1)))
         self.wait_seconds = wait_seconds
 
     @contextmanager

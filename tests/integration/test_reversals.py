@@ -344,6 +344,10 @@ def test_forged_reversal_hints_reopen_a_finished_check_three_times_then_an_opera
     row = _row(db, bill_id)
     assert row["reversal_checked_at"] is not None and row["reversal_check_at"] is None
     assert _notifications(db, bill_id) == [("reversal_hints_ignored", "operator")]
+    # a real reversal later is not lost: once the last check is a day old, a hint reopens it
+    _age(db, bill_id, reversal_checked_at="25 hours")
+    assert _hint(db, ref, reversal=True) == "recheck_due"
+    assert _row(db, bill_id)["reversal_checked_at"] is None
 
 
 def test_a_hint_for_a_check_already_due_writes_nothing_unless_a_recheck_is_in_flight(db):
@@ -353,11 +357,11 @@ def test_a_hint_for_a_check_already_due_writes_nothing_unless_a_recheck_is_in_fl
     for _ in range(5):
         assert _hint(db, ref, reversal=True) == "recheck_due"
     assert _row(db, bill_id)["reversal_hints"] == before["reversal_hints"]
-    with db.begin() as conn:  # a re-check holds the lease: the count tells it to ask again
+    with db.begin() as conn:  # a re-check holds the claim (past its lease, even): it is told
         conn.execute(
             sa.text(
                 "UPDATE bill_payments SET claimed_by = 'w9', claimed_until = now()"
-                " + interval '1 minute' WHERE id = :id"
+                " - interval '1 minute' WHERE id = :id"
             ),
             {"id": bill_id},
         )
@@ -415,3 +419,30 @@ def test_the_recheck_claim_and_the_hint_lookup_use_their_indexes(db):
         ).scalar_one()
     assert "bill_payments_q_reversal_recheck" in str(claim)
     assert "provider_attempts_pay_reference_key" in str(lookup)
+
+
+def test_hints_timed_with_every_requery_cannot_keep_the_check_open_for_ever(settings, db):
+    """Someone posts a reversal hint while each of our re-check requeries is in flight: each
+    answer predates a hint, so it asks again, but at most 6 times; then the follow-ups run
+    their course and the check closes with one alert, raised only when it closed."""
+    bill_id, ref = _bill(db, S.COMPLETED)
+
+    @dataclass
+    class HintDuringRequery(Scripted):
+        def requery(self, order, reference):
+            _hint(db, ref, reversal=True)
+            return DELIVERED
+
+    configured = settings.model_copy(update={"reversal_recheck_seconds": 3600})
+    router = ProviderRouter({"vtpass": HintDuringRequery("vtpass")}, configured, catalogue=BUILTIN)
+    requeries = 0
+    while _row(db, bill_id)["reversal_checked_at"] is None:
+        assert requeries < 15, "the check never closed"
+        assert _notifications(db, bill_id) == []  # no alert while it is open
+        _age(db, bill_id, reversal_check_at="3 hours")
+        requeries += len(
+            recheck_due_deliveries(StepContext(db, configured, router, "w1"), limit=10)
+        )
+    assert 6 <= requeries <= 10
+    assert _notifications(db, bill_id) == [("provider_reversal_unconfirmed", "operator")]
+    assert _refunds(db, bill_id) == [] and _row(db, bill_id)["status"] == "completed"
