@@ -32,6 +32,11 @@ class WrongAssetPolicy(StrEnum):
     HOLD = "hold"  # a held refund row for an operator to release
 
 
+class RateLimitStorage(StrEnum):
+    POSTGRES = "postgres"  # shared by every API process on the database
+    MEMORY = "memory"  # this process only
+
+
 def _csv_list(value: object) -> object:
     if isinstance(value, str):
         return [part.strip() for part in value.split(",") if part.strip()]
@@ -132,8 +137,8 @@ class Settings(BaseSettings):
     api_rate_limit: str = Field(
         default="600/minute",
         pattern=r"^\s*[0-9]+\s*(/|per)\s*([0-9]+\s*)?(second|minute|hour|day)s?\s*$",
-        description="requests one API key may make per window (moving window, this process), "
-        "e.g. 600/minute or 20 per second; more answer 429 with Retry-After",
+        description="requests one API key may make per window, e.g. 600/minute or 20 per "
+        "second; more answer 429 with Retry-After (where it counts: api_rate_limit_storage)",
     )
 
     # --- provider webhooks in, VTpass reversals (billpay/api/webhooks.py) -----------------
@@ -158,6 +163,14 @@ class Settings(BaseSettings):
         description="sandbox | stellar-testnet | stellar-pubnet | bantu-testnet | bantu-mainnet: "
         "sets the passphrase, the published Horizon URL and (Bantu) the published cNGN issuer; "
         "BILLPAY_HORIZON_URL, BILLPAY_NETWORK_PASSPHRASE, BILLPAY_CNGN_ISSUER override it",
+    )
+
+    # --- HTTP API: where the per-key rate limit counts (billpay/api/ratelimit.py) ----------
+    api_rate_limit_storage: RateLimitStorage = Field(
+        default=RateLimitStorage.POSTGRES,
+        description="postgres: every `billpay api` process on the database shares each key's "
+        "limit (sliding window counter, one statement per request); memory: each process "
+        "counts alone (moving window), so N processes allow N times the limit",
     )
 
     # The keywords given to Settings(...) (pydantic merges them with the environment, init
