@@ -32,6 +32,11 @@ class WrongAssetPolicy(StrEnum):
     HOLD = "hold"  # a held refund row for an operator to release
 
 
+class RateLimitStorage(StrEnum):
+    POSTGRES = "postgres"  # shared by every API process on the database
+    MEMORY = "memory"  # this process only
+
+
 def _csv_list(value: object) -> object:
     if isinstance(value, str):
         return [part.strip() for part in value.split(",") if part.strip()]
@@ -132,8 +137,8 @@ class Settings(BaseSettings):
     api_rate_limit: str = Field(
         default="600/minute",
         pattern=r"^\s*[0-9]+\s*(/|per)\s*([0-9]+\s*)?(second|minute|hour|day)s?\s*$",
-        description="requests one API key may make per window (moving window, this process), "
-        "e.g. 600/minute or 20 per second; more answer 429 with Retry-After",
+        description="requests one API key may make per window, e.g. 600/minute or 20 per "
+        "second; more answer 429 with Retry-After (where it counts: api_rate_limit_storage)",
     )
 
     # --- HTTP API: account checks (POST /api/bills/validate) ------------------------------
@@ -164,6 +169,14 @@ class Settings(BaseSettings):
         description="a delivered VTpass bill is requeried once more this long after delivery, "
         "to catch a reversal (code 040); 0 = no scheduled re-check (a reversal webhook still "
         "makes one due)",
+    )
+
+    # --- HTTP API: where the per-key rate limit counts (billpay/api/ratelimit.py) ----------
+    api_rate_limit_storage: RateLimitStorage = Field(
+        default=RateLimitStorage.POSTGRES,
+        description="postgres: every `billpay api` process on the database shares each key's "
+        "limit (sliding window counter, one statement per request); memory: each process "
+        "counts alone (moving window), so N processes allow N times the limit",
     )
 
     # --- network profile (billpay/networks.py; issue 14) ----------------------------------

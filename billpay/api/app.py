@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from billpay.api import catalogue, deps, orders, problems, webhooks
+from billpay.api import catalogue, orders, problems, ratelimit, webhooks
 from billpay.api.guard import RequestGuard
 from billpay.api.schemas import Health
 from billpay.app import App
@@ -25,7 +25,8 @@ def create_app(runtime: App) -> FastAPI:
     # (a 307 would echo the Host header back as its Location).
     app = FastAPI(title="billpay", version="1", description=DESCRIPTION, redirect_slashes=False)
     app.state.runtime = runtime
-    app.state.rate_limit = deps.RateLimit.parse(runtime.settings.api_rate_limit)  # per process
+    # Shared by every API process on the database, unless BILLPAY_API_RATE_LIMIT_STORAGE=memory.
+    app.state.rate_limit = ratelimit.RateLimit.for_settings(runtime.settings, runtime.db)
     app.state.validate_guard = catalogue.validate_guard(runtime)
     problems.install(app)
     app.add_middleware(RequestGuard)

@@ -1,19 +1,15 @@
 """Request dependencies: the composition root, and the client a bearer key belongs to (each key
-held to its request rate: 429 with Retry-After past ``BILLPAY_API_RATE_LIMIT``)."""
+held to its request rate: 429 with Retry-After past ``BILLPAY_API_RATE_LIMIT``; where it counts:
+billpay/api/ratelimit.py)."""
 
 from __future__ import annotations
 
-import math
-import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated
 
-import limits
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from limits.storage import MemoryStorage
-from limits.strategies import MovingWindowRateLimiter
 
 from billpay.api import keys
 from billpay.api.problems import Problem
@@ -35,27 +31,6 @@ class Client:
 
 def get_runtime(request: Request) -> App:
     return request.app.state.runtime
-
-
-@dataclass(frozen=True)
-class RateLimit:
-    """One moving window per API key, kept in this process's memory (one API process; several
-    would need the `limits` package's Redis or Memcached storage instead)."""
-
-    item: limits.RateLimitItem
-    limiter: MovingWindowRateLimiter
-
-    @classmethod
-    def parse(cls, text: str) -> RateLimit:
-        return cls(limits.parse(text), MovingWindowRateLimiter(MemoryStorage()))
-
-    def retry_after(self, client_id: int) -> int | None:
-        """Count one request of the client; None when allowed, else whole seconds to wait."""
-        key = str(client_id)
-        if self.limiter.hit(self.item, key):
-            return None
-        reset = self.limiter.get_window_stats(self.item, key).reset_time
-        return max(1, math.ceil(reset - time.time()))
 
 
 def current_client(
