@@ -28,6 +28,7 @@ def create_app(runtime: App) -> FastAPI:
     # Shared by every API process on the database, unless BILLPAY_API_RATE_LIMIT_STORAGE=memory.
     app.state.rate_limit = ratelimit.RateLimit.for_settings(runtime.settings, runtime.db)
     app.state.validate_guard = catalogue.validate_guard(runtime)
+    app.router.on_shutdown.append(app.state.rate_limit.close)
     problems.install(app)
     app.add_middleware(RequestGuard)
     # Fixed paths (types, providers, history, stats) before /api/bills/{reference}.

@@ -36,11 +36,13 @@ from limits.strategies import (
 
 from billpay.config import RateLimitStorage, Settings
 from billpay.store import Database, rate_limits
+from billpay.store.engine import fail_fast
 from billpay.tokens import mask_text
 
 log = logging.getLogger(__name__)
 
 PRUNE_EVERY_SECONDS = 60.0
+WARN_EVERY_SECONDS = 60.0
 
 
 class PostgresStorage(Storage, SlidingWindowCounterSupport):
@@ -119,6 +121,8 @@ class RateLimit:
     limiter: RateLimiter
     fallback: RateLimiter | None = None
     _failing: bool = field(default=False, repr=False)
+    _quiet_until: float = field(default=0.0, repr=False)
+    _told: bool = field(default=False, repr=False)
 
     @classmethod
     def for_settings(cls, settings: Settings, db: Database) -> RateLimit:
@@ -126,7 +130,18 @@ class RateLimit:
         memory = MovingWindowRateLimiter(MemoryStorage())
         if settings.api_rate_limit_storage is RateLimitStorage.MEMORY:
             return cls(item, memory)
-        return cls(item, SlidingWindowCounterRateLimiter(PostgresStorage(db)), fallback=memory)
+        # Its own small pool with short timeouts: a locked table or a busy pool makes a request
+        # fall back to memory within a second instead of hanging it (and every thread with it).
+        counters = fail_fast(db, name="billpay-ratelimit")
+        return cls(
+            item, SlidingWindowCounterRateLimiter(PostgresStorage(counters)), fallback=memory
+        )
+
+    def close(self) -> None:
+        """Give back the counters' own connections (the app's shutdown)."""
+        storage = getattr(self.limiter, "storage", None)
+        if isinstance(storage, PostgresStorage):
+            storage.db.dispose()
 
     def retry_after(self, client_id: int) -> int | None:
         """Count one request of the client; None when allowed, else whole seconds until the
@@ -155,6 +170,11 @@ class RateLimit:
     def _shared_failed(self, exc: StorageError) -> None:
         if not self._failing:
             self._failing = True
+            now = time.monotonic()
+            if now < self._quiet_until:  # flapping: one warning a minute is enough
+                return
+            self._quiet_until = now + WARN_EVERY_SECONDS
+            self._told = True
             cause = exc.storage_error
             log.warning(
                 "API rate limit: the database could not count (%s); counting in this "
@@ -165,4 +185,6 @@ class RateLimit:
     def _shared_counts(self) -> None:
         if self._failing:
             self._failing = False
-            log.warning("API rate limit: the database counts again")
+            if self._told:  # each warning logged gets its "again" line
+                self._told = False
+                log.warning("API rate limit: the database counts again")

@@ -122,3 +122,31 @@ def connect(settings: Settings, *, create: bool = True) -> Database:
     db = Database(engine=engine, url=url, server=server)
     _count_statements(db)
     return db
+
+
+def fail_fast(
+    db: Database,
+    *,
+    name: str,
+    pool_size: int = 4,
+    wait_seconds: float = 0.5,
+    statement_ms: int = 1000,
+    lock_ms: int = 200,
+) -> Database:
+    """A second, small engine on ``db``'s database for work that must give up rather than wait
+    (the API's rate-limit counters): a checkout waits at most ``wait_seconds``, a statement
+    ``statement_ms`` and a lock ``lock_ms``, then raises (so the caller falls back). Its own
+    pool: it never takes connections the main pool's callers need."""
+    engine = sa.create_engine(
+        db.url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_timeout=wait_seconds,
+        pool_recycle=1800,
+        hide_parameters=True,
+        connect_args={
+            "application_name": name,
+            "options": f"-c statement_timeout={statement_ms} -c lock_timeout={lock_ms}",
+        },
+    )
+    return Database(engine=engine, url=db.url, server=None)

@@ -147,6 +147,24 @@ def test_a_database_that_cannot_count_limits_each_process_and_logs_it(
     assert "counts again" in logged[1]
 
 
+def test_a_locked_counter_table_falls_back_in_a_second_and_never_hangs_the_api(apis: TwoApis):
+    # An operator's TRUNCATE in an open psql session, a migration altering the table: the
+    # counters' own pool gives up on the lock quickly, the request is counted in memory.
+    key = apis.first.new_key("locked")
+    with apis.first.runtime.db.engine.connect() as holder:
+        holder.execute(sa.text("BEGIN"))
+        holder.execute(sa.text("LOCK TABLE api_rate_limit IN ACCESS EXCLUSIVE MODE"))
+        started = time.monotonic()
+        with apis.first.client(key) as http, ThreadPoolExecutor(8) as pool:
+            codes = list(pool.map(lambda _: http.get(HISTORY).status_code, range(8)))
+            health = http.get("/healthz").status_code
+        took = time.monotonic() - started
+        holder.execute(sa.text("ROLLBACK"))
+    assert sorted(codes) == [200] * 3 + [429] * 5  # the limit (3/minute), counted in memory
+    assert health == 200
+    assert took < 10, f"requests waited {took:.1f} s on a locked table"
+
+
 def test_an_unknown_storage_is_refused_naming_the_setting(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("BILLPAY_API_RATE_LIMIT_STORAGE", "redis")
     with pytest.raises(ValidationError) as refused:
