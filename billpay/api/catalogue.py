@@ -159,16 +159,7 @@ def _checked_order(
     return order, price, request.amount is not None, valid.warnings
 
 
-def _check_fields(fields: dict[str, Any], runtime: App) -> None:
-    """Intake's rules over the fields pydantic accepted (problems.BODY_CHECKS)."""
-    values = {
-        name: fields.get(name, "" if info.is_required() else None)
-        for name, info in ValidateRequest.model_fields.items()
-    }
-    _checked_order(ValidateRequest.model_construct(**values), runtime)
-
-
-problems.BODY_CHECKS[f"{router.prefix}/validate"] = _check_fields
+problems.check_body_with(f"{router.prefix}/validate", ValidateRequest, _checked_order)
 
 
 def _bounds(runtime: App, price: int | None, check: AccountCheck) -> tuple[int, int]:

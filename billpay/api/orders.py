@@ -182,17 +182,7 @@ def _validated(body: PayRequest, runtime: App) -> ValidOrder:
         raise exc.renamed(_BODY_FIELD) from None
 
 
-def _check_fields(fields: dict[str, Any], runtime: App) -> None:
-    """Intake's rules over the fields pydantic accepted (problems.BODY_CHECKS): the refused
-    ones read as absent."""
-    values = {
-        name: fields.get(name, "" if info.is_required() else None)
-        for name, info in PayRequest.model_fields.items()
-    }
-    _validated(PayRequest.model_construct(**values), runtime)
-
-
-problems.BODY_CHECKS[f"{router.prefix}/pay"] = _check_fields
+problems.check_body_with(f"{router.prefix}/pay", PayRequest, _validated)
 
 
 def _body_hash(body: PayRequest) -> str:
